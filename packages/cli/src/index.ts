@@ -1,0 +1,11 @@
+export { CliError, type CliErrorCode } from "./errors.js";
+export { type CliIo, readInput, writeFileAtomic } from "./io.js";
+export {
+  type CommandContext,
+  type CommandResult,
+  EXIT_FAILURE_FOUND,
+  EXIT_OK,
+  EXIT_USAGE,
+  outputOption,
+  run,
+} from "./main.js";

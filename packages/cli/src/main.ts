@@ -1,0 +1,78 @@
+import { Command, CommanderError, Option } from "commander";
+import { registerAuthz } from "./commands/authz.js";
+import { registerCa } from "./commands/ca.js";
+import { registerHbone } from "./commands/hbone.js";
+import { registerSvid } from "./commands/svid.js";
+import { registerValidate } from "./commands/validate.js";
+import { CliError } from "./errors.js";
+import { type CliIo, describe } from "./io.js";
+
+/** Exit codes shared by every command. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE_FOUND = 1;
+export const EXIT_USAGE = 2;
+
+/** What a command action returns: its exit code. */
+export type CommandResult = Promise<number>;
+
+/** Context handed to command registrations. */
+export interface CommandContext {
+  io: CliIo;
+  /** Sets the process exit code for the current run. */
+  setExit(code: number): void;
+}
+
+/** `--output text|json` (and more formats where a command supports them). */
+export function outputOption(formats: readonly string[] = ["text", "json"]): Option {
+  return new Option("-o, --output <format>", "output format").choices(formats).default("text");
+}
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script path) and returns the exit code:
+ * 0 ok, 1 a failure was found, 2 usage or input error.
+ */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  let exit = EXIT_OK;
+  const ctx: CommandContext = {
+    io,
+    setExit(code) {
+      exit = Math.max(exit, code);
+    },
+  };
+  const program = new Command("ambientkit")
+    .description("Service-mesh primitives for Istio ambient mode")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+    })
+    .showHelpAfterError(false);
+  registerValidate(program, ctx);
+  registerAuthz(program, ctx);
+  registerCa(program, ctx);
+  registerSvid(program, ctx);
+  registerHbone(program, ctx);
+  for (const cmd of program.commands) applyHouseRules(cmd);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exit;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version are not failures; everything else commander rejects is usage.
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
+      if (error.code === "commander.help") return 0;
+      return EXIT_USAGE;
+    }
+    if (error instanceof CliError) {
+      io.stderr(`ambientkit: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    io.stderr(`ambientkit: ${describe(error)}\n`);
+    return EXIT_USAGE;
+  }
+}
+
+function applyHouseRules(cmd: Command): void {
+  cmd.exitOverride();
+  for (const sub of cmd.commands) applyHouseRules(sub);
+}
