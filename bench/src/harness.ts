@@ -1,0 +1,42 @@
+/**
+ * Benchmark suites live in `bench/src/suites/*.ts`; each default-exports a `BenchSuite`. The runner
+ * (`bench.ts`) loads every suite, runs the groups whose names match the CLI filters, prints a table
+ * and rewrites docs/benchmarks.md from the same run, so ambientkit and its peers are always
+ * measured side by side on one machine in one process.
+ */
+export interface BenchCase {
+  /** e.g. "ambientkit P-256 CSR sign" or "node-forge RSA-2048 sign (peer)". */
+  name: string;
+  fn: () => unknown;
+  /** Marks a peer implementation we compare against. */
+  peer?: boolean;
+}
+
+export interface BenchGroup {
+  /** `topic/what`, e.g. "identity/ca-sign". */
+  name: string;
+  /** The issue's target, said in words, e.g. "P-256 signing ≥ 10× node-forge RSA-2048". */
+  target?: string;
+  /** Name of the ambientkit case and the peer case whose ops/s ratio is reported. */
+  ratio?: { ours: string; peer: string };
+  /** Optional per-group time budget in ms (default 1000). */
+  timeMs?: number;
+  cases: BenchCase[];
+  /** Free-form measurements (e.g. throughput in MB/s) a group reports instead of or besides ops/s. */
+  measure?: () => Promise<MeasureRow[]>;
+  teardown?: () => Promise<void> | void;
+}
+
+/** A row of a custom measurement, rendered as `name | value unit`. */
+export interface MeasureRow {
+  name: string;
+  value: number;
+  unit: string;
+  peer?: boolean;
+}
+
+export interface BenchSuite {
+  /** Package this suite measures, e.g. "identity". */
+  package: string;
+  groups(): Promise<BenchGroup[]>;
+}
