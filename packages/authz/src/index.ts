@@ -1,1 +1,65 @@
-export const x: number = 1;
+export {
+  type CaseFileReport,
+  type CaseResult,
+  type DecisionCase,
+  parseDecisionCase,
+  runCaseFile,
+  runDecisionCase,
+} from "./cases.js";
+export { CompiledPolicies, compilePolicies, evaluate, isHttpProtocol } from "./engine.js";
+export { AuthzError, type AuthzErrorCode } from "./errors.js";
+export { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
+export { type Issue, type ParseResult, parsePolicyResource } from "./parse.js";
+export { normalizeRequestPath } from "./path.js";
+export type {
+  AuditResult,
+  AuthorizationPolicy,
+  AuthorizationPolicySpec,
+  Condition,
+  ConnectionAttributes,
+  CustomProviderDecision,
+  DecidedBy,
+  Decision,
+  DecisionInput,
+  DryRunResult,
+  Enforcement,
+  HttpRequestAttributes,
+  IgnoredAttribute,
+  JwtClaims,
+  MeshSettings,
+  MtlsMode,
+  Operation,
+  PathNormalization,
+  PeerAuthentication,
+  PolicyAction,
+  PolicyResource,
+  PolicyTargetReference,
+  Rule,
+  ServiceTarget,
+  Source,
+  WaypointTarget,
+  WorkloadSelector,
+  WorkloadTarget,
+} from "./types.js";
+export { type ValidationResult, validateAuthorizationPolicy } from "./validate.js";
+export {
+  type CompiledZtunnelAuthorization,
+  type ConversionStatus,
+  compileZtunnelAuthorization,
+  convertAuthorizationPolicy,
+  convertPeerAuthentications,
+  evaluateZtunnelAuthorizations,
+  isDryRun,
+  peerAuthenticationAuthorizations,
+  STATIC_STRICT_POLICY_NAME,
+  staticStrictAuthorization,
+  toLocalXdsAuthorization,
+  type ZtunnelAuthorization,
+  type ZtunnelConnection,
+  type ZtunnelConversion,
+  type ZtunnelMatch,
+  type ZtunnelRbacResult,
+  type ZtunnelServiceAccountMatch,
+  type ZtunnelStringMatch,
+  ztunnelAuthorizationMatches,
+} from "./ztunnel.js";

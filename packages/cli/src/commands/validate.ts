@@ -1,5 +1,264 @@
-import type { Command } from "commander";
-import type { CommandContext } from "../main.js";
+// `ambientkit validate [PATH|DIR|-]...`: validates Istio and Gateway API manifests offline, as the
+// Kubernetes API server plus Istio's webhook would (see @ambientkit/xds-types `validateYaml`).
+import type { Dirent } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type DocumentResult,
+  type GatewayApiChannel,
+  type IstioVersion,
+  type ValidationIssue,
+  validateYaml,
+} from "@ambientkit/xds-types/validate";
+import { type Command, Option } from "commander";
+import { CliError } from "../errors.js";
+import { readInput, resolvePath } from "../io.js";
+import {
+  type CommandContext,
+  EXIT_FAILURE_FOUND,
+  EXIT_OK,
+  EXIT_USAGE,
+  outputOption,
+} from "../main.js";
 
-/** Registers `ambientkit validate`. Owned by the validate work; registers nothing until that lands. */
-export function registerValidate(_program: Command, _ctx: CommandContext): void {}
+const EXTENSIONS = [".yaml", ".yml", ".json"];
+
+interface ValidateFlags {
+  strict?: boolean;
+  istio: IstioVersion;
+  gatewayApi: GatewayApiChannel;
+  output: "text" | "json" | "sarif";
+}
+
+/** One document's result as `--output json` prints it. */
+export interface ValidateJsonResult {
+  file: string;
+  line: number;
+  apiVersion: string | null;
+  kind: string | null;
+  name: string | null;
+  namespace: string | null;
+  valid: boolean;
+  skipped: boolean;
+  issues: ValidationIssue[];
+}
+
+/** The `--output json` report. */
+export interface ValidateJsonReport {
+  files: number;
+  documents: number;
+  skipped: number;
+  valid: number;
+  invalid: number;
+  results: ValidateJsonResult[];
+}
+
+/** Expands the arguments into files: directories recursively (.yaml/.yml/.json), `-` for stdin. */
+async function collectFiles(ctx: CommandContext, args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const arg of args) {
+    if (arg === "-") {
+      out.push("-");
+      continue;
+    }
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(resolvePath(ctx.io, arg));
+    } catch (cause) {
+      throw new CliError(
+        "ERR_CLI_INPUT_UNREADABLE",
+        `cannot read ${arg}: no such file or directory`,
+        {
+          cause,
+        },
+      );
+    }
+    if (info.isDirectory()) out.push(...(await walk(ctx, arg)));
+    else out.push(arg);
+  }
+  return out;
+}
+
+async function walk(ctx: CommandContext, dir: string): Promise<string[]> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(resolvePath(ctx.io, dir), { withFileTypes: true });
+  } catch (cause) {
+    throw new CliError("ERR_CLI_INPUT_UNREADABLE", `cannot read directory ${dir}`, { cause });
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const out: string[] = [];
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (!e.name.startsWith(".") && e.name !== "node_modules")
+        out.push(...(await walk(ctx, path)));
+    } else if (e.isFile() && EXTENSIONS.some((x) => e.name.endsWith(x))) {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+/** Reads every file, up to 32 at a time (order kept); stdin is read once. */
+async function readAll(ctx: CommandContext, files: readonly string[]): Promise<string[]> {
+  const out: string[] = new Array(files.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const i = next++;
+      out[i] = await readInput(ctx.io, files[i] as string);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, files.length) }, worker));
+  return out;
+}
+
+function displayName(file: string): string {
+  return file === "-" ? "<stdin>" : file;
+}
+
+function label(d: DocumentResult): string {
+  return `${d.kind ?? "?"}/${d.name ?? "?"}`;
+}
+
+function sarif(results: ValidateJsonResult[]): unknown {
+  const rules = new Map<string, string>();
+  const sarifResults: unknown[] = [];
+  for (const r of results) {
+    for (const issue of r.issues) {
+      if (!rules.has(issue.code)) rules.set(issue.code, ruleDescription(issue.code));
+      sarifResults.push({
+        ruleId: issue.code,
+        level: issue.severity === "error" ? "error" : "warning",
+        message: { text: `${issue.message} (${r.kind ?? "?"}/${r.name ?? "?"})` },
+        locations: [
+          {
+            physicalLocation: {
+              artifactLocation: { uri: r.file === "-" ? "stdin" : r.file.split("\\").join("/") },
+              region: { startLine: issue.line ?? r.line, startColumn: issue.column ?? 1 },
+            },
+            logicalLocations: issue.path === "" ? [] : [{ fullyQualifiedName: issue.path }],
+          },
+        ],
+      });
+    }
+  }
+  return {
+    $schema: "https://json.schemastore.org/sarif-2.1.0.json",
+    version: "2.1.0",
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: "ambientkit validate",
+            informationUri: "https://github.com/ambientkit/ambientkit",
+            rules: [...rules].map(([id, text]) => ({ id, shortDescription: { text } })),
+          },
+        },
+        results: sarifResults,
+      },
+    ],
+  };
+}
+
+function ruleDescription(code: string): string {
+  if (code.startsWith("schema/")) return `OpenAPI schema: ${code.slice(7)}`;
+  const known: Record<string, string> = {
+    "yaml/syntax": "YAML or JSON syntax error",
+    "document/not-object": "document is not a mapping",
+    "document/missing-type": "document lacks apiVersion or kind",
+    "kind/unknown": "kind not known for this group",
+    "version/unknown": "apiVersion not defined by the CRD",
+    "version/unserved": "apiVersion not served by the CRD",
+    "version/deprecated": "apiVersion is deprecated",
+    "unknown-field": "field not declared in the schema",
+    "list-type/duplicate": "duplicate item in a set or map list",
+    "cel/rule": "x-kubernetes-validations rule failed",
+    "cel/error": "x-kubernetes-validations rule could not be evaluated",
+    IST0106: "Istio schema validation error",
+    IST0133: "Istio schema validation warning",
+  };
+  return known[code] ?? (code.startsWith("metadata/") ? `metadata: ${code.slice(9)}` : code);
+}
+
+/** Registers `ambientkit validate`. */
+export function registerValidate(program: Command, ctx: CommandContext): void {
+  program
+    .command("validate")
+    .description(
+      "validate Istio and Gateway API manifests offline as the API server and Istio's webhook would",
+    )
+    .argument("[paths...]", "YAML/JSON files, directories (recursive), or - for stdin")
+    .option(
+      "--strict",
+      "report kinds that are not Istio or Gateway API as errors instead of skipping them",
+    )
+    .addOption(
+      new Option("--istio <version>", "Istio CRD set").choices(["1.30", "master"]).default("1.30"),
+    )
+    .addOption(
+      new Option("--gateway-api <channel>", "Gateway API channel")
+        .choices(["standard", "experimental"])
+        .default("experimental"),
+    )
+    .addOption(outputOption(["text", "json", "sarif"]))
+    .action(async (paths: string[], flags: ValidateFlags) => {
+      if (paths.length === 0) {
+        ctx.io.stderr("ambientkit validate: give files, directories or - (stdin) to validate\n");
+        ctx.setExit(EXIT_USAGE);
+        return;
+      }
+      const files = await collectFiles(ctx, paths);
+      const options = {
+        istio: flags.istio,
+        gatewayApi: flags.gatewayApi,
+        strict: flags.strict === true,
+      };
+      const results: ValidateJsonResult[] = [];
+      const text: string[] = [];
+      const sources = await readAll(ctx, files);
+      for (const [n, file] of files.entries()) {
+        const r = validateYaml(sources[n] ?? "", options);
+        for (const d of r.documents) {
+          results.push({
+            file: displayName(file),
+            line: d.line,
+            apiVersion: d.apiVersion ?? null,
+            kind: d.kind ?? null,
+            name: d.name ?? null,
+            namespace: d.namespace ?? null,
+            valid: d.valid,
+            skipped: d.skipped,
+            issues: d.issues,
+          });
+          for (const i of d.issues) {
+            text.push(
+              `${displayName(file)}:${i.line ?? d.line}:${i.column ?? 1}: ${i.severity} ${i.code} ${i.message} (${label(d)})\n`,
+            );
+          }
+        }
+      }
+      const skipped = results.filter((r) => r.skipped).length;
+      const invalid = results.filter((r) => !r.valid).length;
+      const report: ValidateJsonReport = {
+        files: files.length,
+        documents: results.length,
+        skipped,
+        valid: results.length - skipped - invalid,
+        invalid,
+        results,
+      };
+      if (flags.output === "json") {
+        ctx.io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+      } else if (flags.output === "sarif") {
+        ctx.io.stdout(`${JSON.stringify(sarif(results), null, 2)}\n`);
+      } else {
+        for (const line of text) ctx.io.stdout(line);
+        ctx.io.stdout(
+          `${report.files} file(s), ${report.documents} document(s): ${report.valid} valid, ${report.invalid} invalid, ${report.skipped} skipped\n`,
+        );
+      }
+      ctx.setExit(invalid > 0 ? EXIT_FAILURE_FOUND : EXIT_OK);
+    });
+}

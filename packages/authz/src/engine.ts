@@ -1,0 +1,453 @@
+/**
+ * Compile once, decide fast: policies are indexed by where they can attach (ztunnel: namespace,
+ * root namespace, selector namespace; waypoint: Service/ServiceEntry/Gateway/GatewayClass refs), so
+ * a decision only touches the policies that apply to its target.
+ */
+import {
+  compileEnvoyRules,
+  type EnvoyCompiled,
+  type EnvoyContext,
+  TrustDomainBundle,
+} from "./envoy.js";
+import { parseIp } from "./ip.js";
+import { normalizeRequestPath } from "./path.js";
+import type {
+  AuditResult,
+  AuthorizationPolicy,
+  Decision,
+  DecisionInput,
+  DryRunResult,
+  IgnoredAttribute,
+  MeshSettings,
+  PeerAuthentication,
+  PolicyResource,
+} from "./types.js";
+import {
+  type CompiledZtunnelAuthorization,
+  compileZtunnelAuthorization,
+  convertAuthorizationPolicy,
+  isDryRun,
+  peerAuthenticationAuthorizations,
+  prepareZtunnelConnection,
+  type ZtunnelAuthorization,
+  type ZtunnelConversion,
+} from "./ztunnel.js";
+
+interface Entry {
+  key: string;
+  policy: AuthorizationPolicy;
+  dryRun: boolean;
+  selector: Record<string, string> | undefined;
+  zt?: { conversion: ZtunnelConversion; compiled: CompiledZtunnelAuthorization | null };
+  http?: EnvoyCompiled;
+  tcp?: EnvoyCompiled;
+}
+
+const WAYPOINT_CLASS = "istio-waypoint";
+const GATEWAY_GROUP = "gateway.networking.k8s.io";
+
+function refKind(ref: { group?: string; kind: string }): string | undefined {
+  const g = ref.group ?? "";
+  if (ref.kind === "Service" && (g === "" || g === "core")) return "Service";
+  if (ref.kind === "ServiceEntry" && g === "networking.istio.io") return "ServiceEntry";
+  if (ref.kind === "Gateway" && g === GATEWAY_GROUP) return "Gateway";
+  if (ref.kind === "GatewayClass" && g === GATEWAY_GROUP) return "GatewayClass";
+  return undefined;
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const l = m.get(k);
+  if (l) l.push(v);
+  else m.set(k, [v]);
+}
+
+function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+/** Service protocols that get Envoy's HTTP filter chain at a waypoint. */
+export function isHttpProtocol(protocol: string): boolean {
+  const p = protocol.toUpperCase();
+  return p.startsWith("HTTP") || p.startsWith("GRPC");
+}
+
+function byKey(a: { key: string }, b: { key: string }): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** Policies compiled into an index for one mesh. Immutable; build a new one when policies change. */
+export class CompiledPolicies {
+  readonly mesh: MeshSettings;
+  /** Number of AuthorizationPolicies indexed. */
+  readonly size: number;
+  private readonly td: TrustDomainBundle;
+  private readonly ztGlobal: Entry[] = [];
+  private readonly ztNamespace = new Map<string, Entry[]>();
+  private readonly ztSelector = new Map<string, Entry[]>();
+  private readonly wpService = new Map<string, Entry[]>();
+  private readonly wpGateway = new Map<string, Entry[]>();
+  private readonly wpGatewayClass: Entry[] = [];
+  private readonly peerAuths = new Map<string, PeerAuthentication[]>();
+  private readonly hasPeerAuths: boolean;
+
+  constructor(resources: readonly PolicyResource[], mesh: MeshSettings) {
+    this.mesh = { ...mesh, trustDomainAliases: [...mesh.trustDomainAliases] };
+    this.td = new TrustDomainBundle(mesh.trustDomain, mesh.trustDomainAliases);
+    const seen = new Map<string, Entry>();
+    let pas = 0;
+    for (const r of resources) {
+      if (r.kind === "PeerAuthentication") {
+        push(this.peerAuths, r.namespace, r);
+        pas++;
+        continue;
+      }
+      const key = `${r.namespace}/${r.name}`;
+      // Kubernetes names are unique per namespace: a later duplicate replaces the earlier one.
+      seen.set(key, {
+        key,
+        policy: r,
+        dryRun: isDryRun(r),
+        selector: r.spec.selector?.matchLabels,
+      });
+    }
+    this.hasPeerAuths = pas > 0;
+    for (const e of [...seen.values()].sort(byKey)) this.add(e);
+    this.size = seen.size;
+  }
+
+  private add(e: Entry): void {
+    const spec = e.policy.spec;
+    const refs =
+      spec.targetRefs && spec.targetRefs.length > 0
+        ? spec.targetRefs
+        : spec.targetRef
+          ? [spec.targetRef]
+          : [];
+    if (refs.length === 0) {
+      const conversion = convertAuthorizationPolicy(e.policy, this.mesh.rootNamespace, {
+        ambientEnableDryRun: this.mesh.ambientEnableDryRun ?? false,
+      });
+      e.zt = {
+        conversion,
+        compiled: conversion.authorization
+          ? compileZtunnelAuthorization(conversion.authorization)
+          : null,
+      };
+      if (e.selector !== undefined) push(this.ztSelector, e.policy.namespace, e);
+      else if (e.policy.namespace === this.mesh.rootNamespace) this.ztGlobal.push(e);
+      else push(this.ztNamespace, e.policy.namespace, e);
+      return;
+    }
+    e.http = compileEnvoyRules(e.policy, this.td, false);
+    const keys = new Set<string>();
+    for (const ref of refs) {
+      const kind = refKind(ref);
+      if (!kind || !ref.name || (ref.namespace !== undefined && ref.namespace !== "")) continue;
+      const ns = e.policy.namespace;
+      if (kind === "Service" || kind === "ServiceEntry") keys.add(`svc:${kind}/${ns}/${ref.name}`);
+      else if (kind === "Gateway") keys.add(`gw:${ns}/${ref.name}`);
+      else if (ref.name === WAYPOINT_CLASS && ns === this.mesh.rootNamespace) keys.add("class");
+    }
+    for (const k of keys) {
+      if (k === "class") this.wpGatewayClass.push(e);
+      else if (k.startsWith("gw:")) push(this.wpGateway, k.slice(3), e);
+      else push(this.wpService, k.slice(4), e);
+    }
+  }
+
+  /** The ztunnel Authorization objects istiod would send for these policies (convert view). */
+  ztunnelAuthorizations(): ZtunnelConversion[] {
+    const out: ZtunnelConversion[] = [];
+    const all = [
+      ...this.ztGlobal,
+      ...[...this.ztNamespace.values()].flat(),
+      ...[...this.ztSelector.values()].flat(),
+    ];
+    for (const e of all.sort(byKey)) if (e.zt) out.push(e.zt.conversion);
+    return out;
+  }
+
+  /** Keys of the AuthorizationPolicies that attach to the input's target at its enforcement point. */
+  applicable(
+    input: Pick<DecisionInput, "enforcement" | "workload" | "waypoint" | "service">,
+  ): string[] {
+    return (
+      input.enforcement === "ztunnel"
+        ? this.ztunnelEntries(input.workload)
+        : this.waypointEntries(input)
+    ).map((e) => e.key);
+  }
+
+  private ztunnelEntries(wl: { namespace: string; labels: Record<string, string> }): Entry[] {
+    const out: Entry[] = [...this.ztGlobal];
+    for (const e of this.ztNamespace.get(wl.namespace) ?? []) out.push(e);
+    for (const e of this.ztSelector.get(wl.namespace) ?? [])
+      if (e.selector && selects(e.selector, wl.labels)) out.push(e);
+    if (wl.namespace !== this.mesh.rootNamespace)
+      for (const e of this.ztSelector.get(this.mesh.rootNamespace) ?? [])
+        if (e.selector && selects(e.selector, wl.labels)) out.push(e);
+    return out.length > 1 ? out.sort(byKey) : out;
+  }
+
+  private waypointEntries(input: Pick<DecisionInput, "waypoint" | "service">): Entry[] {
+    const out = new Set<Entry>(this.wpGatewayClass);
+    if (input.waypoint)
+      for (const e of this.wpGateway.get(`${input.waypoint.namespace}/${input.waypoint.name}`) ??
+        [])
+        out.add(e);
+    if (input.service)
+      for (const e of this.wpService.get(
+        `${input.service.kind}/${input.service.namespace}/${input.service.name}`,
+      ) ?? [])
+        out.add(e);
+    const list = [...out];
+    return list.length > 1 ? list.sort(byKey) : list;
+  }
+
+  /** Decides one connection/request at the input's enforcement point. Never throws for a decision. */
+  decide(input: DecisionInput): Decision {
+    return input.enforcement === "ztunnel" ? this.decideZtunnel(input) : this.decideWaypoint(input);
+  }
+
+  private decideZtunnel(input: DecisionInput): Decision {
+    const entries = this.ztunnelEntries(input.workload);
+    const ignored: IgnoredAttribute[] = [];
+    const dryRun: DryRunResult[] = [];
+    const explanation: string[] = [];
+    const conn = prepareZtunnelConnection({
+      sourceIp: input.connection.sourceIp,
+      destinationIp: input.connection.destinationIp,
+      destinationPort: input.connection.destinationPort,
+      sourceIdentity: input.connection.sourcePrincipal,
+    });
+    type Item = {
+      key: string;
+      compiled: CompiledZtunnelAuthorization;
+      ruleIndex: readonly number[] | undefined;
+    };
+    const deny: Item[] = [];
+    const allow: Item[] = [];
+    const applied: string[] = [];
+    for (const e of entries) {
+      const zt = e.zt;
+      if (!zt) continue;
+      for (const i of zt.conversion.ignored) ignored.push(i);
+      const c = zt.compiled;
+      if (!c) continue;
+      if (c.authorization.dryRun) {
+        const r = c.firstMatch(conn);
+        const d: DryRunResult = { policy: e.key, action: e.policy.spec.action, matched: r >= 0 };
+        if (r >= 0) d.rule = zt.conversion.ruleIndex[r] ?? r;
+        dryRun.push(d);
+        continue;
+      }
+      applied.push(e.key);
+      (c.authorization.action === "Deny" ? deny : allow).push({
+        key: e.key,
+        compiled: c,
+        ruleIndex: zt.conversion.ruleIndex,
+      });
+    }
+    if (this.hasPeerAuths) {
+      const pas = [
+        ...(this.peerAuths.get(this.mesh.rootNamespace) ?? []),
+        ...(input.workload.namespace !== this.mesh.rootNamespace
+          ? (this.peerAuths.get(input.workload.namespace) ?? [])
+          : []),
+      ];
+      for (const a of peerAuthenticationAuthorizations(
+        pas,
+        this.mesh.rootNamespace,
+        input.workload,
+      )) {
+        const key = `${a.namespace}/${a.name}`;
+        applied.push(key);
+        explanation.push(`PeerAuthentication makes istiod attach ${key} (DENY) to this workload`);
+        deny.push({ key, compiled: compileZtunnelAuthorization(a), ruleIndex: undefined });
+      }
+      deny.sort(byKey);
+    }
+    if (input.request)
+      explanation.push("ztunnel sees only L4: the HTTP request attributes were not used");
+    const base = {
+      enforcement: "ztunnel" as const,
+      dryRun,
+      audit: [] as AuditResult[],
+      ignored,
+      applied,
+      explanation,
+    };
+    for (const d of deny) {
+      const r = d.compiled.firstMatch(conn);
+      if (r >= 0) {
+        const rule = d.ruleIndex ? (d.ruleIndex[r] ?? r) : r;
+        explanation.push(`DENY policy ${d.key} rule ${rule} matched: connection denied`);
+        return { decision: "deny", decidedBy: d.key as Decision["decidedBy"], rule, ...base };
+      }
+    }
+    if (allow.length === 0) {
+      explanation.push("no ALLOW policy applies to the workload at ztunnel: allowed");
+      return { decision: "allow", decidedBy: "implicit:no-allow-policies", ...base };
+    }
+    for (const a of allow) {
+      const r = a.compiled.firstMatch(conn);
+      if (r >= 0) {
+        const rule = a.ruleIndex ? (a.ruleIndex[r] ?? r) : r;
+        explanation.push(`ALLOW policy ${a.key} rule ${rule} matched: connection allowed`);
+        return { decision: "allow", decidedBy: a.key as Decision["decidedBy"], rule, ...base };
+      }
+    }
+    explanation.push(
+      `ALLOW policies apply (${allow.map((a) => a.key).join(", ")}) but none matched: denied`,
+    );
+    return { decision: "deny", decidedBy: "implicit:no-allow-match", ...base };
+  }
+
+  private envoyContext(input: DecisionInput): EnvoyContext | null {
+    const req = input.request;
+    let http: EnvoyContext["http"] = null;
+    let remote = input.connection.sourceIp;
+    if (req) {
+      const path = normalizeRequestPath(req.path, this.mesh.pathNormalization ?? "BASE");
+      if (path === null) return null;
+      const headers = new Map<string, string>();
+      for (const [k, v] of Object.entries(req.headers)) {
+        const name = k.toLowerCase();
+        const val = typeof v === "string" ? v : v.join(",");
+        const prev = headers.get(name);
+        headers.set(name, prev === undefined ? val : `${prev},${val}`);
+      }
+      const xff = headers.get("x-forwarded-for");
+      if (xff) remote = xff.split(",").at(-1)?.trim() ?? remote;
+      http = {
+        host: req.host,
+        method: req.method,
+        path,
+        headers,
+        jwt: req.jwt,
+        filterMetadata: req.filterMetadata ?? {},
+      };
+    }
+    return {
+      principal: input.connection.sourcePrincipal,
+      sourceIp: parseIp(input.connection.sourceIp),
+      remoteIp: parseIp(remote),
+      destinationIp: parseIp(input.connection.destinationIp),
+      destinationPort: input.connection.destinationPort,
+      sni: input.connection.sni,
+      http,
+    };
+  }
+
+  private decideWaypoint(input: DecisionInput): Decision {
+    const entries = this.waypointEntries(input);
+    const ignored: IgnoredAttribute[] = [];
+    const dryRun: DryRunResult[] = [];
+    const audit: AuditResult[] = [];
+    const explanation: string[] = [];
+    const applied: string[] = [];
+    const protocol = input.service?.protocol ?? (input.request ? "HTTP" : "TCP");
+    const tcp = !isHttpProtocol(protocol);
+    const base = { enforcement: "waypoint" as const, dryRun, audit, ignored, applied, explanation };
+    const ctx = this.envoyContext(input);
+    if (ctx === null) {
+      explanation.push("Envoy rejects the request path (%00) with 400 before authorization");
+      return { decision: "deny", decidedBy: "implicit:invalid-request", ...base };
+    }
+    if (tcp && input.request)
+      explanation.push(
+        `service protocol ${protocol} uses Envoy's TCP chain: the HTTP request attributes were not used`,
+      );
+    if (tcp) ctx.http = null;
+    const first = (c: EnvoyCompiled): number => {
+      for (const r of c.rules) if (r.test(ctx)) return r.index;
+      return -1;
+    };
+    const custom: { e: Entry; rule: number }[] = [];
+    const deny: { e: Entry; c: EnvoyCompiled }[] = [];
+    const allow: { e: Entry; c: EnvoyCompiled }[] = [];
+    for (const e of entries) {
+      let c: EnvoyCompiled;
+      if (tcp) {
+        e.tcp ??= compileEnvoyRules(e.policy, this.td, true);
+        c = e.tcp;
+      } else c = e.http ?? compileEnvoyRules(e.policy, this.td, false);
+      for (const i of c.ignored) ignored.push(i);
+      const action = e.policy.spec.action;
+      if (e.dryRun) {
+        const r = first(c);
+        const d: DryRunResult = { policy: e.key, action, matched: r >= 0 };
+        if (r >= 0) d.rule = r;
+        dryRun.push(d);
+        continue;
+      }
+      applied.push(e.key);
+      if (action === "AUDIT") {
+        const r = first(c);
+        if (r >= 0) audit.push({ policy: e.key, rule: r });
+      } else if (action === "CUSTOM") {
+        const r = first(c);
+        if (r >= 0) custom.push({ e, rule: r });
+      } else if (action === "DENY") deny.push({ e, c });
+      else allow.push({ e, c });
+    }
+    for (const { e, rule } of custom) {
+      const provider = e.policy.spec.provider?.name ?? "";
+      const p = input.customProviders;
+      const answer = typeof p === "function" ? p(provider, e.key) : p?.[provider];
+      if (answer !== "allow") {
+        explanation.push(
+          answer === "deny"
+            ? `CUSTOM policy ${e.key} rule ${rule} matched and provider ${provider} denied`
+            : `CUSTOM policy ${e.key} rule ${rule} matched and provider ${provider} gave no answer (ext_authz failure denies)`,
+        );
+        return { decision: "deny", decidedBy: `custom:${provider}`, rule, ...base };
+      }
+      explanation.push(
+        `CUSTOM policy ${e.key} matched and provider ${provider} allowed; DENY/ALLOW still apply`,
+      );
+    }
+    for (const { e, c } of deny) {
+      const r = first(c);
+      if (r >= 0) {
+        explanation.push(`DENY policy ${e.key} rule ${r} matched: request denied`);
+        return { decision: "deny", decidedBy: e.key as Decision["decidedBy"], rule: r, ...base };
+      }
+    }
+    if (allow.length === 0) {
+      explanation.push("no enforced ALLOW policy applies at the waypoint: allowed");
+      return { decision: "allow", decidedBy: "implicit:no-allow-policies", ...base };
+    }
+    for (const { e, c } of allow) {
+      const r = first(c);
+      if (r >= 0) {
+        explanation.push(`ALLOW policy ${e.key} rule ${r} matched: request allowed`);
+        return { decision: "allow", decidedBy: e.key as Decision["decidedBy"], rule: r, ...base };
+      }
+    }
+    explanation.push(
+      `ALLOW policies apply (${allow.map((a) => a.e.key).join(", ")}) but none matched: denied`,
+    );
+    return { decision: "deny", decidedBy: "implicit:no-allow-match", ...base };
+  }
+}
+
+/** Compiles parsed policies for a mesh into an index; reuse it for many decisions. */
+export function compilePolicies(
+  resources: readonly PolicyResource[],
+  mesh: MeshSettings,
+): CompiledPolicies {
+  return new CompiledPolicies(resources, mesh);
+}
+
+/** One-shot convenience: compile and decide (prefer `compilePolicies` for repeated decisions). */
+export function evaluate(
+  resources: readonly PolicyResource[],
+  mesh: MeshSettings,
+  input: DecisionInput,
+): Decision {
+  return new CompiledPolicies(resources, mesh).decide(input);
+}
+
+export type { ZtunnelAuthorization };

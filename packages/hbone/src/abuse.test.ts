@@ -1,0 +1,112 @@
+import http2 from "node:http2";
+import tls from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTunnel } from "./client.js";
+import type { HboneError } from "./errors.js";
+import { HboneServer } from "./server.js";
+import { readAll, startEcho, startTcpServer, type TestTcpServer } from "./testdata/echo.test-util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+import { clientTlsOptions } from "./tls.js";
+
+let ca: TestCa;
+let client: TestLeaf;
+let serverLeaf: TestLeaf;
+let echo: TestTcpServer;
+let server: HboneServer;
+let port: number;
+let dialsToEcho = 0;
+const errors: HboneError[] = [];
+
+beforeAll(async () => {
+  ca = createTestCa();
+  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
+  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
+  echo = await startEcho();
+  echo.server.on("connection", () => {
+    dialsToEcho++;
+  });
+  server = new HboneServer({ credentials: credsOf(serverLeaf, ca), rapidReset: { maxResets: 50, windowMs: 1000 } });
+  server.on("clientError", (e: HboneError) => errors.push(e));
+  port = (await server.listen(0)).port;
+});
+afterAll(async () => {
+  await server.close(500);
+  await echo.close();
+  ca.cleanup();
+});
+
+function rawSession(): Promise<http2.ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(`https://127.0.0.1:${port}`, {
+      createConnection: () => tls.connect({ host: "127.0.0.1", port, ...clientTlsOptions(credsOf(client, ca), [serverLeaf.id]) }),
+      maxSessionMemory: 64,
+    });
+    s.once("remoteSettings", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+async function stillServing(): Promise<void> {
+  const t = await openTunnel({
+    address: { host: "127.0.0.1", port },
+    credentials: credsOf(client, ca),
+    expectedIdentities: [serverLeaf.id],
+    authority: `127.0.0.1:${echo.port}`,
+  });
+  t.end("ok");
+  expect((await readAll(t)).toString()).toBe("ok");
+}
+
+describe("abuse", () => {
+  it("refuses oversized header blocks and keeps serving", async () => {
+    const s = await rawSession();
+    s.on("error", () => {});
+    const outcome = await new Promise<string>((resolve) => {
+      const req = s.request({ ":method": "CONNECT", ":authority": `127.0.0.1:${echo.port}`, "x-big": "a".repeat(200 * 1024) });
+      req.on("response", (h) => resolve(`status ${h[":status"]}`));
+      req.on("error", (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+      req.on("close", () => resolve(`closed ${req.rstCode}`));
+    });
+    expect(outcome).not.toBe("status 200");
+    s.destroy();
+    await stillServing();
+  });
+
+  it("bounds buffering for a slow reader by flow control", async () => {
+    let written = 0;
+    let blocked!: () => void;
+    const isBlocked = new Promise<void>((r) => {
+      blocked = r;
+    });
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    const blaster = await startTcpServer((sock) => {
+      const pump = (): void => {
+        while (written < 256 * 1024 * 1024) {
+          written += chunk.length;
+          if (!sock.write(chunk)) {
+            sock.once("drain", pump);
+            setTimeout(blocked, 300);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    const t = await openTunnel({
+      address: { host: "127.0.0.1", port },
+      credentials: credsOf(client, ca),
+      expectedIdentities: [serverLeaf.id],
+      authority: `127.0.0.1:${blaster.port}`,
+    });
+    // never read: the tunnel pauses, the stream window fills, the server stops reading upstream
+    await isBlocked;
+    await new Promise((r) => setTimeout(r, 300));
+    const stuck = written;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(written).toBe(stuck);
+    // 4 MiB stream window + socket and stream buffers, far below what the upstream wanted to send
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    t.destroy();
+    await blaster.close();
+  });
+});

@@ -1,0 +1,32 @@
+import { randomBytes } from "node:crypto";
+import { it } from "vitest";
+import { dialHbone } from "./client.js";
+import { HboneServer } from "./server.js";
+import { readAll, startEcho, writeAllAndEnd } from "./testdata/echo.test-util.js";
+import { createTestCa, credsOf } from "./testdata/pki.test-util.js";
+it("dbg", { timeout: 60000 }, async () => {
+  const ca = createTestCa();
+  const client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
+  const serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
+  const echo = await startEcho();
+  let crecv = 0, csent = 0; let srecv = 0, ssent = 0, sconn = 0; const server = new HboneServer({ credentials: credsOf(serverLeaf, ca), hooks: { onConnect: () => { sconn++; }, onBytes: (_i, d, n) => { if (d === "sent") ssent += n; else srecv += n; } } });
+  const port = (await server.listen(0)).port; let SS: any; server.on("session", (x) => { SS = x; });
+  const conn = await dialHbone({ address: { host: "127.0.0.1", port }, credentials: credsOf(client, ca), expectedIdentities: [serverLeaf.id], pingIntervalMs: 0, hooks: { onBytes: (_i, d, n) => { if (d === "received") crecv += n; else csent += n; } } });
+  (globalThis as any).C = conn;
+  const body = randomBytes(1024 * 1024);
+  const N = Number(process.env.N ?? 20);
+  let done = 0;
+  const t0 = Date.now();
+  const iv = setInterval(() => console.log("progress", done, "client sent", csent, "recv", crecv, "server", sconn, srecv, ssent, "sock", conn.socket.bytesRead, conn.socket.bytesWritten, conn.socket.writableLength, conn.socket.isPaused(), Date.now() - t0, "SERVER", SS?.socket.bytesRead, SS?.socket.bytesWritten, SS?.socket.writableLength, JSON.stringify(SS?.state)), 2000);
+  await Promise.all(Array.from({ length: N }, async () => {
+    const t = await conn.open({ authority: `127.0.0.1:${echo.port}` });
+    const got = readAll(t);
+    if (process.env.CHUNKED) await writeAllAndEnd(t, body); else t.end(body);
+    const b = await got;
+    done++;
+    return b.length;
+  }));
+  clearInterval(iv);
+  console.log("done", N, Date.now() - t0);
+  await conn.close(); await server.close(100); await echo.close(); ca.cleanup();
+});

@@ -1,0 +1,191 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDoubleTunnel, gatewayHandler } from "./double.js";
+import type { HboneError } from "./errors.js";
+import { HbonePool, type PoolRequest } from "./pool.js";
+import { HboneServer, type HboneServerRequest } from "./server.js";
+import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test-util.js";
+import { startPausableProxy } from "./testdata/pausable-proxy.test-util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+
+let ca: TestCa;
+let client: TestLeaf;
+let serverLeaf: TestLeaf;
+let echo: TestTcpServer;
+const servers: HboneServer[] = [];
+
+beforeAll(async () => {
+  ca = createTestCa();
+  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
+  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
+  echo = await startEcho();
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close(500)));
+  await echo.close();
+  ca.cleanup();
+});
+
+async function startServer(opts: Partial<ConstructorParameters<typeof HboneServer>[0]> = {}): Promise<{ server: HboneServer; port: number }> {
+  const server = new HboneServer({ credentials: credsOf(serverLeaf, ca), ...opts });
+  servers.push(server);
+  const { port } = await server.listen(0);
+  return { server, port };
+}
+
+function req(port: number, over: Partial<PoolRequest> = {}): PoolRequest {
+  return {
+    address: { host: "127.0.0.1", port },
+    credentials: credsOf(client, ca),
+    expectedIdentities: [serverLeaf.id],
+    authority: `127.0.0.1:${echo.port}`,
+    ...over,
+  };
+}
+
+describe("HbonePool", () => {
+  it("opens a second connection at the stream cap and single-flights dials", async () => {
+    const { server, port } = await startServer();
+    const pool = new HbonePool({ maxStreamsPerConnection: 3 });
+    const r = req(port);
+    const tunnels = await Promise.all(Array.from({ length: 5 }, () => pool.open(r)));
+    expect(pool.dials).toBe(2);
+    expect(pool.connectionCount).toBe(2);
+    expect(server.connections).toBe(2);
+    for (const t of tunnels) t.end();
+    await Promise.all(tunnels.map((t) => readAll(t)));
+    // all done: a new tunnel reuses a pooled connection
+    const again = await pool.open(r);
+    expect(pool.dials).toBe(2);
+    again.end();
+    await readAll(again);
+    await pool.close();
+  });
+
+  it("single-flights 20 concurrent opens onto one connection", async () => {
+    const { server, port } = await startServer();
+    const pool = new HbonePool();
+    const tunnels = await Promise.all(Array.from({ length: 20 }, () => pool.open(req(port))));
+    expect(pool.dials).toBe(1);
+    expect(server.connections).toBe(1);
+    for (const t of tunnels) t.destroy();
+    await pool.close();
+  });
+
+  it("honours the peer's SETTINGS_MAX_CONCURRENT_STREAMS", async () => {
+    const { port } = await startServer({ maxConcurrentStreams: 2 });
+    const pool = new HbonePool();
+    const tunnels = await Promise.all(Array.from({ length: 4 }, () => pool.open(req(port))));
+    expect(pool.dials).toBe(2);
+    for (const t of tunnels) t.destroy();
+    await pool.close();
+  });
+
+  it("keys connections by source identity, expected identities, destination and source IP", async () => {
+    const { port } = await startServer();
+    const pool = new HbonePool();
+    const other = ca.issue("spiffe://cluster.local/ns/default/sa/other-client");
+    const ts = await Promise.all([
+      pool.open(req(port)),
+      pool.open(req(port, { credentials: credsOf(other, ca) })),
+      pool.open(req(port, { expectedIdentities: [serverLeaf.id, "spiffe://cluster.local/ns/x/sa/y"] })),
+      pool.open(req(port, { sourceIp: "127.0.0.1" })),
+    ]);
+    expect(pool.dials).toBe(4);
+    for (const t of ts) t.destroy();
+    await pool.close();
+  });
+
+  it("drains on GOAWAY: the open tunnel finishes, new tunnels get a new connection", async () => {
+    const { server, port } = await startServer();
+    const pool = new HbonePool();
+    const t1 = await pool.open(req(port));
+    t1.write("before ");
+    server.drain();
+    await new Promise((r) => setTimeout(r, 100));
+    const t2 = await pool.open(req(port));
+    expect(pool.dials).toBe(2);
+    t1.end("after");
+    expect((await readAll(t1)).toString()).toBe("before after");
+    t2.end("x");
+    expect((await readAll(t2)).toString()).toBe("x");
+    await pool.close();
+  });
+
+  it("declares a connection dead when PINGs go unanswered and dials a new one", async () => {
+    const { port } = await startServer();
+    const proxy = await startPausableProxy(port);
+    const pool = new HbonePool({ pingIntervalMs: 50, pingTimeoutMs: 150 });
+    const t1 = await pool.open(req(proxy.port));
+    const failed = readAll(t1).then(
+      () => "ended",
+      (e: HboneError) => e.code,
+    );
+    proxy.freeze();
+    expect(await failed).toMatch(/ERR_HBONE_(PING_TIMEOUT|SESSION|STREAM_RESET)/);
+    expect(pool.connectionCount).toBe(0);
+    await proxy.close();
+    await pool.close();
+  });
+
+  it("releases idle connections", async () => {
+    const { server, port } = await startServer();
+    const pool = new HbonePool({ idleTimeoutMs: 100 });
+    const t = await pool.open(req(port));
+    t.end();
+    await readAll(t);
+    expect(pool.connectionCount).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pool.connectionCount).toBe(0);
+    expect(server.connections).toBe(0);
+    await pool.close();
+  });
+
+  it("rejects opens after close", async () => {
+    const pool = new HbonePool();
+    await pool.close();
+    await expect(pool.open(req(1))).rejects.toMatchObject({ code: "ERR_HBONE_CLOSED" });
+  });
+});
+
+describe("double HBONE", () => {
+  it("tunnels TLS+HTTP/2 inside the outer tunnel through a gateway that forwards the inner bytes", async () => {
+    const gwLeaf = ca.issue("spiffe://cluster.local/ns/istio-system/sa/eastwest-gateway");
+    const svcLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/echo");
+    let inner: HboneServerRequest | undefined;
+    const dest = await startServer({
+      credentials: credsOf(svcLeaf, ca),
+      handler: (r) => {
+        inner = r;
+        return r.authorityText === "echo.default.svc.cluster.local:80" ? { action: "connect", host: "127.0.0.1", port: echo.port } : { action: "no-route" };
+      },
+    });
+    let outer: HboneServerRequest | undefined;
+    const gw = await startServer({
+      credentials: credsOf(gwLeaf, ca),
+      handler: gatewayHandler((r) => {
+        outer = r;
+        return { host: "127.0.0.1", port: dest.port };
+      }),
+    });
+    const pool = new HbonePool();
+    const t = await openDoubleTunnel({
+      pool,
+      outer: { address: { host: "127.0.0.1", port: gw.port }, credentials: credsOf(client, ca), expectedIdentities: [gwLeaf.id] },
+      inner: { expectedIdentities: [svcLeaf.id] },
+      authority: "echo.default.svc.cluster.local:80",
+      network: "network-a",
+      baggage: { "k8s.namespace.name": "default" },
+    });
+    expect(t.info.peerIdentity).toBe(svcLeaf.id);
+    t.end("through two tunnels");
+    expect((await readAll(t)).toString()).toBe("through two tunnels");
+    expect(outer?.forwardedNetwork).toBeUndefined();
+    expect(outer?.peerIdentity).toBe(client.id);
+    expect(inner?.forwardedNetwork).toBe("network-a");
+    expect(inner?.peerIdentity).toBe(client.id);
+    expect(inner?.baggage).toEqual({ "k8s.namespace.name": "default" });
+    // the gateway refuses IP authorities (double HBONE is service-addressed)
+    await expect(pool.open({ address: { host: "127.0.0.1", port: gw.port }, credentials: credsOf(client, ca), expectedIdentities: [gwLeaf.id], authority: "10.0.0.1:80" })).rejects.toMatchObject({ status: 400 });
+    await pool.close();
+  });
+});

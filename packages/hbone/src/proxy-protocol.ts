@@ -1,0 +1,169 @@
+import { isIP } from "node:net";
+import { HboneError } from "./errors.js";
+
+/** The 12-byte PROXY protocol v2 signature. */
+export const PROXY_V2_SIGNATURE: Buffer = Buffer.from([
+  0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+]);
+/** TLV type ztunnel uses for the source SPIFFE identity (`PROXY_PROTOCOL_AUTHORITY_TLV`). */
+export const PROXY_TLV_PEER_IDENTITY = 0xd0;
+/** TLV type the workload API documents for the target service hostname (ztunnel doesn't write it yet). */
+export const PROXY_TLV_SERVICE_HOST = 0xd1;
+
+export interface ProxyHeader {
+  /** `PROXY` for a proxied connection, `LOCAL` for a health check (no addresses). */
+  command: "PROXY" | "LOCAL";
+  source?: { address: string; port: number };
+  destination?: { address: string; port: number };
+  /** The source SPIFFE identity, TLV 0xD0. */
+  identity?: string;
+  /** Every TLV, including 0xD0, in order. */
+  tlvs: { type: number; value: Buffer }[];
+}
+
+function perr(msg: string): HboneError {
+  return new HboneError("ERR_HBONE_PROXY_PROTOCOL", msg);
+}
+
+function ipBytes(address: string, family: 4 | 6): Buffer {
+  const fam = isIP(address);
+  if (fam === 0) throw perr(`${address} is not an IP address; PROXY v2 carries IPs only`);
+  if (family === 4) return Buffer.from(address.split(".").map(Number));
+  const v6 = fam === 4 ? `::ffff:${address}` : address;
+  const out = Buffer.alloc(16);
+  let [head = "", tail = ""] = v6.split("::") as [string?, string?];
+  if (!v6.includes("::")) tail = "";
+  const expand = (part: string): string[] => {
+    if (part === "") return [];
+    const groups = part.split(":");
+    const last = groups.at(-1) ?? "";
+    if (last.includes(".")) {
+      const b = last.split(".").map(Number);
+      groups.splice(-1, 1, (((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16), (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16));
+    }
+    return groups;
+  };
+  const h = expand(head);
+  const t = expand(tail);
+  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  return out;
+}
+
+function formatIp(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join(".");
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // RFC 5952: compress the longest run (≥ 2) of zero groups
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (g: number[]): string => g.map((n) => n.toString(16)).join(":");
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+}
+
+/**
+ * Encodes a PROXY protocol v2 header (TCP over IPv4 or IPv6) with TLV 0xD0 carrying the source
+ * SPIFFE identity, as ztunnel writes it before the application bytes.
+ */
+export function encodeProxyV2(header: {
+  command?: "PROXY" | "LOCAL";
+  source?: { address: string; port: number };
+  destination?: { address: string; port: number };
+  identity?: string;
+  tlvs?: { type: number; value: Uint8Array }[];
+}): Buffer {
+  const command = header.command ?? "PROXY";
+  const tlvParts: Buffer[] = [];
+  const tlvs = [...(header.identity !== undefined ? [{ type: PROXY_TLV_PEER_IDENTITY, value: Buffer.from(header.identity, "utf8") }] : []), ...(header.tlvs ?? [])];
+  for (const t of tlvs) {
+    if (t.type < 0 || t.type > 255 || t.value.length > 0xffff) throw perr(`TLV 0x${t.type.toString(16)} is out of range`);
+    const h = Buffer.alloc(3);
+    h.writeUInt8(t.type, 0);
+    h.writeUInt16BE(t.value.length, 1);
+    tlvParts.push(h, Buffer.from(t.value));
+  }
+  let famByte = 0x00;
+  let addr = Buffer.alloc(0);
+  if (command === "PROXY") {
+    const { source, destination } = header;
+    if (!source || !destination) throw perr("a PROXY command needs source and destination addresses");
+    for (const p of [source.port, destination.port]) {
+      if (!Number.isInteger(p) || p < 0 || p > 65535) throw perr(`port ${p} is out of range`);
+    }
+    const v4 = isIP(source.address) === 4 && isIP(destination.address) === 4;
+    const fam: 4 | 6 = v4 ? 4 : 6;
+    famByte = v4 ? 0x11 : 0x21;
+    const ports = Buffer.alloc(4);
+    ports.writeUInt16BE(source.port, 0);
+    ports.writeUInt16BE(destination.port, 2);
+    addr = Buffer.concat([ipBytes(source.address, fam), ipBytes(destination.address, fam), ports]);
+  }
+  const body = Buffer.concat([addr, ...tlvParts]);
+  if (body.length > 0xffff) throw perr("the header is longer than 65535 bytes");
+  const fixed = Buffer.alloc(4);
+  fixed.writeUInt8(command === "PROXY" ? 0x21 : 0x20, 0);
+  fixed.writeUInt8(famByte, 1);
+  fixed.writeUInt16BE(body.length, 2);
+  return Buffer.concat([PROXY_V2_SIGNATURE, fixed, body]);
+}
+
+/**
+ * Decodes a PROXY v2 header at the start of `data`. Returns `undefined` while more bytes are
+ * needed, or the header and how many bytes it used. Malformed input throws ERR_HBONE_PROXY_PROTOCOL.
+ */
+export function decodeProxyV2(data: Uint8Array): { header: ProxyHeader; length: number } | undefined {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const sigLen = Math.min(buf.length, 12);
+  if (!buf.subarray(0, sigLen).equals(PROXY_V2_SIGNATURE.subarray(0, sigLen))) throw perr("missing the PROXY v2 signature");
+  if (buf.length < 16) return undefined;
+  const verCmd = buf.readUInt8(12);
+  if (verCmd >> 4 !== 2) throw perr(`unsupported PROXY version ${verCmd >> 4}`);
+  const cmd = verCmd & 0x0f;
+  if (cmd > 1) throw perr(`unknown PROXY command ${cmd}`);
+  const fam = buf.readUInt8(13);
+  const len = buf.readUInt16BE(14);
+  if (buf.length < 16 + len) return undefined;
+  const body = buf.subarray(16, 16 + len);
+  const header: ProxyHeader = { command: cmd === 1 ? "PROXY" : "LOCAL", tlvs: [] };
+  let off = 0;
+  if (fam === 0x11 || fam === 0x21) {
+    const ipLen = fam === 0x11 ? 4 : 16;
+    if (body.length < ipLen * 2 + 4) throw perr("address block shorter than its family needs");
+    if (cmd === 1) {
+      header.source = { address: formatIp(body.subarray(0, ipLen)), port: body.readUInt16BE(ipLen * 2) };
+      header.destination = { address: formatIp(body.subarray(ipLen, ipLen * 2)), port: body.readUInt16BE(ipLen * 2 + 2) };
+    }
+    off = ipLen * 2 + 4;
+  } else if (fam === 0x00) {
+    if (cmd === 1) throw perr("a PROXY command with AF_UNSPEC is not supported");
+  } else if (cmd === 1) {
+    throw perr(`unsupported address family/protocol 0x${fam.toString(16)}`);
+  } else {
+    off = body.length;
+  }
+  while (off < body.length) {
+    if (body.length - off < 3) throw perr("truncated TLV");
+    const type = body.readUInt8(off);
+    const tlen = body.readUInt16BE(off + 1);
+    if (off + 3 + tlen > body.length) throw perr(`TLV 0x${type.toString(16)} overruns the header`);
+    const value = Buffer.from(body.subarray(off + 3, off + 3 + tlen));
+    header.tlvs.push({ type, value });
+    if (type === PROXY_TLV_PEER_IDENTITY) header.identity = value.toString("utf8");
+    off += 3 + tlen;
+  }
+  return { header, length: 16 + len };
+}

@@ -1,0 +1,560 @@
+import { EventEmitter } from "node:events";
+import http2 from "node:http2";
+import net from "node:net";
+import tls from "node:tls";
+import { type Authority, parseAuthority } from "./authority.js";
+import { HboneError } from "./errors.js";
+import {
+  type Baggage,
+  type Forwarded,
+  HEADER_BAGGAGE,
+  HEADER_FORWARDED,
+  HEADER_TRACEPARENT,
+  HEADER_X_FORWARDED_NETWORK,
+  parseBaggage,
+  parseForwarded,
+  parseTraceParent,
+  type TraceParent,
+} from "./headers.js";
+import { startKeepalive } from "./keepalive.js";
+import { RST_ENHANCE_YOUR_CALM, RST_REFUSED_STREAM, toHboneError } from "./node-error.js";
+import { encodeProxyV2 } from "./proxy-protocol.js";
+import {
+  CONNECTION_WINDOW_SIZE,
+  h2Settings,
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_SESSION_MEMORY_MB,
+  PING_INTERVAL_MS,
+  PING_TIMEOUT_MS,
+  SERVER_MAX_CONCURRENT_STREAMS,
+  SERVER_MAX_HEADER_LIST_SIZE,
+  UPSTREAM_CONNECT_TIMEOUT_MS,
+} from "./settings.js";
+import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
+import {
+  checkClientTrustDomain,
+  type HboneCredentials,
+  identityOfCredentials,
+  serverTlsOptions,
+  trustDomainOf,
+} from "./tls.js";
+
+/** What the embedder learns about one CONNECT before deciding. */
+export interface HboneServerRequest {
+  /** The parsed `:authority`. */
+  authority: Authority;
+  /** The `:authority` as sent. */
+  authorityText: string;
+  /** The client's SPIFFE ID (verified: chains to the bundle, in our trust domain). */
+  peerIdentity: string;
+  /** The SPIFFE ID we served on this connection. */
+  localIdentity: string;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  baggage: Baggage;
+  forwarded: Forwarded;
+  traceparent: TraceParent | undefined;
+  /** `x-forwarded-network` (set on double HBONE inner CONNECTs). */
+  forwardedNetwork: string | undefined;
+  /** All request headers (lower-case names). */
+  headers: Readonly<Record<string, string>>;
+  /** Aborted when the client resets the stream or the server closes. */
+  signal: AbortSignal;
+}
+
+/** The embedder's answer to a CONNECT. */
+export type HboneDecision =
+  /** Authorization denied: 401 (or the given status). */
+  | { action: "deny"; status?: number; reason?: string }
+  /** No route for this authority: 503. */
+  | { action: "no-route"; reason?: string }
+  /** Any other error status (4xx/5xx). */
+  | { action: "reject"; status: number; reason?: string }
+  /**
+   * Dial this upstream over TCP; 200 is sent only once it connected (else 503). With `proxyProtocol`
+   * a PROXY v2 header (TLV 0xD0 = peer identity) precedes the bytes.
+   */
+  | {
+      action: "connect";
+      host: string;
+      port: number;
+      timeoutMs?: number;
+      proxyProtocol?: boolean | { source?: { address: string; port: number }; destination?: { address: string; port: number } };
+    }
+  /** Answer 200 and hand the tunnel to the embedder (waypoints, gateways, in-process handlers). */
+  | { action: "accept"; onTunnel: (tunnel: HboneStream) => void };
+
+export type HboneHandler = (request: HboneServerRequest) => HboneDecision | Promise<HboneDecision>;
+
+/** Credentials to serve: one identity everywhere, or the identity of the workload owning a local address. */
+export type ServerCredentials = HboneCredentials | ((localAddress: string) => HboneCredentials | undefined);
+
+export interface HboneServerOptions {
+  credentials: ServerCredentials;
+  /** Decides each CONNECT. Default: dial the authority (a debugging gateway). */
+  handler?: HboneHandler;
+  /** Accept only clients in this trust domain (default: the trust domain of the served certificate). */
+  trustDomain?: string;
+  hooks?: HboneHooks;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 200, as ztunnel's server). */
+  maxConcurrentStreams?: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE (default 64 KiB). */
+  maxHeaderListSize?: number;
+  /** TLS handshake deadline (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Upstream TCP connect deadline (default 10 s, then 503). */
+  upstreamConnectTimeoutMs?: number;
+  /** Close a connection that has had no streams for this long (default 1 h; 0 disables). */
+  idleTimeoutMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /**
+   * Rapid-reset defence (CVE-2023-44487): a connection whose client cancels more than `maxResets`
+   * streams before they were answered within `windowMs` gets GOAWAY(ENHANCE_YOUR_CALM) and is closed.
+   */
+  rapidReset?: { maxResets: number; windowMs: number };
+  /** Cap on simultaneously open HBONE connections (default 10,000). */
+  maxConnections?: number;
+}
+
+const kCtx = Symbol("hbone.ctx");
+
+interface TlsEntry {
+  server: tls.Server;
+  identity: string;
+  trustDomain: string;
+}
+
+interface ConnCtx {
+  peerIdentity: string;
+  localIdentity: string;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+function unmap(addr: string | undefined): string {
+  if (!addr) return "";
+  return addr.startsWith("::ffff:") && net.isIPv4(addr.slice(7)) ? addr.slice(7) : addr;
+}
+
+function flatten(headers: http2.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.join(", ") : String(v);
+  }
+  return out;
+}
+
+/** The default handler: dial the `:authority` over TCP. */
+export const dialAuthority: HboneHandler = (req) => ({ action: "connect", host: req.authority.host, port: req.authority.port });
+
+/**
+ * An HBONE server: terminates mTLS (client cert required, in our trust domain), HTTP/2 CONNECT,
+ * and lets the embedder decide each tunnel. Listens itself (`listen`) or takes sockets (`handle`).
+ * Emits `clientError` (HboneError) for connections it refused.
+ */
+export class HboneServer extends EventEmitter {
+  readonly #opts: HboneServerOptions;
+  readonly #h2: http2.Http2Server;
+  readonly #net: net.Server;
+  readonly #tlsServers = new WeakMap<HboneCredentials, TlsEntry>();
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #sockets = new Set<net.Socket>();
+  readonly #handler: HboneHandler;
+  readonly #abort = new AbortController();
+  #closing = false;
+
+  constructor(opts: HboneServerOptions) {
+    super();
+    this.#opts = opts;
+    this.#handler = opts.handler ?? dialAuthority;
+    if (typeof opts.credentials !== "function") this.#tlsFor(opts.credentials);
+    this.#h2 = http2.createServer({
+      settings: h2Settings(
+        opts.maxHeaderListSize ?? SERVER_MAX_HEADER_LIST_SIZE,
+        opts.maxConcurrentStreams ?? SERVER_MAX_CONCURRENT_STREAMS,
+      ),
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      maxHeaderListPairs: 128,
+    });
+    this.#h2.on("session", (s) => this.#onSession(s));
+    this.#h2.on("stream", (stream, headers) => {
+      void this.#onStream(stream, headers);
+    });
+    this.#net = net.createServer({ allowHalfOpen: false, noDelay: true }, (socket) => this.handle(socket));
+    this.#net.maxConnections = opts.maxConnections ?? 10_000;
+  }
+
+  #tlsFor(creds: HboneCredentials): TlsEntry {
+    const cached = this.#tlsServers.get(creds);
+    if (cached) return cached;
+    const identity = identityOfCredentials(creds);
+    const trustDomain = this.#opts.trustDomain?.toLowerCase() ?? trustDomainOf(identity) ?? "";
+    const server = tls.createServer({
+      ...serverTlsOptions(creds),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ["h2"],
+      handshakeTimeout: this.#opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      allowHalfOpen: false,
+    });
+    server.on("tlsClientError", (err, socket) => {
+      socket.destroy();
+      // Node drops a client whose certificate failed verification without an error of its own
+      const why = socket.authorizationError;
+      this.emit(
+        "clientError",
+        why
+          ? new HboneError("ERR_HBONE_TLS", `HBONE TLS handshake: client certificate rejected (${String(why)}); it must chain to the mesh trust bundle`, { cause: err })
+          : toHboneError(err, "HBONE TLS handshake"),
+      );
+    });
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") {
+        socket.destroy();
+        this.emit("clientError", new HboneError("ERR_HBONE_TLS", "a client connected without ALPN h2"));
+        return;
+      }
+      let peerIdentity: string;
+      try {
+        peerIdentity = checkClientTrustDomain(socket, trustDomain);
+      } catch (e) {
+        socket.destroy();
+        this.emit("clientError", e);
+        return;
+      }
+      const ctx: ConnCtx = {
+        peerIdentity,
+        localIdentity: identity,
+        localAddress: unmap(socket.localAddress),
+        localPort: socket.localPort ?? 0,
+        remoteAddress: unmap(socket.remoteAddress),
+        remotePort: socket.remotePort ?? 0,
+      };
+      (socket as unknown as Record<symbol, ConnCtx>)[kCtx] = ctx;
+      this.#h2.emit("connection", socket);
+    });
+    const entry = { server, identity, trustDomain };
+    this.#tlsServers.set(creds, entry);
+    return entry;
+  }
+
+  /** Listens on `host:port` (port 0 picks one). */
+  listen(port: number, host = "127.0.0.1"): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#net.once("error", reject);
+      this.#net.listen(port, host, () => {
+        this.#net.removeListener("error", reject);
+        resolve(this.#net.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  address(): net.AddressInfo {
+    return this.#net.address() as net.AddressInfo;
+  }
+
+  /** Number of open HBONE (HTTP/2) connections. */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  /** Serves an accepted TCP socket (the certificate is chosen by its local address). */
+  handle(socket: net.Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    socket.on("error", () => {});
+    const local = unmap(socket.localAddress);
+    let creds: HboneCredentials | undefined;
+    try {
+      creds = typeof this.#opts.credentials === "function" ? this.#opts.credentials(local) : this.#opts.credentials;
+    } catch {
+      creds = undefined;
+    }
+    if (!creds) {
+      socket.destroy();
+      this.emit("clientError", new HboneError("ERR_HBONE_CONFIG", `no workload identity serves local address ${local}`));
+      return;
+    }
+    let entry: TlsEntry;
+    try {
+      entry = this.#tlsFor(creds);
+    } catch (e) {
+      socket.destroy();
+      this.emit("clientError", e);
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    entry.server.emit("connection", socket);
+  }
+
+  #onSession(session: http2.ServerHttp2Session): void {
+    this.#sessions.add(session);
+    this.emit("session", session);
+    session.on("error", () => {});
+    try {
+      session.setLocalWindowSize(CONNECTION_WINDOW_SIZE);
+    } catch {
+      // not fatal: the 64 KiB default window still works, just slower
+    }
+    const opts = this.#opts;
+    const stopPing = startKeepalive(
+      session,
+      opts.pingIntervalMs ?? PING_INTERVAL_MS,
+      opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
+      () => session.destroy(),
+    );
+    let active = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const idleMs = opts.idleTimeoutMs ?? 3_600_000;
+    const armIdle = (): void => {
+      if (idleMs <= 0) return;
+      idleTimer = setTimeout(() => session.close(), idleMs);
+      idleTimer.unref();
+    };
+    armIdle();
+    const rr = opts.rapidReset ?? { maxResets: 100, windowMs: 1000 };
+    let resets: number[] = [];
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      active++;
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = undefined;
+      stream.once("close", () => {
+        active--;
+        if (!stream.headersSent) {
+          // cancelled by the client before we answered: the rapid-reset pattern
+          const now = Date.now();
+          resets.push(now);
+          if (resets.length > rr.maxResets) {
+            resets = resets.filter((t) => now - t < rr.windowMs);
+            if (resets.length > rr.maxResets && !session.destroyed) {
+              this.emit("clientError", new HboneError("ERR_HBONE_SESSION", `rapid reset: more than ${rr.maxResets} streams cancelled within ${rr.windowMs} ms; connection closed`));
+              session.goaway(RST_ENHANCE_YOUR_CALM);
+              session.destroy();
+              return;
+            }
+          }
+        }
+        if (active === 0 && !session.destroyed) armIdle();
+      });
+    });
+    session.once("close", () => {
+      stopPing();
+      if (idleTimer) clearTimeout(idleTimer);
+      this.#sessions.delete(session);
+      if (this.#closing && this.#sessions.size === 0) this.emit("drained");
+    });
+  }
+
+  async #onStream(stream: http2.ServerHttp2Stream, rawHeaders: http2.IncomingHttpHeaders): Promise<void> {
+    stream.on("error", () => {});
+    const ctx = (stream.session?.socket as unknown as Record<symbol, ConnCtx> | undefined)?.[kCtx];
+    const respondEnd = (status: number): void => {
+      if (stream.closed || stream.destroyed || stream.headersSent) return;
+      try {
+        stream.respond({ ":status": status }, { endStream: true });
+      } catch {
+        stream.close(RST_REFUSED_STREAM);
+      }
+    };
+    if (!ctx) {
+      respondEnd(503);
+      return;
+    }
+    const headers = flatten(rawHeaders);
+    if (headers[":method"] !== "CONNECT") {
+      respondEnd(400);
+      return;
+    }
+    let authority: Authority;
+    try {
+      authority = parseAuthority(headers[":authority"] ?? "");
+    } catch {
+      respondEnd(400);
+      return;
+    }
+    const abort = new AbortController();
+    const onServerAbort = (): void => abort.abort();
+    this.#abort.signal.addEventListener("abort", onServerAbort, { once: true });
+    stream.once("close", () => {
+      this.#abort.signal.removeEventListener("abort", onServerAbort);
+      abort.abort();
+    });
+    const request: HboneServerRequest = {
+      authority,
+      authorityText: headers[":authority"] ?? "",
+      ...ctx,
+      baggage: parseBaggage(headers[HEADER_BAGGAGE]),
+      forwarded: parseForwarded(headers[HEADER_FORWARDED]),
+      traceparent: parseTraceParent(headers[HEADER_TRACEPARENT]),
+      forwardedNetwork: headers[HEADER_X_FORWARDED_NETWORK],
+      headers,
+      signal: abort.signal,
+    };
+    let decision: HboneDecision;
+    try {
+      decision = await this.#handler(request);
+    } catch (e) {
+      this.emit("handlerError", toHboneError(e, `HBONE handler for ${request.authorityText}`));
+      respondEnd(503);
+      return;
+    }
+    if (stream.closed || stream.destroyed) return;
+    const info: TunnelInfo = {
+      role: "server",
+      authority: request.authorityText,
+      peerIdentity: ctx.peerIdentity,
+      localIdentity: ctx.localIdentity,
+      localAddress: ctx.localAddress,
+      localPort: ctx.localPort,
+      remoteAddress: ctx.remoteAddress,
+      remotePort: ctx.remotePort,
+      headers,
+    };
+    switch (decision.action) {
+      case "deny":
+        respondEnd(decision.status ?? 401);
+        return;
+      case "no-route":
+        respondEnd(503);
+        return;
+      case "reject":
+        respondEnd(decision.status >= 400 && decision.status <= 599 ? decision.status : 503);
+        return;
+      case "accept": {
+        stream.respond({ ":status": 200 });
+        const tunnel = new HboneStream(stream, info, headers, this.#opts.hooks);
+        decision.onTunnel(tunnel);
+        return;
+      }
+      case "connect":
+        this.#connectUpstream(stream, info, request, decision);
+        return;
+    }
+  }
+
+  #connectUpstream(
+    stream: http2.ServerHttp2Stream,
+    info: TunnelInfo,
+    request: HboneServerRequest,
+    decision: Extract<HboneDecision, { action: "connect" }>,
+  ): void {
+    const timeoutMs = decision.timeoutMs ?? this.#opts.upstreamConnectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
+    const upstream = net.connect({ host: decision.host, port: decision.port, allowHalfOpen: true, noDelay: true });
+    let connected = false;
+    const timer = setTimeout(() => {
+      upstream.destroy();
+      fail();
+    }, timeoutMs);
+    const fail = (): void => {
+      clearTimeout(timer);
+      if (!stream.headersSent && !stream.closed) {
+        try {
+          stream.respond({ ":status": 503 }, { endStream: true });
+        } catch {
+          stream.close(RST_REFUSED_STREAM);
+        }
+      }
+    };
+    const onEarlyClose = (): void => {
+      if (!connected) {
+        clearTimeout(timer);
+        upstream.destroy();
+      }
+    };
+    stream.once("close", onEarlyClose);
+    upstream.once("error", () => {
+      if (!connected) fail();
+    });
+    upstream.once("connect", () => {
+      connected = true;
+      clearTimeout(timer);
+      if (stream.closed || stream.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      if (decision.proxyProtocol) {
+        const pp = typeof decision.proxyProtocol === "object" ? decision.proxyProtocol : {};
+        const dest =
+          pp.destination ??
+          (request.authority.kind === "ip"
+            ? { address: request.authority.host, port: request.authority.port }
+            : { address: unmap(upstream.remoteAddress), port: upstream.remotePort ?? decision.port });
+        try {
+          upstream.write(
+            encodeProxyV2({
+              source: pp.source ?? { address: request.remoteAddress, port: request.remotePort },
+              destination: dest,
+              identity: request.peerIdentity,
+            }),
+          );
+        } catch {
+          upstream.destroy();
+          fail();
+          return;
+        }
+      }
+      stream.respond({ ":status": 200 });
+      const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks);
+      pipeHalfClose(tunnel, upstream);
+    });
+  }
+
+  /** Sends GOAWAY on every open connection (they finish their tunnels); keeps listening. */
+  drain(): void {
+    for (const s of this.#sessions) if (!s.closed && !s.destroyed) s.close();
+  }
+
+  /**
+   * Stops listening, sends GOAWAY and waits up to `graceMs` (default 30 s) for open tunnels to
+   * finish, then destroys what is left. Nothing stays listening or pending.
+   */
+  async close(graceMs = 30_000): Promise<void> {
+    this.#closing = true;
+    const listening = new Promise<void>((resolve) => {
+      if (!this.#net.listening) resolve();
+      else this.#net.close(() => resolve());
+    });
+    this.drain();
+    if (this.#sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        t.unref();
+        this.once("drained", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    this.#abort.abort();
+    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sockets) s.destroy();
+    await listening;
+  }
+}
+
+/**
+ * Pipes a tunnel and a TCP socket both ways with half-close: END_STREAM → FIN and FIN → END_STREAM;
+ * an error on either side tears down both (the tunnel with CANCEL).
+ */
+export function pipeHalfClose(tunnel: HboneStream, socket: net.Socket): void {
+  tunnel.pipe(socket);
+  socket.pipe(tunnel);
+  socket.once("error", () => tunnel.destroy());
+  tunnel.once("error", () => socket.destroy());
+  socket.once("close", (hadError) => {
+    if (hadError) tunnel.destroy();
+  });
+  tunnel.once("close", () => {
+    if (!socket.writableFinished) socket.end();
+    if (tunnel.errored) socket.destroy();
+  });
+}

@@ -1,0 +1,229 @@
+// Relying-party verification of a peer's X509-SVID chain (go-spiffe `x509svid.Verify`, plus the
+// full leaf rules of `x509svid.Parse`): the bundle is chosen by the leaf's trust domain, never
+// "any root". Universal: WebCrypto via @peculiar/x509, no node: imports.
+import type { TrustBundleSource } from "./bundle.js";
+import type { SpiffeId } from "./spiffe-id.js";
+import {
+  type CertificateFacts,
+  certificateFacts,
+  checkX509SvidLeaf,
+  checkX509SvidSigningCert,
+  parseCertificate,
+  type SvidCheckOptions,
+  svidError,
+} from "./svid.js";
+import type { X509Certificate } from "./x509-lib.js";
+
+/** Options for {@link verifyX509Svid}. */
+export interface VerifyX509SvidOptions extends SvidCheckOptions {
+  /** The verification time (injectable clock); default `new Date()`. */
+  readonly now?: Date;
+  /** Most signing certificates allowed between the leaf and the trust anchor; default 8. */
+  readonly maxIntermediates?: number;
+}
+
+/** A verified peer X509-SVID. */
+export interface VerifiedSvid {
+  /** The peer's SPIFFE ID (from the leaf's one URI SAN). */
+  readonly id: SpiffeId;
+  readonly leaf: X509Certificate;
+  /** The verified path: leaf, the intermediates used, and last the trust anchor from the bundle. */
+  readonly chain: readonly X509Certificate[];
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function describeCert(cert: X509Certificate): string {
+  return cert.subject === "" ? `certificate serial ${cert.serialNumber}` : `"${cert.subject}"`;
+}
+
+function checkValidity(cert: X509Certificate, now: Date, what: string): void {
+  if (now.getTime() < cert.notBefore.getTime()) {
+    throw svidError(
+      "chain-not-yet-valid",
+      `could not verify leaf certificate: ${what} ${describeCert(cert)} is not valid before ${cert.notBefore.toISOString()} (now ${now.toISOString()}); check the clocks`,
+    );
+  }
+  if (now.getTime() > cert.notAfter.getTime()) {
+    throw svidError(
+      "chain-expired",
+      `could not verify leaf certificate: ${what} ${describeCert(cert)} expired at ${cert.notAfter.toISOString()} (now ${now.toISOString()}); rotate it`,
+    );
+  }
+}
+
+type VerifyKey = Parameters<X509Certificate["verify"]>[0] extends infer P
+  ? P extends { publicKey?: infer K }
+    ? K
+    : never
+  : never;
+
+// Imported WebCrypto keys per issuer certificate and signature algorithm: trust anchors and
+// intermediates are verified against again and again, importing their key once is enough.
+const keyCache = new WeakMap<X509Certificate, Map<string, Promise<VerifyKey>>>();
+
+function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<VerifyKey> {
+  const algorithm = { ...issuer.publicKey.algorithm, ...child.signatureAlgorithm };
+  const cacheKey = JSON.stringify(algorithm);
+  let byAlg = keyCache.get(issuer);
+  if (byAlg === undefined) {
+    byAlg = new Map();
+    keyCache.set(issuer, byAlg);
+  }
+  let key = byAlg.get(cacheKey);
+  if (key === undefined) {
+    key = issuer.publicKey.export(algorithm, ["verify"]) as Promise<VerifyKey>;
+    // A key that cannot be imported (e.g. a curve that does not match the signature) is not
+    // cached, so a later attempt reports the same failure instead of a stale rejection.
+    key.catch(() => byAlg.delete(cacheKey));
+    byAlg.set(cacheKey, key);
+  }
+  return key;
+}
+
+/** Most signature checks one path search may do. */
+const MAX_SIGNATURE_CHECKS = 100;
+
+// Signature results per (child, issuer) certificate object. A signature check is a pure function
+// of the two certificates' bytes, and parseCertificate returns one object per DER, so a peer
+// presenting the same chain again skips the WebCrypto round trips (a failed check is remembered
+// too: with an intermediate named like its root, the root is tried first every time). Entries go
+// away with the certificate objects.
+const signatureResults = new WeakMap<X509Certificate, WeakMap<X509Certificate, boolean>>();
+
+async function signedBy(child: X509Certificate, issuer: X509Certificate): Promise<boolean> {
+  const known = signatureResults.get(child)?.get(issuer);
+  if (known !== undefined) return known;
+  let ok: boolean;
+  try {
+    ok = await child.verify({ publicKey: await issuerKey(child, issuer), signatureOnly: true });
+  } catch {
+    ok = false;
+  }
+  let results = signatureResults.get(child);
+  if (results === undefined) {
+    results = new WeakMap();
+    signatureResults.set(child, results);
+  }
+  results.set(issuer, ok);
+  return ok;
+}
+
+/** Could `issuer` have issued `child`? Same name, and key identifiers agree when both are present. */
+function mayHaveIssued(child: CertificateFacts, issuer: CertificateFacts): boolean {
+  if (!sameBytes(issuer.subjectDer, child.issuerDer)) return false;
+  return (
+    child.authorityKeyId === undefined ||
+    issuer.subjectKeyId === undefined ||
+    child.authorityKeyId === issuer.subjectKeyId
+  );
+}
+
+/**
+ * Verifies a peer's X509-SVID chain (DER or parsed certificates, leaf first, intermediates in
+ * any order; a trailing copy of the root is fine) against the bundle of the leaf's trust
+ * domain. Checks every X509-SVID leaf rule, CA:true + keyCertSign on each signing certificate
+ * of the path including the anchor, signatures, validity windows at `options.now`, and
+ * pathLenConstraint. Returns the SPIFFE ID and the verified path; throws IdentityError whose
+ * `rule` is the failed {@link SvidRule} (`code` e.g. `ERR_IDENTITY_CHAIN_UNTRUSTED`).
+ */
+export async function verifyX509Svid(
+  chain: readonly (Uint8Array | X509Certificate)[],
+  bundles: TrustBundleSource,
+  options: VerifyX509SvidOptions = {},
+): Promise<VerifiedSvid> {
+  if (chain.length === 0) throw svidError("chain-empty", "empty certificates chain");
+  if (bundles === undefined || bundles === null)
+    throw new TypeError("x509svid: bundleSource is required");
+  const now = options.now ?? new Date();
+  const maxIntermediates = options.maxIntermediates ?? 8;
+  const certs = chain.map((c) => (c instanceof Uint8Array ? parseCertificate(c) : c));
+  const leaf = certs[0] as X509Certificate;
+  const id = checkX509SvidLeaf(leaf, options);
+  const authorities = bundles.getX509Authorities(id.trustDomain);
+  if (authorities === undefined) {
+    throw svidError(
+      "chain-no-bundle",
+      `could not get X509 bundle: no X.509 bundle found for trust domain "${id.trustDomain.name}" (peer ${id}); add that trust domain's roots to the bundle source`,
+    );
+  }
+  checkValidity(leaf, now, "leaf certificate");
+
+  const path: X509Certificate[] = [leaf];
+  const intermediates = certs.slice(1);
+  const used = new Set<number>();
+  // Bound the work a hostile peer can cause with many same-named certificates (Go: 100).
+  let signatureChecks = 0;
+  const check = (child: X509Certificate, issuer: X509Certificate): Promise<boolean> => {
+    if (++signatureChecks > MAX_SIGNATURE_CHECKS) {
+      throw svidError(
+        "chain-too-long",
+        `could not verify leaf certificate: more than ${MAX_SIGNATURE_CHECKS} signature checks needed to build a path`,
+      );
+    }
+    return signedBy(child, issuer);
+  };
+  let current = leaf;
+  for (;;) {
+    const facts = certificateFacts(current);
+    let nameMatched = false;
+    let next: X509Certificate | undefined;
+    let anchor = false;
+    for (const a of authorities) {
+      if (!mayHaveIssued(facts, certificateFacts(a))) continue;
+      nameMatched = true;
+      if (await check(current, a)) {
+        next = a;
+        anchor = true;
+        break;
+      }
+    }
+    if (next === undefined) {
+      for (let i = 0; i < intermediates.length; i++) {
+        const c = intermediates[i] as X509Certificate;
+        if (used.has(i) || !mayHaveIssued(facts, certificateFacts(c))) continue;
+        nameMatched = true;
+        if (await check(current, c)) {
+          next = c;
+          used.add(i);
+          break;
+        }
+      }
+    }
+    if (next === undefined) {
+      throw nameMatched
+        ? svidError(
+            "chain-bad-signature",
+            `could not verify leaf certificate: the signature of ${describeCert(current)} does not verify with its issuer "${current.issuer}"`,
+          )
+        : svidError(
+            "chain-untrusted",
+            `could not verify leaf certificate: certificate signed by unknown authority: no authority of trust domain "${id.trustDomain.name}" or presented intermediate is named "${current.issuer}"`,
+          );
+    }
+    checkX509SvidSigningCert(next, options);
+    checkValidity(next, now, anchor ? "trust anchor" : "intermediate certificate");
+    const signerIndex = path.length; // number of certificates below `next` in the path
+    const pathLength = certificateFacts(next).basicConstraints?.pathLength;
+    if (pathLength !== undefined && signerIndex - 1 > pathLength) {
+      throw svidError(
+        "chain-path-length",
+        `could not verify leaf certificate: ${describeCert(next)} allows ${pathLength} intermediate(s) below it, the path has ${signerIndex - 1}`,
+      );
+    }
+    path.push(next);
+    if (anchor) break;
+    if (path.length - 1 > maxIntermediates) {
+      throw svidError(
+        "chain-too-long",
+        `could not verify leaf certificate: more than ${maxIntermediates} signing certificates`,
+      );
+    }
+    current = next;
+  }
+  return { id, leaf, chain: path };
+}

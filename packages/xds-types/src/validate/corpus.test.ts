@@ -1,0 +1,67 @@
+// Every indexed corpus document (../shared/data/corpus) against its expectation:
+// `expect: valid` must validate; every deliberately invalid one must be rejected, with
+// `expectedError` (Istio's `_err`) contained in one of the messages. The exceptions are exactly
+// the committed corpus-known-failures.txt.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { loadCorpus } from "../testdata/corpus.js";
+import { validate } from "./validate.js";
+
+const known = new Map(
+  readFileSync(new URL("./corpus-known-failures.txt", import.meta.url), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !l.startsWith("#"))
+    .map((l) => {
+      const space = l.indexOf(" ");
+      return [l.slice(0, space), l.slice(space + 1)] as const;
+    }),
+);
+
+describe("corpus", () => {
+  const corpus = loadCorpus().filter((d) => d.expect !== "analyzer-input");
+
+  it("has the documents the index lists", () => {
+    expect(corpus.filter((d) => d.expect === "valid").length).toBe(1324);
+    expect(corpus.filter((d) => d.expect === "invalid").length).toBe(235);
+  });
+
+  it("meets every expectation except the known failures, each with a reason", () => {
+    const failures: string[] = [];
+    const details: string[] = [];
+    let rejectedWithMessage = 0;
+    for (const d of corpus) {
+      const r = validate(d.doc, { istio: d.istio, gatewayApi: "experimental" });
+      const errors = r.issues.filter((i) => i.severity === "error").map((i) => i.message);
+      let ok: boolean;
+      if (d.expect === "valid") {
+        ok = r.valid;
+      } else {
+        ok =
+          !r.valid &&
+          (d.expectedError === undefined ||
+            errors.some((m) => m.includes(d.expectedError as string)));
+        if (ok && d.expectedError !== undefined) rejectedWithMessage++;
+      }
+      if (!ok) {
+        failures.push(d.key);
+        details.push(
+          `${d.key} (${d.kind} ${d.name ?? ""}, expect ${d.expect}): ${errors.join(" | ")}`,
+        );
+      }
+    }
+    expect(rejectedWithMessage).toBe(153);
+    for (const reason of known.values()) expect(reason.length).toBeGreaterThan(10);
+    expect(failures.sort(), details.join("\n")).toEqual([...known.keys()].sort());
+  });
+
+  it("rejects TLSRoute v1alpha2 with the standard channel (served only in experimental)", () => {
+    const route = corpus.find(
+      (d) => d.kind === "TLSRoute" && d.apiVersion.endsWith("v1alpha2") && d.expect === "valid",
+    );
+    expect(route).toBeDefined();
+    const std = validate(route?.doc, { gatewayApi: "standard" });
+    expect(std.valid).toBe(false);
+    expect(std.issues[0]?.code).toBe("version/unserved");
+    expect(validate(route?.doc, { gatewayApi: "experimental" }).valid).toBe(true);
+  });
+});

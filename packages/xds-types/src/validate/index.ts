@@ -1,0 +1,16 @@
+// @ambientkit/xds-types/validate — the validator alone (no generated zod types, no workload API),
+// for tools such as the CLI that should start fast.
+
+export { familyOf, schemaSetIds } from "./registry.js";
+export type {
+  DocumentResult,
+  GatewayApiChannel,
+  IssueCode,
+  IstioVersion,
+  Severity,
+  ValidateOptions,
+  ValidationIssue,
+  ValidationResult,
+} from "./types.js";
+export { validate } from "./validate.js";
+export { validateYaml, type YamlValidationResult } from "./yaml.js";

@@ -1,0 +1,286 @@
+// The steps of the API server's custom-resource validation that walk the schema and the object
+// together: structural defaulting, list-type (set/map) uniqueness and CEL rules.
+import { evalRule, isTransitionRule } from "./cel.js";
+import type { InternalIssue } from "./metadata.js";
+import type { StructuralSchema } from "./registry.js";
+
+export type PathSeg = string | number;
+
+/** API-server style path: `spec.rules[0].from`. */
+export function formatPath(path: readonly PathSeg[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out === "" ? seg : `.${seg}`;
+  }
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+interface NodeInfo {
+  /** Some node in this subtree declares a default. */
+  defaults: boolean;
+  /** Some node in this subtree has CEL rules or a set/map list type. */
+  walk: boolean;
+}
+
+const infoCache = new WeakMap<StructuralSchema, NodeInfo>();
+
+function childSchemas(s: StructuralSchema): StructuralSchema[] {
+  const out: StructuralSchema[] = [];
+  if (s.properties !== undefined) out.push(...Object.values(s.properties));
+  if (s.items !== undefined) out.push(s.items);
+  if (typeof s.additionalProperties === "object") out.push(s.additionalProperties);
+  return out;
+}
+
+/** What a schema subtree needs (computed once per schema node, cached). */
+function info(s: StructuralSchema): NodeInfo {
+  let i = infoCache.get(s);
+  if (i === undefined) {
+    const listType = s["x-kubernetes-list-type"];
+    i = {
+      defaults: false,
+      walk: s["x-kubernetes-validations"] !== undefined || listType === "set" || listType === "map",
+    };
+    for (const c of childSchemas(s)) {
+      if (c.default !== undefined) i.defaults = true;
+      const ci = info(c);
+      i.defaults ||= ci.defaults;
+      i.walk ||= ci.walk;
+    }
+    infoCache.set(s, i);
+  }
+  return i;
+}
+
+function cloneJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(cloneJson);
+  if (isObject(v)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) out[k] = cloneJson(v[k]);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Applies structural defaults (a missing property whose schema has a `default` gets it,
+ * recursively), as the API server does before validation. Copy on write: `value` is never
+ * modified, and subtrees without defaults are shared with it.
+ */
+export function applyDefaults(s: StructuralSchema | undefined, value: unknown): unknown {
+  if (s === undefined || !info(s).defaults) return value;
+  if (Array.isArray(value)) {
+    const items = s.items;
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const d = applyDefaults(items, value[i]);
+      if (d !== value[i]) {
+        out ??= value.slice();
+        out[i] = d;
+      }
+    }
+    return out ?? value;
+  }
+  if (isObject(value)) {
+    let out: Record<string, unknown> | undefined;
+    const props = s.properties;
+    const extra = typeof s.additionalProperties === "object" ? s.additionalProperties : undefined;
+    for (const k of Object.keys(value)) {
+      const d = applyDefaults(props?.[k] ?? extra, value[k]);
+      if (d !== value[k]) {
+        out ??= { ...value };
+        out[k] = d;
+      }
+    }
+    if (props !== undefined) {
+      for (const k of Object.keys(props)) {
+        const child = props[k];
+        if (child?.default !== undefined && value[k] === undefined) {
+          out ??= { ...value };
+          out[k] = applyDefaults(child, cloneJson(child.default));
+        }
+      }
+    }
+    return out ?? value;
+  }
+  return value;
+}
+
+// Created on first use per document (most documents of most kinds never reach a rule).
+let celMemo: Map<object, unknown> | undefined;
+
+/** Forgets converted values: called per document, since callers may mutate and re-validate. */
+export function resetCelMemo(): void {
+  celMemo = undefined;
+}
+
+/**
+ * The value CEL sees for `value`: integers (by schema type, or integral numbers where the schema
+ * does not say) become bigint, as CEL's int type needs. Converted objects are memoised, so
+ * nested rules share one conversion.
+ */
+export function toCel(s: StructuralSchema | undefined, value: unknown): unknown {
+  if (typeof value === "number") {
+    if (s?.type === "number") return value;
+    return Number.isInteger(value) ? BigInt(value) : value;
+  }
+  if (typeof value !== "object" || value === null) return value;
+  celMemo ??= new Map();
+  const memo = celMemo.get(value);
+  if (memo !== undefined) return memo;
+  let out: unknown;
+  if (Array.isArray(value)) {
+    out = value.map((v) => toCel(s?.items, v));
+  } else {
+    const o: Record<string, unknown> = {};
+    const props = s?.properties;
+    const extra = typeof s?.additionalProperties === "object" ? s.additionalProperties : undefined;
+    const v = value as Record<string, unknown>;
+    for (const k of Object.keys(v)) o[k] = toCel(props?.[k] ?? extra, v[k]);
+    out = o;
+  }
+  celMemo.set(value, out);
+  return out;
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
+}
+
+function canonical(v: unknown): string {
+  if (isObject(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+      .join(",")}}`;
+  }
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  return JSON.stringify(v) ?? "null";
+}
+
+/** Go-ish rendering of a duplicate value, like the API server's `Duplicate value: …`. */
+function renderDuplicate(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : canonical(v);
+}
+
+/** Normalises @bufbuild/cel runtime errors towards the Kubernetes CEL wording. */
+function celErrorText(err: string): string {
+  if (/convert .* to a BigInt|cannot convert|SyntaxError/i.test(err)) {
+    return `type conversion error from 'string' to 'int' (${err})`;
+  }
+  return err;
+}
+
+/**
+ * Walks schema and (defaulted) value together: list-type uniqueness and every CEL rule, with
+ * `self` bound to the node the rule sits on (converted by {@link toCel}).
+ * `schemaFailed` suppresses CEL evaluation errors that are consequences of schema errors.
+ */
+export function checkRules(
+  s: StructuralSchema,
+  value: unknown,
+  path: PathSeg[],
+  issues: InternalIssue[],
+  schemaFailed: boolean,
+  evalCel = true,
+): void {
+  if (value === undefined || !info(s).walk) return;
+  const rules = s["x-kubernetes-validations"];
+  if (evalCel && rules !== undefined && value !== null) {
+    for (const r of rules) {
+      if (isTransitionRule(r.rule)) continue; // needs the old object: cannot apply offline (CREATE)
+      const result = evalRule(r.rule, toCel(s, value));
+      if (result === true) continue;
+      const p = formatPath(path);
+      const prefix = `${p === "" ? "" : `${p}: `}Invalid value: "${jsonType(value)}": `;
+      const message = r.message ?? `failed rule: ${r.rule}`;
+      if (result === false) {
+        issues.push({
+          code: "cel/rule",
+          severity: "error",
+          path: p,
+          message: prefix + message,
+          segs: [...path],
+        });
+      } else if (!schemaFailed) {
+        issues.push({
+          code: "cel/error",
+          severity: "error",
+          path: p,
+          message: `${prefix}${message}: ${celErrorText(result)}`,
+          segs: [...path],
+        });
+      }
+    }
+  }
+  if (Array.isArray(value)) {
+    const listType = s["x-kubernetes-list-type"];
+    if (listType === "set" || listType === "map") checkListType(s, value, path, issues);
+    const items = s.items;
+    if (items !== undefined) {
+      for (let i = 0; i < value.length; i++) {
+        path.push(i);
+        checkRules(items, value[i], path, issues, schemaFailed, evalCel);
+        path.pop();
+      }
+    }
+    return;
+  }
+  if (isObject(value)) {
+    const props = s.properties;
+    const extra = typeof s.additionalProperties === "object" ? s.additionalProperties : undefined;
+    for (const k of Object.keys(value)) {
+      const child = props?.[k] ?? extra;
+      if (child === undefined) continue;
+      path.push(k);
+      checkRules(child, value[k], path, issues, schemaFailed, evalCel);
+      path.pop();
+    }
+  }
+}
+
+function checkListType(
+  s: StructuralSchema,
+  list: unknown[],
+  path: PathSeg[],
+  issues: InternalIssue[],
+): void {
+  const seen = new Set<string>();
+  const keys = s["x-kubernetes-list-map-keys"];
+  const isMap = s["x-kubernetes-list-type"] === "map" && keys !== undefined;
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i];
+    let key: string;
+    let shown: unknown;
+    if (isMap) {
+      if (!isObject(item)) continue;
+      const parts: Record<string, unknown> = {};
+      for (const k of keys) parts[k] = item[k] ?? s.items?.properties?.[k]?.default;
+      key = canonical(parts);
+      shown = keys.length === 1 ? parts[keys[0] as string] : parts;
+    } else {
+      key = canonical(item);
+      shown = item;
+    }
+    if (seen.has(key)) {
+      const p = formatPath([...path, i]);
+      issues.push({
+        code: "list-type/duplicate",
+        severity: "error",
+        path: p,
+        message: `${p}: Duplicate value: ${renderDuplicate(shown)}`,
+        segs: [...path, i],
+      });
+    } else {
+      seen.add(key);
+    }
+  }
+}

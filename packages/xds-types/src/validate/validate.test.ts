@@ -1,0 +1,347 @@
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { gatewayApi, istio } from "../index.js";
+import { validate } from "./validate.js";
+import { validateYaml } from "./yaml.js";
+
+const ap = (spec: unknown, extra: Record<string, unknown> = {}) => ({
+  apiVersion: "security.istio.io/v1",
+  kind: "AuthorizationPolicy",
+  metadata: { name: "p", namespace: "ns", ...extra },
+  spec,
+});
+
+function messages(doc: unknown, options = {}) {
+  return validate(doc, options).issues.map(
+    (i) => `${i.severity} ${i.code} ${i.path}: ${i.message}`,
+  );
+}
+
+describe("validate: documents and versions", () => {
+  it("never throws on odd input", () => {
+    for (const input of [
+      null,
+      undefined,
+      1,
+      "x",
+      [],
+      [1],
+      { kind: 1 },
+      { apiVersion: "v1" },
+      { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: "x", spec: [] },
+    ]) {
+      const r = validate(input);
+      expect(r.valid).toBe(false);
+      expect(r.issues.length).toBeGreaterThan(0);
+    }
+  });
+
+  it("skips kinds it does not validate, and rejects them with strict", () => {
+    const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "d" } };
+    expect(validate(deployment)).toMatchObject({ valid: true, skipped: true, kind: "Deployment" });
+    expect(validate(deployment, { strict: true })).toMatchObject({ valid: false, skipped: false });
+  });
+
+  it("rejects unknown kinds in known groups and unknown or unserved versions", () => {
+    expect(
+      messages({
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualServce",
+        metadata: { name: "a" },
+      })[0],
+    ).toContain(
+      'kind/unknown kind: no matches for kind "VirtualServce" in group "networking.istio.io"',
+    );
+    expect(
+      validate({
+        apiVersion: "security.istio.io/v2",
+        kind: "AuthorizationPolicy",
+        metadata: { name: "a" },
+      }).issues[0]?.code,
+    ).toBe("version/unknown");
+    const tls = {
+      apiVersion: "gateway.networking.k8s.io/v1alpha2",
+      kind: "TLSRoute",
+      metadata: { name: "a" },
+      spec: { hostnames: ["a.example"], rules: [{ backendRefs: [{ name: "s", port: 443 }] }] },
+    };
+    expect(validate(tls, { gatewayApi: "standard" }).issues[0]?.code).toBe("version/unserved");
+    expect(validate(tls, { gatewayApi: "experimental" }).valid).toBe(true);
+  });
+
+  it("checks metadata.name as a DNS-1123 subdomain", () => {
+    expect(messages(ap({}, { name: "Bad_Name" }))[0]).toContain(
+      'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain',
+    );
+    expect(
+      messages({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", spec: {} })[0],
+    ).toContain("metadata.name: Required value: name or generateName is required");
+    expect(validate(ap({}, { name: undefined, generateName: "p-" })).valid).toBe(true);
+    expect(messages(ap({}, { labels: { app: 1 } })).join("\n")).toContain("metadata.labels.app");
+  });
+
+  it("applies structural defaults before CEL (HTTPRoute path type, parentRef kind)", () => {
+    const route = {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "HTTPRoute",
+      metadata: { name: "r" },
+      spec: {
+        parentRefs: [{ name: "gw" }],
+        rules: [{ matches: [{ path: { value: "/a" } }], backendRefs: [{ name: "s", port: 80 }] }],
+      },
+    };
+    expect(validate(route).issues).toEqual([]);
+    const bad = structuredClone(route);
+    (bad.spec.rules[0]?.matches[0]?.path as { value: string }).value = "no-slash";
+    expect(messages(bad).join("\n")).toContain(
+      "value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']",
+    );
+  });
+
+  it("uses the Kubernetes CEL library (url().getScheme(), isURL)", () => {
+    const ra = (jwksUri: string) => ({
+      apiVersion: "security.istio.io/v1",
+      kind: "RequestAuthentication",
+      metadata: { name: "r" },
+      spec: { jwtRules: [{ issuer: "i", jwksUri }] },
+    });
+    expect(validate(ra("https://example.com/jwks.json")).valid).toBe(true);
+    expect(messages(ra("ftp://example.com/jwks.json")).join("\n")).toContain(
+      "url must have scheme http:// or https://",
+    );
+    const wasm = (url: string) => ({
+      apiVersion: "extensions.istio.io/v1alpha1",
+      kind: "WasmPlugin",
+      metadata: { name: "w" },
+      spec: { url },
+    });
+    expect(validate(wasm("oci://ghcr.io/x/y:1")).valid).toBe(true);
+    expect(validate(wasm("ghcr.io/x/y:1")).valid).toBe(true);
+    expect(validate(wasm("#%blah$#@")).valid).toBe(false);
+  });
+});
+
+describe("validate: Istio webhook checks", () => {
+  it("warns on a DENY rule with only HTTP attributes, in Istio's words", () => {
+    const r = validate(
+      ap({ action: "DENY", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }),
+    );
+    expect(r.valid).toBe(true);
+    expect(r.issues).toEqual([
+      expect.objectContaining({
+        code: "IST0133",
+        severity: "warning",
+        path: "spec.rules[0]",
+        message:
+          "configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port",
+      }),
+    ]);
+    expect(
+      validate(
+        ap({
+          action: "DENY",
+          rules: [{ to: [{ operation: { methods: ["GET"], ports: ["80"] } }] }],
+        }),
+      ).issues,
+    ).toEqual([]);
+  });
+
+  it("reports AuthorizationPolicy errors as istioctl does", () => {
+    const cases: Array<[unknown, string]> = [
+      [{ action: "DENY" }, "DENY action without `rules` is meaningless"],
+      [
+        { action: "CUSTOM", provider: { name: "ext" } },
+        "CUSTOM action without `rules` is meaningless",
+      ],
+      [
+        {
+          action: "CUSTOM",
+          provider: { name: "ext" },
+          rules: [{ from: [{ source: { namespaces: ["a"] } }] }],
+        },
+        "From.Namespaces is currently not supported with CUSTOM action",
+      ],
+      [
+        {
+          action: "CUSTOM",
+          provider: { name: "ext" },
+          rules: [{ when: [{ key: "request.auth.claims[iss]", values: ["a"] }] }],
+        },
+        "request.auth.claims[iss] is currently not supported with CUSTOM action",
+      ],
+      [
+        { action: "ALLOW", provider: { name: "ext" }, rules: [{}] },
+        "`provider` must not be with non CUSTOM action, found ALLOW",
+      ],
+      [{ rules: [{ from: [] }] }, "`from` must not be empty, found at rule 0"],
+      [{ rules: [{ from: [{ source: {} }] }] }, "`from.source` must not be empty, found at rule 0"],
+      [
+        { rules: [{ to: [{ operation: {} }] }] },
+        "`to.operation` must not be empty, found at rule 0",
+      ],
+      [
+        { rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/33"] } }] }] },
+        "bad CIDR range (10.0.0.0/33)",
+      ],
+      [{ rules: [{ from: [{ source: { ipBlocks: ["1.2.3"] } }] }] }, "bad IP address (1.2.3)"],
+      [{ rules: [{ to: [{ operation: { ports: ["http"] } }] }] }, "bad port (http)"],
+      [{ rules: [{ to: [{ operation: { ports: ["70000"] } }] }] }, "bad port (70000)"],
+      [
+        { rules: [{ to: [{ operation: { paths: ["/a/{**}/b/{*}"] } }] }] },
+        "{**} is not the last operator",
+      ],
+      [
+        { rules: [{ when: [{ key: "destination.namespace", values: ["a"] }] }] },
+        "attribute destination.namespace is replaced by the metadata.namespace",
+      ],
+      [
+        { rules: [{ when: [{ key: "request.headers", values: ["a"] }] }] },
+        "bad key (request.headers): should have format a[b]",
+      ],
+      [{ rules: [{ when: [{ key: "foo.bar", values: ["a"] }] }] }, "unknown attribute: foo.bar"],
+      [
+        { rules: [{ when: [{ key: "source.ip" }] }] },
+        "at least one of `values` or `notValues` must be set for key source.ip",
+      ],
+      [
+        { rules: [{ when: [{ key: "source.ip", values: ["x"] }] }] },
+        "invalid `value` for `key` source.ip: bad IP address (x)",
+      ],
+      [{ targetRefs: [{ kind: "Deployment", name: "x" }] }, "targetRef must be to one of"],
+    ];
+    for (const [spec, want] of cases) {
+      const r = validate(ap(spec));
+      expect(r.valid, JSON.stringify(spec)).toBe(false);
+      const m = r.issues.filter((i) => i.code === "IST0106").map((i) => i.message);
+      expect(
+        m.some((x) => x.includes(want)),
+        `${JSON.stringify(spec)} → ${m.join(" | ")}`,
+      ).toBe(true);
+      expect(m.every((x) => x.startsWith("invalid policy p.ns: "))).toBe(true);
+    }
+  });
+
+  it("checks the dry-run annotation", () => {
+    expect(
+      validate(
+        ap({ action: "ALLOW", rules: [{}] }, { annotations: { "istio.io/dry-run": "true" } }),
+      ).valid,
+    ).toBe(true);
+    expect(
+      messages(
+        ap({ action: "AUDIT", rules: [{}] }, { annotations: { "istio.io/dry-run": "true" } }),
+      ).join(),
+    ).toContain(
+      "the annotation istio.io/dry-run currently only supports action ALLOW/DENY, found action AUDIT in ns/p",
+    );
+  });
+
+  it("checks PeerAuthentication and RequestAuthentication", () => {
+    const pa = (spec: unknown) => ({
+      apiVersion: "security.istio.io/v1",
+      kind: "PeerAuthentication",
+      metadata: { name: "a" },
+      spec,
+    });
+    expect(
+      validate(
+        pa({
+          selector: { matchLabels: { app: "x" } },
+          portLevelMtls: { "8080": { mode: "DISABLE" } },
+        }),
+      ).valid,
+    ).toBe(true);
+    expect(validate(pa({ selector: {} })).issues.map((i) => i.message)).toEqual([
+      "workload selector specified without labels",
+    ]);
+    const ra = (rule: unknown) => ({
+      apiVersion: "security.istio.io/v1",
+      kind: "RequestAuthentication",
+      metadata: { name: "a" },
+      spec: { jwtRules: [rule] },
+    });
+    expect(messages(ra({ issuer: "i", jwks: "{not json" })).join()).toContain("jwks parse error");
+    expect(
+      messages(
+        ra({ issuer: "i", jwks: '{"keys":[{"kty":"RSA","n":"a","e":"AQAB","d":"x"}]}' }),
+      ).join(),
+    ).toContain(
+      "warning IST0133 spec.jwtRules[0].jwks: jwks key at index 0 contains private key material",
+    );
+  });
+});
+
+describe("validateYaml", () => {
+  it("reports garbage YAML as one issue with its position", () => {
+    const r = validateYaml("apiVersion: v1\nkind: [unclosed\n  metadata: {\n");
+    expect(r.valid).toBe(false);
+    expect(r.documents).toHaveLength(1);
+    const issue = r.documents[0]?.issues[0];
+    expect(issue?.code).toBe("yaml/syntax");
+    expect(issue?.line).toBeGreaterThanOrEqual(2);
+    expect(issue?.column).toBeGreaterThanOrEqual(1);
+  });
+
+  it("validates multi-document YAML and JSON with lines and columns", () => {
+    const text = [
+      "apiVersion: apps/v1",
+      "kind: Deployment",
+      "metadata: {name: d}",
+      "---",
+      "apiVersion: security.istio.io/v1",
+      "kind: AuthorizationPolicy",
+      "metadata:",
+      "  name: p",
+      "spec:",
+      "  action: ALLOW",
+      "  rules:",
+      "  - from:",
+      "    - source:",
+      "        principalz: [a]",
+      "---",
+      "",
+    ].join("\n");
+    const r = validateYaml(text);
+    expect(r.documents.map((d) => [d.kind, d.line, d.valid, d.skipped])).toEqual([
+      ["Deployment", 1, true, true],
+      ["AuthorizationPolicy", 5, false, false],
+    ]);
+    expect(r.documents[1]?.issues[0]).toMatchObject({
+      code: "unknown-field",
+      path: "spec.rules[0].from[0].source.principalz",
+      line: 14,
+      column: 9,
+    });
+    const json = validateYaml(
+      '{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",\n "metadata": {"name": "a"}, "spec": {"mtls": {"mode": "STRICTER"}}}',
+    );
+    expect(json.documents[0]?.issues[0]).toMatchObject({
+      code: "schema/enum",
+      path: "spec.mtls.mode",
+      line: 2,
+    });
+  });
+});
+
+describe("generated zod schemas", () => {
+  it("parse typed objects and reject unknown fields", () => {
+    const doc = parse(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec:\n  action: DENY\n  rules: [{to: [{operation: {ports: ['80']}}]}]\n",
+    );
+    const typed: istio.AuthorizationPolicy = istio.AuthorizationPolicySchema.parse(doc);
+    expect(typed.spec?.rules?.[0]?.to?.[0]?.operation?.ports).toEqual(["80"]);
+    expect(
+      istio.AuthorizationPolicySchema.safeParse({ ...doc, spec: { actoin: "DENY" } }).success,
+    ).toBe(false);
+    const route = gatewayApi.HTTPRouteSchema.safeParse({
+      apiVersion: "gateway.networking.k8s.io/v1beta1",
+      kind: "HTTPRoute",
+      metadata: { name: "r" },
+      spec: { parentRefs: [{ name: "gw" }] },
+    });
+    expect(route.success).toBe(true);
+    expect(
+      gatewayApi.SCHEMAS_BY_API_VERSION_KIND["gateway.networking.k8s.io/v1alpha2/TLSRoute"],
+    ).toBe(gatewayApi.TLSRouteV1alpha2Schema);
+  });
+});
