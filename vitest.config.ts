@@ -7,6 +7,8 @@ const dirs = [...readdirSync("packages").map((name) => `packages/${name}`), "exa
 // against src/ without a build; `tsc -b` still type-checks them through project references.
 export default defineConfig({
   resolve: { conditions: ["@ambientkit/source"] },
+  // Node-environment tests resolve through the SSR resolver, which needs the condition too.
+  ssr: { resolve: { conditions: ["@ambientkit/source"], externalConditions: ["@ambientkit/source"] } },
   test: {
     projects: dirs.map((dir) => ({
       extends: true as const,

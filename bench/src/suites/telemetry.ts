@@ -6,6 +6,7 @@ import {
   httpLabels,
   IstioMetrics,
   newTraceparentHeader,
+  TcpLabelCache,
   tcpLabels,
   tryParseBaggage,
   tryParseTraceparent,
@@ -44,6 +45,7 @@ const suite: BenchSuite = {
   async groups(): Promise<BenchGroup[]> {
     const metrics = new IstioMetrics();
     const tcp = tcpLabels(ctx);
+    const cache = new TcpLabelCache();
     const http = httpLabels({ ...ctx, reporter: "waypoint" });
 
     // Peer: the same series recorded directly with prom-client.
@@ -115,6 +117,15 @@ const suite: BenchSuite = {
             name: "ambientkit same, resolving labels per connection",
             fn: () => {
               const c = metrics.openConnection(tcpLabels(ctx));
+              c.received(512);
+              c.sent(4096);
+              c.close();
+            },
+          },
+          {
+            name: "ambientkit same, labels from a TcpLabelCache per connection",
+            fn: () => {
+              const c = metrics.openConnection(cache.get(ctx));
               c.received(512);
               c.sent(4096);
               c.close();

@@ -28,9 +28,10 @@ import {
   PING_INTERVAL_MS,
   PING_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
+  SESSION_WRITE_BUDGET,
 } from "./settings.js";
 import { startKeepalive } from "./keepalive.js";
-import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
+import { type HboneHooks, HboneStream, type TunnelInfo, WriteBudget } from "./stream.js";
 import { clientTlsOptions, type HboneCredentials, identityOfCredentials, spiffeIdsOf } from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
@@ -135,6 +136,7 @@ export class HboneConnection extends EventEmitter {
   error: HboneError | undefined;
   readonly #maxStreams: number;
   readonly #hooks: HboneHooks | undefined;
+  readonly #budget: WriteBudget = new WriteBudget(SESSION_WRITE_BUDGET);
   #stopKeepalive: (() => void) | undefined;
 
   constructor(
@@ -275,7 +277,7 @@ export class HboneConnection extends EventEmitter {
           remotePort: this.socket.remotePort ?? 0,
           headers,
         };
-        const stream = new HboneStream(req, info, flatten(resHeaders), this.#hooks);
+        const stream = new HboneStream(req, info, flatten(resHeaders), this.#hooks, this.#budget);
         if (request.signal) {
           const s = request.signal;
           const kill = (): void => {

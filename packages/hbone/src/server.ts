@@ -28,9 +28,10 @@ import {
   PING_TIMEOUT_MS,
   SERVER_MAX_CONCURRENT_STREAMS,
   SERVER_MAX_HEADER_LIST_SIZE,
+  SESSION_WRITE_BUDGET,
   UPSTREAM_CONNECT_TIMEOUT_MS,
 } from "./settings.js";
-import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
+import { type HboneHooks, HboneStream, type TunnelInfo, WriteBudget } from "./stream.js";
 import {
   checkClientTrustDomain,
   type HboneCredentials,
@@ -134,6 +135,7 @@ interface ConnCtx {
   localPort: number;
   remoteAddress: string;
   remotePort: number;
+  budget: WriteBudget;
 }
 
 function unmap(addr: string | undefined): string {
@@ -235,6 +237,7 @@ export class HboneServer extends EventEmitter {
         localPort: socket.localPort ?? 0,
         remoteAddress: unmap(socket.remoteAddress),
         remotePort: socket.remotePort ?? 0,
+        budget: new WriteBudget(SESSION_WRITE_BUDGET),
       };
       (socket as unknown as Record<symbol, ConnCtx>)[kCtx] = ctx;
       this.#h2.emit("connection", socket);
@@ -391,7 +394,12 @@ export class HboneServer extends EventEmitter {
     const request: HboneServerRequest = {
       authority,
       authorityText: headers[":authority"] ?? "",
-      ...ctx,
+      peerIdentity: ctx.peerIdentity,
+      localIdentity: ctx.localIdentity,
+      localAddress: ctx.localAddress,
+      localPort: ctx.localPort,
+      remoteAddress: ctx.remoteAddress,
+      remotePort: ctx.remotePort,
       baggage: parseBaggage(headers[HEADER_BAGGAGE]),
       forwarded: parseForwarded(headers[HEADER_FORWARDED]),
       traceparent: parseTraceParent(headers[HEADER_TRACEPARENT]),
@@ -431,17 +439,18 @@ export class HboneServer extends EventEmitter {
         return;
       case "accept": {
         stream.respond({ ":status": 200 });
-        const tunnel = new HboneStream(stream, info, headers, this.#opts.hooks);
+        const tunnel = new HboneStream(stream, info, headers, this.#opts.hooks, ctx.budget);
         decision.onTunnel(tunnel);
         return;
       }
       case "connect":
-        this.#connectUpstream(stream, info, request, decision);
+        this.#connectUpstream(ctx.budget, stream, info, request, decision);
         return;
     }
   }
 
   #connectUpstream(
+    budget: WriteBudget,
     stream: http2.ServerHttp2Stream,
     info: TunnelInfo,
     request: HboneServerRequest,
@@ -503,7 +512,7 @@ export class HboneServer extends EventEmitter {
         }
       }
       stream.respond({ ":status": 200 });
-      const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks);
+      const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks, budget);
       pipeHalfClose(tunnel, upstream);
     });
   }

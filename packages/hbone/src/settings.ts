@@ -49,3 +49,6 @@ export function h2Settings(maxHeaderListSize: number, maxConcurrentStreams?: num
     ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),
   };
 }
+
+/** Per-session cap on tunnel bytes queued in node:http2 at once (see `WriteBudget`). */
+export const SESSION_WRITE_BUDGET: number = 512 * 1024;

@@ -307,7 +307,9 @@ describe("every CA key type signs leaves openssl accepts", () => {
       });
       const issued = await ca.issue("spiffe://td/ns/a/sa/b");
       expect(text(issued.certificatePem)).toContain(`Signature Algorithm: ${sig}`);
-      expect(verify(issued.rootCertPem, issued.certificatePem, undefined, fixedNow), alg).toContain("OK");
+      expect(verify(issued.rootCertPem, issued.certificatePem, undefined, fixedNow), alg).toContain(
+        "OK",
+      );
     }
     const y2049 = new Date("2049-12-31T12:00:00Z");
     const late = await CertificateAuthority.createRoot({

@@ -366,7 +366,7 @@ export class CertificateAuthority {
     return new CertificateAuthority(kParts, {
       key,
       signing: cert,
-      intermediates: sameCert(p.signing, p.roots[0] as X509Certificate)
+      intermediates: p.roots.some((r) => sameCert(r, p.signing))
         ? [...p.intermediates]
         : [p.signing, ...p.intermediates],
       roots: p.roots,

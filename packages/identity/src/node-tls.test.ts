@@ -260,6 +260,36 @@ describe("HBONE mTLS between two Node peers", () => {
     }
   });
 
+  it("refuses TLS 1.2 and clients that do not offer ALPN h2", async () => {
+    const rejects: Error[] = [];
+    const { port } = await listen({}, rejects, {});
+    const attempt = (extra: Record<string, unknown>): Promise<string | undefined> =>
+      new Promise((resolve) => {
+        let data = "";
+        const socket = connect({
+          host: "127.0.0.1",
+          port,
+          ...hboneClientTlsOptions({
+            identity: clientIdentity,
+            trustBundles: bundles,
+            expectedIdentities: [SERVER_ID],
+          }),
+          ...extra,
+        });
+        socket.on("data", (d) => {
+          data += d.toString();
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(data === "" ? undefined : data));
+      });
+    expect(await attempt({ minVersion: "TLSv1.2", maxVersion: "TLSv1.2" })).toBeUndefined();
+    expect(await attempt({ ALPNProtocols: ["http/1.1"] })).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 20));
+    const messages = rejects.map((e) => e.message).join("\n");
+    expect(messages).toMatch(/protocol version|unsupported protocol|wrong version/i);
+    expect(messages).toMatch(/no application protocol|ALPN h2/i);
+  });
+
   it("serves a different workload identity per local address on one listener (no SNI)", async () => {
     const a = toIdentity(await meshInter.issue("spiffe://cluster.local/ns/echo/sa/a"));
     const b = toIdentity(await meshInter.issue("spiffe://cluster.local/ns/echo/sa/b"));

@@ -150,6 +150,71 @@ describe("verifyX509Svid: accepted chains", () => {
     const v = await verifyX509Svid([view, der(pki.intermediate)], bundle, { now: NOW });
     expect(new Uint8Array(v.leaf.rawData)).toEqual(leafDer);
   });
+  test.each([
+    {
+      name: "ECDSA P-256 / SHA-256",
+      gen: { name: "ECDSA", namedCurve: "P-256" },
+      sign: { name: "ECDSA", hash: "SHA-256" },
+    },
+    {
+      name: "ECDSA P-384 / SHA-384",
+      gen: { name: "ECDSA", namedCurve: "P-384" },
+      sign: { name: "ECDSA", hash: "SHA-384" },
+    },
+    {
+      name: "ECDSA P-521 / SHA-512",
+      gen: { name: "ECDSA", namedCurve: "P-521" },
+      sign: { name: "ECDSA", hash: "SHA-512" },
+    },
+    {
+      name: "RSA PKCS#1 v1.5 / SHA-256",
+      gen: {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: 2048,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      },
+      sign: { name: "RSASSA-PKCS1-v1_5" },
+    },
+    {
+      name: "RSA-PSS / SHA-256",
+      gen: {
+        name: "RSA-PSS",
+        modulusLength: 2048,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      },
+      sign: { name: "RSA-PSS", hash: "SHA-256", saltLength: 32 },
+    },
+    { name: "Ed25519", gen: { name: "Ed25519" }, sign: { name: "Ed25519" } },
+  ])(
+    "root signing with $name: accepted, and a flipped signature bit is rejected; openssl agrees",
+    async ({ gen, sign }) => {
+      const keys = (await globalThis.crypto.subtle.generateKey(gen as never, true, [
+        "sign",
+        "verify",
+      ])) as TestKeys;
+      const root = await makeCert({
+        subject: "O=cluster.local",
+        keys,
+        ca: true,
+        keyUsage: CA_KU,
+        signingAlgorithm: sign as never,
+      });
+      const leaf = await makeCert({
+        ...pki.leafSpec,
+        issuer: { cert: root, keys },
+        signingAlgorithm: sign as never,
+      });
+      const b = new TrustBundle("cluster.local", { x509Authorities: [root] });
+      expect((await verifyX509Svid([der(leaf)], b, { now: NOW })).chain).toHaveLength(2);
+      expect(opensslAccepts([leaf], [root])).toBe(true);
+      const tampered = der(leaf).slice();
+      tampered[tampered.length - 2] = (tampered[tampered.length - 2] as number) ^ 0x01; // inside the signature value
+      const e = await failure(verifyX509Svid([tampered], b, { now: NOW }));
+      expect(e.rule).toBe("chain-bad-signature");
+    },
+  );
   test("the clock is injectable: valid inside the window, not outside", async () => {
     const chain = [der(pki.leaf), der(pki.intermediate)];
     await verifyX509Svid(chain, bundle, { now: new Date(NOW.getTime() + 23 * HOUR) });

@@ -56,17 +56,13 @@ function checkValidity(cert: X509Certificate, now: Date, what: string): void {
   }
 }
 
-type VerifyKey = Parameters<X509Certificate["verify"]>[0] extends infer P
-  ? P extends { publicKey?: infer K }
-    ? K
-    : never
-  : never;
+type WebCryptoKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>;
 
 // Imported WebCrypto keys per issuer certificate and signature algorithm: trust anchors and
 // intermediates are verified against again and again, importing their key once is enough.
-const keyCache = new WeakMap<X509Certificate, Map<string, Promise<VerifyKey>>>();
+const keyCache = new WeakMap<X509Certificate, Map<string, Promise<WebCryptoKey>>>();
 
-function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<VerifyKey> {
+function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<WebCryptoKey> {
   const algorithm = { ...issuer.publicKey.algorithm, ...child.signatureAlgorithm };
   const cacheKey = JSON.stringify(algorithm);
   let byAlg = keyCache.get(issuer);
@@ -76,7 +72,7 @@ function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<Ver
   }
   let key = byAlg.get(cacheKey);
   if (key === undefined) {
-    key = issuer.publicKey.export(algorithm, ["verify"]) as Promise<VerifyKey>;
+    key = issuer.publicKey.export(algorithm, ["verify"]) as Promise<WebCryptoKey>;
     // A key that cannot be imported (e.g. a curve that does not match the signature) is not
     // cached, so a later attempt reports the same failure instead of a stale rejection.
     key.catch(() => byAlg.delete(cacheKey));
@@ -84,6 +80,110 @@ function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<Ver
   }
   return key;
 }
+
+// --- signature check straight on the DER: the to-be-signed bytes are sliced out of the
+// certificate instead of re-serialised from the parsed ASN.1 (what @peculiar/x509's verify does).
+
+interface Tlv {
+  tag: number;
+  contentStart: number;
+  end: number;
+}
+
+function readTlv(b: Uint8Array, at: number): Tlv | undefined {
+  if (at + 2 > b.length) return undefined;
+  const tag = b[at] as number;
+  let len = b[at + 1] as number;
+  let p = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || p + n > b.length) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + (b[p++] as number);
+  }
+  const end = p + len;
+  return end > b.length ? undefined : { tag, contentStart: p, end };
+}
+
+interface SignedParts {
+  tbs: Uint8Array;
+  signature: Uint8Array;
+}
+
+const partsCache = new WeakMap<X509Certificate, SignedParts | null>();
+
+function signedParts(cert: X509Certificate): SignedParts | undefined {
+  const cached = partsCache.get(cert);
+  if (cached !== undefined) return cached ?? undefined;
+  const der = new Uint8Array(cert.rawData);
+  const outer = readTlv(der, 0);
+  const tbs = outer?.tag === 0x30 ? readTlv(der, outer.contentStart) : undefined;
+  const alg = tbs?.tag === 0x30 ? readTlv(der, tbs.end) : undefined;
+  const sig = alg?.tag === 0x30 ? readTlv(der, alg.end) : undefined;
+  const parts =
+    outer && tbs && sig?.tag === 0x03 && sig.end === outer.end && der[sig.contentStart] === 0
+      ? {
+          tbs: der.subarray(outer.contentStart, tbs.end),
+          signature: der.subarray(sig.contentStart + 1, sig.end),
+        }
+      : undefined;
+  partsCache.set(cert, parts ?? null);
+  return parts;
+}
+
+/** ECDSA-Sig-Value (DER SEQUENCE of r, s) → the fixed-size r‖s WebCrypto expects. */
+function ecdsaRaw(sig: Uint8Array, size: number): Uint8Array | undefined {
+  const seq = readTlv(sig, 0);
+  if (seq?.tag !== 0x30 || seq.end !== sig.length) return undefined;
+  const r = readTlv(sig, seq.contentStart);
+  const s = r?.tag === 0x02 ? readTlv(sig, r.end) : undefined;
+  if (!r || s?.tag !== 0x02 || s.end !== seq.end) return undefined;
+  const out = new Uint8Array(size * 2);
+  for (const [int, offset] of [
+    [r, 0],
+    [s, size],
+  ] as const) {
+    let start = int.contentStart;
+    while (start < int.end - 1 && sig[start] === 0) start++;
+    const len = int.end - start;
+    if (len > size) return undefined;
+    out.set(sig.subarray(start, int.end), offset + size - len);
+  }
+  return out;
+}
+
+const CURVE_BYTES: Readonly<Record<string, number>> = { "P-256": 32, "P-384": 48, "P-521": 66 };
+
+/** Verifies with WebCrypto directly; `undefined` when this fast path does not apply. */
+function fastVerify(child: X509Certificate, key: WebCryptoKey): Promise<boolean> | undefined {
+  const parts = signedParts(child);
+  if (parts === undefined) return undefined;
+  const alg = child.signatureAlgorithm as { name: string; hash?: unknown; saltLength?: number };
+  const subtle = globalThis.crypto.subtle;
+  switch (alg.name) {
+    case "ECDSA": {
+      const size = CURVE_BYTES[(key.algorithm as { namedCurve?: string }).namedCurve ?? ""];
+      const raw = size === undefined ? undefined : ecdsaRaw(parts.signature, size);
+      if (raw === undefined || alg.hash === undefined) return undefined;
+      return subtle.verify({ name: "ECDSA", hash: alg.hash } as EcdsaParams, key, raw, parts.tbs);
+    }
+    case "RSASSA-PKCS1-v1_5":
+    case "Ed25519":
+      return subtle.verify({ name: alg.name }, key, parts.signature, parts.tbs);
+    case "RSA-PSS":
+      if (alg.saltLength === undefined) return undefined;
+      return subtle.verify(
+        { name: "RSA-PSS", saltLength: alg.saltLength },
+        key,
+        parts.signature,
+        parts.tbs,
+      );
+    default:
+      return undefined;
+  }
+}
+
+type EcdsaParams = Parameters<typeof globalThis.crypto.subtle.verify>[0];
 
 /** Most signature checks one path search may do. */
 const MAX_SIGNATURE_CHECKS = 100;
@@ -100,7 +200,8 @@ async function signedBy(child: X509Certificate, issuer: X509Certificate): Promis
   if (known !== undefined) return known;
   let ok: boolean;
   try {
-    ok = await child.verify({ publicKey: await issuerKey(child, issuer), signatureOnly: true });
+    const key = await issuerKey(child, issuer);
+    ok = await (fastVerify(child, key) ?? child.verify({ publicKey: key, signatureOnly: true }));
   } catch {
     ok = false;
   }

@@ -72,6 +72,7 @@ export {
   type RequestProtocol,
   type ResponseFlag,
   type ServiceInfo,
+  TcpLabelCache,
   type TcpLabels,
   type TrafficContext,
   tcpLabels,

@@ -7,7 +7,9 @@ import {
   httpLabels,
   LabelSet,
   namespaceFromPrincipal,
+  TcpLabelCache,
   TelemetryError,
+  tcpLabels,
   workloadFromKubernetes,
   ztunnelTcpLabels,
 } from "@ambientkit/telemetry";
@@ -147,6 +149,32 @@ describe("Envoy derivation", () => {
   test("namespaceFromPrincipal", () => {
     expect(namespaceFromPrincipal("spiffe://td/ns/abc/sa/x")).toBe("abc");
     expect(namespaceFromPrincipal("spiffe://td/other")).toBeUndefined();
+  });
+});
+
+describe("TcpLabelCache", () => {
+  test("one resolution per (objects, strings); same result as tcpLabels", () => {
+    const cache = new TcpLabelCache();
+    const src = workloadFromKubernetes({ workloadName: "a", namespace: "n", serviceAccount: "sa" });
+    const dst = workloadFromKubernetes({ workloadName: "b", namespace: "n", serviceAccount: "sb" });
+    const ctx = {
+      reporter: "source" as const,
+      source: src,
+      destination: dst,
+      securityPolicy: "mutual_tls" as const,
+    };
+    const first = cache.get(ctx);
+    expect(cache.get({ ...ctx })).toBe(first);
+    expect(first.labels.key).toBe(tcpLabels(ctx).labels.key);
+    const other = cache.get({ ...ctx, sourcePrincipal: src.identity as string });
+    expect(other).not.toBe(first);
+    expect(other.labels.get("source_principal")).toBe(src.identity);
+    // A new object for a changed workload resolves again.
+    const moved = cache.get({ ...ctx, destination: { ...dst, namespace: "m" } });
+    expect(moved.labels.get("destination_workload_namespace")).toBe("m");
+    expect(cache.get({ ...ctx, reporter: "destination" }).labels.get("reporter")).toBe(
+      "destination",
+    );
   });
 });
 

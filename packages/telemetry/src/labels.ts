@@ -704,3 +704,53 @@ export function httpLabels(ctx: TrafficContext, protocol: "http" | "grpc" = "htt
     securityPolicy: p.policy,
   };
 }
+
+const NONE: object = Object.freeze({});
+type Level = WeakMap<object, unknown>;
+
+/**
+ * Memoises {@link tcpLabels} by the identity of the context's workload/service objects and the
+ * value of its strings, so a proxy that keeps one `WorkloadInfo` object per workload (as ztunnel
+ * keeps `Arc<Workload>`) resolves each peer pair once. Treat cached `WorkloadInfo` objects as
+ * immutable: a changed workload must be a new object. Entries go away with their objects.
+ */
+export class TcpLabelCache {
+  readonly #root: Level = new WeakMap();
+  readonly #flavor: LabelFlavor | undefined;
+
+  constructor(flavor?: LabelFlavor) {
+    this.#flavor = flavor;
+  }
+
+  /** The labels for `ctx`, resolved on first use. */
+  get(ctx: TrafficContext): TcpLabels {
+    let level: Level = this.#root;
+    for (const o of [
+      ctx.source,
+      ctx.derivedSource,
+      ctx.destination,
+      ctx.derivedDestination,
+      ctx.destinationService,
+    ]) {
+      const k = o ?? NONE;
+      let next = level.get(k) as Level | undefined;
+      if (next === undefined) {
+        next = new WeakMap();
+        level.set(k, next);
+      }
+      level = next;
+    }
+    let leaf = level.get(NONE) as Map<string, TcpLabels> | undefined;
+    if (leaf === undefined) {
+      leaf = new Map();
+      level.set(NONE, leaf);
+    }
+    const key = `${ctx.reporter}\u0000${ctx.sourcePrincipal ?? ""}\u0000${ctx.destinationPrincipal ?? ""}\u0000${ctx.securityPolicy ?? ""}`;
+    let labels = leaf.get(key);
+    if (labels === undefined) {
+      labels = tcpLabels(ctx, this.#flavor);
+      leaf.set(key, labels);
+    }
+    return labels;
+  }
+}

@@ -137,7 +137,13 @@ function generateCrdData(sets) {
         const statusSubresource = v.subresources?.status !== undefined;
         const forValidation =
           statusSubresource && schema.properties?.status
-            ? { ...schema, properties: { ...schema.properties, status: { "x-kubernetes-preserve-unknown-fields": true } } }
+            ? {
+                ...schema,
+                properties: {
+                  ...schema.properties,
+                  status: { "x-kubernetes-preserve-unknown-fields": true },
+                },
+              }
             : schema;
         entry.schema = intern(forValidation);
         return entry;

@@ -11,17 +11,22 @@ describe("README example", () => {
     const text = /const text = `([\s\S]*?)`;/.exec(code)?.[1] ?? "";
     const printed: string[] = [];
     for (const doc of validateYaml(text).documents) {
-      for (const i of doc.issues) printed.push(`${i.line}:${i.column} ${i.severity} ${i.code} ${i.message}`);
+      for (const i of doc.issues)
+        printed.push(`${i.line}:${i.column} ${i.severity} ${i.code} ${i.message}`);
     }
     expect(printed).toHaveLength(1);
-    expect(printed[0]).toMatch(/^11:9 error unknown-field spec\.rules\[0\]\.to\[0\]\.operation\.pahts: unknown field "pahts" /);
+    expect(printed[0]).toMatch(
+      /^11:9 error unknown-field spec\.rules\[0\]\.to\[0\]\.operation\.pahts: unknown field "pahts" /,
+    );
     const policy = {
       apiVersion: "security.istio.io/v1",
       kind: "AuthorizationPolicy",
       metadata: { name: "deny-get" },
       spec: { action: "DENY", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] },
     };
-    expect(code).toContain('spec: { action: "DENY", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] } };');
+    expect(code).toContain(
+      'spec: { action: "DENY", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] } };',
+    );
     expect(validate(policy).issues[0]?.message).toContain("will deny all traffic to TCP ports");
     const typed: istio.AuthorizationPolicy = istio.AuthorizationPolicySchema.parse(policy);
     expect(typed.spec?.action).toBe("DENY");

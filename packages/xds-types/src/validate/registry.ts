@@ -29,7 +29,7 @@ const GATEWAY_GROUPS = new Set(["gateway.networking.k8s.io", "gateway.networking
 /** Which family an API group belongs to, or undefined for groups ambientkit does not validate. */
 export function familyOf(group: string): "istio" | "gateway-api" | undefined {
   if (GATEWAY_GROUPS.has(group)) return "gateway-api";
-  if (ISTIO_GROUP.test(group)) return "istio";
+  if (group.endsWith("istio.io") && ISTIO_GROUP.test(group)) return "istio";
   return undefined;
 }
 

@@ -25,6 +25,8 @@ interface NodeInfo {
   defaults: boolean;
   /** Some node in this subtree has CEL rules or a set/map list type. */
   walk: boolean;
+  /** Some node in this subtree has a set/map list type. */
+  lists: boolean;
 }
 
 const infoCache = new WeakMap<StructuralSchema, NodeInfo>();
@@ -42,15 +44,14 @@ function info(s: StructuralSchema): NodeInfo {
   let i = infoCache.get(s);
   if (i === undefined) {
     const listType = s["x-kubernetes-list-type"];
-    i = {
-      defaults: false,
-      walk: s["x-kubernetes-validations"] !== undefined || listType === "set" || listType === "map",
-    };
+    const lists = listType === "set" || listType === "map";
+    i = { defaults: false, walk: lists || s["x-kubernetes-validations"] !== undefined, lists };
     for (const c of childSchemas(s)) {
       if (c.default !== undefined) i.defaults = true;
       const ci = info(c);
       i.defaults ||= ci.defaults;
       i.walk ||= ci.walk;
+      i.lists ||= ci.lists;
     }
     infoCache.set(s, i);
   }
@@ -192,7 +193,9 @@ export function checkRules(
   schemaFailed: boolean,
   evalCel = true,
 ): void {
-  if (value === undefined || !info(s).walk) return;
+  if (value === undefined) return;
+  const needs = info(s);
+  if (evalCel ? !needs.walk : !needs.lists) return;
   const rules = s["x-kubernetes-validations"];
   if (evalCel && rules !== undefined && value !== null) {
     for (const r of rules) {

@@ -345,3 +345,60 @@ describe("generated zod schemas", () => {
     ).toBe(gatewayApi.TLSRouteV1alpha2Schema);
   });
 });
+
+describe("robustness", () => {
+  it("never throws when any node of a real document is replaced by an odd value", async () => {
+    const { loadCorpus } = await import("../testdata/corpus.js");
+    const docs = loadCorpus().filter((d) => d.expect === "valid");
+    const sample = docs.filter((_, i) => i % 40 === 0);
+    const odd: unknown[] = [null, 1.5, -1, "", "x*y", [], [null], {}, { "": 1 }, true, 2 ** 60];
+    let runs = 0;
+    for (const d of sample) {
+      const paths: Array<Array<string | number>> = [];
+      const walk = (v: unknown, path: Array<string | number>): void => {
+        if (paths.length > 60) return;
+        paths.push(path);
+        if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+        else if (typeof v === "object" && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+      };
+      walk(d.doc, []);
+      for (const path of paths.slice(1)) {
+        for (const o of odd) {
+          const copy = structuredClone(d.doc) as Record<string, unknown>;
+          let node: Record<string | number, unknown> = copy;
+          for (const seg of path.slice(0, -1)) node = node[seg] as Record<string | number, unknown>;
+          node[path.at(-1) as string | number] = o;
+          const r = validate(copy, { istio: d.istio });
+          expect(typeof r.valid).toBe("boolean");
+          runs++;
+        }
+      }
+    }
+    expect(runs).toBeGreaterThan(1000);
+  });
+
+  it("validates the items of a kind: List and honours YAML merge keys", () => {
+    const text = [
+      "apiVersion: v1",
+      "kind: List",
+      "items:",
+      "- apiVersion: security.istio.io/v1",
+      "  kind: PeerAuthentication",
+      "  metadata: {name: a}",
+      "  spec: &spec",
+      "    mtls: {mode: STRICT}",
+      "- apiVersion: security.istio.io/v1",
+      "  kind: PeerAuthentication",
+      "  metadata: {name: b}",
+      "  spec:",
+      "    <<: *spec",
+      "    mtls: {mode: NOPE}",
+    ].join("\n");
+    const r = validateYaml(text);
+    expect(r.documents.map((d) => [d.name, d.line, d.valid])).toEqual([
+      ["a", 4, true],
+      ["b", 9, false],
+    ]);
+    expect(r.documents[1]?.issues[0]).toMatchObject({ code: "schema/enum", path: "spec.mtls.mode", line: 14 });
+  });
+});

@@ -145,5 +145,6 @@ export function validateInternal(doc: unknown, options: ValidateOptions = {}): I
  */
 export function validate(doc: unknown, options: ValidateOptions = {}): ValidationResult {
   const r = validateInternal(doc, options);
+  if (r.issues.length === 0) return r;
   return { ...r, issues: r.issues.map(({ segs: _segs, ...issue }) => issue) };
 }

@@ -48,7 +48,8 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
   const documents: DocumentResult[] = [];
   let parsed: ReturnType<typeof parseAllDocuments>;
   try {
-    parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    // merge: `<<` merge keys, which go-yaml (kubectl) honours; uniqueKeys: duplicate keys are errors.
+    parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   } catch (error) {
     const issue: ValidationIssue = {
       code: "yaml/syntax",
@@ -113,13 +114,23 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
       });
       continue;
     }
-    const r = validateInternal(value, options);
-    const issues = r.issues.map(({ segs, ...issue }: InternalIssue) => {
-      const offset = locate(doc.contents, segs ?? []) ?? start;
-      const pos = lineCounter.linePos(offset);
-      return { ...issue, line: pos.line, column: pos.col };
-    });
-    documents.push({ ...r, index: index++, line: startPos.line, issues });
+    // A `kind: List` (as `kubectl get -o yaml` prints) is validated item by item.
+    const v = value as { apiVersion?: unknown; kind?: unknown; items?: unknown } | null;
+    const isList =
+      typeof v === "object" && v !== null && v.apiVersion === "v1" && v.kind === "List" && Array.isArray(v.items);
+    const items: Array<[unknown, PathSeg[]]> = isList
+      ? (v.items as unknown[]).map((item, i) => [item, ["items", i]])
+      : [[value, []]];
+    for (const [item, prefix] of items) {
+      const r = validateInternal(item, options);
+      const issues = r.issues.map(({ segs, ...issue }: InternalIssue) => {
+        const offset = locate(doc.contents, [...prefix, ...(segs ?? [])]) ?? start;
+        const pos = lineCounter.linePos(offset);
+        return { ...issue, line: pos.line, column: pos.col };
+      });
+      const itemLine = lineCounter.linePos(locate(doc.contents, prefix) ?? start).line;
+      documents.push({ ...r, index: index++, line: itemLine, issues });
+    }
   }
   return { valid: documents.every((d) => d.valid), documents };
 }

@@ -157,6 +157,18 @@ describe("parseLocalXds: every field", () => {
     expect(c.workloads[1]?.services).toEqual({ "ns/a": { 80: 8080 } });
   });
 
+  it("parses a large file written in dense flow style (the alias budget does not trip)", () => {
+    const ws = Array.from(
+      { length: 1500 },
+      (_, i) =>
+        `{workloadIps: [10.0.${i >> 8}.${i & 255}], namespace: n, services: {n/s: {1: 1, 2: 2, 3: 3}}}`,
+    );
+    const policy = `{name: p, namespace: n, scope: Global, action: Deny, dryRun: false, rules: [[[{destinationPorts: [${Array(2000).fill(1).join(",")}]}]]]}`;
+    const c = mustParse(`workloads: [${ws.join(",")}]\npolicies: [${policy}]\n`);
+    expect(c.workloads).toHaveLength(1500);
+    expect(c.policies[0]?.rules[0]?.[0]?.[0]?.destinationPorts).toHaveLength(2000);
+  });
+
   it("stops following aliases that multiply the work", () => {
     const lines = [
       "m: &m {notDestinationPorts: [1]}",

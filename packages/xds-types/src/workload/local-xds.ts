@@ -113,14 +113,15 @@ type N = Node | null | undefined;
 
 // The document being read, for resolving aliases (parsing is synchronous, so one slot suffices).
 let currentDoc: Document | undefined;
-// Aliases may multiply the work ("billion laughs"); stop following them after this many.
-const MAX_ALIAS_RESOLUTIONS = 10_000;
-let aliasesLeft = MAX_ALIAS_RESOLUTIONS;
+// Aliases may multiply the work ("billion laughs"): every node visit is counted against a budget
+// proportional to the text (a file without aliases needs a few visits per node, far below it).
+let visitsLeft = 0;
+const visitBudget = (textLength: number): number => 200_000 + 4 * textLength;
 
 function deref(node: N): N {
+  if (--visitsLeft < 0) return null;
   if (!isAlias(node)) return node;
-  if (currentDoc === undefined || aliasesLeft <= 0) return null;
-  aliasesLeft--;
+  if (currentDoc === undefined) return null;
   // Alias.resolve searches the document; remember each alias's target.
   let target = resolved.get(node);
   if (target === undefined) {
@@ -832,11 +833,11 @@ export function parseLocalXds(text: string): LocalXdsParseResult {
   }
   if (r.issues.length > 0) return { ok: false, issues: r.issues };
   currentDoc = doc;
-  aliasesLeft = MAX_ALIAS_RESOLUTIONS;
+  visitsLeft = visitBudget(text.length);
   resolved = new Map();
   try {
     const result = readConfig(r, doc.contents as N);
-    if (aliasesLeft <= 0) {
+    if (visitsLeft < 0) {
       return {
         ok: false,
         issues: [
@@ -844,7 +845,8 @@ export function parseLocalXds(text: string): LocalXdsParseResult {
             code: "yaml/syntax",
             severity: "error",
             path: "",
-            message: `the file uses YAML aliases more than ${MAX_ALIAS_RESOLUTIONS} times; expand them`,
+            message:
+              "the file's YAML aliases expand to far more nodes than the file has; write the values out instead",
           },
           ...result.issues,
         ],
