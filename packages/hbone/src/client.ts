@@ -28,10 +28,9 @@ import {
   PING_INTERVAL_MS,
   PING_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
-  SESSION_WRITE_BUDGET,
 } from "./settings.js";
 import { startKeepalive } from "./keepalive.js";
-import { type HboneHooks, HboneStream, type TunnelInfo, WriteBudget } from "./stream.js";
+import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
 import { clientTlsOptions, type HboneCredentials, identityOfCredentials, spiffeIdsOf } from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
@@ -136,7 +135,6 @@ export class HboneConnection extends EventEmitter {
   error: HboneError | undefined;
   readonly #maxStreams: number;
   readonly #hooks: HboneHooks | undefined;
-  readonly #budget: WriteBudget = new WriteBudget(SESSION_WRITE_BUDGET);
   #stopKeepalive: (() => void) | undefined;
 
   constructor(
@@ -277,7 +275,7 @@ export class HboneConnection extends EventEmitter {
           remotePort: this.socket.remotePort ?? 0,
           headers,
         };
-        const stream = new HboneStream(req, info, flatten(resHeaders), this.#hooks, this.#budget);
+        const stream = new HboneStream(req, info, flatten(resHeaders), this.#hooks);
         if (request.signal) {
           const s = request.signal;
           const kill = (): void => {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HbonePool } from "./pool.js";
 import { HboneServer } from "./server.js";
-import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test-util.js";
+import { readAll, startEcho, type TestTcpServer, writeAllAndEnd } from "./testdata/echo.test-util.js";
 import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
 
 let ca: TestCa;
@@ -45,9 +45,11 @@ describe("scale", () => {
         const want = createHash("sha256").update(head).update(body).digest("hex");
         const got = readAll(t);
         t.write(head);
-        t.end(body);
+        await writeAllAndEnd(t, body);
         const buf = await got;
-        return buf.length === 1024 * 1024 && createHash("sha256").update(buf).digest("hex") === want;
+        const ok = buf.length === 1024 * 1024 && createHash("sha256").update(buf).digest("hex") === want;
+        if (!ok && process.env.DBG) console.log("BAD", i, buf.length, buf.readBigUInt64BE(0));
+        return ok;
       }),
     );
     expect(results.filter((ok) => !ok).length).toBe(0);

@@ -19,6 +19,7 @@ import {
 import { startKeepalive } from "./keepalive.js";
 import { RST_ENHANCE_YOUR_CALM, RST_REFUSED_STREAM, toHboneError } from "./node-error.js";
 import { encodeProxyV2 } from "./proxy-protocol.js";
+import { ReadAhead } from "./read-ahead.js";
 import {
   CONNECTION_WINDOW_SIZE,
   h2Settings,
@@ -28,10 +29,9 @@ import {
   PING_TIMEOUT_MS,
   SERVER_MAX_CONCURRENT_STREAMS,
   SERVER_MAX_HEADER_LIST_SIZE,
-  SESSION_WRITE_BUDGET,
   UPSTREAM_CONNECT_TIMEOUT_MS,
 } from "./settings.js";
-import { type HboneHooks, HboneStream, type TunnelInfo, WriteBudget } from "./stream.js";
+import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
 import {
   checkClientTrustDomain,
   type HboneCredentials,
@@ -116,11 +116,17 @@ export interface HboneServerOptions {
    * streams before they were answered within `windowMs` gets GOAWAY(ENHANCE_YOUR_CALM) and is closed.
    */
   rapidReset?: { maxResets: number; windowMs: number };
+  /**
+   * Keep reading each connection's socket while node:http2 is blocked in a write (default true).
+   * Prevents a deadlock between two Node peers pushing bulk data both ways; see ReadAhead.
+   */
+  readAhead?: boolean;
   /** Cap on simultaneously open HBONE connections (default 10,000). */
   maxConnections?: number;
 }
 
-const kCtx = Symbol("hbone.ctx");
+/** Cap on bytes read ahead of node:http2 per connection (see ReadAhead). */
+const READ_AHEAD_LIMIT = 32 * 1024 * 1024;
 
 interface TlsEntry {
   server: tls.Server;
@@ -135,7 +141,6 @@ interface ConnCtx {
   localPort: number;
   remoteAddress: string;
   remotePort: number;
-  budget: WriteBudget;
 }
 
 function unmap(addr: string | undefined): string {
@@ -170,6 +175,8 @@ export class HboneServer extends EventEmitter {
   readonly #handler: HboneHandler;
   readonly #abort = new AbortController();
   #closing = false;
+  #pendingCtx: ConnCtx | undefined;
+  readonly #ctxBySession = new WeakMap<http2.Http2Session, ConnCtx>();
 
   constructor(opts: HboneServerOptions) {
     super();
@@ -237,10 +244,14 @@ export class HboneServer extends EventEmitter {
         localPort: socket.localPort ?? 0,
         remoteAddress: unmap(socket.remoteAddress),
         remotePort: socket.remotePort ?? 0,
-        budget: new WriteBudget(SESSION_WRITE_BUDGET),
       };
-      (socket as unknown as Record<symbol, ConnCtx>)[kCtx] = ctx;
-      this.#h2.emit("connection", socket);
+      // node:http2 creates the session synchronously inside 'connection'; #onSession picks ctx up
+      this.#pendingCtx = ctx;
+      try {
+        this.#h2.emit("connection", this.#opts.readAhead === false ? socket : new ReadAhead(socket, READ_AHEAD_LIMIT));
+      } finally {
+        this.#pendingCtx = undefined;
+      }
     });
     const entry = { server, identity, trustDomain };
     this.#tlsServers.set(creds, entry);
@@ -300,6 +311,12 @@ export class HboneServer extends EventEmitter {
   }
 
   #onSession(session: http2.ServerHttp2Session): void {
+    const ctx = this.#pendingCtx;
+    if (!ctx) {
+      session.destroy();
+      return;
+    }
+    this.#ctxBySession.set(session, ctx);
     this.#sessions.add(session);
     this.emit("session", session);
     session.on("error", () => {});
@@ -359,7 +376,7 @@ export class HboneServer extends EventEmitter {
 
   async #onStream(stream: http2.ServerHttp2Stream, rawHeaders: http2.IncomingHttpHeaders): Promise<void> {
     stream.on("error", () => {});
-    const ctx = (stream.session?.socket as unknown as Record<symbol, ConnCtx> | undefined)?.[kCtx];
+    const ctx = stream.session ? this.#ctxBySession.get(stream.session) : undefined;
     const respondEnd = (status: number): void => {
       if (stream.closed || stream.destroyed || stream.headersSent) return;
       try {
@@ -439,18 +456,17 @@ export class HboneServer extends EventEmitter {
         return;
       case "accept": {
         stream.respond({ ":status": 200 });
-        const tunnel = new HboneStream(stream, info, headers, this.#opts.hooks, ctx.budget);
+        const tunnel = new HboneStream(stream, info, headers, this.#opts.hooks);
         decision.onTunnel(tunnel);
         return;
       }
       case "connect":
-        this.#connectUpstream(ctx.budget, stream, info, request, decision);
+        this.#connectUpstream(stream, info, request, decision);
         return;
     }
   }
 
   #connectUpstream(
-    budget: WriteBudget,
     stream: http2.ServerHttp2Stream,
     info: TunnelInfo,
     request: HboneServerRequest,
@@ -512,7 +528,7 @@ export class HboneServer extends EventEmitter {
         }
       }
       stream.respond({ ":status": 200 });
-      const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks, budget);
+      const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks);
       pipeHalfClose(tunnel, upstream);
     });
   }

@@ -50,5 +50,3 @@ export function h2Settings(maxHeaderListSize: number, maxConcurrentStreams?: num
   };
 }
 
-/** Per-session cap on tunnel bytes queued in node:http2 at once (see `WriteBudget`). */
-export const SESSION_WRITE_BUDGET: number = 512 * 1024;

@@ -51,42 +51,6 @@ function safe(fn: () => void): void {
   }
 }
 
-const WRITE_SLICE = 64 * 1024;
-
-/**
- * Caps the bytes all tunnels of one HTTP/2 session have handed to node:http2 and not yet seen
- * packed into frames. node:http2 stops reading its socket while a socket write is in progress;
- * two Node peers that both queue megabytes on many streams at once can then wait on each other
- * forever (each blocked in a write the other no longer reads). Keeping each session's pending
- * output small keeps writes short and both sides reading.
- */
-export class WriteBudget {
-  inflight = 0;
-  readonly limit: number;
-  readonly #waiters: { n: number; fn: () => void }[] = [];
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-  acquire(n: number, fn: () => void): void {
-    if (this.#waiters.length === 0 && (this.inflight === 0 || this.inflight + n <= this.limit)) {
-      this.inflight += n;
-      fn();
-      return;
-    }
-    this.#waiters.push({ n, fn });
-  }
-  release(n: number): void {
-    this.inflight -= n;
-    while (this.#waiters.length > 0) {
-      const w = this.#waiters[0];
-      if (!w || (this.inflight !== 0 && this.inflight + w.n > this.limit)) break;
-      this.#waiters.shift();
-      this.inflight += w.n;
-      w.fn();
-    }
-  }
-}
-
 /**
  * One HBONE tunnel as a Duplex with real half-close: `end()` sends END_STREAM (the FIN analogue)
  * while reading continues; the peer's END_STREAM ends the readable side. RST_STREAM(NO_ERROR|CANCEL)
@@ -101,7 +65,6 @@ export class HboneStream extends Duplex {
   bytesReceived = 0;
   readonly #h2: http2.Http2Stream;
   readonly #hooks: HboneHooks | undefined;
-  readonly #budget: WriteBudget | undefined;
   readonly #started = Date.now();
   #readEnded = false;
   #closedReported = false;
@@ -111,11 +74,9 @@ export class HboneStream extends Duplex {
     info: TunnelInfo,
     peerHeaders: Readonly<Record<string, string>>,
     hooks?: HboneHooks,
-    budget?: WriteBudget,
   ) {
     super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
     this.#h2 = h2;
-    this.#budget = budget;
     this.info = info;
     this.peerHeaders = peerHeaders;
     this.#hooks = hooks;
@@ -197,40 +158,7 @@ export class HboneStream extends Duplex {
     }
     this.bytesSent += chunk.length;
     if (this.#hooks?.onBytes) safe(() => this.#hooks?.onBytes?.(this.info, "sent", chunk.length));
-    const budget = this.#budget;
-    if (!budget) {
-      h2.write(chunk, (err?: Error | null) => cb(err ? toHboneError(err, "tunnel write") : null));
-      return;
-    }
-    // Feed the session in slices under a per-session budget so one socket write stays small
-    // (see WriteBudget).
-    let pending = 0;
-    let failed = false;
-    let queued = true;
-    const done = (n: number) => (err?: Error | null) => {
-      budget.release(n);
-      pending--;
-      if (failed) return;
-      if (err) {
-        failed = true;
-        cb(toHboneError(err, "tunnel write"));
-      } else if (pending === 0 && !queued) {
-        cb();
-      }
-    };
-    for (let off = 0; off < chunk.length; off += WRITE_SLICE) {
-      const piece = chunk.subarray(off, Math.min(off + WRITE_SLICE, chunk.length));
-      pending++;
-      budget.acquire(piece.length, () => {
-        if (h2.closed || h2.destroyed) {
-          done(piece.length)();
-          return;
-        }
-        h2.write(piece, done(piece.length));
-      });
-    }
-    queued = false;
-    if (pending === 0 && !failed) cb();
+    h2.write(chunk, (err?: Error | null) => cb(err ? toHboneError(err, "tunnel write") : null));
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (error?: Error | null) => void): void {

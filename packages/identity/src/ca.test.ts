@@ -519,6 +519,25 @@ describe("plug-in CA (cacerts) consistency checks", () => {
     expect(expired.message).toMatch(/expired at/);
   });
 
+  it("keeps a multi-root bundle as ONE last chain element (root rotation)", async () => {
+    const oldRoot = await CertificateAuthority.createRoot({
+      trustDomain: "cluster.local",
+      keyAlgorithm: "ec-p256",
+    });
+    const files = await ecRoot.toCacerts();
+    const ca = await CertificateAuthority.fromPem({
+      caCertPem: files["ca-cert.pem"],
+      caKeyPem: files["ca-key.pem"],
+      rootCertPem: oldRoot.rootCertPem + files["root-cert.pem"],
+    });
+    const issued = await ca.issue(ID);
+    expect(issued.chain).toHaveLength(2);
+    expect(issued.chain[1]).toBe(oldRoot.rootCertPem + files["root-cert.pem"]);
+    expect(verify(issued.rootCertPem, issued.certificatePem)).toContain("OK");
+    // cert-chain.pem is the path of this CA only: the signing root, not the other root
+    expect(ca.certChainPem).toBe(files["ca-cert.pem"]);
+  });
+
   it("round-trips its own cacerts files, including legacy PKCS#1 / SEC1 keys", async () => {
     const inter = await ecRoot.createIntermediate({ commonName: "I" });
     const files = await inter.toCacerts();

@@ -152,6 +152,8 @@ interface CaParts {
   /** Between the signing cert and the root, nearest first. */
   intermediates: X509Certificate[];
   roots: X509Certificate[];
+  /** The root in `roots` this CA's path ends at. */
+  anchor: X509Certificate;
   trustDomain: string | undefined;
   runtime: Required<CaRuntime>;
   ttl: Required<CaTtlPolicy>;
@@ -210,6 +212,7 @@ export class CertificateAuthority {
       signing: cert,
       intermediates: [],
       roots: [cert],
+      anchor: cert,
       trustDomain: td.name,
       runtime,
       ttl,
@@ -267,6 +270,7 @@ export class CertificateAuthority {
       signing,
       intermediates: path.slice(1, -1),
       roots: roots.some((r) => sameCert(r, root)) ? roots : [root, ...roots],
+      anchor: root,
       trustDomain: options.trustDomain ?? firstOrg(root),
       runtime,
       ttl,
@@ -296,9 +300,8 @@ export class CertificateAuthority {
   /** Signing cert, intermediates, root: Istio's cacerts `cert-chain.pem`. */
   get certChainPem(): string {
     const p = this.#parts;
-    const root = p.roots[0] as X509Certificate;
     const chain = [p.signing, ...p.intermediates];
-    if (!sameCert(root, p.signing)) chain.push(root);
+    if (!sameCert(p.anchor, p.signing)) chain.push(p.anchor);
     return chain.map(pem).join("");
   }
 
@@ -370,6 +373,7 @@ export class CertificateAuthority {
         ? [...p.intermediates]
         : [p.signing, ...p.intermediates],
       roots: p.roots,
+      anchor: p.anchor,
       trustDomain: p.trustDomain,
       runtime: p.runtime,
       ttl: p.ttl,

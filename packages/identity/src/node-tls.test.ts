@@ -1,4 +1,5 @@
 // Real TLS 1.3 handshakes between two Node peers on 127.0.0.1 with CA-issued SVIDs.
+import { createSecureServer, connect as http2Connect } from "node:http2";
 import { createServer, type Server } from "node:net";
 import { connect, type TLSSocket } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -9,8 +10,10 @@ import {
   HBONE_TLS_CIPHERSUITES,
   type HboneTlsServerOptions,
   hboneClientTlsOptions,
+  hboneServerTlsOptions,
   type MtlsIdentity,
   peerIdentity,
+  verifyHboneClient,
 } from "./node-tls.js";
 
 const SERVER_ID = "spiffe://cluster.local/ns/echo/sa/server";
@@ -325,5 +328,42 @@ describe("HBONE mTLS between two Node peers", () => {
     expect(viaB.serverIdentity).toBe("spiffe://cluster.local/ns/echo/sa/b");
     expect(viaB.greeting).toMatch(/^hello /);
     expect(rejects).toEqual([]);
+  });
+
+  it("plugs into http2.createSecureServer / http2.connect (HBONE's transport)", async () => {
+    const config = { identity: serverIdentity, trustBundles: bundles };
+    const server = createSecureServer(hboneServerTlsOptions(config));
+    servers.push(server as unknown as Server);
+    const peers: string[] = [];
+    server.on("secureConnection", (socket: TLSSocket) => {
+      peers.push(verifyHboneClient(socket, config).identity);
+    });
+    server.on("stream", (stream, headers) => {
+      stream.respond({ ":status": 200 });
+      stream.end(`${headers[":method"]} ${headers[":authority"]}`);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const session = http2Connect(`https://127.0.0.1:${port}`, {
+      ...hboneClientTlsOptions({
+        identity: clientIdentity,
+        trustBundles: bundles,
+        expectedIdentities: [SERVER_ID],
+      }),
+    });
+    const body = await new Promise<string>((resolve, reject) => {
+      session.on("error", reject);
+      const req = session.request({ ":method": "CONNECT", ":authority": "10.0.0.1:8080" });
+      let text = "";
+      req.on("data", (d) => {
+        text += d.toString();
+      });
+      req.on("end", () => resolve(text));
+      req.on("error", reject);
+      req.end();
+    });
+    session.close();
+    expect(body).toBe("CONNECT 10.0.0.1:8080");
+    expect(peers).toEqual([CLIENT_ID]);
   });
 });

@@ -1,7 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { X509Certificate as NodeX509 } from "node:crypto";
-import { beforeAll, describe, expect, test } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { IdentityError } from "./errors.js";
-import { encodePemCertificates } from "./pem.js";
+import { decodePemCertificates, encodePemCertificates } from "./pem.js";
 import {
   certificateFacts,
   checkX509SvidLeaf,
@@ -290,5 +294,121 @@ describe("parseX509Svid", () => {
     expect(checkX509SvidLeaf(cert).toString()).toBe("spiffe://cluster.local/ns/default/sa/client");
     expect(node.subjectAltName).toBe("URI:spiffe://cluster.local/ns/default/sa/client");
     expect(CA_KU & KeyUsageFlags.keyCertSign).toBeTruthy();
+  });
+});
+
+describe("X509-SVID vectors made by the openssl CLI (independent encoder)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ambientkit-svid-openssl-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ossl = (...args: string[]) =>
+    execFileSync("openssl", args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
+  const SAN = "subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/sleep";
+  const GOOD = [
+    "basicConstraints=critical,CA:false",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+    "extendedKeyUsage=serverAuth,clientAuth",
+    SAN,
+  ];
+
+  beforeAll(() => {
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key");
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "leaf.key");
+    ossl(
+      "req",
+      "-new",
+      "-x509",
+      "-key",
+      "ca.key",
+      "-subj",
+      "/O=cluster.local",
+      "-days",
+      "2",
+      "-addext",
+      "basicConstraints=critical,CA:true",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-out",
+      "ca.pem",
+    );
+    ossl("req", "-new", "-key", "leaf.key", "-subj", "/O=cluster.local", "-out", "leaf.csr");
+  });
+
+  function leafWith(name: string, ext: string[]): X509Certificate {
+    writeFileSync(join(dir, `${name}.cnf`), `[v3]\n${ext.join("\n")}\n`);
+    ossl(
+      "x509",
+      "-req",
+      "-in",
+      "leaf.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-days",
+      "1",
+      "-extfile",
+      `${name}.cnf`,
+      "-extensions",
+      "v3",
+      "-out",
+      `${name}.pem`,
+    );
+    return parseCertificate(
+      decodePemCertificates(readFileSync(join(dir, `${name}.pem`), "utf8"))[0] as Uint8Array,
+    );
+  }
+
+  test("the Istio-profile leaf and the CA pass", () => {
+    expect(checkX509SvidLeaf(leafWith("good", GOOD), { strict: true }).toString()).toBe(
+      "spiffe://cluster.local/ns/default/sa/sleep",
+    );
+    checkX509SvidSigningCert(
+      parseCertificate(
+        decodePemCertificates(readFileSync(join(dir, "ca.pem"), "utf8"))[0] as Uint8Array,
+      ),
+      {
+        strict: true,
+      },
+    );
+  });
+
+  test.each([
+    ["cRLSign", ["keyUsage=critical,digitalSignature,cRLSign"], "leaf-crl-sign"],
+    ["keyCertSign", ["keyUsage=critical,digitalSignature,keyCertSign"], "leaf-key-cert-sign"],
+    [
+      "keyEncipherment only",
+      ["keyUsage=critical,keyEncipherment"],
+      "leaf-digital-signature-missing",
+    ],
+    [
+      "decipherOnly (bit 8)",
+      ["keyUsage=critical,keyAgreement,decipherOnly"],
+      "leaf-digital-signature-missing",
+    ],
+    ["serverAuth only", ["extendedKeyUsage=serverAuth"], "leaf-eku-incomplete"],
+    ["CA:true", ["basicConstraints=critical,CA:true"], "leaf-ca"],
+    [
+      "two URIs",
+      [
+        "subjectAltName=critical,URI:spiffe://cluster.local/ns/a/sa/b,URI:spiffe://cluster.local/ns/c/sa/d",
+      ],
+      "leaf-uri-san-multiple",
+    ],
+    ["DNS only", ["subjectAltName=critical,DNS:sleep.default.svc"], "leaf-uri-san-missing"],
+    [
+      "percent-encoded path",
+      ["subjectAltName=critical,URI:spiffe://cluster.local/ns/a%2Fb/sa/c"],
+      "leaf-spiffe-id-invalid",
+    ],
+    [
+      "unknown critical extension",
+      ["1.3.6.1.4.1.55555.7=critical,ASN1:NULL"],
+      "unhandled-critical-extension",
+    ],
+  ] as const)("%s → %s", (name, override, rule) => {
+    const key = (line: string) => line.split("=")[0];
+    const ext = [...GOOD.filter((g) => !override.some((o) => key(o) === key(g))), ...override];
+    const cert = leafWith(name.replace(/\W+/g, "-"), ext);
+    expect(ruleOf(() => checkX509SvidLeaf(cert)).rule).toBe(rule);
   });
 });

@@ -148,7 +148,6 @@ const OID_SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 /** Extensions whose semantics this verifier processes (critical ones are accepted). */
 const HANDLED = new Set<string>([
-  id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
   id_ce_keyUsage,
   id_ce_extKeyUsage,

@@ -215,6 +215,32 @@ describe("verifyX509Svid: accepted chains", () => {
       expect(e.rule).toBe("chain-bad-signature");
     },
   );
+  test("root rotation that keeps the key: an expired old root listed first does not hide the new one", async () => {
+    const oldRoot = await makeCert({
+      subject: pki.root.subject,
+      keys: pki.rootKeys,
+      ca: true,
+      keyUsage: CA_KU,
+      notBefore: new Date(NOW.getTime() - 100 * HOUR),
+      notAfter: new Date(NOW.getTime() - HOUR),
+    });
+    const b = new TrustBundle("cluster.local", { x509Authorities: [oldRoot, pki.root] });
+    const v = await verifyX509Svid([der(pki.leaf), der(pki.intermediate)], b, { now: NOW });
+    expect(v.chain.at(-1)).toBe(pki.root);
+    // Alone, the old root is reported as expired.
+    const onlyOld = new TrustBundle("cluster.local", { x509Authorities: [oldRoot] });
+    const e = await failure(
+      verifyX509Svid([der(pki.leaf), der(pki.intermediate)], onlyOld, { now: NOW }),
+    );
+    expect(e.rule).toBe("chain-expired");
+  });
+  test("a renewed intermediate with the same key: the expired copy presented first is skipped", async () => {
+    const expiredInt = await makeCert({ ...pki.intSpec, notAfter: new Date(NOW.getTime() - HOUR) });
+    const v = await verifyX509Svid([pki.leaf, expiredInt, pki.intermediate].map(der), bundle, {
+      now: NOW,
+    });
+    expect(v.chain[1]?.notAfter.getTime()).toBe(pki.intermediate.notAfter.getTime());
+  });
   test("the clock is injectable: valid inside the window, not outside", async () => {
     const chain = [der(pki.leaf), der(pki.intermediate)];
     await verifyX509Svid(chain, bundle, { now: new Date(NOW.getTime() + 23 * HOUR) });

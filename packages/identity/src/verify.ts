@@ -2,6 +2,7 @@
 // full leaf rules of `x509svid.Parse`): the bundle is chosen by the leaf's trust domain, never
 // "any root". Universal: WebCrypto via @peculiar/x509, no node: imports.
 import type { TrustBundleSource } from "./bundle.js";
+import { IdentityError } from "./errors.js";
 import type { SpiffeId } from "./spiffe-id.js";
 import {
   type CertificateFacts,
@@ -254,9 +255,7 @@ export async function verifyX509Svid(
   }
   checkValidity(leaf, now, "leaf certificate");
 
-  const path: X509Certificate[] = [leaf];
   const intermediates = certs.slice(1);
-  const used = new Set<number>();
   // Bound the work a hostile peer can cause with many same-named certificates (Go: 100).
   let signatureChecks = 0;
   const check = (child: X509Certificate, issuer: X509Certificate): Promise<boolean> => {
@@ -268,63 +267,64 @@ export async function verifyX509Svid(
     }
     return signedBy(child, issuer);
   };
-  let current = leaf;
-  for (;;) {
+
+  // Depth-first path search: every issuer whose name, key identifier and signature fit is tried
+  // in turn (bundle authorities first), so an expired or unsuitable candidate — say the old root
+  // of a rotation that kept the key — does not hide a good one. The first failure is reported.
+  const extend = async (
+    path: X509Certificate[],
+    used: ReadonlySet<number>,
+  ): Promise<X509Certificate[]> => {
+    const current = path[path.length - 1] as X509Certificate;
     const facts = certificateFacts(current);
+    const candidates: { cert: X509Certificate; anchor: boolean; index: number }[] = [];
+    for (const a of authorities) candidates.push({ cert: a, anchor: true, index: -1 });
+    intermediates.forEach((c, index) => {
+      if (!used.has(index)) candidates.push({ cert: c, anchor: false, index });
+    });
     let nameMatched = false;
-    let next: X509Certificate | undefined;
-    let anchor = false;
-    for (const a of authorities) {
-      if (!mayHaveIssued(facts, certificateFacts(a))) continue;
+    let firstError: IdentityError | undefined;
+    for (const candidate of candidates) {
+      const next = candidate.cert;
+      if (!mayHaveIssued(facts, certificateFacts(next))) continue;
       nameMatched = true;
-      if (await check(current, a)) {
-        next = a;
-        anchor = true;
-        break;
-      }
-    }
-    if (next === undefined) {
-      for (let i = 0; i < intermediates.length; i++) {
-        const c = intermediates[i] as X509Certificate;
-        if (used.has(i) || !mayHaveIssued(facts, certificateFacts(c))) continue;
-        nameMatched = true;
-        if (await check(current, c)) {
-          next = c;
-          used.add(i);
-          break;
-        }
-      }
-    }
-    if (next === undefined) {
-      throw nameMatched
-        ? svidError(
-            "chain-bad-signature",
-            `could not verify leaf certificate: the signature of ${describeCert(current)} does not verify with its issuer "${current.issuer}"`,
-          )
-        : svidError(
-            "chain-untrusted",
-            `could not verify leaf certificate: certificate signed by unknown authority: no authority of trust domain "${id.trustDomain.name}" or presented intermediate is named "${current.issuer}"`,
+      if (!(await check(current, next))) continue;
+      try {
+        checkX509SvidSigningCert(next, options);
+        checkValidity(next, now, candidate.anchor ? "trust anchor" : "intermediate certificate");
+        const below = path.length - 1; // intermediates between `next` and the leaf
+        const pathLength = certificateFacts(next).basicConstraints?.pathLength;
+        if (pathLength !== undefined && below > pathLength) {
+          throw svidError(
+            "chain-path-length",
+            `could not verify leaf certificate: ${describeCert(next)} allows ${pathLength} intermediate(s) below it, the path has ${below}`,
           );
+        }
+        if (candidate.anchor) return [...path, next];
+        if (path.length > maxIntermediates) {
+          throw svidError(
+            "chain-too-long",
+            `could not verify leaf certificate: more than ${maxIntermediates} signing certificates`,
+          );
+        }
+        return await extend([...path, next], new Set([...used, candidate.index]));
+      } catch (error) {
+        // Running out of signature checks ends the search; any other failure tries the next candidate.
+        if (!(error instanceof IdentityError) || signatureChecks > MAX_SIGNATURE_CHECKS)
+          throw error;
+        firstError ??= error;
+      }
     }
-    checkX509SvidSigningCert(next, options);
-    checkValidity(next, now, anchor ? "trust anchor" : "intermediate certificate");
-    const signerIndex = path.length; // number of certificates below `next` in the path
-    const pathLength = certificateFacts(next).basicConstraints?.pathLength;
-    if (pathLength !== undefined && signerIndex - 1 > pathLength) {
-      throw svidError(
-        "chain-path-length",
-        `could not verify leaf certificate: ${describeCert(next)} allows ${pathLength} intermediate(s) below it, the path has ${signerIndex - 1}`,
-      );
-    }
-    path.push(next);
-    if (anchor) break;
-    if (path.length - 1 > maxIntermediates) {
-      throw svidError(
-        "chain-too-long",
-        `could not verify leaf certificate: more than ${maxIntermediates} signing certificates`,
-      );
-    }
-    current = next;
-  }
-  return { id, leaf, chain: path };
+    if (firstError) throw firstError;
+    throw nameMatched
+      ? svidError(
+          "chain-bad-signature",
+          `could not verify leaf certificate: the signature of ${describeCert(current)} does not verify with its issuer "${current.issuer}"`,
+        )
+      : svidError(
+          "chain-untrusted",
+          `could not verify leaf certificate: certificate signed by unknown authority: no authority of trust domain "${id.trustDomain.name}" or presented intermediate is named "${current.issuer}"`,
+        );
+  };
+  return { id, leaf, chain: await extend([leaf], new Set()) };
 }

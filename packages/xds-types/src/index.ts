@@ -20,7 +20,11 @@ export type {
   ValidationResult,
 } from "./validate/types.js";
 export { validate } from "./validate/validate.js";
-export { validateYaml, type YamlValidationResult } from "./validate/yaml.js";
+export {
+  loadYamlDocuments,
+  validateYaml,
+  type YamlValidationResult,
+} from "./validate/yaml.js";
 /** Generated TS types and zod schemas: Istio (stable release) and Gateway API (experimental channel). */
 export { gatewayApi, istio };
 

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseAllDocuments } from "yaml";
+import { loadYamlDocuments } from "../validate/yaml.js";
 
 export const repoRoot: string = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -43,7 +43,7 @@ export function loadCorpus(): CorpusDoc[] {
   for (const e of entries) {
     let docs = files.get(e.file);
     if (docs === undefined) {
-      docs = parseAllDocuments(readFileSync(join(corpusRoot, e.file), "utf8")).map((d) => d.toJS());
+      docs = loadYamlDocuments(readFileSync(join(corpusRoot, e.file), "utf8"));
       files.set(e.file, docs);
     }
     const raw = docs[e.docIndex] as Record<string, unknown> | undefined;

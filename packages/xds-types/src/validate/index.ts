@@ -13,4 +13,4 @@ export type {
   ValidationResult,
 } from "./types.js";
 export { validate } from "./validate.js";
-export { validateYaml, type YamlValidationResult } from "./yaml.js";
+export { loadYamlDocuments, validateYaml, type YamlValidationResult } from "./yaml.js";

@@ -81,6 +81,8 @@ export function structuralSchema(i: number): StructuralSchema {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 
+const NUMERIC_FORMATS = new Set(["int32", "int64", "double", "float"]);
+
 const ajvInstances: { fast?: Ajv; full?: Ajv } = {};
 
 function ajv(allErrors: boolean): Ajv {
@@ -121,6 +123,8 @@ export function toAjvSchema(
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(s)) {
     if (key.startsWith("x-kubernetes-") || key === "default") continue;
+    // int32/int64/double/float are width hints the API server does not check: no format call.
+    if (key === "format" && NUMERIC_FORMATS.has(value as string)) continue;
     if (key === "properties") {
       const props: Record<string, unknown> = {};
       for (const [name, child] of Object.entries(value as Record<string, StructuralSchema>)) {

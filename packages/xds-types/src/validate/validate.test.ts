@@ -358,8 +358,10 @@ describe("robustness", () => {
       const walk = (v: unknown, path: Array<string | number>): void => {
         if (paths.length > 60) return;
         paths.push(path);
-        if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
-        else if (typeof v === "object" && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+        if (Array.isArray(v)) {
+          for (const [i, x] of v.entries()) walk(x, [...path, i]);
+        } else if (typeof v === "object" && v !== null)
+          for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
       };
       walk(d.doc, []);
       for (const path of paths.slice(1)) {
@@ -399,6 +401,10 @@ describe("robustness", () => {
       ["a", 4, true],
       ["b", 9, false],
     ]);
-    expect(r.documents[1]?.issues[0]).toMatchObject({ code: "schema/enum", path: "spec.mtls.mode", line: 14 });
+    expect(r.documents[1]?.issues[0]).toMatchObject({
+      code: "schema/enum",
+      path: "spec.mtls.mode",
+      line: 14,
+    });
   });
 });

@@ -21,12 +21,16 @@ export interface InternalResult extends Omit<ValidationResult, "issues"> {
 /** Same as {@link validate}, but issues keep their path segments (for positions). */
 export function validateInternal(doc: unknown, options: ValidateOptions = {}): InternalResult {
   const issues: InternalIssue[] = [];
-  const done = (extra: Partial<InternalResult> = {}): InternalResult => ({
-    valid: !issues.some((i) => i.severity === "error"),
-    skipped: false,
-    ...extra,
-    issues,
-  });
+  const done = (ident?: Partial<InternalResult>): InternalResult => {
+    let valid = true;
+    for (const i of issues) if (i.severity === "error") valid = false;
+    const r: InternalResult = { valid, skipped: false, issues };
+    if (ident?.apiVersion !== undefined) r.apiVersion = ident.apiVersion;
+    if (ident?.kind !== undefined) r.kind = ident.kind;
+    if (ident?.name !== undefined) r.name = ident.name;
+    if (ident?.namespace !== undefined) r.namespace = ident.namespace;
+    return r;
+  };
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     issues.push({
       code: "document/not-object",

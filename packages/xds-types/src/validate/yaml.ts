@@ -1,6 +1,17 @@
 // validateYaml(): multi-document YAML or JSON text in, one result per document out, every issue
 // with the line and column of the field it is about (via the yaml package's source ranges).
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  Scalar,
+  visit,
+} from "yaml";
 import type { InternalIssue } from "./metadata.js";
 import type { PathSeg } from "./structural.js";
 import type { DocumentResult, ValidateOptions, ValidationIssue } from "./types.js";
@@ -40,6 +51,44 @@ function locate(root: Node | null | undefined, segs: readonly PathSeg[]): number
 }
 
 /**
+ * go-yaml (what kubectl uses) reads a flow-sequence item like `001:db8::` as one string; YAML 1.2
+ * reads it as a one-key map `{"001:db8:": null}` because of the trailing `:`. Istio's own examples rely
+ * on go-yaml here, so such items (a single key with no value and no whitespace) become strings.
+ */
+function goYamlFlowScalars(doc: Document, text: string): void {
+  visit(doc, {
+    Seq(_key, seq) {
+      if (!seq.flow) return;
+      seq.items.forEach((item, i) => {
+        if (!isMap(item) || item.items.length !== 1 || item.range == null) return;
+        const pair = item.items[0];
+        const value = pair?.value;
+        if (!isScalar(pair?.key) || pair.key.type !== "PLAIN") return;
+        if (value != null && !(isScalar(value) && value.value === null && value.source === ""))
+          return;
+        const source = text.slice(item.range[0], item.range[1]);
+        if (!/^[^\s,[\]{}]+:$/.test(source) && !/^[^\s,[\]{}]+$/.test(source)) return;
+        const scalar = new Scalar(source);
+        scalar.range = item.range;
+        seq.items[i] = scalar;
+      });
+    },
+  });
+}
+
+/**
+ * Every document of a YAML/JSON stream as plain values, read the way {@link validateYaml} reads them
+ * (empty documents included as null, so indexes match the stream). Throws on syntax errors.
+ */
+export function loadYamlDocuments(text: string): unknown[] {
+  return parseAllDocuments(text, { uniqueKeys: true, merge: true }).map((doc) => {
+    if (doc.errors.length > 0) throw doc.errors[0];
+    goYamlFlowScalars(doc, text);
+    return doc.toJS({ maxAliasCount: 1000 });
+  });
+}
+
+/**
  * Validates every document of a YAML (1.2) or JSON text. Never throws: syntax errors become a
  * `yaml/syntax` issue at their position, and the document they are in is reported invalid.
  */
@@ -49,7 +98,12 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
   let parsed: ReturnType<typeof parseAllDocuments>;
   try {
     // merge: `<<` merge keys, which go-yaml (kubectl) honours; uniqueKeys: duplicate keys are errors.
-    parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
+    parsed = parseAllDocuments(text, {
+      lineCounter,
+      prettyErrors: false,
+      uniqueKeys: true,
+      merge: true,
+    });
   } catch (error) {
     const issue: ValidationIssue = {
       code: "yaml/syntax",
@@ -94,6 +148,7 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     let value: unknown;
     try {
+      goYamlFlowScalars(doc, text);
       value = doc.toJS({ maxAliasCount: 1000 });
     } catch (error) {
       documents.push({
@@ -117,7 +172,11 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
     // A `kind: List` (as `kubectl get -o yaml` prints) is validated item by item.
     const v = value as { apiVersion?: unknown; kind?: unknown; items?: unknown } | null;
     const isList =
-      typeof v === "object" && v !== null && v.apiVersion === "v1" && v.kind === "List" && Array.isArray(v.items);
+      typeof v === "object" &&
+      v !== null &&
+      v.apiVersion === "v1" &&
+      v.kind === "List" &&
+      Array.isArray(v.items);
     const items: Array<[unknown, PathSeg[]]> = isList
       ? (v.items as unknown[]).map((item, i) => [item, ["items", i]])
       : [[value, []]];

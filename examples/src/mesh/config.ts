@@ -1,0 +1,258 @@
+// Loads a scenario: ztunnel's LOCAL_XDS YAML (workloads, services, Authorization policies) plus,
+// optionally, Istio/Gateway API YAML (AuthorizationPolicy, PeerAuthentication, HTTPRoute). Istio
+// policies without targetRefs are converted to ztunnel's Authorization form as istiod would and
+// appended to the LOCAL_XDS policies; targetRefs policies and HTTPRoutes are for the waypoint.
+// Every problem stops loading with an ExampleError naming the file and line.
+import { readFile } from "node:fs/promises";
+import {
+  type AuthorizationPolicy,
+  convertAuthorizationPolicy,
+  convertPeerAuthentications,
+  type PeerAuthentication,
+  parsePolicyResource,
+} from "@ambientkit/authz";
+import {
+  type Authorization,
+  authorizationKey,
+  isNetworkAddress,
+  type LocalConfig,
+  parseLocalXds,
+  serviceKey,
+  validateYaml,
+} from "@ambientkit/xds-types";
+import { LineCounter, parseAllDocuments, parseDocument } from "yaml";
+import { configError } from "./errors.js";
+import type { HttpRoute } from "./httproute-types.js";
+
+/** Mesh-wide settings (istiod's defaults). */
+export interface MeshSettingsInput {
+  rootNamespace?: string;
+  trustDomain?: string;
+}
+
+/** A loaded, checked scenario. */
+export interface MeshConfig {
+  /** LOCAL_XDS config, with the Istio policies istiod would send to ztunnel appended. */
+  readonly local: LocalConfig;
+  /** Istio AuthorizationPolicies as written (the waypoint evaluates the targetRefs ones). */
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
+  readonly httpRoutes: readonly HttpRoute[];
+  readonly rootNamespace: string;
+  readonly trustDomain: string;
+}
+
+/** One input file: its name (for messages) and text. */
+export interface SourceFile {
+  file: string;
+  text: string;
+}
+
+function lineAt(text: string, path: readonly (string | number)[]): number | undefined {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc });
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  const off = node?.range?.[0];
+  return off === undefined ? undefined : lc.linePos(off).line;
+}
+
+/**
+ * Parses and checks a scenario. Throws ExampleError (`ERR_EXAMPLES_CONFIG`, message
+ * `<file>:<line>: …`) on the first problem: YAML syntax, unknown fields, wrong types, duplicate
+ * workload IPs or VIPs, references to unknown services, policies or waypoints.
+ */
+export function parseScenario(
+  localXds: SourceFile,
+  istio?: SourceFile,
+  settings: MeshSettingsInput = {},
+): MeshConfig {
+  const rootNamespace = settings.rootNamespace ?? "istio-system";
+  const trustDomain = settings.trustDomain ?? "cluster.local";
+  const parsed = parseLocalXds(localXds.text);
+  if (!parsed.ok) {
+    const first = parsed.issues[0];
+    throw configError(
+      localXds.file,
+      first?.line,
+      `${first?.path ? `${first.path}: ` : ""}${first?.message ?? "invalid LOCAL_XDS config"}`,
+    );
+  }
+  const local = parsed.config;
+  checkLocal(localXds, local);
+
+  const authorizationPolicies: AuthorizationPolicy[] = [];
+  const peerAuthentications: PeerAuthentication[] = [];
+  const httpRoutes: HttpRoute[] = [];
+  const converted: Authorization[] = [];
+  if (istio) {
+    const v = validateYaml(istio.text);
+    for (const d of v.documents) {
+      const bad = d.issues.find((i) => i.severity === "error");
+      if (bad) {
+        throw configError(
+          istio.file,
+          bad.line ?? d.line,
+          `${d.kind ?? "document"} ${bad.path ? `${bad.path}: ` : ""}${bad.message}`,
+        );
+      }
+    }
+    const lc = new LineCounter();
+    const docs = parseAllDocuments(istio.text, { lineCounter: lc });
+    const list = Array.isArray(docs) ? docs : [];
+    for (const doc of list) {
+      const obj = doc.toJS() as Record<string, unknown> | null;
+      if (obj === null || typeof obj !== "object") continue;
+      const line = lc.linePos(doc.contents?.range?.[0] ?? 0).line;
+      const kind = obj.kind;
+      if (kind === "AuthorizationPolicy" || kind === "PeerAuthentication") {
+        const r = parsePolicyResource(obj);
+        if (!r.ok) {
+          const i = r.issues[0];
+          throw configError(istio.file, line, `${kind}: ${i?.path ?? ""} ${i?.message ?? "invalid"}`);
+        }
+        if (r.value.kind === "AuthorizationPolicy") authorizationPolicies.push(r.value);
+        else peerAuthentications.push(r.value);
+      } else if (kind === "HTTPRoute") {
+        httpRoutes.push(obj as unknown as HttpRoute);
+      } else {
+        throw configError(
+          istio.file,
+          line,
+          `unsupported kind ${String(kind)}: the scenario takes AuthorizationPolicy, PeerAuthentication and HTTPRoute`,
+        );
+      }
+    }
+    checkIstio(istio, local, authorizationPolicies, httpRoutes, docs);
+    for (const ap of authorizationPolicies) {
+      const c = convertAuthorizationPolicy(ap, rootNamespace);
+      if (c.authorization) converted.push(c.authorization);
+    }
+    converted.push(...convertPeerAuthentications(peerAuthentications, rootNamespace));
+  }
+  const keys = new Set(local.policies.map(authorizationKey));
+  for (const c of converted) {
+    if (keys.has(authorizationKey(c))) {
+      throw configError(
+        istio?.file ?? localXds.file,
+        undefined,
+        `policy ${authorizationKey(c)} is defined both in LOCAL_XDS and as an Istio resource`,
+      );
+    }
+    keys.add(authorizationKey(c));
+  }
+  return {
+    local: { ...local, policies: [...local.policies, ...converted] },
+    authorizationPolicies,
+    peerAuthentications,
+    httpRoutes,
+    rootNamespace,
+    trustDomain,
+  };
+}
+
+function checkLocal(src: SourceFile, c: LocalConfig): void {
+  const fail = (path: (string | number)[], message: string): never => {
+    throw configError(src.file, lineAt(src.text, path), message);
+  };
+  const ips = new Map<string, string>();
+  c.workloads.forEach((w, i) => {
+    w.workloadIps.forEach((ip, j) => {
+      const prev = ips.get(ip);
+      if (prev !== undefined) fail(["workloads", i, "workloadIps", j], `duplicate workload IP ${ip} (already used by ${prev})`);
+      ips.set(ip, `workload ${w.name || w.uid}`);
+    });
+  });
+  const services = new Set<string>();
+  c.services.forEach((s, i) => {
+    const key = serviceKey(s);
+    if (services.has(key)) fail(["services", i, "hostname"], `duplicate service ${key}`);
+    services.add(key);
+    s.vips.forEach((v, j) => {
+      const prev = ips.get(v.address);
+      if (prev !== undefined) fail(["services", i, "vips", j], `duplicate address ${v.address} (already used by ${prev})`);
+      ips.set(v.address, `service ${key}`);
+    });
+  });
+  const policies = new Set(c.policies.map(authorizationKey));
+  const gatewayOk = (g: { destination: unknown }): boolean => {
+    const d = g.destination as Parameters<typeof isNetworkAddress>[0];
+    return isNetworkAddress(d) ? ips.has(d.address) : services.has(`${d.namespace}/${d.hostname}`);
+  };
+  c.workloads.forEach((w, i) => {
+    for (const key of Object.keys(w.services)) {
+      if (!services.has(key)) fail(["workloads", i, "services", key], `workload ${w.name || w.uid} names unknown service ${key}`);
+    }
+    w.authorizationPolicies.forEach((p, j) => {
+      if (!policies.has(p)) fail(["workloads", i, "authorizationPolicies", j], `workload ${w.name || w.uid} names unknown policy ${p}`);
+    });
+    if (w.waypoint && !gatewayOk(w.waypoint)) fail(["workloads", i, "waypoint"], `workload ${w.name || w.uid} has an unknown waypoint`);
+  });
+  c.services.forEach((s, i) => {
+    if (s.waypoint && !gatewayOk(s.waypoint)) fail(["services", i, "waypoint"], `service ${serviceKey(s)} has an unknown waypoint`);
+  });
+}
+
+function checkIstio(
+  src: SourceFile,
+  c: LocalConfig,
+  aps: readonly AuthorizationPolicy[],
+  routes: readonly HttpRoute[],
+  docs: unknown,
+): void {
+  const byName = new Set(c.services.map((s) => `${s.namespace}/${s.name}`));
+  const gateways = new Set(c.workloads.map((w) => `${w.namespace}/${w.name}`));
+  const lineOf = (kind: string, ns: string, name: string): number | undefined => {
+    const lc = new LineCounter();
+    const all = parseAllDocuments(src.text, { lineCounter: lc });
+    for (const d of Array.isArray(all) ? all : []) {
+      const o = d.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
+      if (o?.kind === kind && o.metadata?.name === name && (o.metadata.namespace ?? "default") === ns)
+        return lc.linePos(d.contents?.range?.[0] ?? 0).line;
+    }
+    return undefined;
+  };
+  void docs;
+  for (const ap of aps) {
+    const refs = [...(ap.spec.targetRefs ?? []), ...(ap.spec.targetRef ? [ap.spec.targetRef] : [])];
+    for (const r of refs) {
+      const key = `${ap.namespace}/${r.name}`;
+      const ok = r.kind === "Service" ? byName.has(key) : r.kind === "Gateway" ? gateways.has(key) : true;
+      if (!ok) {
+        throw configError(src.file, lineOf("AuthorizationPolicy", ap.namespace, ap.name), `AuthorizationPolicy ${ap.namespace}/${ap.name} targets unknown ${r.kind} ${key}`);
+      }
+    }
+  }
+  for (const rt of routes) {
+    const ns = rt.metadata?.namespace ?? "default";
+    const name = rt.metadata?.name ?? "";
+    const refs = [
+      ...(rt.spec.parentRefs ?? []).map((p) => ({ what: "parentRef", ...p })),
+      ...(rt.spec.rules ?? []).flatMap((r) => (r.backendRefs ?? []).map((b) => ({ what: "backendRef", ...b }))),
+    ];
+    for (const r of refs) {
+      if ((r.kind ?? "Service") !== "Service") continue;
+      const key = `${r.namespace ?? ns}/${r.name}`;
+      if (!byName.has(key)) {
+        throw configError(src.file, lineOf("HTTPRoute", ns, name), `HTTPRoute ${ns}/${name} ${r.what} names unknown Service ${key}`);
+      }
+    }
+  }
+}
+
+/** Reads the scenario files and parses them (see {@link parseScenario}). */
+export async function loadScenario(
+  localXdsPath: string,
+  istioPath?: string,
+  settings?: MeshSettingsInput,
+): Promise<MeshConfig> {
+  const read = async (file: string): Promise<SourceFile> => {
+    try {
+      return { file, text: await readFile(file, "utf8") };
+    } catch (cause) {
+      throw configError(file, undefined, `cannot read the file (${(cause as Error).message})`);
+    }
+  };
+  const local = await read(localXdsPath);
+  const istio = istioPath === undefined ? undefined : await read(istioPath);
+  return parseScenario(local, istio, settings);
+}

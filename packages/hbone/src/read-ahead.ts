@@ -1,0 +1,51 @@
+import { Duplex } from "node:stream";
+import type tls from "node:tls";
+
+/**
+ * Sits between a TLS socket and a node:http2 session and keeps reading the socket while the
+ * session is blocked in a write.
+ *
+ * Why: node:http2 stops reading its socket while one of its socket writes is pending. Two Node
+ * HTTP/2 peers that both push more than the kernel socket buffers hold (bulk data both ways on many
+ * streams, e.g. an echo) then each wait in a write the other no longer reads: a deadlock. One side
+ * that always reads breaks the cycle. What it buffers is bounded by the HTTP/2 flow-control windows
+ * we advertise (the peer may not send more DATA than that); `limit` is a hard stop beyond which the
+ * socket is paused anyway (control-frame floods).
+ */
+export class ReadAhead extends Duplex {
+  readonly socket: tls.TLSSocket;
+  readonly #limit: number;
+
+  constructor(socket: tls.TLSSocket, limit: number) {
+    super({ allowHalfOpen: true, readableHighWaterMark: limit, writableHighWaterMark: 256 * 1024 });
+    this.socket = socket;
+    this.#limit = limit;
+    socket.on("data", (chunk: Buffer) => {
+      this.push(chunk);
+      if (this.readableLength >= this.#limit) socket.pause();
+    });
+    socket.on("end", () => this.push(null));
+    socket.on("error", (err) => this.destroy(err));
+    socket.on("close", () => {
+      if (!this.destroyed) this.destroy();
+    });
+  }
+
+  override _read(): void {
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    if (this.socket.write(chunk)) cb();
+    else this.socket.once("drain", () => cb());
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    this.socket.end(() => cb());
+  }
+
+  override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
+    this.socket.destroy(error ?? undefined);
+    cb(error);
+  }
+}
