@@ -34,7 +34,9 @@ export class MemoryLog implements AccessLogger {
     this.entries.push(entry);
     if (this.entries.length > this.#limit) this.entries.shift();
     if (this.#write) {
-      this.#write(JSON.stringify({ level, time: entry.time, scope: entry.scope, message, ...entry.fields }));
+      this.#write(
+        JSON.stringify({ level, time: entry.time, scope: entry.scope, message, ...entry.fields }),
+      );
     }
   }
 

@@ -71,11 +71,7 @@ export function parseScenario(
   const parsed = parseLocalXds(localXds.text);
   if (!parsed.ok) {
     const first = parsed.issues[0];
-    throw configError(
-      localXds.file,
-      first?.line,
-      `${first?.path ? `${first.path}: ` : ""}${first?.message ?? "invalid LOCAL_XDS config"}`,
-    );
+    throw configError(localXds.file, first?.line, first?.message ?? "invalid LOCAL_XDS config");
   }
   const local = parsed.config;
   checkLocal(localXds, local);
@@ -108,7 +104,11 @@ export function parseScenario(
         const r = parsePolicyResource(obj);
         if (!r.ok) {
           const i = r.issues[0];
-          throw configError(istio.file, line, `${kind}: ${i?.path ?? ""} ${i?.message ?? "invalid"}`);
+          throw configError(
+            istio.file,
+            line,
+            `${kind}: ${i?.path.join(".") ?? ""} ${i?.message ?? "invalid"}`,
+          );
         }
         if (r.value.kind === "AuthorizationPolicy") authorizationPolicies.push(r.value);
         else peerAuthentications.push(r.value);
@@ -158,7 +158,11 @@ function checkLocal(src: SourceFile, c: LocalConfig): void {
   c.workloads.forEach((w, i) => {
     w.workloadIps.forEach((ip, j) => {
       const prev = ips.get(ip);
-      if (prev !== undefined) fail(["workloads", i, "workloadIps", j], `duplicate workload IP ${ip} (already used by ${prev})`);
+      if (prev !== undefined)
+        fail(
+          ["workloads", i, "workloadIps", j],
+          `duplicate workload IP ${ip} (already used by ${prev})`,
+        );
       ips.set(ip, `workload ${w.name || w.uid}`);
     });
   });
@@ -169,7 +173,11 @@ function checkLocal(src: SourceFile, c: LocalConfig): void {
     services.add(key);
     s.vips.forEach((v, j) => {
       const prev = ips.get(v.address);
-      if (prev !== undefined) fail(["services", i, "vips", j], `duplicate address ${v.address} (already used by ${prev})`);
+      if (prev !== undefined)
+        fail(
+          ["services", i, "vips", j],
+          `duplicate address ${v.address} (already used by ${prev})`,
+        );
       ips.set(v.address, `service ${key}`);
     });
   });
@@ -180,15 +188,25 @@ function checkLocal(src: SourceFile, c: LocalConfig): void {
   };
   c.workloads.forEach((w, i) => {
     for (const key of Object.keys(w.services)) {
-      if (!services.has(key)) fail(["workloads", i, "services", key], `workload ${w.name || w.uid} names unknown service ${key}`);
+      if (!services.has(key))
+        fail(
+          ["workloads", i, "services", key],
+          `workload ${w.name || w.uid} names unknown service ${key}`,
+        );
     }
     w.authorizationPolicies.forEach((p, j) => {
-      if (!policies.has(p)) fail(["workloads", i, "authorizationPolicies", j], `workload ${w.name || w.uid} names unknown policy ${p}`);
+      if (!policies.has(p))
+        fail(
+          ["workloads", i, "authorizationPolicies", j],
+          `workload ${w.name || w.uid} names unknown policy ${p}`,
+        );
     });
-    if (w.waypoint && !gatewayOk(w.waypoint)) fail(["workloads", i, "waypoint"], `workload ${w.name || w.uid} has an unknown waypoint`);
+    if (w.waypoint && !gatewayOk(w.waypoint))
+      fail(["workloads", i, "waypoint"], `workload ${w.name || w.uid} has an unknown waypoint`);
   });
   c.services.forEach((s, i) => {
-    if (s.waypoint && !gatewayOk(s.waypoint)) fail(["services", i, "waypoint"], `service ${serviceKey(s)} has an unknown waypoint`);
+    if (s.waypoint && !gatewayOk(s.waypoint))
+      fail(["services", i, "waypoint"], `service ${serviceKey(s)} has an unknown waypoint`);
   });
 }
 
@@ -205,8 +223,15 @@ function checkIstio(
     const lc = new LineCounter();
     const all = parseAllDocuments(src.text, { lineCounter: lc });
     for (const d of Array.isArray(all) ? all : []) {
-      const o = d.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
-      if (o?.kind === kind && o.metadata?.name === name && (o.metadata.namespace ?? "default") === ns)
+      const o = d.toJS() as {
+        kind?: string;
+        metadata?: { name?: string; namespace?: string };
+      } | null;
+      if (
+        o?.kind === kind &&
+        o.metadata?.name === name &&
+        (o.metadata.namespace ?? "default") === ns
+      )
         return lc.linePos(d.contents?.range?.[0] ?? 0).line;
     }
     return undefined;
@@ -216,9 +241,14 @@ function checkIstio(
     const refs = [...(ap.spec.targetRefs ?? []), ...(ap.spec.targetRef ? [ap.spec.targetRef] : [])];
     for (const r of refs) {
       const key = `${ap.namespace}/${r.name}`;
-      const ok = r.kind === "Service" ? byName.has(key) : r.kind === "Gateway" ? gateways.has(key) : true;
+      const ok =
+        r.kind === "Service" ? byName.has(key) : r.kind === "Gateway" ? gateways.has(key) : true;
       if (!ok) {
-        throw configError(src.file, lineOf("AuthorizationPolicy", ap.namespace, ap.name), `AuthorizationPolicy ${ap.namespace}/${ap.name} targets unknown ${r.kind} ${key}`);
+        throw configError(
+          src.file,
+          lineOf("AuthorizationPolicy", ap.namespace, ap.name),
+          `AuthorizationPolicy ${ap.namespace}/${ap.name} targets unknown ${r.kind} ${key}`,
+        );
       }
     }
   }
@@ -227,13 +257,19 @@ function checkIstio(
     const name = rt.metadata?.name ?? "";
     const refs = [
       ...(rt.spec.parentRefs ?? []).map((p) => ({ what: "parentRef", ...p })),
-      ...(rt.spec.rules ?? []).flatMap((r) => (r.backendRefs ?? []).map((b) => ({ what: "backendRef", ...b }))),
+      ...(rt.spec.rules ?? []).flatMap((r) =>
+        (r.backendRefs ?? []).map((b) => ({ what: "backendRef", ...b })),
+      ),
     ];
     for (const r of refs) {
       if ((r.kind ?? "Service") !== "Service") continue;
       const key = `${r.namespace ?? ns}/${r.name}`;
       if (!byName.has(key)) {
-        throw configError(src.file, lineOf("HTTPRoute", ns, name), `HTTPRoute ${ns}/${name} ${r.what} names unknown Service ${key}`);
+        throw configError(
+          src.file,
+          lineOf("HTTPRoute", ns, name),
+          `HTTPRoute ${ns}/${name} ${r.what} names unknown Service ${key}`,
+        );
       }
     }
   }

@@ -43,7 +43,14 @@ export interface HttpRoute {
   kind: "HTTPRoute";
   metadata?: { name?: string; namespace?: string };
   spec: {
-    parentRefs?: { group?: string; kind?: string; name: string; namespace?: string; port?: number; sectionName?: string }[];
+    parentRefs?: {
+      group?: string;
+      kind?: string;
+      name: string;
+      namespace?: string;
+      port?: number;
+      sectionName?: string;
+    }[];
     hostnames?: string[];
     rules?: HttpRouteRule[];
   };

@@ -23,7 +23,12 @@ function track(server: net.Server): Set<net.Socket> {
 }
 
 /** Listens on host:port (0 = any); rejects with ERR_EXAMPLES_LISTEN naming the address. */
-export async function listen(server: net.Server | http.Server, host: string, port: number, what: string): Promise<Listener> {
+export async function listen(
+  server: net.Server | http.Server,
+  host: string,
+  port: number,
+  what: string,
+): Promise<Listener> {
   const sockets = track(server);
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error): void => {

@@ -76,7 +76,8 @@ export class MeshState {
         if (list && !list.some((e) => e.workload === w)) list.push({ workload: w, ports });
       }
     }
-    for (const p of config.policies) this.#policies.set(authorizationKey(p), compileZtunnelAuthorization(p));
+    for (const p of config.policies)
+      this.#policies.set(authorizationKey(p), compileZtunnelAuthorization(p));
   }
 
   workloadByIp(ip: string): Workload | undefined {
@@ -112,7 +113,13 @@ export class MeshState {
     const d = g.destination;
     if (isNetworkAddress(d)) {
       const w = this.#byIp.get(d.address);
-      if (w) return { workload: w, ip: d.address, port: g.hboneMtlsPort, identities: this.expectedIdentities(w) };
+      if (w)
+        return {
+          workload: w,
+          ip: d.address,
+          port: g.hboneMtlsPort,
+          identities: this.expectedIdentities(w),
+        };
       const svc = this.#svcByVip.get(d.address);
       return svc ? this.#gatewayFromService(svc, g.hboneMtlsPort, random) : undefined;
     }
@@ -121,10 +128,18 @@ export class MeshState {
   }
 
   #gatewayFromService(svc: Service, port: number, random: () => number): GatewayTarget | undefined {
-    const ep = pickWeighted(this.endpoints(svc).filter((e) => e.workload.status === "Healthy"), random);
+    const ep = pickWeighted(
+      this.endpoints(svc).filter((e) => e.workload.status === "Healthy"),
+      random,
+    );
     const ip = ep?.workload.workloadIps[0];
     if (!ep || ip === undefined) return undefined;
-    return { workload: ep.workload, ip, port, identities: this.expectedIdentities(ep.workload, svc) };
+    return {
+      workload: ep.workload,
+      ip,
+      port,
+      identities: this.expectedIdentities(ep.workload, svc),
+    };
   }
 
   /** Picks a healthy endpoint of `svc` for `svcPort` (weighted by capacity) and its target port. */
@@ -137,7 +152,10 @@ export class MeshState {
     const candidates: { workload: Workload; capacity: number; port: number }[] = [];
     for (const ep of this.endpoints(svc)) {
       if (!allowUnhealthy && ep.workload.status !== "Healthy") continue;
-      const port = ep.ports[svcPort] || svc.ports[svcPort] || (ep.workload.applicationTunnel?.port ? svcPort : 0);
+      const port =
+        ep.ports[svcPort] ||
+        svc.ports[svcPort] ||
+        (ep.workload.applicationTunnel?.port ? svcPort : 0);
       if (!port) continue;
       candidates.push({ workload: ep.workload, capacity: ep.workload.capacity, port });
     }

@@ -56,7 +56,10 @@ export function serveSocks5(
     }
     if (stage === "request") {
       if (buf.length < 4) return;
-      if (buf[0] !== 0x05) return fail(SOCKS5_GENERAL_FAILURE);
+      if (buf[0] !== 0x05) {
+        fail(SOCKS5_GENERAL_FAILURE);
+        return;
+      }
       const cmd = buf[1];
       const atyp = buf[3];
       let host: string;
@@ -79,14 +82,18 @@ export function serveSocks5(
         host = net.isIPv6(parts.join(":")) ? parts.join(":") : "::";
         off = 20;
       } else {
-        return fail(SOCKS5_ATYP_NOT_SUPPORTED);
+        fail(SOCKS5_ATYP_NOT_SUPPORTED);
+        return;
       }
       const port = buf.readUInt16BE(off);
       const head = buf.subarray(off + 2);
       stage = "done";
       socket.removeListener("data", onData);
       socket.pause();
-      if (cmd !== 0x01) return fail(SOCKS5_COMMAND_NOT_SUPPORTED);
+      if (cmd !== 0x01) {
+        fail(SOCKS5_COMMAND_NOT_SUPPORTED);
+        return;
+      }
       connect({ host, port, kind }, Buffer.from(head)).then(
         (r) => {
           if (r === true) {

@@ -40,7 +40,12 @@ import { ExampleError } from "../mesh/errors.js";
 import { serviceInfo, workloadBaggage, workloadInfo } from "../mesh/labels.js";
 import { connectTcp, type Listener, listen, pipeBoth } from "../mesh/net.js";
 import { type GatewayTarget, ILLEGAL_PORTS, MeshState } from "../mesh/state.js";
-import { SOCKS5_CONNECTION_REFUSED, SOCKS5_HOST_UNREACHABLE, SOCKS5_NOT_ALLOWED, serveSocks5 } from "./socks5.js";
+import {
+  SOCKS5_CONNECTION_REFUSED,
+  SOCKS5_HOST_UNREACHABLE,
+  SOCKS5_NOT_ALLOWED,
+  serveSocks5,
+} from "./socks5.js";
 
 /** ztunnel's ports; `null` disables a listener. */
 export interface ZtunnelPorts {
@@ -91,7 +96,13 @@ export interface ZtunnelOptions {
 
 /** Where the outbound decision tree sends a connection. */
 export type OutboundRoute =
-  | { kind: "waypoint"; via: GatewayTarget; authority: string; service: Service | undefined; workload: Workload | undefined }
+  | {
+      kind: "waypoint";
+      via: GatewayTarget;
+      authority: string;
+      service: Service | undefined;
+      workload: Workload | undefined;
+    }
   | {
       kind: "hbone";
       host: string;
@@ -101,7 +112,13 @@ export type OutboundRoute =
       service: Service | undefined;
       identities: readonly string[];
     }
-  | { kind: "passthrough"; host: string; port: number; workload: Workload | undefined; service: Service | undefined }
+  | {
+      kind: "passthrough";
+      host: string;
+      port: number;
+      workload: Workload | undefined;
+      service: Service | undefined;
+    }
   | { kind: "reject"; reason: string };
 
 interface InboundConn {
@@ -132,28 +149,46 @@ export class Ztunnel {
   #ready = false;
   #closed = false;
   /** Addresses the admin-style listeners got (port 0 resolved). */
-  readonly addresses: { admin?: string; metrics?: string; readiness?: string; socks5?: string } = {};
+  readonly addresses: { admin?: string; metrics?: string; readiness?: string; socks5?: string } =
+    {};
 
   private constructor(opts: ZtunnelOptions) {
     this.#opts = opts;
     this.node = opts.node;
-    this.ports = { hbone: 15008, admin: null, metrics: null, readiness: null, socks5: null, ...opts.ports };
+    this.ports = {
+      hbone: 15008,
+      admin: null,
+      metrics: null,
+      readiness: null,
+      socks5: null,
+      ...opts.ports,
+    };
     this.#certs = opts.certificates;
     this.#random = opts.random ?? Math.random;
     this.#state = new MeshState(opts.config);
     this.log = new MemoryLog(opts.log ? { write: opts.log } : {});
-    this.metrics = new IstioMetrics({ accessLog: this.log, build: { component: "ztunnel", tag: "ambientkit" } });
+    this.metrics = new IstioMetrics({
+      accessLog: this.log,
+      build: { component: "ztunnel", tag: "ambientkit" },
+    });
     this.registry = new Registry();
     registerPrometheus(this.metrics, { registry: this.registry, l7: false });
     this.#server = new HboneServer({
       credentials: (local) => this.#credentialsFor(local),
       handler: (req) => this.#inboundDecision(req),
-      ...(opts.connectTimeoutMs !== undefined ? { upstreamConnectTimeoutMs: opts.connectTimeoutMs } : {}),
+      ...(opts.connectTimeoutMs !== undefined
+        ? { upstreamConnectTimeoutMs: opts.connectTimeoutMs }
+        : {}),
     });
     this.#server.on("clientError", (e: unknown) => {
-      this.log.warn({ error: String((e as Error).message ?? e) }, "inbound HBONE connection refused");
+      this.log.warn(
+        { error: String((e as Error).message ?? e) },
+        "inbound HBONE connection refused",
+      );
     });
-    this.#pool = new HbonePool(opts.connectTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.connectTimeoutMs } : {});
+    this.#pool = new HbonePool(
+      opts.connectTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.connectTimeoutMs } : {},
+    );
   }
 
   /** Issues certificates, binds every listener; on any failure closes what was opened and throws. */
@@ -220,7 +255,8 @@ export class Ztunnel {
     await Promise.all(locals.map((w) => this.#certs.ensure(workloadIdentity(w))));
     // inbound HBONE listeners: one per local in-mesh workload IP
     const wantInbound = new Set<string>();
-    for (const w of locals) if (w.protocol === "HBONE") for (const ip of w.workloadIps) wantInbound.add(ip);
+    for (const w of locals)
+      if (w.protocol === "HBONE") for (const ip of w.workloadIps) wantInbound.add(ip);
     for (const [ip, l] of this.#inboundListeners) {
       if (!wantInbound.has(ip)) {
         this.#inboundListeners.delete(ip);
@@ -230,13 +266,17 @@ export class Ztunnel {
     for (const ip of wantInbound) {
       if (this.#inboundListeners.has(ip)) continue;
       const srv = net.createServer({ noDelay: true }, (s) => this.#server.handle(s));
-      this.#inboundListeners.set(ip, await listen(srv, ip, this.ports.hbone, `ztunnel ${this.node} HBONE inbound`));
+      this.#inboundListeners.set(
+        ip,
+        await listen(srv, ip, this.ports.hbone, `ztunnel ${this.node} HBONE inbound`),
+      );
     }
     // outbound capture: a listener per service VIP:port
     const wantVip = new Set<string>();
     if (this.#opts.captureServices !== false) {
       for (const s of this.#state.config.services)
-        for (const v of s.vips) for (const p of Object.keys(s.ports)) wantVip.add(`${v.address}:${p}`);
+        for (const v of s.vips)
+          for (const p of Object.keys(s.ports)) wantVip.add(`${v.address}:${p}`);
     }
     for (const [k, l] of this.#vipListeners) {
       if (!wantVip.has(k)) {
@@ -253,7 +293,10 @@ export class Ztunnel {
         s.on("error", () => {});
         void this.#captured(s, ip, port);
       });
-      this.#vipListeners.set(k, await listen(srv, ip, port, `ztunnel ${this.node} outbound capture`));
+      this.#vipListeners.set(
+        k,
+        await listen(srv, ip, port, `ztunnel ${this.node} outbound capture`),
+      );
     }
   }
 
@@ -268,7 +311,9 @@ export class Ztunnel {
           res.end(serializeLocalXds(this.#state.config));
         } else if (url.pathname === "/") {
           res.writeHead(200, { "content-type": "text/plain" });
-          res.end("ztunnel admin (ambientkit reference)\n/config_dump  LOCAL_XDS YAML of the current state\n/certs        issued workload identities\n");
+          res.end(
+            "ztunnel admin (ambientkit reference)\n/config_dump  LOCAL_XDS YAML of the current state\n/certs        issued workload identities\n",
+          );
         } else if (url.pathname === "/certs") {
           res.writeHead(200, { "content-type": "application/json" });
           res.end(JSON.stringify({ identities: this.#certs.identities() }, null, 2));
@@ -355,7 +400,11 @@ export class Ztunnel {
     const svc = st.serviceByVip(ip);
     const authority = socketAddr(ip, port);
     // 1. a service with a waypoint: HBONE to the waypoint, :authority = the original VIP:port
-    const svcWaypoint = svc ? (svc.weightedWaypoints.length > 0 ? pickWaypoint(svc, this.#random) : svc.waypoint) : undefined;
+    const svcWaypoint = svc
+      ? svc.weightedWaypoints.length > 0
+        ? pickWaypoint(svc, this.#random)
+        : svc.waypoint
+      : undefined;
     if (svc && svcWaypoint && !this.#fromWaypoint(source, svcWaypoint)) {
       const via = st.resolveGateway(svcWaypoint, this.#random);
       if (!via) return { kind: "reject", reason: `waypoint of ${svc.hostname} is unknown` };
@@ -367,21 +416,29 @@ export class Ztunnel {
     if (svc) {
       const ep = st.pickEndpoint(svc, port, this.#random);
       if (!ep) {
-        if (svc.loadBalancer?.mode === "Passthrough") return { kind: "passthrough", host: ip, port, workload: undefined, service: svc };
+        if (svc.loadBalancer?.mode === "Passthrough")
+          return { kind: "passthrough", host: ip, port, workload: undefined, service: svc };
         return { kind: "reject", reason: `no healthy upstream for ${svc.hostname}:${port}` };
       }
       workload = ep.workload;
       targetPort = ep.port;
     } else {
       workload = st.workloadByIp(ip);
-      if (!workload) return { kind: "passthrough", host: ip, port, workload: undefined, service: undefined };
+      if (!workload)
+        return { kind: "passthrough", host: ip, port, workload: undefined, service: undefined };
     }
     const podIp = svc ? (workload.workloadIps[0] ?? ip) : ip;
     // 4. workload-addressed and the workload has a waypoint
     if (!svc && workload.waypoint && !this.#fromWaypoint(source, workload.waypoint)) {
       const via = st.resolveGateway(workload.waypoint, this.#random);
       if (!via) return { kind: "reject", reason: `waypoint of ${workload.name} is unknown` };
-      return { kind: "waypoint", via, authority: socketAddr(podIp, targetPort), service: undefined, workload };
+      return {
+        kind: "waypoint",
+        via,
+        authority: socketAddr(podIp, targetPort),
+        service: undefined,
+        workload,
+      };
     }
     // 5. direct
     if (workload.protocol === "HBONE") {
@@ -400,7 +457,11 @@ export class Ztunnel {
 
   #fromWaypoint(source: Workload, gw: NonNullable<Workload["waypoint"]>): boolean {
     const t = this.#state.resolveGateway(gw, () => 0);
-    return t !== undefined && workloadIdentity(t.workload) === workloadIdentity(source) && source.workloadIps.includes(t.ip);
+    return (
+      t !== undefined &&
+      workloadIdentity(t.workload) === workloadIdentity(source) &&
+      source.workloadIps.includes(t.ip)
+    );
   }
 
   async #captured(socket: net.Socket, ip: string, port: number): Promise<void> {
@@ -438,10 +499,19 @@ export class Ztunnel {
     let hboneAddr: string | undefined;
     try {
       if (route.kind === "passthrough") {
-        upstream = await connectTcp(route.host, route.port, { timeoutMs: this.#opts.connectTimeoutMs ?? 10_000 });
+        upstream = await connectTcp(route.host, route.port, {
+          timeoutMs: this.#opts.connectTimeoutMs ?? 10_000,
+        });
       } else {
-        if (!creds) throw new ExampleError("ERR_EXAMPLES_ROUTE", `no certificate for ${workloadIdentity(src)}`);
-        const next = route.kind === "waypoint" ? { host: route.via.ip, port: route.via.port } : { host: route.host, port: route.port };
+        if (!creds)
+          throw new ExampleError(
+            "ERR_EXAMPLES_ROUTE",
+            `no certificate for ${workloadIdentity(src)}`,
+          );
+        const next =
+          route.kind === "waypoint"
+            ? { host: route.via.ip, port: route.via.port }
+            : { host: route.host, port: route.port };
         const ids = route.kind === "waypoint" ? route.via.identities : route.identities;
         hboneAddr = route.authority;
         upstream = await this.#pool.open({
@@ -452,11 +522,16 @@ export class Ztunnel {
           authority: route.authority,
           baggage: workloadBaggage(src),
           forwarded: { for: addrs.src, ...(route.service ? { host: route.service.hostname } : {}) },
-          ...(this.#opts.connectTimeoutMs !== undefined ? { timeoutMs: this.#opts.connectTimeoutMs } : {}),
+          ...(this.#opts.connectTimeoutMs !== undefined
+            ? { timeoutMs: this.#opts.connectTimeoutMs }
+            : {}),
         });
       }
     } catch (e) {
-      const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), { ...addrs, ...(hboneAddr ? { hboneAddr } : {}) });
+      const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), {
+        ...addrs,
+        ...(hboneAddr ? { hboneAddr } : {}),
+      });
       h.close({ error: describeError(e) });
       return false;
     }
@@ -464,7 +539,10 @@ export class Ztunnel {
       upstream.destroy();
       return false;
     }
-    const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), { ...addrs, ...(hboneAddr ? { hboneAddr } : {}) });
+    const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), {
+      ...addrs,
+      ...(hboneAddr ? { hboneAddr } : {}),
+    });
     if (head.length > 0) {
       upstream.write(head);
       h.received(head.length);
@@ -495,12 +573,18 @@ export class Ztunnel {
     // validate_destination: the authority must be this pod's IP
     if (req.authority.kind !== "ip" || req.authority.host !== req.localAddress) {
       if (!local?.applicationTunnel) {
-        return { action: "reject", status: 400, reason: `IP mismatch: authority ${req.authorityText} is not ${req.localAddress}` };
+        return {
+          action: "reject",
+          status: 400,
+          reason: `IP mismatch: authority ${req.authorityText} is not ${req.localAddress}`,
+        };
       }
     }
-    if (!local || local.node !== this.node) return { action: "no-route", reason: "unknown local workload" };
+    if (!local || local.node !== this.node)
+      return { action: "no-route", reason: "unknown local workload" };
     const port = req.authority.port;
-    if (ILLEGAL_PORTS.has(port)) return { action: "no-route", reason: `port ${port} is a ztunnel port` };
+    if (ILLEGAL_PORTS.has(port))
+      return { action: "no-route", reason: `port ${port} is a ztunnel port` };
     const source = st.workloadByIp(req.remoteAddress);
     const svcHost = req.forwarded.host;
     const svc = svcHost ? st.serviceByHostname(svcHost) : undefined;
@@ -582,7 +666,11 @@ export class Ztunnel {
     for (const s of this.#outboundSockets) s.destroy();
     this.#outboundSockets.clear();
     this.#pool.destroy();
-    const all = [...this.#inboundListeners.values(), ...this.#vipListeners.values(), ...this.#adminListeners];
+    const all = [
+      ...this.#inboundListeners.values(),
+      ...this.#vipListeners.values(),
+      ...this.#adminListeners,
+    ];
     this.#inboundListeners.clear();
     this.#vipListeners.clear();
     this.#adminListeners.length = 0;

@@ -9,6 +9,7 @@ import {
   type EnvoyContext,
   TrustDomainBundle,
 } from "./envoy.js";
+import { AuthzError } from "./errors.js";
 import { parseIp } from "./ip.js";
 import { normalizeRequestPath } from "./path.js";
 import type {
@@ -61,13 +62,44 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
+function nested<V>(m: Map<string, Map<string, V>>, k: string): Map<string, V> {
+  let inner = m.get(k);
+  if (!inner) {
+    inner = new Map();
+    m.set(k, inner);
+  }
+  return inner;
+}
+
 function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false;
   return true;
 }
 
+function checkInput(input: DecisionInput): void {
+  const bad = (what: string): never => {
+    throw new AuthzError(
+      "ERR_AUTHZ_INVALID_INPUT",
+      `invalid decision input: ${what} (see DecisionInput in @ambientkit/authz)`,
+    );
+  };
+  if (typeof input !== "object" || input === null) bad("expected an object");
+  if (input.enforcement !== "ztunnel" && input.enforcement !== "waypoint")
+    bad(`enforcement must be "ztunnel" or "waypoint", got ${JSON.stringify(input.enforcement)}`);
+  if (typeof input.workload?.namespace !== "string") bad("workload.namespace must be a string");
+  const c = input.connection;
+  if (typeof c !== "object" || c === null) bad("connection is required");
+  if (typeof c.sourceIp !== "string" || typeof c.destinationIp !== "string")
+    bad("connection.sourceIp and connection.destinationIp must be strings");
+  if (!Number.isInteger(c.destinationPort) || c.destinationPort < 0 || c.destinationPort > 65535)
+    bad("connection.destinationPort must be an integer 0-65535");
+  if (c.sourcePrincipal !== null && typeof c.sourcePrincipal !== "string")
+    bad("connection.sourcePrincipal must be a SPIFFE URI string or null");
+}
+
 /** Service protocols that get Envoy's HTTP filter chain at a waypoint. */
 export function isHttpProtocol(protocol: string): boolean {
+  if (protocol === "HTTP" || protocol === "TCP") return protocol === "HTTP";
   const p = protocol.toUpperCase();
   return p.startsWith("HTTP") || p.startsWith("GRPC");
 }
@@ -85,8 +117,10 @@ export class CompiledPolicies {
   private readonly ztGlobal: Entry[] = [];
   private readonly ztNamespace = new Map<string, Entry[]>();
   private readonly ztSelector = new Map<string, Entry[]>();
-  private readonly wpService = new Map<string, Entry[]>();
-  private readonly wpGateway = new Map<string, Entry[]>();
+  /** kind → namespace → name → entries. */
+  private readonly wpService = new Map<string, Map<string, Map<string, Entry[]>>>();
+  /** namespace → gateway name → entries. */
+  private readonly wpGateway = new Map<string, Map<string, Entry[]>>();
   private readonly wpGatewayClass: Entry[] = [];
   private readonly peerAuths = new Map<string, PeerAuthentication[]>();
   private readonly hasPeerAuths: boolean;
@@ -97,6 +131,11 @@ export class CompiledPolicies {
     const seen = new Map<string, Entry>();
     let pas = 0;
     for (const r of resources) {
+      if (r?.kind !== "AuthorizationPolicy" && r?.kind !== "PeerAuthentication")
+        throw new AuthzError(
+          "ERR_AUTHZ_INVALID_RESOURCE",
+          "compilePolicies takes parsed policies: run each object through parsePolicyResource first",
+        );
       if (r.kind === "PeerAuthentication") {
         push(this.peerAuths, r.namespace, r);
         pas++;
@@ -151,8 +190,17 @@ export class CompiledPolicies {
     }
     for (const k of keys) {
       if (k === "class") this.wpGatewayClass.push(e);
-      else if (k.startsWith("gw:")) push(this.wpGateway, k.slice(3), e);
-      else push(this.wpService, k.slice(4), e);
+      else if (k.startsWith("gw:"))
+        push(nested(this.wpGateway, e.policy.namespace), k.slice(k.lastIndexOf("/") + 1), e);
+      else {
+        const kind = k.slice(4, k.indexOf("/"));
+        let byNs = this.wpService.get(kind);
+        if (!byNs) {
+          byNs = new Map();
+          this.wpService.set(kind, byNs);
+        }
+        push(nested(byNs, e.policy.namespace), k.slice(k.lastIndexOf("/") + 1), e);
+      }
     }
   }
 
@@ -180,33 +228,45 @@ export class CompiledPolicies {
   }
 
   private ztunnelEntries(wl: { namespace: string; labels: Record<string, string> }): Entry[] {
-    const out: Entry[] = [...this.ztGlobal];
-    for (const e of this.ztNamespace.get(wl.namespace) ?? []) out.push(e);
-    for (const e of this.ztSelector.get(wl.namespace) ?? [])
-      if (e.selector && selects(e.selector, wl.labels)) out.push(e);
+    // Each bucket is already in key order (entries are added sorted); merge only when needed.
+    const parts: Entry[][] = [];
+    if (this.ztGlobal.length > 0) parts.push(this.ztGlobal);
+    const nsList = this.ztNamespace.get(wl.namespace);
+    if (nsList) parts.push(nsList);
+    const pick = (list: Entry[] | undefined): void => {
+      if (!list) return;
+      const sel = list.filter((e) => e.selector !== undefined && selects(e.selector, wl.labels));
+      if (sel.length > 0) parts.push(sel);
+    };
+    pick(this.ztSelector.get(wl.namespace));
     if (wl.namespace !== this.mesh.rootNamespace)
-      for (const e of this.ztSelector.get(this.mesh.rootNamespace) ?? [])
-        if (e.selector && selects(e.selector, wl.labels)) out.push(e);
-    return out.length > 1 ? out.sort(byKey) : out;
+      pick(this.ztSelector.get(this.mesh.rootNamespace));
+    if (parts.length === 0) return [];
+    if (parts.length === 1) return parts[0] as Entry[];
+    return parts.flat().sort(byKey);
   }
 
   private waypointEntries(input: Pick<DecisionInput, "waypoint" | "service">): Entry[] {
-    const out = new Set<Entry>(this.wpGatewayClass);
-    if (input.waypoint)
-      for (const e of this.wpGateway.get(`${input.waypoint.namespace}/${input.waypoint.name}`) ??
-        [])
-        out.add(e);
-    if (input.service)
-      for (const e of this.wpService.get(
+    const parts: Entry[][] = [];
+    if (this.wpGatewayClass.length > 0) parts.push(this.wpGatewayClass);
+    if (input.waypoint) {
+      const l = this.wpGateway.get(input.waypoint.namespace)?.get(input.waypoint.name);
+      if (l) parts.push(l);
+    }
+    if (input.service) {
+      const l = this.wpService.get(
         `${input.service.kind}/${input.service.namespace}/${input.service.name}`,
-      ) ?? [])
-        out.add(e);
-    const list = [...out];
-    return list.length > 1 ? list.sort(byKey) : list;
+      );
+      if (l) parts.push(l);
+    }
+    if (parts.length === 0) return [];
+    if (parts.length === 1) return parts[0] as Entry[];
+    return [...new Set(parts.flat())].sort(byKey);
   }
 
   /** Decides one connection/request at the input's enforcement point. Never throws for a decision. */
   decide(input: DecisionInput): Decision {
+    checkInput(input);
     return input.enforcement === "ztunnel" ? this.decideZtunnel(input) : this.decideWaypoint(input);
   }
 
@@ -391,6 +451,19 @@ export class CompiledPolicies {
         if (r >= 0) custom.push({ e, rule: r });
       } else if (action === "DENY") deny.push({ e, c });
       else allow.push({ e, c });
+    }
+    const providers = [
+      ...new Set(
+        entries
+          .filter((e) => e.policy.spec.action === "CUSTOM" && !e.dryRun)
+          .map((e) => e.policy.spec.provider?.name ?? ""),
+      ),
+    ].sort();
+    if (providers.length > 1 && !this.mesh.enableMultipleCustomAuthzProviders) {
+      explanation.push(
+        `CUSTOM policies name different providers (${providers.join(", ")}): istiod installs default-deny-all-due-to-bad-CUSTOM-action (set PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS to allow several)`,
+      );
+      return { decision: "deny", decidedBy: `custom:${providers.join(",")}`, ...base };
     }
     for (const { e, rule } of custom) {
       const provider = e.policy.spec.provider?.name ?? "";

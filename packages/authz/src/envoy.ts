@@ -178,30 +178,54 @@ function principalTest(v: string): Test {
   return (c) => c.principal !== null && t(c.principal);
 }
 
-/** JWT `iss/sub` request principal (Istio extended-JWT matcher: split at the last `/`). */
+/**
+ * JWT request principal (istiod `requestPrincipalGenerator`): the value is split at its LAST `/` into
+ * issuer and subject (issuers are URLs), each matched against the `iss` / `sub` claims.
+ */
 function requestPrincipalTest(v: string): Test {
-  const iss = (c: EnvoyContext) => claimString(c.http?.jwt ?? null, "iss");
-  const sub = (c: EnvoyContext) => claimString(c.http?.jwt ?? null, "sub");
-  const nonEmpty = (s: string | undefined) => s !== undefined && s.length > 0;
-  if (v === "*") return (c) => nonEmpty(iss(c)) && nonEmpty(sub(c));
-  const slash = v.lastIndexOf("/");
-  if (slash < 0) {
-    if (v.startsWith("*")) {
-      const t = stringTest(v);
-      return (c) => nonEmpty(iss(c)) && t(sub(c));
+  type M = (s: string | undefined) => boolean;
+  const any: M = (s) => s !== undefined && s.length > 0;
+  const exact =
+    (x: string): M =>
+    (s) =>
+      s === x;
+  const idx = v.lastIndexOf("/");
+  const found = idx >= 0;
+  const iss = found ? v.slice(0, idx) : v;
+  const sub = found ? v.slice(idx + 1) : "";
+  let mi: M;
+  let ms: M;
+  if (v === "*") {
+    mi = any;
+    ms = any;
+  } else if (v.startsWith("*")) {
+    if (found) {
+      const suf = iss.slice(1);
+      mi = iss === "*" ? any : (s) => s?.endsWith(suf) === true;
+      ms = exact(sub);
+    } else {
+      const suf = v.slice(1);
+      mi = any;
+      ms = (s) => s?.endsWith(suf) === true;
     }
-    if (v.endsWith("*")) {
-      const t = stringTest(v);
-      return (c) => t(iss(c)) && nonEmpty(sub(c));
+  } else if (v.endsWith("*")) {
+    if (found) {
+      const pre = sub.slice(0, -1);
+      mi = exact(iss);
+      ms = sub === "*" ? any : (s) => s?.startsWith(pre) === true;
+    } else {
+      const pre = v.slice(0, -1);
+      mi = (s) => s?.startsWith(pre) === true;
+      ms = any;
     }
-    return (c) => `${iss(c)}/${sub(c)}` === v;
+  } else {
+    mi = exact(iss);
+    ms = exact(sub);
   }
-  const issPart = v.slice(0, slash);
-  const subPart = v.slice(slash + 1);
-  const issTest = stringTest(issPart === "" ? issPart : issPart);
-  const subTest = subPart === "*" ? nonEmpty : stringTest(subPart);
-  return (c) =>
-    c.http?.jwt != null && (issPart === "" ? iss(c) === "" : issTest(iss(c))) && subTest(sub(c));
+  return (c) => {
+    const jwt = c.http?.jwt ?? null;
+    return mi(claimString(jwt, "iss")) && ms(claimString(jwt, "sub"));
+  };
 }
 
 function claimString(jwt: JwtClaims | null, name: string): string | undefined {

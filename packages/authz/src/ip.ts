@@ -19,18 +19,37 @@ export interface IpPrefix {
   readonly address: bigint;
 }
 
-function parseIpv4(s: string): bigint | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p)) return undefined;
-    if (p.length > 1 && p.startsWith("0")) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    v = (v << 8n) | BigInt(n);
+function parseIpv4Number(s: string): number | undefined {
+  let v = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let leadingZero = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0) return undefined;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+      if (dots > 3) return undefined;
+      continue;
+    }
+    if (c < 48 || c > 57) return undefined;
+    if (digits === 1 && leadingZero) return undefined;
+    if (digits === 0) leadingZero = c === 48;
+    part = part * 10 + (c - 48);
+    digits++;
+    if (part > 255) return undefined;
   }
-  return v;
+  if (dots !== 3 || digits === 0) return undefined;
+  return v * 256 + part;
+}
+
+function parseIpv4(s: string): bigint | undefined {
+  const n = parseIpv4Number(s);
+  return n === undefined ? undefined : BigInt(n);
 }
 
 function parseIpv6(input: string): bigint | undefined {
@@ -67,14 +86,25 @@ function parseIpv6(input: string): bigint | undefined {
   return v;
 }
 
+const cache = new Map<string, IpAddress | null>();
+const CACHE_MAX = 4096;
+
 /** Parses an IPv4 or IPv6 address (no zone, no brackets); undefined if it is not one. */
 export function parseIp(s: string): IpAddress | undefined {
+  const hit = cache.get(s);
+  if (hit !== undefined) return hit ?? undefined;
+  let out: IpAddress | undefined;
   if (s.includes(":")) {
     const v = parseIpv6(s);
-    return v === undefined ? undefined : { family: 6, value: v };
+    out = v === undefined ? undefined : { family: 6, value: v };
+  } else {
+    const v = parseIpv4(s);
+    out = v === undefined ? undefined : { family: 4, value: v };
   }
-  const v = parseIpv4(s);
-  return v === undefined ? undefined : { family: 4, value: v };
+  // Decisions see the same few addresses again and again; keep a bounded memo (values are frozen).
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(s, out ? Object.freeze(out) : null);
+  return out;
 }
 
 function maskOf(family: 4 | 6, bits: number): bigint {

@@ -41,6 +41,8 @@ export function removeDotSegments(path: string): string {
  * with 400 before authorization (`%00` in the path).
  */
 export function normalizeRequestPath(raw: string, mode: PathNormalization = "BASE"): string | null {
+  // Fast path: nothing to strip, decode or normalise.
+  if (!/[%\\?#]|\/\.|\/\//.test(raw)) return raw;
   let end = raw.length;
   const q = raw.indexOf("?");
   const h = raw.indexOf("#");

@@ -117,6 +117,11 @@ export interface MeshSettings {
   pathNormalization?: PathNormalization;
   /** istiod `AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY` (default false: dry-run policies are not sent to ztunnel). */
   ambientEnableDryRun?: boolean;
+  /**
+   * istiod `PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS` (default false: CUSTOM policies naming
+   * different providers for one target make istiod install a deny-all RBAC filter instead).
+   */
+  enableMultipleCustomAuthzProviders?: boolean;
 }
 
 /** The destination workload (pod). */

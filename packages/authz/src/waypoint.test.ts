@@ -418,3 +418,28 @@ describe("waypoint: attachment", () => {
     ).toBe("implicit:no-allow-policies");
   });
 });
+
+describe("waypoint: several CUSTOM providers", () => {
+  const c = (name: string, provider: string) =>
+    ap(name, {
+      targetRefs: SVC_REF,
+      action: "CUSTOM",
+      provider: { name: provider },
+      rules: [{ to: [{ operation: { paths: ["/never"] } }] }],
+    });
+  it("different providers for one target deny everything unless the flag is on", () => {
+    expect(wd([c("a", "p1"), c("b", "p2")])).toMatchObject({
+      decision: "deny",
+      decidedBy: "custom:p1,p2",
+    });
+    expect(wd([c("a", "p1"), c("b", "p1")]).decision).toBe("allow");
+    expect(
+      wd(
+        [c("a", "p1"), c("b", "p2")],
+        {},
+        {},
+        { mesh: { enableMultipleCustomAuthzProviders: true } },
+      ).decision,
+    ).toBe("allow");
+  });
+});

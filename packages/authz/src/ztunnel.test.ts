@@ -450,3 +450,90 @@ describe("ztunnel: decisions report what was ignored", () => {
     expect(zd([p])).toMatchObject({ decision: "allow", decidedBy: "foo/a", rule: 1 });
   });
 });
+
+describe("ztunnel: DENY status says whether anything is left to enforce", () => {
+  it("only-L7 DENY has no effect; mixed DENY is enforced without the HTTP rules", () => {
+    const none = convertAuthorizationPolicy(
+      ap("d", {
+        action: "DENY",
+        rules: [{ from: [{ source: { notRequestPrincipals: ["*"] } }] }],
+      }) as AuthorizationPolicy,
+      "istio-system",
+    );
+    expect(none.status?.message).toContain(
+      "has no enforceable rules at ztunnel and will have no effect",
+    );
+    const mixed = convertAuthorizationPolicy(
+      ap("d", {
+        action: "DENY",
+        rules: [{ to: [{ operation: { ports: ["80"], methods: ["GET"] } }] }],
+      }) as AuthorizationPolicy,
+      "istio-system",
+    );
+    expect(mixed.status?.message).toContain(
+      "DENY policy with HTTP attributes is enforced without the HTTP rules",
+    );
+  });
+});
+
+describe("bad input is a typed error, not a decision", () => {
+  it("decide rejects malformed input with AuthzError", async () => {
+    const { AuthzError, compilePolicies } = await import("./index.js");
+    const c = compilePolicies([], MESH);
+    const input = {
+      enforcement: "sidecar",
+      workload: { namespace: "foo", labels: {} },
+      connection: {
+        sourcePrincipal: null,
+        sourceIp: "1.1.1.1",
+        destinationIp: "1.1.1.2",
+        destinationPort: 80,
+      },
+    };
+    expect(() => c.decide(input as never)).toThrow(AuthzError);
+    expect(() =>
+      c.decide({
+        ...input,
+        enforcement: "ztunnel",
+        connection: { ...input.connection, destinationPort: 70000 },
+      } as never),
+    ).toThrow(/destinationPort must be an integer 0-65535/);
+    expect(new AuthzError("ERR_AUTHZ_INVALID_INPUT", "x").code).toBe("ERR_AUTHZ_INVALID_INPUT");
+    expect(() => compilePolicies([{ kind: "Pod" } as never], MESH)).toThrow(/parsePolicyResource/);
+  });
+});
+
+describe("the index", () => {
+  it("applicable() lists only the policies attached to the target, in key order", async () => {
+    const { compilePolicies } = await import("./index.js");
+    const c = compilePolicies(
+      [
+        ap("z", {}),
+        ap("a", { selector: { matchLabels: { app: "httpbin" } } }),
+        ap("g", {}, { namespace: "istio-system" }),
+        ap("o", {}, { namespace: "other" }),
+        ap("w", { targetRefs: [{ kind: "Service", group: "", name: "httpbin" }] }),
+      ],
+      MESH,
+    );
+    const workload = { namespace: "foo", labels: { app: "httpbin" } };
+    expect(c.applicable({ enforcement: "ztunnel", workload })).toEqual([
+      "foo/a",
+      "foo/z",
+      "istio-system/g",
+    ]);
+    expect(
+      c.applicable({
+        enforcement: "waypoint",
+        workload,
+        service: { kind: "Service", name: "httpbin", namespace: "foo", protocol: "HTTP" },
+      }),
+    ).toEqual(["foo/w"]);
+    expect(
+      c
+        .ztunnelAuthorizations()
+        .map((x) => `${x.authorization?.namespace}/${x.authorization?.name}`),
+    ).toEqual(["foo/a", "foo/z", "istio-system/g", "other/o"]);
+    expect(c.size).toBe(5);
+  });
+});

@@ -192,6 +192,16 @@ const HTTP_ALLOW =
 const HTTP_DENY =
   "DENY policy with HTTP attributes is enforced without the HTTP rules. This will be more restrictive than requested.";
 
+const HTTP_DENY_NO_EFFECT =
+  "After removing the HTTP rules, this DENY policy has no enforceable rules at ztunnel and will have no effect.";
+
+/** Whether some converted rule can still match (a clause of only empty matches never does). */
+function hasEffectiveRules(rules: readonly (readonly (readonly ZtunnelMatch[])[])[]): boolean {
+  return rules.some((clauses) =>
+    clauses.every((clause) => clause.length === 0 || clause.some((m) => Object.keys(m).length > 0)),
+  );
+}
+
 /**
  * Converts an AuthorizationPolicy exactly as istiod does for ztunnel (`convertAuthorizationPolicy`
  * + `handleRule`): targetRef(s) → not sent; AUDIT/CUSTOM → not sent; dry-run → not sent unless
@@ -331,7 +341,7 @@ export function convertAuthorizationPolicy(
   if (found.size > 0) {
     result.status = {
       reason: "UnsupportedValue",
-      message: `ztunnel does not support HTTP attributes (found: ${[...found].sort().join(", ")}). In ambient mode you must use a waypoint proxy to enforce HTTP rules. ${action === "Allow" ? HTTP_ALLOW : HTTP_DENY}`,
+      message: `ztunnel does not support HTTP attributes (found: ${[...found].sort().join(", ")}). In ambient mode you must use a waypoint proxy to enforce HTTP rules. ${action === "Allow" ? HTTP_ALLOW : hasEffectiveRules(outRules) ? HTTP_DENY : HTTP_DENY_NO_EFFECT}`,
     };
   }
   return result;

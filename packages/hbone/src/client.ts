@@ -31,7 +31,7 @@ import {
 } from "./settings.js";
 import { startKeepalive } from "./keepalive.js";
 import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
-import { clientTlsOptions, type HboneCredentials, identityOfCredentials, spiffeIdsOf } from "./tls.js";
+import { clientTlsOptions, type HboneCredentials, identityOfCredentials, matchesExpected, spiffeIdsOf } from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
 export interface DialOptions {
@@ -345,7 +345,7 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           return;
         }
         const ids = spiffeIdsOf(s.getPeerCertificate());
-        const peer = ids.find((id) => opts.expectedIdentities.includes(id)) ?? ids[0] ?? "";
+        const peer = ids.find((id) => matchesExpected(id, opts.expectedIdentities)) ?? ids[0] ?? "";
         const sess = http2.connect(`https://${formatSocketAddress(opts.address.host, opts.address.port)}`, {
           createConnection: () => s,
           settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE),

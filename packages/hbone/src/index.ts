@@ -1,1 +1,96 @@
-export const x: number = 1;
+// @ambientkit/hbone — HBONE (HTTP/2 CONNECT over mutual TLS 1.3) as ztunnel speaks it: client,
+// connection pool, server, double HBONE, PROXY protocol v2. Node-only (node:http2, node:tls).
+
+export {
+  type DialOptions,
+  dialHbone,
+  HboneConnection,
+  openTunnel,
+  type TunnelRequest,
+  buildConnectHeaders,
+} from "./client.js";
+export { HbonePool, type HbonePoolOptions, type PoolKey, type PoolRequest } from "./pool.js";
+export {
+  dialAuthority,
+  type HboneDecision,
+  type HboneHandler,
+  HboneServer,
+  type HboneServerOptions,
+  type HboneServerRequest,
+  pipeHalfClose,
+  type ServerCredentials,
+} from "./server.js";
+export { type DoubleTunnelOptions, gatewayHandler, openDoubleTunnel } from "./double.js";
+export { HboneStream } from "./stream.js";
+export { HboneError, type HboneErrorCode } from "./errors.js";
+
+// --- wire formats ---
+export { type Authority, formatAuthority, formatSocketAddress, parseAuthority } from "./authority.js";
+export {
+  type Baggage,
+  type Forwarded,
+  formatBaggage,
+  formatForwarded,
+  formatTraceParent,
+  HEADER_BAGGAGE,
+  HEADER_FORWARDED,
+  HEADER_TRACEPARENT,
+  HEADER_X_FORWARDED_NETWORK,
+  newTraceParent,
+  parseBaggage,
+  parseForwarded,
+  parseTraceParent,
+  type TraceParent,
+} from "./headers.js";
+export {
+  decodeProxyV2,
+  encodeProxyV2,
+  PROXY_TLV_PEER_IDENTITY,
+  PROXY_TLV_SERVICE_HOST,
+  PROXY_V2_SIGNATURE,
+  type ProxyHeader,
+} from "./proxy-protocol.js";
+
+// --- TLS and settings ---
+export {
+  checkClientTrustDomain,
+  clientTlsOptions,
+  type HboneCredentials,
+  identityOfCredentials,
+  matchesExpected,
+  serverTlsOptions,
+  spiffeIdsOf,
+  trustDomainOf,
+} from "./tls.js";
+export {
+  CLIENT_MAX_HEADER_LIST_SIZE,
+  CONNECTION_WINDOW_SIZE,
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_FRAME_SIZE,
+  MAX_SESSION_MEMORY_MB,
+  PING_INTERVAL_MS,
+  PING_TIMEOUT_MS,
+  POOL_MAX_STREAMS_PER_CONNECTION,
+  POOL_UNUSED_RELEASE_TIMEOUT_MS,
+  SERVER_MAX_CONCURRENT_STREAMS,
+  SERVER_MAX_HEADER_LIST_SIZE,
+  STREAM_WINDOW_SIZE,
+  TLS_CIPHERSUITES,
+  UPSTREAM_CONNECT_TIMEOUT_MS,
+} from "./settings.js";
+
+// --- integration hooks (telemetry recorders plug in here) ---
+export type { ByteDirection, HboneHooks, TunnelInfo, TunnelSummary } from "./stream.js";
+export {
+  isCleanReset,
+  RST_CANCEL,
+  RST_CONNECT_ERROR,
+  RST_ENHANCE_YOUR_CALM,
+  RST_INTERNAL_ERROR,
+  RST_NO_ERROR,
+  RST_PROTOCOL_ERROR,
+  RST_REFUSED_STREAM,
+  rstCodeName,
+  toHboneError,
+} from "./node-error.js";
+export { ReadAhead } from "./read-ahead.js";

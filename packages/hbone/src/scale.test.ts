@@ -48,11 +48,10 @@ describe("scale", () => {
         await writeAllAndEnd(t, body);
         const buf = await got;
         const ok = buf.length === 1024 * 1024 && createHash("sha256").update(buf).digest("hex") === want;
-        if (!ok && process.env.DBG) console.log("BAD", i, buf.length, buf.readBigUInt64BE(0));
-        return ok;
+        return ok ? "ok" : `tunnel ${i}: got ${buf.length} B, rst ${t.rstCode}, sent ${t.bytesSent}, received ${t.bytesReceived}`;
       }),
     );
-    expect(results.filter((ok) => !ok).length).toBe(0);
+    expect(results.filter((r) => r !== "ok")).toEqual([]);
     expect(pool.dials).toBe(Math.ceil(N / 100));
     await pool.close();
   });

@@ -141,6 +141,11 @@ export class HboneStream extends Duplex {
     safe(() => onClose(this.info, summary));
   }
 
+  /** The RST_STREAM code the stream closed with (0 = NO_ERROR), `undefined` while open. */
+  get rstCode(): number | undefined {
+    return this.#h2.closed ? this.#h2.rstCode : undefined;
+  }
+
   override _read(): void {
     this.#h2.resume();
   }

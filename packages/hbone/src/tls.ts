@@ -56,6 +56,14 @@ export function identityOfCredentials(creds: Pick<HboneCredentials, "cert">): st
 }
 
 /**
+ * True when `id` equals an expected SPIFFE ID, or starts with an expected entry that ends in `/`
+ * (`spiffe://cluster.local/` = any identity of that trust domain, as Envoy's prefix matchers).
+ */
+export function matchesExpected(id: string, expected: readonly string[]): boolean {
+  return expected.some((e) => (e.endsWith("/") ? id.startsWith(e) : id === e));
+}
+
+/**
  * node:tls client options for an HBONE hop: TLS 1.3 only, ztunnel's AES-GCM suites, ALPN h2, no SNI,
  * no resumption, our SVID as client certificate, and the server must present one of `expected`
  * (any URI SAN equal to any expected SPIFFE ID; the hostname is ignored).
@@ -76,7 +84,7 @@ export function clientTlsOptions(creds: HboneCredentials, expected: readonly str
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       const got = spiffeIdsOf(cert);
-      if (got.some((id) => expected.includes(id))) return undefined;
+      if (got.some((id) => matchesExpected(id, expected))) return undefined;
       return new HboneError(
         "ERR_HBONE_PEER_IDENTITY",
         `identity verification error: peer did not present the expected SAN (${expected.join(", ")}), got ${got.join(", ") || "none"}`,

@@ -12,6 +12,7 @@
 //                                the structural schema (descriptions stripped, deduplicated) as JSON
 //                                text, parsed lazily by the validator.
 //   src/gen/istio-types.ts       TS types + zod schemas for the stable Istio set, every served version.
+//   src/gen/istio-master-types.ts  the same for Istio master.
 //   src/gen/gateway-api-types.ts TS types + zod schemas for the Gateway API experimental channel
 //                                (a superset of standard), every served version.
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -340,6 +341,16 @@ export function generate(root = packageRoot) {
     files.set(
       "src/gen/istio-types.ts",
       generateTypes(istio, `Istio ${STABLE_ISTIO} CRDs: every kind, every served version.`),
+    );
+  }
+  const master = sets.find((s) => s.id === "istio/master");
+  if (master) {
+    files.set(
+      "src/gen/istio-master-types.ts",
+      generateTypes(
+        master,
+        "Istio master CRDs (fields still in development): every kind, every served version.",
+      ),
     );
   }
   const gw = sets.find((s) => s.id === `gateway-api/${TYPES_GATEWAY_CHANNEL}`);

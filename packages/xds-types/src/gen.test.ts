@@ -10,6 +10,7 @@ describe("generated files", () => {
     expect([...files.keys()].sort()).toEqual([
       "src/gen/crd-data.ts",
       "src/gen/gateway-api-types.ts",
+      "src/gen/istio-master-types.ts",
       "src/gen/istio-types.ts",
     ]);
     for (const [rel, content] of files) {

@@ -4,6 +4,7 @@
 
 // --- CRD types and validation (xds-validate) ---
 import * as gatewayApi from "./gen/gateway-api-types.js";
+import * as istioMaster from "./gen/istio-master-types.js";
 import * as istio from "./gen/istio-types.js";
 
 export type { CrdKindData, CrdSetData, CrdVersionData } from "./crd-model.js";
@@ -25,8 +26,11 @@ export {
   validateYaml,
   type YamlValidationResult,
 } from "./validate/yaml.js";
-/** Generated TS types and zod schemas: Istio (stable release) and Gateway API (experimental channel). */
-export { gatewayApi, istio };
+/**
+ * Generated TS types and zod schemas: Istio (stable release 1.30, and master) and Gateway API
+ * (experimental channel, a superset of standard).
+ */
+export { gatewayApi, istio, istioMaster };
 
 // --- ztunnel workload API (xds-workload) ---
 export { XdsTypesError, type XdsTypesErrorCode } from "./errors.js";

@@ -152,7 +152,6 @@ function sarif(results: ValidateJsonResult[]): unknown {
         tool: {
           driver: {
             name: "ambientkit validate",
-            informationUri: "https://github.com/ambientkit/ambientkit",
             rules: [...rules].map(([id, text]) => ({ id, shortDescription: { text } })),
           },
         },

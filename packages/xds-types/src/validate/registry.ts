@@ -58,9 +58,11 @@ export function lookupKind(
   return kindsOf(setId)?.get(`${group}/${kind}`);
 }
 
-/** Schema set ids available (e.g. for docs and the CLI). */
-export function schemaSetIds(): string[] {
-  return CRD_SETS.map((s) => s.id);
+const SET_IDS: readonly string[] = CRD_SETS.map((s) => s.id);
+
+/** Schema set ids available, e.g. ["gateway-api/experimental", "gateway-api/standard", "istio/1.30", "istio/master"]. */
+export function schemaSetIds(): readonly string[] {
+  return SET_IDS;
 }
 
 const parsed = new Map<number, StructuralSchema>();

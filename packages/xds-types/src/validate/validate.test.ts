@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { gatewayApi, istio } from "../index.js";
+import { gatewayApi, istio, istioMaster } from "../index.js";
 import { validate } from "./validate.js";
 import { validateYaml } from "./yaml.js";
 
@@ -67,6 +67,12 @@ describe("validate: documents and versions", () => {
     };
     expect(validate(tls, { gatewayApi: "standard" }).issues[0]?.code).toBe("version/unserved");
     expect(validate(tls, { gatewayApi: "experimental" }).valid).toBe(true);
+  });
+
+  it("reports a schema set this build does not have", () => {
+    const r = validate(ap({}), { istio: "1.99" as "1.30" });
+    expect(r.valid).toBe(false);
+    expect(r.issues[0]?.message).toContain("no Istio 1.99 CRDs in this build");
   });
 
   it("checks metadata.name as a DNS-1123 subdomain", () => {
@@ -324,6 +330,23 @@ describe("validateYaml", () => {
 });
 
 describe("generated zod schemas", () => {
+  it("type Istio master's new fields in istioMaster only", () => {
+    const ef = {
+      apiVersion: "networking.istio.io/v1alpha3",
+      kind: "EnvoyFilter",
+      metadata: { name: "e" },
+      spec: {
+        configPatches: [
+          { applyTo: "CLUSTER", patch: { operation: "MERGE_AND_REPLACE_LIST", value: {} } },
+        ],
+      },
+    };
+    expect(istioMaster.EnvoyFilterSchema.safeParse(ef).success).toBe(true);
+    expect(istio.EnvoyFilterSchema.safeParse(ef).success).toBe(false);
+    expect(validate(ef, { istio: "master" }).valid).toBe(true);
+    expect(validate(ef).issues[0]?.code).toBe("schema/enum");
+  });
+
   it("parse typed objects and reject unknown fields", () => {
     const doc = parse(
       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec:\n  action: DENY\n  rules: [{to: [{operation: {ports: ['80']}}]}]\n",
@@ -377,6 +400,13 @@ describe("robustness", () => {
       }
     }
     expect(runs).toBeGreaterThan(1000);
+  });
+
+  it("reads `[1.2.3.4, 001:db8::]` as go-yaml (kubectl) does: two strings", async () => {
+    const { loadYamlDocuments } = await import("./yaml.js");
+    expect(loadYamlDocuments("a: [1.2.3.4, 001:db8::]\nb: [k: v]\n")).toEqual([
+      { a: ["1.2.3.4", "001:db8::"], b: [{ k: "v" }] },
+    ]);
   });
 
   it("validates the items of a kind: List and honours YAML merge keys", () => {

@@ -9,7 +9,7 @@
 //      only when 1-6 found no error: the API server never calls the webhook for a rejected object.
 import { checkIstioSemantics, SEMANTIC_KINDS } from "./istio-semantics.js";
 import { checkMetadata, type InternalIssue } from "./metadata.js";
-import { ajvValidator, familyOf, lookupKind, structuralSchema } from "./registry.js";
+import { ajvValidator, familyOf, lookupKind, schemaSetIds, structuralSchema } from "./registry.js";
 import { schemaIssues } from "./schema-errors.js";
 import { applyDefaults, checkRules, resetCelMemo } from "./structural.js";
 import type { ValidateOptions, ValidationResult } from "./types.js";
@@ -88,6 +88,18 @@ export function validateInternal(doc: unknown, options: ValidateOptions = {}): I
     return { valid: true, skipped: true, ...ident, issues };
   }
   const set = family === "istio" ? `Istio ${istio}` : `Gateway API ${gatewayApi}`;
+  if (
+    !schemaSetIds().includes(family === "istio" ? `istio/${istio}` : `gateway-api/${gatewayApi}`)
+  ) {
+    issues.push({
+      code: "kind/unknown",
+      severity: "error",
+      path: "",
+      message: `no ${set} CRDs in this build of @ambientkit/xds-types (available: ${schemaSetIds().join(", ")})`,
+      segs: [],
+    });
+    return done(ident);
+  }
   const crd = lookupKind(family, group, kind, istio, gatewayApi);
   if (crd === undefined) {
     issues.push({

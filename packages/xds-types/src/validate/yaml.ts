@@ -50,12 +50,15 @@ function locate(root: Node | null | undefined, segs: readonly PathSeg[]): number
   return best;
 }
 
+const FLOW_COLON = /\S:[\],]/;
+
 /**
  * go-yaml (what kubectl uses) reads a flow-sequence item like `001:db8::` as one string; YAML 1.2
  * reads it as a one-key map `{"001:db8:": null}` because of the trailing `:`. Istio's own examples rely
  * on go-yaml here, so such items (a single key with no value and no whitespace) become strings.
  */
 function goYamlFlowScalars(doc: Document, text: string): void {
+  if (!FLOW_COLON.test(text)) return; // no `x:]` or `x:,` anywhere: nothing to fix
   visit(doc, {
     Seq(_key, seq) {
       if (!seq.flow) return;

@@ -1,0 +1,416 @@
+// `npm start`: a whole ambient mesh on loopback, built only from the @ambientkit packages. It loads
+// examples/scenario/ (LOCAL_XDS YAML + Istio YAML), starts an in-process CA, two reference ztunnel
+// "nodes", a reference waypoint and sample apps, runs a scripted tour and prints what happened.
+// `--serve` keeps it running (try `curl --socks5 127.0.0.1:15080 http://echo.default.svc.cluster.local/`).
+// Exits 0 only when every step behaved; always closes every listener.
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CertificateAuthority } from "@ambientkit/identity";
+import { type EchoReply, httpRequest, startHttpEcho } from "./apps/echo.js";
+import type { LogEntry, MemoryLog } from "./mesh/access-log.js";
+import { WorkloadCertificates } from "./mesh/certs.js";
+import { loadScenario, type MeshConfig } from "./mesh/config.js";
+import { ExampleError } from "./mesh/errors.js";
+import type { Listener } from "./mesh/net.js";
+import { seededRandom } from "./mesh/state.js";
+import { Waypoint } from "./waypoint/waypoint.js";
+import { ZTUNNEL_PORTS, Ztunnel } from "./ztunnel/ztunnel.js";
+
+/** examples/scenario, from src/ (tests) and dist/ (npm start) alike. */
+export const SCENARIO_DIR: string = join(import.meta.dirname, "..", "scenario");
+
+export interface DemoOptions {
+  /** Directory with mesh.yaml (LOCAL_XDS) and istio.yaml (default examples/scenario). */
+  scenarioDir?: string;
+  /** `real`: ztunnel's port numbers (15000/15020/15021/15080); `ephemeral`: port 0 (tests). */
+  ports?: "real" | "ephemeral";
+  /** Seed of the load-balancing / route-split randomness (default 7). */
+  seed?: number;
+  /** Access-log lines (JSON) of every proxy. */
+  log?: (line: string) => void;
+}
+
+/** Everything the demo started. `close()` stops it all. */
+export interface DemoMesh {
+  readonly config: MeshConfig;
+  readonly ca: CertificateAuthority;
+  readonly certificates: WorkloadCertificates;
+  readonly nodeA: Ztunnel;
+  readonly nodeB: Ztunnel;
+  readonly waypoint: Waypoint;
+  readonly apps: readonly Listener[];
+  close(): Promise<void>;
+}
+
+/** Loads the scenario and starts the mesh; on failure closes whatever had started and rethrows. */
+export async function startMesh(options: DemoOptions = {}): Promise<DemoMesh> {
+  const dir = options.scenarioDir ?? SCENARIO_DIR;
+  // Config first: a bad file stops startup before anything listens.
+  const config = await loadScenario(join(dir, "mesh.yaml"), join(dir, "istio.yaml"));
+  const random = seededRandom(options.seed ?? 7);
+  const real = (options.ports ?? "real") === "real";
+  const ports = (on: boolean) =>
+    on
+      ? {
+          admin: real ? ZTUNNEL_PORTS.admin : 0,
+          metrics: real ? ZTUNNEL_PORTS.metrics : 0,
+          readiness: real ? ZTUNNEL_PORTS.readiness : 0,
+          socks5: real ? ZTUNNEL_PORTS.socks5 : 0,
+        }
+      : { admin: null, metrics: real ? ZTUNNEL_PORTS.metrics : 0, readiness: null, socks5: null };
+  const started: { close(): Promise<void> }[] = [];
+  let certificates: WorkloadCertificates | undefined;
+  const closeAll = async (): Promise<void> => {
+    const list = started.splice(0).reverse();
+    for (const s of list) await s.close();
+    certificates?.close();
+  };
+  try {
+    const ca = await CertificateAuthority.createRoot({
+      trustDomain: config.trustDomain,
+      keyAlgorithm: "ec-p256",
+    });
+    certificates = new WorkloadCertificates(ca);
+    const apps: Listener[] = [];
+    for (const [pod, ip, version, app] of [
+      ["echo-v1", "127.0.10.2", "v1", "echo"],
+      ["echo-v2", "127.0.10.3", "v2", "echo"],
+      ["legacy", "127.0.10.5", "v1", "legacy"],
+    ] as const) {
+      const l = await startHttpEcho({ host: ip, port: 8080, app, version, pod });
+      started.push(l);
+      apps.push(l);
+    }
+    const log = options.log;
+    const nodeB = await Ztunnel.start({
+      node: "node-b",
+      config: config.local,
+      certificates,
+      ports: ports(false),
+      adminHost: "127.0.0.2",
+      captureServices: false,
+      random,
+      ...(log ? { log } : {}),
+    });
+    started.push(nodeB);
+    const waypoint = await Waypoint.start({
+      namespace: "default",
+      name: "waypoint",
+      config,
+      certificates,
+      metricsPort: real ? 15020 : 0,
+      random,
+      ...(log ? { log } : {}),
+    });
+    started.push(waypoint);
+    const nodeA = await Ztunnel.start({
+      node: "node-a",
+      config: config.local,
+      certificates,
+      ports: ports(true),
+      adminHost: "127.0.0.1",
+      defaultSource: "default/sleep",
+      random,
+      ...(log ? { log } : {}),
+    });
+    started.push(nodeA);
+    const certs = certificates;
+    return { config, ca, certificates: certs, nodeA, nodeB, waypoint, apps, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+/** One line of the tour table. */
+export interface TourStep {
+  step: string;
+  expected: string;
+  observed: string;
+  ok: boolean;
+}
+
+const SLEEP = "127.0.10.1";
+const INTRUDER = "127.0.10.4";
+
+async function waitFor<T>(fn: () => T | undefined, timeoutMs = 3000): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function lastEntry(log: MemoryLog, pred: (e: LogEntry) => boolean): LogEntry | undefined {
+  return log.entries.findLast(pred);
+}
+
+async function step(
+  name: string,
+  expected: string,
+  fn: () => Promise<{ observed: string; ok: boolean }>,
+): Promise<TourStep> {
+  try {
+    const r = await fn();
+    return { step: name, expected, ...r };
+  } catch (e) {
+    return { step: name, expected, observed: `error: ${(e as Error).message}`, ok: false };
+  }
+}
+
+/** The scripted tour: every step checks what the mesh did. */
+export async function runTour(
+  mesh: DemoMesh,
+  options: { splitRequests?: number } = {},
+): Promise<TourStep[]> {
+  const steps: TourStep[] = [];
+  const sleepId = "spiffe://cluster.local/ns/default/sa/sleep";
+
+  steps.push(
+    await step("mTLS identity seen by the server", `node-b ztunnel sees ${sleepId}`, async () => {
+      const r = await httpRequest({ host: "127.0.20.2", port: 80, localAddress: SLEEP });
+      const reply = JSON.parse(r.body) as EchoReply;
+      const e = await waitFor(() =>
+        lastEntry(
+          mesh.nodeB.log,
+          (x) =>
+            x.message === "connection complete" &&
+            x.fields["dst.workload"] === "echo-v1" &&
+            x.fields["src.identity"] !== undefined,
+        ),
+      );
+      const id = String(e?.fields["src.identity"] ?? "none");
+      return {
+        observed: `${r.status} from ${reply.pod}; node-b ztunnel saw ${id}; app saw client ${reply.remoteAddress}`,
+        ok: r.status === 200 && id === sleepId && reply.remoteAddress === SLEEP,
+      };
+    }),
+  );
+
+  steps.push(
+    await step(
+      "L4 deny by the destination ztunnel",
+      "intruder → echo-v1 refused (HBONE 401)",
+      async () => {
+        let outcome = "connected";
+        try {
+          const r = await httpRequest({
+            host: "127.0.20.2",
+            port: 80,
+            localAddress: INTRUDER,
+            timeoutMs: 5000,
+          });
+          outcome = `HTTP ${r.status}`;
+        } catch (e) {
+          outcome = `connection closed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+        }
+        const denied = await waitFor(() =>
+          lastEntry(
+            mesh.nodeB.log,
+            (x) =>
+              String(x.fields["src.identity"] ?? "").endsWith("/sa/intruder") &&
+              String(x.fields.error ?? "").includes("policy rejection"),
+          ),
+        );
+        const src = await waitFor(() =>
+          lastEntry(
+            mesh.nodeA.log,
+            (x) =>
+              x.fields["src.workload"] === "intruder" &&
+              String(x.fields.error ?? "").includes("401"),
+          ),
+        );
+        return {
+          observed: `${outcome}; node-b: ${String(denied?.fields.error ?? "no log")}; node-a: ${String(src?.fields.error ?? "no log")}`,
+          ok: outcome.startsWith("connection closed") && denied !== undefined && src !== undefined,
+        };
+      },
+    ),
+  );
+
+  steps.push(
+    await step(
+      "L7 deny by the waypoint",
+      "GET /admin → 403 by default/echo-deny-admin",
+      async () => {
+        const r = await httpRequest({
+          host: "127.0.20.1",
+          port: 80,
+          path: "/admin",
+          localAddress: SLEEP,
+        });
+        const e = await waitFor(() =>
+          lastEntry(
+            mesh.waypoint.log,
+            (x) => x.fields.policy !== undefined && x.fields.path === "/admin",
+          ),
+        );
+        const policy = String(e?.fields.policy ?? "none");
+        return {
+          observed: `${r.status} ${r.body.trim()}; waypoint log: denied by ${policy}`,
+          ok: r.status === 403 && policy === "default/echo-deny-admin",
+        };
+      },
+    ),
+  );
+
+  const n = options.splitRequests ?? 200;
+  steps.push(
+    await step("HTTPRoute 90/10 split", `${n} requests: v1 share 90% ± 8`, async () => {
+      const counts: Record<string, number> = {};
+      let routedBy = 0;
+      let routeHeader = 0;
+      for (let i = 0; i < n; i += 10) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(10, n - i) }, () =>
+            httpRequest({ host: "127.0.20.1", port: 80, path: "/hello", localAddress: SLEEP }),
+          ),
+        );
+        for (const r of batch) {
+          const reply = JSON.parse(r.body) as EchoReply;
+          counts[reply.version] = (counts[reply.version] ?? 0) + 1;
+          if (reply.headers["x-routed-by"] === "waypoint") routedBy++;
+          if (r.headers["x-route"] === "echo-split") routeHeader++;
+        }
+      }
+      const v1 = counts.v1 ?? 0;
+      const v2 = counts.v2 ?? 0;
+      const share = (100 * v1) / n;
+      return {
+        observed: `v1 ${v1}, v2 ${v2} (${share.toFixed(1)}% v1); header modifiers applied ${Math.min(routedBy, routeHeader)}/${n}`,
+        ok: v1 + v2 === n && Math.abs(share - 90) <= 8 && routedBy === n && routeHeader === n,
+      };
+    }),
+  );
+
+  steps.push(
+    await step("HTTPRoute header match", "x-version: v2 → always echo-v2", async () => {
+      const versions: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await httpRequest({
+          host: "127.0.20.1",
+          port: 80,
+          headers: { "x-version": "v2" },
+          localAddress: SLEEP,
+        });
+        versions.push((JSON.parse(r.body) as EchoReply).version);
+      }
+      return { observed: versions.join(","), ok: versions.every((v) => v === "v2") };
+    }),
+  );
+
+  steps.push(
+    await step(
+      "out-of-mesh destination",
+      "legacy (protocol TCP) → plain TCP passthrough",
+      async () => {
+        const r = await httpRequest({ host: "127.0.20.5", port: 80, localAddress: SLEEP });
+        const e = await waitFor(() =>
+          lastEntry(
+            mesh.nodeA.log,
+            (x) => x.message === "connection complete" && x.fields["dst.workload"] === "legacy",
+          ),
+        );
+        const tunnelled = e?.fields["dst.hbone_addr"] !== undefined;
+        return {
+          observed: `${r.status} from ${(JSON.parse(r.body) as EchoReply).pod}; ${e ? (tunnelled ? "HBONE" : "plain TCP") : "no log"}`,
+          ok: r.status === 200 && e !== undefined && !tunnelled,
+        };
+      },
+    ),
+  );
+
+  steps.push(
+    await step("metrics", "Istio metrics on /metrics", async () => {
+      const a = mesh.nodeA.addresses.metrics ?? "";
+      const [host, port] = a.split(":");
+      const r = await httpRequest({ host: host ?? "", port: Number(port), path: "/metrics" });
+      const wm = mesh.waypoint.metricsAddress ?? "";
+      const [wh, wp] = wm.split(":");
+      const w = await httpRequest({ host: wh ?? "", port: Number(wp), path: "/metrics" });
+      const tcp = /istio_tcp_connections_opened_total\{[^}]*reporter="source"[^}]*\} [1-9]/.test(
+        r.body,
+      );
+      const l7 =
+        /istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="403"[^}]*\} [1-9]/.test(
+          w.body,
+        );
+      return {
+        observed: `ztunnel http://${a}/metrics, waypoint http://${wm}/metrics`,
+        ok: r.status === 200 && tcp && w.status === 200 && l7,
+      };
+    }),
+  );
+  return steps;
+}
+
+/** Formats the tour as a compact table. */
+export function formatTable(steps: readonly TourStep[]): string {
+  const rows = [
+    ["", "step", "observed"],
+    ...steps.map((s) => [s.ok ? "ok" : "FAIL", s.step, s.observed]),
+  ];
+  const w0 = Math.max(...rows.map((r) => (r[0] ?? "").length));
+  const w1 = Math.max(...rows.map((r) => (r[1] ?? "").length));
+  return rows
+    .map((r) => `${(r[0] ?? "").padEnd(w0)}  ${(r[1] ?? "").padEnd(w1)}  ${r[2] ?? ""}`)
+    .join("\n");
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const serve = argv.includes("--serve");
+  const verbose = argv.includes("--verbose");
+  const i = argv.indexOf("--scenario");
+  const scenarioDir = i >= 0 ? argv[i + 1] : undefined;
+  let mesh: DemoMesh;
+  try {
+    mesh = await startMesh({
+      ...(scenarioDir !== undefined ? { scenarioDir } : {}),
+      ...(verbose ? { log: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+    });
+  } catch (e) {
+    process.stderr.write(`ambientkit demo: cannot start: ${(e as Error).message}\n`);
+    return e instanceof ExampleError && e.code === "ERR_EXAMPLES_CONFIG" ? 2 : 1;
+  }
+  let ok = false;
+  try {
+    process.stdout.write(
+      "ambientkit demo: an ambient mesh on loopback (node-a: sleep, intruder; node-b: echo v1/v2, legacy; waypoint 127.0.10.10)\n\n",
+    );
+    const steps = await runTour(mesh);
+    ok = steps.every((s) => s.ok);
+    process.stdout.write(`${formatTable(steps)}\n\n`);
+    process.stdout.write(
+      `scrape:  curl http://${mesh.nodeA.addresses.metrics}/metrics   curl http://${mesh.nodeB.addresses.metrics}/metrics   curl http://${mesh.waypoint.metricsAddress}/metrics\n` +
+        `admin:   curl http://${mesh.nodeA.addresses.admin}/config_dump   ready: curl http://${mesh.nodeA.addresses.readiness}/healthz/ready\n`,
+    );
+    if (serve) {
+      process.stdout.write(
+        `serving; try: curl --socks5 ${mesh.nodeA.addresses.socks5} http://echo.default.svc.cluster.local/  (Ctrl-C stops)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+    }
+  } finally {
+    await mesh.close();
+  }
+  process.stdout.write(
+    ok ? "every step behaved as expected\n" : "some steps did not behave as expected\n",
+  );
+  return ok ? 0 : 1;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`ambientkit demo: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

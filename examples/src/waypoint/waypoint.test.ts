@@ -1,0 +1,286 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { CertificateAuthority } from "@ambientkit/identity";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EchoReply, httpRequest, startHttpEcho } from "../apps/echo.js";
+import { WorkloadCertificates } from "../mesh/certs.js";
+import { parseScenario } from "../mesh/config.js";
+import type { Listener } from "../mesh/net.js";
+import { seededRandom } from "../mesh/state.js";
+import { isListening, scrape } from "../testing.js";
+import { Ztunnel } from "../ztunnel/ztunnel.js";
+import { Waypoint } from "./waypoint.js";
+
+const run = promisify(execFile);
+
+// This file's own loopback range: pods 127.0.130.x, VIPs 127.0.140.x.
+const wl = (name: string, ip: string, node: string, extra = "") => `
+  - uid: k//Pod/shop/${name}
+    name: ${name}
+    namespace: shop
+    serviceAccount: ${name}
+    trustDomain: cluster.local
+    workloadIps: ["${ip}"]
+    protocol: HBONE
+    node: ${node}
+    workloadName: ${name}
+    canonicalName: ${name}
+    canonicalRevision: v1${extra}`;
+const LOCAL_XDS = `workloads:${wl("client", "127.0.130.1", "a", "\n    services: {}")}${wl(
+  "api-v1",
+  "127.0.130.2",
+  "b",
+  "\n    services:\n      shop/api.shop.svc.cluster.local: { 80: 8080 }\n      shop/api-v1.shop.svc.cluster.local: { 80: 8080 }",
+)}${wl(
+  "api-v2",
+  "127.0.130.3",
+  "b",
+  "\n    services:\n      shop/api.shop.svc.cluster.local: { 80: 8080 }\n      shop/api-v2.shop.svc.cluster.local: { 80: 8080 }",
+)}${wl("direct", "127.0.130.4", "b", "\n    services: {}\n    waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 }")}${wl("wp", "127.0.130.9", "none", "\n    services: {}")}
+services:
+  - { name: api, namespace: shop, hostname: api.shop.svc.cluster.local, vips: ["/127.0.140.1"], ports: { 80: 8080 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
+  - { name: api-v1, namespace: shop, hostname: api-v1.shop.svc.cluster.local, vips: ["/127.0.140.2"], ports: { 80: 8080 } }
+  - { name: api-v2, namespace: shop, hostname: api-v2.shop.svc.cluster.local, vips: ["/127.0.140.3"], ports: { 80: 8080 } }
+`;
+const ISTIO = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: api-allow-reads, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  action: ALLOW
+  rules:
+    - to: [{ operation: { methods: ["GET", "HEAD"] } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: api-deny-secret, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["/secret"] } }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: api, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: api, port: 80 }]
+  rules:
+    - matches: [{ path: { type: Exact, value: /slow } }]
+      timeouts: { request: 300ms }
+      backendRefs: [{ name: api-v1, port: 80 }]
+    - matches: [{ method: GET, path: { type: PathPrefix, value: /v2 } }]
+      filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: x-served, value: v2-rule }] }
+      backendRefs:
+        - name: api-v2
+          port: 80
+          filters:
+            - type: RequestHeaderModifier
+              requestHeaderModifier: { set: [{ name: x-backend, value: v2 }], remove: [x-drop] }
+    - backendRefs:
+        - { name: api-v1, port: 80, weight: 90 }
+        - { name: api-v2, port: 80, weight: 10 }
+`;
+
+const CLIENT = "127.0.130.1";
+const get = (path: string, extra: Partial<Parameters<typeof httpRequest>[0]> = {}) =>
+  httpRequest({ host: "127.0.140.1", port: 80, path, localAddress: CLIENT, ...extra });
+
+describe("the reference waypoint", () => {
+  const config = parseScenario(
+    { file: "w.yaml", text: LOCAL_XDS },
+    { file: "istio.yaml", text: ISTIO },
+  );
+  let certs: WorkloadCertificates;
+  let a: Ztunnel;
+  let b: Ztunnel;
+  let wp: Waypoint;
+  let apps: Listener[];
+  beforeAll(async () => {
+    const ca = await CertificateAuthority.createRoot({
+      trustDomain: "cluster.local",
+      keyAlgorithm: "ec-p256",
+    });
+    certs = new WorkloadCertificates(ca);
+    apps = [
+      await startHttpEcho({
+        host: "127.0.130.2",
+        port: 8080,
+        app: "api",
+        version: "v1",
+        pod: "api-v1",
+      }),
+      await startHttpEcho({
+        host: "127.0.130.3",
+        port: 8080,
+        app: "api",
+        version: "v2",
+        pod: "api-v2",
+      }),
+      await startHttpEcho({
+        host: "127.0.130.4",
+        port: 8080,
+        app: "direct",
+        version: "v1",
+        pod: "direct",
+      }),
+    ];
+    b = await Ztunnel.start({
+      node: "b",
+      config: config.local,
+      certificates: certs,
+      captureServices: false,
+    });
+    wp = await Waypoint.start({
+      namespace: "shop",
+      name: "wp",
+      config,
+      certificates: certs,
+      metricsPort: 0,
+      random: seededRandom(42),
+    });
+    a = await Ztunnel.start({
+      node: "a",
+      config: config.local,
+      certificates: certs,
+      ports: { socks5: 0 },
+    });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await wp?.close();
+    await b?.close();
+    for (const l of apps ?? []) await l.close();
+    certs?.close();
+  });
+
+  it("re-originates HBONE to the pod with :authority podIP:targetPort, as the waypoint identity", async () => {
+    const r = await get("/hello");
+    expect(r.status).toBe(200);
+    const inbound = b.log.entries.findLast(
+      (e) => e.message === "connection complete" && e.fields["src.identity"] !== undefined,
+    );
+    expect(inbound?.fields["src.identity"]).toBe("spiffe://cluster.local/ns/shop/sa/wp");
+    expect(["127.0.130.2:8080", "127.0.130.3:8080"]).toContain(inbound?.fields["dst.hbone_addr"]);
+    expect((JSON.parse(r.body) as EchoReply).remoteAddress).toBe("127.0.130.9");
+  });
+
+  it("answers 403 and logs the deciding policy", async () => {
+    const denied = await get("/secret");
+    expect(denied.status).toBe(403);
+    expect(wp.log.entries.findLast((e) => e.fields.path === "/secret")?.fields.policy).toBe(
+      "shop/api-deny-secret",
+    );
+    const post = await get("/hello", { method: "POST" });
+    expect(post.status).toBe(403);
+    expect(wp.log.entries.findLast((e) => e.fields.method === "POST")?.fields.policy).toBe(
+      "implicit:no-allow-match",
+    );
+  });
+
+  it("splits 90/10 by weight (200 requests, within ±8 points)", async () => {
+    const n = 200;
+    let v1 = 0;
+    for (let i = 0; i < n; i += 20) {
+      const batch = await Promise.all(Array.from({ length: 20 }, () => get("/split")));
+      for (const r of batch) if ((JSON.parse(r.body) as EchoReply).version === "v1") v1++;
+    }
+    expect(Math.abs((100 * v1) / n - 90)).toBeLessThanOrEqual(8);
+  });
+
+  it("routes on method and path, with request and response header modifiers", async () => {
+    const r = await get("/v2/items", { headers: { "x-drop": "1", "x-keep": "1" } });
+    const reply = JSON.parse(r.body) as EchoReply;
+    expect(reply.version).toBe("v2");
+    expect(reply.headers["x-backend"]).toBe("v2");
+    expect(reply.headers["x-drop"]).toBeUndefined();
+    expect(reply.headers["x-keep"]).toBe("1");
+    expect(r.headers["x-served"]).toBe("v2-rule");
+    const head = await get("/v2/items", { method: "HEAD" });
+    expect(head.headers["x-served"]).toBeUndefined();
+  });
+
+  it("enforces the route timeout with 504", async () => {
+    const r = await get("/slow?delay=3000");
+    expect(r.status).toBe(504);
+    expect((await get("/slow?delay=0")).status).toBe(200);
+  });
+
+  it("serves workload-addressed traffic (pod IP over SOCKS5) for a workload that uses it", async () => {
+    // Node has no transparent capture of pod IPs: curl goes through node a's SOCKS5 listener.
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--max-time",
+      "10",
+      "--socks5",
+      a.addresses.socks5 ?? "",
+      "http://127.0.130.4:8080/direct",
+    ]);
+    expect((JSON.parse(stdout) as EchoReply).pod).toBe("direct");
+    expect(wp.log.entries.findLast((e) => e.fields.path === "/direct")?.fields.upstream).toBe(
+      "127.0.130.4:8080",
+    );
+  });
+
+  it("records L7 metrics with reporter=waypoint", async () => {
+    const samples = await scrape(wp.metricsAddress ?? "");
+    const reqs = samples.filter(
+      (s) => s.name === "istio_requests_total" && s.labels.reporter === "waypoint",
+    );
+    const byCode = (code: string) =>
+      reqs.filter((s) => s.labels.response_code === code).reduce((n, s) => n + s.value, 0);
+    expect(byCode("200")).toBeGreaterThanOrEqual(200);
+    expect(byCode("403")).toBe(2);
+    expect(byCode("504")).toBe(1);
+    const v1 = reqs.find(
+      (s) => s.labels.destination_workload === "api-v1" && s.labels.response_code === "200",
+    );
+    expect(v1?.labels).toMatchObject({
+      source_workload: "client",
+      source_principal: "spiffe://cluster.local/ns/shop/sa/client",
+      destination_service: "api.shop.svc.cluster.local",
+      destination_principal: "spiffe://cluster.local/ns/shop/sa/api-v1",
+    });
+    expect(
+      samples.some(
+        (s) =>
+          s.name === "istio_request_duration_milliseconds_bucket" &&
+          s.labels.reporter === "waypoint",
+      ),
+    ).toBe(true);
+  });
+
+  it("leaves nothing listening after close()", async () => {
+    const ca = await CertificateAuthority.createRoot({
+      trustDomain: "cluster.local",
+      keyAlgorithm: "ec-p256",
+    });
+    const c2 = new WorkloadCertificates(ca);
+    const cfg = parseScenario(
+      {
+        file: "w.yaml",
+        text: LOCAL_XDS.replaceAll("127.0.130.", "127.0.131.").replaceAll(
+          "127.0.140.",
+          "127.0.141.",
+        ),
+      },
+      { file: "istio.yaml", text: ISTIO },
+    );
+    const w = await Waypoint.start({
+      namespace: "shop",
+      name: "wp",
+      config: cfg,
+      certificates: c2,
+      metricsPort: 0,
+    });
+    const [h, p] = (w.metricsAddress ?? "").split(":");
+    expect(await isListening("127.0.131.9", 15008)).toBe(true);
+    await w.close();
+    c2.close();
+    expect(await isListening("127.0.131.9", 15008)).toBe(false);
+    expect(await isListening(h ?? "", Number(p))).toBe(false);
+  });
+});

@@ -1,0 +1,450 @@
+// A reference waypoint in Node: terminates HBONE on its IP:15008, maps the CONNECT :authority to a
+// service VIP:port (or a workload that uses it), applies L7 AuthorizationPolicies attached with
+// targetRefs (enforcement point "waypoint"), routes HTTP/1.1 with Gateway API HTTPRoutes (matches,
+// weighted backendRefs, header modifiers, timeouts), records L7 metrics with reporter="waypoint",
+// and re-originates HBONE to the chosen pod with :authority = podIP:targetPort. Denials are 403
+// with the deciding policy in the log.
+import http from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { type CompiledPolicies, compilePolicies, type Decision } from "@ambientkit/authz";
+import { httpLabels, IstioMetrics, type TrafficContext } from "@ambientkit/telemetry";
+import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
+import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
+import { Registry } from "prom-client";
+import {
+  type HboneDecision,
+  HboneError,
+  HbonePool,
+  HboneServer,
+  type HboneServerRequest,
+  type HboneStream,
+} from "../hbone.js";
+import { MemoryLog } from "../mesh/access-log.js";
+import type { WorkloadCertificates } from "../mesh/certs.js";
+import type { MeshConfig } from "../mesh/config.js";
+import { ExampleError } from "../mesh/errors.js";
+import type { HttpRoute } from "../mesh/httproute-types.js";
+import { serviceInfo, workloadInfo } from "../mesh/labels.js";
+import { type Listener, listen } from "../mesh/net.js";
+import { MeshState } from "../mesh/state.js";
+import { applyHeaderModifier, parseGatewayDuration, pickBackend, selectRule } from "./httproute.js";
+
+export interface WaypointOptions {
+  /** The waypoint's own workload in the config (`namespace`, `name`). */
+  namespace: string;
+  name: string;
+  config: MeshConfig;
+  certificates: WorkloadCertificates;
+  /** HBONE port (default 15008), also dialled on destination pods. */
+  hbonePort?: number;
+  /** Prometheus port on the waypoint IP (default: none). */
+  metricsPort?: number | null;
+  /** Route split and load-balancing randomness (default Math.random). */
+  random?: () => number;
+  /** Each log line (JSON) goes here. */
+  log?: (line: string) => void;
+}
+
+/** What the waypoint resolved the CONNECT authority to. */
+interface TunnelTarget {
+  service: Service | undefined;
+  workload: Workload | undefined;
+  ip: string;
+  port: number;
+  req: HboneServerRequest;
+}
+
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+];
+
+export class Waypoint {
+  readonly namespace: string;
+  readonly name: string;
+  readonly metrics: IstioMetrics;
+  readonly registry: Registry;
+  readonly log: MemoryLog;
+  readonly ip: string;
+  readonly #opts: WaypointOptions;
+  readonly #server: HboneServer;
+  readonly #http: http.Server;
+  readonly #pool = new HbonePool();
+  readonly #targets = new WeakMap<Duplex, TunnelTarget>();
+  readonly #tunnels = new Set<HboneStream>();
+  readonly #listeners: Listener[] = [];
+  readonly #random: () => number;
+  #config: MeshConfig;
+  #state: MeshState;
+  #policies: CompiledPolicies;
+  #self: Workload;
+  #closed = false;
+  /** Where metrics are served, when enabled. */
+  metricsAddress: string | undefined;
+
+  private constructor(opts: WaypointOptions) {
+    this.#opts = opts;
+    this.namespace = opts.namespace;
+    this.name = opts.name;
+    this.#random = opts.random ?? Math.random;
+    this.#config = opts.config;
+    this.#state = new MeshState(opts.config.local);
+    this.#policies = this.#compile(opts.config);
+    const self = this.#state.workloadByName(opts.namespace, opts.name);
+    const ip = self?.workloadIps[0];
+    if (!self || ip === undefined) {
+      throw new ExampleError(
+        "ERR_EXAMPLES_CONFIG",
+        `waypoint ${opts.namespace}/${opts.name} is not a workload in the LOCAL_XDS config; add it under workloads`,
+      );
+    }
+    this.#self = self;
+    this.ip = ip;
+    this.log = new MemoryLog({ scope: "waypoint", ...(opts.log ? { write: opts.log } : {}) });
+    this.metrics = new IstioMetrics({ build: { component: "proxy", tag: "ambientkit" } });
+    this.registry = new Registry();
+    registerPrometheus(this.metrics, { registry: this.registry });
+    this.#server = new HboneServer({
+      credentials: () => opts.certificates.current(workloadIdentity(this.#self)),
+      handler: (req) => this.#onConnect(req),
+    });
+    this.#http = http.createServer((req, res) => {
+      void this.#onRequest(req, res);
+    });
+  }
+
+  static async start(opts: WaypointOptions): Promise<Waypoint> {
+    const w = new Waypoint(opts);
+    try {
+      await opts.certificates.ensure(workloadIdentity(w.#self));
+      const srv = net.createServer({ noDelay: true }, (s) => w.#server.handle(s));
+      w.#listeners.push(
+        await listen(srv, w.ip, opts.hbonePort ?? 15008, `waypoint ${w.namespace}/${w.name} HBONE`),
+      );
+      if (opts.metricsPort !== undefined && opts.metricsPort !== null) {
+        const m = http.createServer((req, res) => {
+          if (req.url !== "/metrics" && req.url !== "/stats/prometheus") {
+            res.writeHead(404).end();
+            return;
+          }
+          w.registry.metrics().then(
+            (t) => res.writeHead(200, { "content-type": w.registry.contentType }).end(t),
+            (e: unknown) => res.writeHead(500).end(String(e)),
+          );
+        });
+        const l = await listen(
+          m,
+          w.ip,
+          opts.metricsPort,
+          `waypoint ${w.namespace}/${w.name} metrics`,
+        );
+        w.#listeners.push(l);
+        w.metricsAddress = `${w.ip}:${l.port}`;
+      }
+      return w;
+    } catch (e) {
+      await w.close();
+      throw e;
+    }
+  }
+
+  #compile(c: MeshConfig): CompiledPolicies {
+    return compilePolicies([...c.authorizationPolicies, ...c.peerAuthentications], {
+      rootNamespace: c.rootNamespace,
+      trustDomain: c.trustDomain,
+      trustDomainAliases: [],
+    });
+  }
+
+  /** Replaces the config (policies and routes apply to new requests). */
+  setConfig(config: MeshConfig): void {
+    this.#config = config;
+    this.#state = new MeshState(config.local);
+    this.#policies = this.#compile(config);
+    const self = this.#state.workloadByName(this.namespace, this.name);
+    if (self) this.#self = self;
+  }
+
+  #usesMe(g: Service["waypoint"]): boolean {
+    if (!g) return false;
+    const t = this.#state.resolveGateway(g, () => 0);
+    return t !== undefined && t.workload === this.#self;
+  }
+
+  #onConnect(req: HboneServerRequest): HboneDecision {
+    if (req.authority.kind !== "ip")
+      return { action: "reject", status: 400, reason: "authority must be ip:port" };
+    const { host: ip, port } = req.authority;
+    const svc = this.#state.serviceByVip(ip);
+    let target: Omit<TunnelTarget, "req"> | undefined;
+    if (
+      svc &&
+      svc.ports[port] !== undefined &&
+      (this.#usesMe(svc.waypoint) || svc.weightedWaypoints.some((w) => this.#usesMe(w.destination)))
+    ) {
+      target = { service: svc, workload: undefined, ip, port };
+    } else {
+      const wl = this.#state.workloadByIp(ip);
+      if (wl && this.#usesMe(wl.waypoint)) target = { service: undefined, workload: wl, ip, port };
+    }
+    if (!target) {
+      this.log.warn(
+        { authority: req.authorityText, "src.identity": req.peerIdentity },
+        "no service or workload uses this waypoint for the authority",
+      );
+      return { action: "reject", status: 400 };
+    }
+    const t: TunnelTarget = { ...target, req };
+    return {
+      action: "accept",
+      onTunnel: (tunnel) => {
+        if (this.#closed) {
+          tunnel.destroy();
+          return;
+        }
+        this.#tunnels.add(tunnel);
+        tunnel.once("close", () => this.#tunnels.delete(tunnel));
+        this.#targets.set(tunnel, t);
+        this.#http.emit("connection", tunnel);
+      },
+    };
+  }
+
+  #routesFor(svc: Service): HttpRoute[] {
+    return this.#config.httpRoutes.filter((r) =>
+      (r.spec.parentRefs ?? []).some(
+        (p) =>
+          (p.kind ?? "Gateway") === "Service" &&
+          (p.group ?? "") === "" &&
+          p.name === svc.name &&
+          (p.namespace ?? r.metadata?.namespace ?? "default") === svc.namespace &&
+          (p.port === undefined || svc.ports[p.port] !== undefined),
+      ),
+    );
+  }
+
+  async #onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = performance.now();
+    const t = this.#targets.get(req.socket as unknown as Duplex);
+    if (!t) {
+      res.writeHead(500).end();
+      return;
+    }
+    const source = this.#state.workloadByIp(t.req.remoteAddress);
+    const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    const ctx: TrafficContext = {
+      reporter: "waypoint",
+      ...(source ? { source: workloadInfo(source) } : {}),
+      ...(t.service ? { destinationService: serviceInfo(t.service) } : {}),
+      sourcePrincipal: t.req.peerIdentity,
+      securityPolicy: "mutual_tls",
+    };
+    const record = (code: number, dest?: Workload, flags?: string): void => {
+      const labels = httpLabels(
+        dest
+          ? {
+              ...ctx,
+              destination: workloadInfo(dest),
+              destinationPrincipal: workloadIdentity(dest),
+            }
+          : ctx,
+      );
+      this.metrics.recordRequest(labels, {
+        responseCode: code,
+        durationMs: performance.now() - started,
+        ...(flags ? { responseFlags: flags } : {}),
+      });
+    };
+    // 1. L7 authorization at the waypoint enforcement point
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = v;
+    const decision: Decision = this.#policies.decide({
+      enforcement: "waypoint",
+      waypoint: {
+        name: this.name,
+        namespace: this.namespace,
+        serviceAccount: this.#self.serviceAccount,
+        ip: this.ip,
+      },
+      ...(t.service
+        ? {
+            service: {
+              kind: "Service" as const,
+              name: t.service.name,
+              namespace: t.service.namespace,
+              vip: t.ip,
+              port: t.port,
+              protocol: "http",
+            },
+          }
+        : {}),
+      workload: {
+        namespace: t.service?.namespace ?? t.workload?.namespace ?? this.namespace,
+        labels: {},
+      },
+      connection: {
+        sourcePrincipal: t.req.peerIdentity,
+        sourceIp: forwardedFor && net.isIP(forwardedFor) ? forwardedFor : t.req.remoteAddress,
+        destinationIp: t.ip,
+        destinationPort: t.port,
+      },
+      request: {
+        host: req.headers.host ?? "",
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        headers,
+        jwt: null,
+      },
+    });
+    if (decision.decision === "deny") {
+      this.log.warn(
+        {
+          "src.identity": t.req.peerIdentity,
+          authority: t.req.authorityText,
+          method: req.method,
+          path: req.url,
+          policy: decision.decidedBy,
+          rule: decision.rule,
+        },
+        `request denied by ${decision.decidedBy}`,
+      );
+      record(403);
+      res.writeHead(403, { "content-type": "text/plain" }).end("RBAC: access denied\n");
+      return;
+    }
+    // 2. routing
+    const reqHeaders: Record<string, string | string[] | undefined> = { ...req.headers };
+    for (const h of HOP_BY_HOP) delete reqHeaders[h];
+    const respMods: Parameters<typeof applyHeaderModifier>[1][] = [];
+    let backend: Service | undefined = t.service;
+    let backendPort = t.port;
+    let timeoutMs: number | undefined;
+    let routeKey: string | undefined;
+    if (t.service) {
+      const choice = selectRule(this.#routesFor(t.service), {
+        method: req.method ?? "GET",
+        url: req.url ?? "/",
+        headers: req.headers,
+      });
+      if (choice) {
+        routeKey = `${choice.routeKey}#${choice.ruleIndex}`;
+        for (const f of choice.rule.filters ?? []) {
+          if (f.type === "RequestHeaderModifier")
+            applyHeaderModifier(reqHeaders, f.requestHeaderModifier);
+          if (f.type === "ResponseHeaderModifier") respMods.push(f.responseHeaderModifier);
+        }
+        timeoutMs = parseGatewayDuration(choice.rule.timeouts?.request);
+        if ((choice.rule.backendRefs ?? []).length > 0) {
+          const ref = pickBackend(choice.rule.backendRefs ?? [], this.#random);
+          const ns = ref?.namespace ?? choice.route.metadata?.namespace ?? "default";
+          backend = ref ? this.#state.serviceByName(ns, ref.name) : undefined;
+          backendPort = ref?.port ?? t.port;
+          for (const f of ref?.filters ?? []) {
+            if (f.type === "RequestHeaderModifier")
+              applyHeaderModifier(reqHeaders, f.requestHeaderModifier);
+            if (f.type === "ResponseHeaderModifier") respMods.push(f.responseHeaderModifier);
+          }
+        }
+      }
+    }
+    // 3. pick the pod
+    let dest: { workload: Workload; ip: string; port: number } | undefined;
+    if (backend) dest = this.#state.pickEndpoint(backend, backendPort, this.#random);
+    else if (t.workload) dest = { workload: t.workload, ip: t.ip, port: t.port };
+    if (!dest) {
+      record(503, undefined, "UH");
+      res.writeHead(503, { "content-type": "text/plain" }).end("no healthy upstream\n");
+      return;
+    }
+    // 4. re-originate HBONE to podIP:15008 with :authority = podIP:targetPort
+    const creds = this.#opts.certificates.current(workloadIdentity(this.#self));
+    let tunnel: HboneStream;
+    try {
+      if (!creds) throw new Error("no waypoint certificate");
+      tunnel = await this.#pool.open({
+        address: { host: dest.ip, port: this.#opts.hbonePort ?? 15008 },
+        credentials: creds,
+        expectedIdentities: this.#state.expectedIdentities(dest.workload, backend),
+        sourceIp: this.ip,
+        authority: `${dest.ip}:${dest.port}`,
+        forwarded: {
+          for: t.req.forwarded.for ?? `${t.req.remoteAddress}:${t.req.remotePort}`,
+          ...(backend ? { host: backend.hostname } : {}),
+        },
+      });
+    } catch (e) {
+      const status = e instanceof HboneError && e.status === 401 ? 503 : 503;
+      this.log.warn(
+        { authority: `${dest.ip}:${dest.port}`, error: (e as Error).message },
+        "upstream connect failed",
+      );
+      record(status, dest.workload, "UF");
+      res.writeHead(status, { "content-type": "text/plain" }).end("upstream connect error\n");
+      return;
+    }
+    const up = http.request({
+      createConnection: () => tunnel as unknown as net.Socket,
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: reqHeaders as http.OutgoingHttpHeaders,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        up.destroy(new Error("upstream request timeout"));
+        if (!res.headersSent) {
+          record(504, dest.workload, "UT");
+          res.writeHead(504, { "content-type": "text/plain" }).end("upstream request timeout\n");
+        } else res.destroy();
+      }, timeoutMs);
+    }
+    up.on("response", (ur) => {
+      if (timer) clearTimeout(timer);
+      const out: Record<string, string | string[] | undefined> = { ...ur.headers };
+      for (const h of HOP_BY_HOP) delete out[h];
+      for (const m of respMods) applyHeaderModifier(out, m);
+      res.writeHead(ur.statusCode ?? 502, out as http.OutgoingHttpHeaders);
+      ur.pipe(res);
+      ur.once("end", () => {
+        record(ur.statusCode ?? 502, dest.workload);
+        this.log.info(
+          {
+            "src.identity": t.req.peerIdentity,
+            method: req.method,
+            path: req.url,
+            route: routeKey,
+            upstream: `${dest.ip}:${dest.port}`,
+            status: ur.statusCode,
+          },
+          "request",
+        );
+      });
+    });
+    up.on("error", (e) => {
+      if (timer) clearTimeout(timer);
+      tunnel.destroy();
+      if (!res.headersSent) {
+        record(503, dest.workload, "URX");
+        res.writeHead(503, { "content-type": "text/plain" }).end(`upstream error: ${e.message}\n`);
+      } else res.destroy();
+    });
+    req.pipe(up);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#tunnels) t.destroy();
+    this.#tunnels.clear();
+    this.#pool.destroy();
+    this.#http.closeAllConnections();
+    await Promise.all([...this.#listeners.map((l) => l.close()), this.#server.close(0)]);
+    this.#listeners.length = 0;
+  }
+}
