@@ -23,7 +23,10 @@ interface Fixture {
 }
 
 async function fixture(): Promise<Fixture> {
-  const ca = await CertificateAuthority.createRoot({ trustDomain: "cluster.local", keyAlgorithm: "ec-p256" });
+  const ca = await CertificateAuthority.createRoot({
+    trustDomain: "cluster.local",
+    keyAlgorithm: "ec-p256",
+  });
   const c = await ca.issue("spiffe://cluster.local/ns/bench/sa/client");
   const s = await ca.issue("spiffe://cluster.local/ns/bench/sa/server");
   return {
@@ -59,7 +62,13 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
     });
   });
   const sinkPort = await listen(sink);
-  const results: Record<string, number[]> = { hbone: [], hboneNoReadAhead: [], hboneTerm: [], tls: [], tlsProxy: [] };
+  const results: Record<string, number[]> = {
+    hbone: [],
+    hboneNoReadAhead: [],
+    hboneTerm: [],
+    tls: [],
+    tlsProxy: [],
+  };
   let termGot = 0;
   const servers = {
     hbone: new HboneServer({ credentials: fx.server }),
@@ -108,12 +117,20 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
       results[kind]?.push(await pump(t, total, () => (kind === "hboneTerm" ? termGot : sunk)));
       t.destroy();
     }
-    const p = tls.connect({ host: "127.0.0.1", port: tlsProxyPort, ...clientTlsOptions(fx.client, [fx.serverId]) });
+    const p = tls.connect({
+      host: "127.0.0.1",
+      port: tlsProxyPort,
+      ...clientTlsOptions(fx.client, [fx.serverId]),
+    });
     await new Promise((r) => p.once("secureConnect", r));
     sunk = 0;
     results.tlsProxy?.push(await pump(p, total, () => sunk));
     p.destroy();
-    const c = tls.connect({ host: "127.0.0.1", port: rawPort, ...clientTlsOptions(fx.client, [fx.serverId]) });
+    const c = tls.connect({
+      host: "127.0.0.1",
+      port: rawPort,
+      ...clientTlsOptions(fx.client, [fx.serverId]),
+    });
     await new Promise((r) => c.once("secureConnect", r));
     tlsGot = 0;
     results.tls?.push(await pump(c, total, () => tlsGot));
@@ -126,21 +143,52 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
   await new Promise<void>((r) => tlsProxy.close(() => r()));
   await new Promise<void>((r) => rawServer.close(() => r()));
   await new Promise<void>((r) => sink.close(() => r()));
-  const median = (xs: number[] = []): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const median = (xs: number[] = []): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const h = median(results.hbone);
   const hn = median(results.hboneNoReadAhead);
   const ht = median(results.hboneTerm);
   const t = median(results.tls);
   const tp = median(results.tlsProxy);
   return [
-    { name: "ambientkit HBONE tunnel, terminated in-process (no upstream hop)", value: Math.round(ht), unit: "MB/s" },
-    { name: "raw node TLS 1.3 socket, same suites and certs (peer)", value: Math.round(t), unit: "MB/s", peer: true },
+    {
+      name: "ambientkit HBONE tunnel, terminated in-process (no upstream hop)",
+      value: Math.round(ht),
+      unit: "MB/s",
+    },
+    {
+      name: "raw node TLS 1.3 socket, same suites and certs (peer)",
+      value: Math.round(t),
+      unit: "MB/s",
+      peer: true,
+    },
     { name: "ratio HBONE tunnel / raw TLS socket", value: Number((ht / t).toFixed(2)), unit: "×" },
-    { name: "ambientkit HBONE tunnel → server → TCP sink (read-ahead on, default)", value: Math.round(h), unit: "MB/s" },
-    { name: "ambientkit HBONE tunnel → server → TCP sink (read-ahead off)", value: Math.round(hn), unit: "MB/s" },
-    { name: "node TLS 1.3 proxy → TCP sink (peer)", value: Math.round(tp), unit: "MB/s", peer: true },
-    { name: "ratio HBONE → sink (read-ahead on) / TLS proxy → sink", value: Number((h / tp).toFixed(2)), unit: "×" },
-    { name: "ratio HBONE → sink (read-ahead off) / TLS proxy → sink", value: Number((hn / tp).toFixed(2)), unit: "×" },
+    {
+      name: "ambientkit HBONE tunnel → server → TCP sink (read-ahead on, default)",
+      value: Math.round(h),
+      unit: "MB/s",
+    },
+    {
+      name: "ambientkit HBONE tunnel → server → TCP sink (read-ahead off)",
+      value: Math.round(hn),
+      unit: "MB/s",
+    },
+    {
+      name: "node TLS 1.3 proxy → TCP sink (peer)",
+      value: Math.round(tp),
+      unit: "MB/s",
+      peer: true,
+    },
+    {
+      name: "ratio HBONE → sink (read-ahead on) / TLS proxy → sink",
+      value: Number((h / tp).toFixed(2)),
+      unit: "×",
+    },
+    {
+      name: "ratio HBONE → sink (read-ahead off) / TLS proxy → sink",
+      value: Number((hn / tp).toFixed(2)),
+      unit: "×",
+    },
   ];
 }
 
@@ -156,7 +204,13 @@ async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
   });
   const port = (await server.listen(0)).port;
   const pool = new HbonePool();
-  const req = { address: { host: "127.0.0.1", port }, credentials: fx.client, expectedIdentities: [fx.serverId], authority: "10.0.0.1:80", traceparent: false as const };
+  const req = {
+    address: { host: "127.0.0.1", port },
+    credentials: fx.client,
+    expectedIdentities: [fx.serverId],
+    authority: "10.0.0.1:80",
+    traceparent: false as const,
+  };
   const N = 2000;
   const hb: number[] = [];
   for (let i = 0; i < N + 200; i++) {
@@ -174,7 +228,9 @@ async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
   const h2s = http2.createSecureServer({ ...serverTlsOptions(fx.server) });
   h2s.on("stream", (s) => s.respond({ ":status": 200 }, { endStream: true }));
   const h2port = await listen(h2s as unknown as net.Server);
-  const client = http2.connect(`https://127.0.0.1:${h2port}`, { ...clientTlsOptions(fx.client, [fx.serverId]) });
+  const client = http2.connect(`https://127.0.0.1:${h2port}`, {
+    ...clientTlsOptions(fx.client, [fx.serverId]),
+  });
   await new Promise((r) => client.once("remoteSettings", r));
   const get: number[] = [];
   for (let i = 0; i < N + 200; i++) {
@@ -194,10 +250,28 @@ async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
   client.close();
   await new Promise<void>((r) => h2s.close(() => r()));
   return [
-    { name: "ambientkit HBONE stream open (CONNECT → 200), warm pooled connection, p50", value: Math.round(percentile(hb, 50)), unit: "µs" },
-    { name: "ambientkit HBONE stream open, p99", value: Math.round(percentile(hb, 99)), unit: "µs" },
-    { name: "plain node:http2 GET round trip, warm TLS session, p50 (peer)", value: Math.round(percentile(get, 50)), unit: "µs", peer: true },
-    { name: "plain node:http2 GET round trip, p99 (peer)", value: Math.round(percentile(get, 99)), unit: "µs", peer: true },
+    {
+      name: "ambientkit HBONE stream open (CONNECT → 200), warm pooled connection, p50",
+      value: Math.round(percentile(hb, 50)),
+      unit: "µs",
+    },
+    {
+      name: "ambientkit HBONE stream open, p99",
+      value: Math.round(percentile(hb, 99)),
+      unit: "µs",
+    },
+    {
+      name: "plain node:http2 GET round trip, warm TLS session, p50 (peer)",
+      value: Math.round(percentile(get, 50)),
+      unit: "µs",
+      peer: true,
+    },
+    {
+      name: "plain node:http2 GET round trip, p99 (peer)",
+      value: Math.round(percentile(get, 99)),
+      unit: "µs",
+      peer: true,
+    },
   ];
 }
 
@@ -210,7 +284,12 @@ async function idleRss(fx: Fixture): Promise<MeasureRow[]> {
   });
   const port = (await server.listen(0)).port;
   const pool = new HbonePool();
-  const req = { address: { host: "127.0.0.1", port }, credentials: fx.client, expectedIdentities: [fx.serverId], authority: "10.0.0.1:80" };
+  const req = {
+    address: { host: "127.0.0.1", port },
+    credentials: fx.client,
+    expectedIdentities: [fx.serverId],
+    authority: "10.0.0.1:80",
+  };
   // warm up: connections dialled, code paths hot
   const warm = await Promise.all(Array.from({ length: 200 }, () => pool.open(req)));
   for (const t of warm) t.destroy();
@@ -219,7 +298,8 @@ async function idleRss(fx: Fixture): Promise<MeasureRow[]> {
   const before = process.memoryUsage().rss;
   const N = 1000;
   const tunnels: HboneStream[] = [];
-  for (let i = 0; i < N; i += 100) tunnels.push(...(await Promise.all(Array.from({ length: 100 }, () => pool.open(req)))));
+  for (let i = 0; i < N; i += 100)
+    tunnels.push(...(await Promise.all(Array.from({ length: 100 }, () => pool.open(req)))));
   await new Promise((r) => setTimeout(r, 200));
   (globalThis as { gc?: () => void }).gc?.();
   const after = process.memoryUsage().rss;
@@ -227,7 +307,11 @@ async function idleRss(fx: Fixture): Promise<MeasureRow[]> {
   await pool.close();
   await server.close(100);
   return [
-    { name: "RSS growth per idle tunnel, 1,000 open (client + server side in one process)", value: Math.round((after - before) / N / 102.4) / 10, unit: "KiB" },
+    {
+      name: "RSS growth per idle tunnel, 1,000 open (client + server side in one process)",
+      value: Math.round((after - before) / N / 102.4) / 10,
+      unit: "KiB",
+    },
   ];
 }
 
@@ -236,9 +320,25 @@ const suite: BenchSuite = {
   async groups(): Promise<BenchGroup[]> {
     const fx = await fixture();
     return [
-      { name: "hbone/throughput", target: "single tunnel ≥ 0.90× a raw node TLS 1.3 socket on loopback", cases: [], measure: () => throughput(fx) },
-      { name: "hbone/stream-open", target: "stream open on a warm pooled connection, p50/p99, vs a plain HTTP/2 GET round trip", cases: [], measure: () => openLatency(fx) },
-      { name: "hbone/idle-rss", target: "≤ 16 KiB RSS per idle tunnel with 1,000 open", cases: [], measure: () => idleRss(fx) },
+      {
+        name: "hbone/throughput",
+        target: "single tunnel ≥ 0.90× a raw node TLS 1.3 socket on loopback",
+        cases: [],
+        measure: () => throughput(fx),
+      },
+      {
+        name: "hbone/stream-open",
+        target:
+          "stream open on a warm pooled connection, p50/p99, vs a plain HTTP/2 GET round trip",
+        cases: [],
+        measure: () => openLatency(fx),
+      },
+      {
+        name: "hbone/idle-rss",
+        target: "≤ 16 KiB RSS per idle tunnel with 1,000 open",
+        cases: [],
+        measure: () => idleRss(fx),
+      },
     ];
   },
 };

@@ -16,7 +16,7 @@ export interface EchoReply {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** An HTTP echo server on `host:port`; `delayMs` delays answers (for timeout demos). */
+/** An HTTP echo server on `host:port`; `?delay=<ms>` delays the answer (for timeout tests). */
 export function startHttpEcho(opts: {
   host: string;
   port: number;

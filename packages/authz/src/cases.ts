@@ -120,6 +120,8 @@ function readMesh(r: Reader, v: unknown, path: Path): MeshSettings {
       );
   }
   if (typeof o.ambientEnableDryRun === "boolean") mesh.ambientEnableDryRun = o.ambientEnableDryRun;
+  if (typeof o.autoAllowWaypointPolicy === "boolean")
+    mesh.autoAllowWaypointPolicy = o.autoAllowWaypointPolicy;
   if (typeof o.enableMultipleCustomAuthzProviders === "boolean")
     mesh.enableMultipleCustomAuthzProviders = o.enableMultipleCustomAuthzProviders;
   return mesh;

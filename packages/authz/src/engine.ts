@@ -254,9 +254,10 @@ export class CompiledPolicies {
       if (l) parts.push(l);
     }
     if (input.service) {
-      const l = this.wpService.get(
-        `${input.service.kind}/${input.service.namespace}/${input.service.name}`,
-      );
+      const l = this.wpService
+        .get(input.service.kind)
+        ?.get(input.service.namespace)
+        ?.get(input.service.name);
       if (l) parts.push(l);
     }
     if (parts.length === 0) return [];
@@ -327,6 +328,34 @@ export class CompiledPolicies {
         deny.push({ key, compiled: compileZtunnelAuthorization(a), ruleIndex: undefined });
       }
       deny.sort(byKey);
+    }
+    const wp = input.waypoint;
+    if (this.mesh.autoAllowWaypointPolicy && wp?.serviceAccount) {
+      const a: ZtunnelAuthorization = {
+        name: `istio_allow_waypoint_${wp.namespace}_${wp.name}`,
+        namespace: wp.namespace,
+        scope: "WorkloadSelector",
+        action: "Allow",
+        rules: [
+          [
+            [
+              {
+                principals: [
+                  { exact: `${this.mesh.trustDomain}/ns/${wp.namespace}/sa/${wp.serviceAccount}` },
+                ],
+              },
+            ],
+          ],
+        ],
+        dryRun: false,
+      };
+      const key = `${a.namespace}/${a.name}`;
+      applied.push(key);
+      explanation.push(
+        `PILOT_AUTO_ALLOW_WAYPOINT_POLICY makes istiod attach ${key} (ALLOW from the waypoint)`,
+      );
+      allow.push({ key, compiled: compileZtunnelAuthorization(a), ruleIndex: undefined });
+      allow.sort(byKey);
     }
     if (input.request)
       explanation.push("ztunnel sees only L4: the HTTP request attributes were not used");

@@ -122,6 +122,12 @@ export interface MeshSettings {
    * different providers for one target make istiod install a deny-all RBAC filter instead).
    */
   enableMultipleCustomAuthzProviders?: boolean;
+  /**
+   * istiod `PILOT_AUTO_ALLOW_WAYPOINT_POLICY` (default false): at ztunnel, a workload that uses a
+   * waypoint (`DecisionInput.waypoint` with a `serviceAccount`) also gets the ALLOW policy
+   * `<waypoint ns>/istio_allow_waypoint_<ns>_<name>` for the waypoint's identity.
+   */
+  autoAllowWaypointPolicy?: boolean;
 }
 
 /** The destination workload (pod). */
@@ -190,6 +196,7 @@ export type CustomProviderDecision = "allow" | "deny";
 export interface DecisionInput {
   enforcement: Enforcement;
   workload: WorkloadTarget;
+  /** At a waypoint: the waypoint deciding. At ztunnel: the waypoint the workload uses, if any. */
   waypoint?: WaypointTarget;
   service?: ServiceTarget;
   connection: ConnectionAttributes;

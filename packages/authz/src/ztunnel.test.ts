@@ -537,3 +537,30 @@ describe("the index", () => {
     expect(c.size).toBe(5);
   });
 });
+
+describe("ztunnel: PILOT_AUTO_ALLOW_WAYPOINT_POLICY", () => {
+  it("adds an ALLOW for the workload's waypoint identity only when the flag is on", async () => {
+    const { compilePolicies } = await import("./index.js");
+    const policies = [
+      ap("allow-bar", { rules: [{ from: [{ source: { namespaces: ["bar"] } }] }] }),
+    ];
+    const input = {
+      enforcement: "ztunnel" as const,
+      workload: { namespace: "foo", labels: {} },
+      waypoint: { name: "waypoint", namespace: "foo", serviceAccount: "waypoint" },
+      connection: {
+        sourcePrincipal: "spiffe://cluster.local/ns/foo/sa/waypoint",
+        sourceIp: "10.0.1.99",
+        destinationIp: "10.0.1.10",
+        destinationPort: 8080,
+      },
+    };
+    expect(compilePolicies(policies, MESH).decide(input).decision).toBe("deny");
+    expect(
+      compilePolicies(policies, { ...MESH, autoAllowWaypointPolicy: true }).decide(input),
+    ).toMatchObject({
+      decision: "allow",
+      decidedBy: "foo/istio_allow_waypoint_foo_waypoint",
+    });
+  });
+});

@@ -543,8 +543,19 @@ export interface PreparedConnection {
 }
 
 /** Pre-parses a connection for repeated matching. */
+const identityCache = new Map<string, ReturnType<typeof parseIstioIdentity> | null>();
+
+function cachedIdentity(uri: string): ReturnType<typeof parseIstioIdentity> {
+  const hit = identityCache.get(uri);
+  if (hit !== undefined) return hit ?? undefined;
+  const parsed = parseIstioIdentity(uri);
+  if (identityCache.size >= 4096) identityCache.clear();
+  identityCache.set(uri, parsed ? Object.freeze(parsed) : null);
+  return parsed;
+}
+
 export function prepareZtunnelConnection(conn: ZtunnelConnection): PreparedConnection {
-  const parsed = conn.sourceIdentity ? parseIstioIdentity(conn.sourceIdentity) : undefined;
+  const parsed = conn.sourceIdentity ? cachedIdentity(conn.sourceIdentity) : undefined;
   return {
     src: parseIp(conn.sourceIp),
     dst: parseIp(conn.destinationIp),

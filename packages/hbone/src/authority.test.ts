@@ -4,9 +4,23 @@ import { HboneError } from "./errors.js";
 
 describe("parseAuthority", () => {
   it("parses the three forms ztunnel sends", () => {
-    expect(parseAuthority("10.0.0.2:8080")).toEqual({ kind: "ip", host: "10.0.0.2", port: 8080, family: 4 });
-    expect(parseAuthority("[fd00::2]:8080")).toEqual({ kind: "ip", host: "fd00::2", port: 8080, family: 6 });
-    expect(parseAuthority("echo.ns.svc.cluster.local:80")).toEqual({ kind: "hostname", host: "echo.ns.svc.cluster.local", port: 80 });
+    expect(parseAuthority("10.0.0.2:8080")).toEqual({
+      kind: "ip",
+      host: "10.0.0.2",
+      port: 8080,
+      family: 4,
+    });
+    expect(parseAuthority("[fd00::2]:8080")).toEqual({
+      kind: "ip",
+      host: "fd00::2",
+      port: 8080,
+      family: 6,
+    });
+    expect(parseAuthority("echo.ns.svc.cluster.local:80")).toEqual({
+      kind: "hostname",
+      host: "echo.ns.svc.cluster.local",
+      port: 80,
+    });
   });
   it.each([
     "",
@@ -36,7 +50,9 @@ describe("parseAuthority", () => {
     expect(formatAuthority({ host: "fd00::2", port: 15008 })).toBe("[fd00::2]:15008");
     expect(formatAuthority({ host: "[fd00::2]", port: 1 })).toBe("[fd00::2]:1");
     expect(formatAuthority({ host: "10.1.2.3", port: 80 })).toBe("10.1.2.3:80");
-    expect(formatAuthority({ host: "svc.ns.svc.cluster.local", port: 80 })).toBe("svc.ns.svc.cluster.local:80");
+    expect(formatAuthority({ host: "svc.ns.svc.cluster.local", port: 80 })).toBe(
+      "svc.ns.svc.cluster.local:80",
+    );
     expect(() => formatAuthority({ host: "10.1.2.3", port: 0 })).toThrow(HboneError);
   });
 });

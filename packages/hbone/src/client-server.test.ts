@@ -9,7 +9,14 @@ import { RST_INTERNAL_ERROR } from "./node-error.js";
 import { decodeProxyV2 } from "./proxy-protocol.js";
 import { type HboneDecision, HboneServer, type HboneServerRequest } from "./server.js";
 import type { HboneHooks, TunnelSummary } from "./stream.js";
-import { readAll, sha256, startEcho, startTcpServer, type TestTcpServer, writeAllAndEnd } from "./testdata/echo.test-util.js";
+import {
+  readAll,
+  sha256,
+  startEcho,
+  startTcpServer,
+  type TestTcpServer,
+  writeAllAndEnd,
+} from "./testdata/echo.test-util.js";
 import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
 import { clientTlsOptions } from "./tls.js";
 
@@ -45,10 +52,17 @@ beforeAll(async () => {
   echo = await startEcho();
   const hooks: HboneHooks = { onClose: (_i, s) => serverSummaries.push(s) };
   server = new HboneServer({
-    credentials: (local) => (local === "127.0.0.1" ? credsOf(serverLeaf, ca) : local === "127.0.0.2" ? credsOf(serverB, ca) : undefined),
+    credentials: (local) =>
+      local === "127.0.0.1"
+        ? credsOf(serverLeaf, ca)
+        : local === "127.0.0.2"
+          ? credsOf(serverB, ca)
+          : undefined,
     handler: (r) => {
       lastRequest = r;
-      return decide ? decide(r) : { action: "connect", host: r.authority.host, port: r.authority.port };
+      return decide
+        ? decide(r)
+        : { action: "connect", host: r.authority.host, port: r.authority.port };
     },
     hooks,
     upstreamConnectTimeoutMs: 300,
@@ -67,14 +81,22 @@ afterAll(async () => {
 function rawSession(leaf: TestLeaf = client): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const s = http2.connect(`https://127.0.0.1:${port}`, {
-      createConnection: () => tls.connect({ host: "127.0.0.1", port, ...clientTlsOptions(credsOf(leaf, ca), [serverLeaf.id]) }),
+      createConnection: () =>
+        tls.connect({
+          host: "127.0.0.1",
+          port,
+          ...clientTlsOptions(credsOf(leaf, ca), [serverLeaf.id]),
+        }),
     });
     s.once("remoteSettings", () => resolve(s));
     s.once("error", reject);
   });
 }
 
-function statusOf(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<number> {
+function statusOf(
+  s: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = s.request(headers, { endStream: false });
     req.once("response", (h) => {
@@ -106,9 +128,19 @@ describe("client ↔ server", () => {
     });
     tunnel.end();
     await readAll(tunnel);
-    expect(lastRequest?.baggage).toEqual({ "k8s.namespace.name": "default", "service.name": "sleep" });
-    expect(lastRequest?.forwarded).toEqual({ for: "10.0.0.9:5555", host: "echo.default.svc.cluster.local" });
-    expect(lastRequest?.traceparent).toEqual({ traceId: "ab".repeat(16), parentId: "cd".repeat(8), flags: 0 });
+    expect(lastRequest?.baggage).toEqual({
+      "k8s.namespace.name": "default",
+      "service.name": "sleep",
+    });
+    expect(lastRequest?.forwarded).toEqual({
+      for: "10.0.0.9:5555",
+      host: "echo.default.svc.cluster.local",
+    });
+    expect(lastRequest?.traceparent).toEqual({
+      traceId: "ab".repeat(16),
+      parentId: "cd".repeat(8),
+      flags: 0,
+    });
   });
 
   it("half-closes client → server: FIN reaches the upstream, the reply still flows back", async () => {
@@ -153,7 +185,9 @@ describe("client ↔ server", () => {
   });
 
   it("rejects a server that is not an expected identity", async () => {
-    const err = await dial({ expectedIdentities: [`spiffe://${TD}/ns/default/sa/someone-else`] }).catch((e: unknown) => e);
+    const err = await dial({
+      expectedIdentities: [`spiffe://${TD}/ns/default/sa/someone-else`],
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HboneError);
     expect((err as HboneError).code).toBe("ERR_HBONE_PEER_IDENTITY");
     expect((err as HboneError).message).toContain("peer did not present the expected SAN");
@@ -162,7 +196,9 @@ describe("client ↔ server", () => {
   it("rejects a client certificate from an untrusted CA", async () => {
     const before = clientErrors.length;
     const rogue = otherCa.issue(`spiffe://${TD}/ns/default/sa/client`);
-    const err = await dial({ credentials: { ...credsOf(rogue, otherCa), ca: ca.certPem } }).catch((e: unknown) => e);
+    const err = await dial({ credentials: { ...credsOf(rogue, otherCa), ca: ca.certPem } }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(HboneError);
     expect(["ERR_HBONE_TLS", "ERR_HBONE_SESSION"]).toContain((err as HboneError).code);
     await waitFor(() => clientErrors.length > before);
@@ -194,7 +230,11 @@ describe("client ↔ server", () => {
   });
 
   it("answers 503 when the upstream refuses", async () => {
-    const conn = await dialHbone({ address: { host: "127.0.0.1", port }, credentials: credsOf(client, ca), expectedIdentities: [serverLeaf.id] });
+    const conn = await dialHbone({
+      address: { host: "127.0.0.1", port },
+      credentials: credsOf(client, ca),
+      expectedIdentities: [serverLeaf.id],
+    });
     try {
       const closed = await listenThenClose();
       const err = await conn.open({ authority: `127.0.0.1:${closed}` }).catch((e: unknown) => e);
@@ -206,16 +246,29 @@ describe("client ↔ server", () => {
   });
 
   it("lets the embedder deny (401), find no route (503) or fail (503)", async () => {
-    const conn = await dialHbone({ address: { host: "127.0.0.1", port }, credentials: credsOf(client, ca), expectedIdentities: [serverLeaf.id] });
+    const conn = await dialHbone({
+      address: { host: "127.0.0.1", port },
+      credentials: credsOf(client, ca),
+      expectedIdentities: [serverLeaf.id],
+    });
     try {
       decide = () => ({ action: "deny" });
-      expect(((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError).status).toBe(401);
+      expect(
+        ((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError)
+          .status,
+      ).toBe(401);
       decide = () => ({ action: "no-route" });
-      expect(((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError).status).toBe(503);
+      expect(
+        ((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError)
+          .status,
+      ).toBe(503);
       decide = () => {
         throw new Error("boom");
       };
-      expect(((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError).status).toBe(503);
+      expect(
+        ((await conn.open({ authority: "10.0.0.1:80" }).catch((e: unknown) => e)) as HboneError)
+          .status,
+      ).toBe(503);
     } finally {
       decide = undefined;
       await conn.close();
@@ -223,13 +276,22 @@ describe("client ↔ server", () => {
   });
 
   it("serves the identity of the workload that owns the local address", async () => {
-    const tB = await dial({ address: { host: "127.0.0.2", port }, expectedIdentities: [serverB.id] });
+    const tB = await dial({
+      address: { host: "127.0.0.2", port },
+      expectedIdentities: [serverB.id],
+    });
     expect(tB.info.peerIdentity).toBe(serverB.id);
     tB.end();
     await readAll(tB);
-    const wrong = await dial({ address: { host: "127.0.0.2", port }, expectedIdentities: [serverLeaf.id] }).catch((e: unknown) => e);
+    const wrong = await dial({
+      address: { host: "127.0.0.2", port },
+      expectedIdentities: [serverLeaf.id],
+    }).catch((e: unknown) => e);
     expect((wrong as HboneError).code).toBe("ERR_HBONE_PEER_IDENTITY");
-    const none = await dial({ address: { host: "127.0.0.3", port }, handshakeTimeoutMs: 2000 }).catch((e: unknown) => e);
+    const none = await dial({
+      address: { host: "127.0.0.3", port },
+      handshakeTimeoutMs: 2000,
+    }).catch((e: unknown) => e);
     expect(none).toBeInstanceOf(HboneError);
   });
 

@@ -18,20 +18,26 @@ import {
   HEADER_X_FORWARDED_NETWORK,
   newTraceParent,
 } from "./headers.js";
+import { startKeepalive } from "./keepalive.js";
 import { RST_CANCEL, toHboneError } from "./node-error.js";
 import {
   CLIENT_MAX_HEADER_LIST_SIZE,
   CONNECTION_WINDOW_SIZE,
-  h2Settings,
   HANDSHAKE_TIMEOUT_MS,
+  h2Settings,
   MAX_SESSION_MEMORY_MB,
   PING_INTERVAL_MS,
   PING_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
 } from "./settings.js";
-import { startKeepalive } from "./keepalive.js";
 import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
-import { clientTlsOptions, type HboneCredentials, identityOfCredentials, matchesExpected, spiffeIdsOf } from "./tls.js";
+import {
+  clientTlsOptions,
+  type HboneCredentials,
+  identityOfCredentials,
+  matchesExpected,
+  spiffeIdsOf,
+} from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
 export interface DialOptions {
@@ -142,7 +148,12 @@ export class HboneConnection extends EventEmitter {
     socket: tls.TLSSocket,
     peerIdentity: string,
     localIdentity: string,
-    opts: { maxStreams: number; pingIntervalMs: number; pingTimeoutMs: number; hooks?: HboneHooks | undefined },
+    opts: {
+      maxStreams: number;
+      pingIntervalMs: number;
+      pingTimeoutMs: number;
+      hooks?: HboneHooks | undefined;
+    },
   ) {
     super();
     this.session = session;
@@ -170,12 +181,19 @@ export class HboneConnection extends EventEmitter {
   /** The stream cap: min(our cap, the peer's SETTINGS_MAX_CONCURRENT_STREAMS). */
   get maxStreams(): number {
     const peer = this.session.remoteSettings?.maxConcurrentStreams;
-    return typeof peer === "number" && peer > 0 ? Math.min(this.#maxStreams, peer) : this.#maxStreams;
+    return typeof peer === "number" && peer > 0
+      ? Math.min(this.#maxStreams, peer)
+      : this.#maxStreams;
   }
 
   /** True when another stream may be opened now. */
   get available(): boolean {
-    return !this.draining && !this.closed && !this.session.destroyed && this.activeStreams < this.maxStreams;
+    return (
+      !this.draining &&
+      !this.closed &&
+      !this.session.destroyed &&
+      this.activeStreams < this.maxStreams
+    );
   }
 
   #startPing(interval: number, timeout: number): void {
@@ -204,10 +222,18 @@ export class HboneConnection extends EventEmitter {
       return Promise.reject(e);
     }
     if (this.closed || this.session.destroyed) {
-      return Promise.reject(this.error ?? new HboneError("ERR_HBONE_CLOSED", "the HBONE connection is closed; open a new one"));
+      return Promise.reject(
+        this.error ??
+          new HboneError("ERR_HBONE_CLOSED", "the HBONE connection is closed; open a new one"),
+      );
     }
     if (this.draining) {
-      return Promise.reject(new HboneError("ERR_HBONE_CLOSED", "the HBONE connection is draining (GOAWAY); open a new one"));
+      return Promise.reject(
+        new HboneError(
+          "ERR_HBONE_CLOSED",
+          "the HBONE connection is draining (GOAWAY); open a new one",
+        ),
+      );
     }
     return new Promise<HboneStream>((resolve, reject) => {
       let req: http2.ClientHttp2Stream;
@@ -229,11 +255,20 @@ export class HboneConnection extends EventEmitter {
       let settled = false;
       const timeoutMs = request.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
       const timer = setTimeout(() => {
-        fail(new HboneError("ERR_HBONE_TIMEOUT", `CONNECT ${request.authority}: no response within ${timeoutMs} ms`));
+        fail(
+          new HboneError(
+            "ERR_HBONE_TIMEOUT",
+            `CONNECT ${request.authority}: no response within ${timeoutMs} ms`,
+          ),
+        );
         req.close(RST_CANCEL);
       }, timeoutMs);
       const onAbort = (): void => {
-        fail(new HboneError("ERR_HBONE_CLOSED", `CONNECT ${request.authority}: aborted`, { cause: request.signal?.reason }));
+        fail(
+          new HboneError("ERR_HBONE_CLOSED", `CONNECT ${request.authority}: aborted`, {
+            cause: request.signal?.reason,
+          }),
+        );
         req.close(RST_CANCEL);
       };
       request.signal?.addEventListener("abort", onAbort, { once: true });
@@ -250,7 +285,14 @@ export class HboneConnection extends EventEmitter {
       if (request.signal?.aborted) onAbort();
       req.once("error", (err) => fail(toHboneError(err, `CONNECT ${request.authority}`)));
       req.once("close", () =>
-        fail(this.error ?? new HboneError("ERR_HBONE_STREAM_RESET", `CONNECT ${request.authority}: the stream closed before a response`, { rstCode: req.rstCode })),
+        fail(
+          this.error ??
+            new HboneError(
+              "ERR_HBONE_STREAM_RESET",
+              `CONNECT ${request.authority}: the stream closed before a response`,
+              { rstCode: req.rstCode },
+            ),
+        ),
       );
       req.once("response", (resHeaders) => {
         if (settled) return;
@@ -259,7 +301,11 @@ export class HboneConnection extends EventEmitter {
           cleanup();
           req.close(RST_CANCEL);
           reject(
-            new HboneError("ERR_HBONE_STATUS", `CONNECT ${request.authority} was answered with status ${status}`, { status }),
+            new HboneError(
+              "ERR_HBONE_STATUS",
+              `CONNECT ${request.authority} was answered with status ${status}`,
+              { status },
+            ),
           );
           return;
         }
@@ -333,12 +379,28 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
         done = true;
         reject(toHboneError(err, where));
       };
-      timer = setTimeout(() => fail(new HboneError("ERR_HBONE_TIMEOUT", `${where}: no TLS/HTTP2 handshake within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          fail(
+            new HboneError(
+              "ERR_HBONE_TIMEOUT",
+              `${where}: no TLS/HTTP2 handshake within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
       raw.once("error", fail);
       const s = tls.connect({ ...tlsOpts, socket: raw });
       socket = s;
       s.once("error", fail);
-      s.once("close", () => fail(new HboneError("ERR_HBONE_SESSION", `${where}: the peer closed the connection during the handshake; it may have rejected our certificate`)));
+      s.once("close", () =>
+        fail(
+          new HboneError(
+            "ERR_HBONE_SESSION",
+            `${where}: the peer closed the connection during the handshake; it may have rejected our certificate`,
+          ),
+        ),
+      );
       s.once("secureConnect", () => {
         if (s.alpnProtocol !== "h2") {
           fail(new HboneError("ERR_HBONE_TLS", `${where}: the peer did not negotiate ALPN h2`));
@@ -346,15 +408,22 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
         }
         const ids = spiffeIdsOf(s.getPeerCertificate());
         const peer = ids.find((id) => matchesExpected(id, opts.expectedIdentities)) ?? ids[0] ?? "";
-        const sess = http2.connect(`https://${formatSocketAddress(opts.address.host, opts.address.port)}`, {
-          createConnection: () => s,
-          settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE),
-          maxSessionMemory: MAX_SESSION_MEMORY_MB,
-          peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
-        });
+        const sess = http2.connect(
+          `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
+          {
+            createConnection: () => s,
+            settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE),
+            maxSessionMemory: MAX_SESSION_MEMORY_MB,
+            peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
+          },
+        );
         session = sess;
         sess.once("error", fail);
-        sess.once("close", () => fail(new HboneError("ERR_HBONE_SESSION", `${where}: the HTTP/2 session closed during setup`)));
+        sess.once("close", () =>
+          fail(
+            new HboneError("ERR_HBONE_SESSION", `${where}: the HTTP/2 session closed during setup`),
+          ),
+        );
         sess.once("connect", () => {
           try {
             sess.setLocalWindowSize(CONNECTION_WINDOW_SIZE);

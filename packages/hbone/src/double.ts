@@ -13,7 +13,11 @@ export interface DoubleTunnelOptions {
   /** Pool for the outer connection (ztunnel pools it; the inner one never is). */
   pool?: HbonePool;
   /** The inner hop: expected Service SANs, and our credentials (default: the outer ones). */
-  inner: { expectedIdentities: readonly string[]; credentials?: HboneCredentials; hooks?: HboneHooks };
+  inner: {
+    expectedIdentities: readonly string[];
+    credentials?: HboneCredentials;
+    hooks?: HboneHooks;
+  };
   /** `service-hostname:port`, used on both CONNECTs. */
   authority: string;
   /** Our network, sent as `x-forwarded-network` on the inner CONNECT. */
@@ -32,7 +36,10 @@ export interface DoubleTunnelOptions {
 export async function openDoubleTunnel(opts: DoubleTunnelOptions): Promise<HboneStream> {
   const auth = parseAuthority(opts.authority);
   if (auth.kind !== "hostname") {
-    throw new HboneError("ERR_HBONE_BAD_AUTHORITY", `double HBONE needs a service hostname:port authority, got ${opts.authority}`);
+    throw new HboneError(
+      "ERR_HBONE_BAD_AUTHORITY",
+      `double HBONE needs a service hostname:port authority, got ${opts.authority}`,
+    );
   }
   const common = {
     authority: opts.authority,
@@ -77,10 +84,16 @@ export async function openDoubleTunnel(opts: DoubleTunnelOptions): Promise<Hbone
  * `hostname:port` authority. IP authorities are refused (400), unknown services get 503.
  */
 export function gatewayHandler(
-  resolve: (request: HboneServerRequest) => { host: string; port: number } | undefined | Promise<{ host: string; port: number } | undefined>,
+  resolve: (
+    request: HboneServerRequest,
+  ) =>
+    | { host: string; port: number }
+    | undefined
+    | Promise<{ host: string; port: number } | undefined>,
 ): HboneHandler {
   return async (request): Promise<HboneDecision> => {
-    if (request.authority.kind !== "hostname") return { action: "reject", status: 400, reason: "double HBONE needs a hostname authority" };
+    if (request.authority.kind !== "hostname")
+      return { action: "reject", status: 400, reason: "double HBONE needs a hostname authority" };
     const target = await resolve(request);
     if (!target) return { action: "no-route", reason: `no endpoint for ${request.authorityText}` };
     return { action: "connect", host: target.host, port: target.port };

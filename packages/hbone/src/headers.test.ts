@@ -24,17 +24,29 @@ describe("forwarded", () => {
       for: "[fd00::1]:4000",
       host: "echo.ns.svc.cluster.local",
     });
-    expect(parseForwarded("host=a.b;for=1.2.3.4, for=9.9.9.9")).toEqual({ for: "1.2.3.4", host: "a.b" });
+    expect(parseForwarded("host=a.b;for=1.2.3.4, for=9.9.9.9")).toEqual({
+      for: "1.2.3.4",
+      host: "a.b",
+    });
     expect(parseForwarded(undefined)).toEqual({});
   });
 });
 
 describe("baggage", () => {
   it("omits empty values and round-trips", () => {
-    const b = { "k8s.namespace.name": "default", "k8s.deployment.name": "echo", "service.version": "", "cloud.region": "eu west" };
+    const b = {
+      "k8s.namespace.name": "default",
+      "k8s.deployment.name": "echo",
+      "service.version": "",
+      "cloud.region": "eu west",
+    };
     const text = formatBaggage(b);
     expect(text).toBe("k8s.namespace.name=default,k8s.deployment.name=echo,cloud.region=eu%20west");
-    expect(parseBaggage(text)).toEqual({ "k8s.namespace.name": "default", "k8s.deployment.name": "echo", "cloud.region": "eu west" });
+    expect(parseBaggage(text)).toEqual({
+      "k8s.namespace.name": "default",
+      "k8s.deployment.name": "echo",
+      "cloud.region": "eu west",
+    });
     expect(parseBaggage("a=1;prop=x, bad, =2,b=%zz")).toEqual({ a: "1", b: "%zz" });
   });
 });
@@ -52,7 +64,11 @@ describe("traceparent", () => {
     expect(parseTraceParent("00-0000")).toBeUndefined();
     expect(parseTraceParent(`00-${"0".repeat(32)}-${"1".repeat(16)}-01`)).toBeUndefined();
     expect(parseTraceParent(`01-${"a".repeat(32)}-${"1".repeat(16)}-01`)).toBeUndefined();
-    expect(parseTraceParent(`00-${"a".repeat(32)}-${"1".repeat(16)}-01`)).toEqual({ traceId: "a".repeat(32), parentId: "1".repeat(16), flags: 1 });
+    expect(parseTraceParent(`00-${"a".repeat(32)}-${"1".repeat(16)}-01`)).toEqual({
+      traceId: "a".repeat(32),
+      parentId: "1".repeat(16),
+      flags: 1,
+    });
   });
 });
 
@@ -71,11 +87,17 @@ describe("CONNECT headers", () => {
     expect(h.forwarded).toBe('for="10.0.0.1:3333";host=echo.ns.svc.cluster.local');
     expect(h.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
     expect(h["x-forwarded-network"]).toBe("net-a");
-    expect(buildConnectHeaders({ authority: "1.2.3.4:5", traceparent: false }).traceparent).toBeUndefined();
+    expect(
+      buildConnectHeaders({ authority: "1.2.3.4:5", traceparent: false }).traceparent,
+    ).toBeUndefined();
   });
   it("refuses bad authorities and header injection", () => {
     expect(() => buildConnectHeaders({ authority: "nope" })).toThrow(HboneError);
-    expect(() => buildConnectHeaders({ authority: "1.2.3.4:5", headers: { "x-a": "b\r\nc: d" } })).toThrow(HboneError);
-    expect(() => buildConnectHeaders({ authority: "1.2.3.4:5", headers: { ":path": "/" } })).toThrow(HboneError);
+    expect(() =>
+      buildConnectHeaders({ authority: "1.2.3.4:5", headers: { "x-a": "b\r\nc: d" } }),
+    ).toThrow(HboneError);
+    expect(() =>
+      buildConnectHeaders({ authority: "1.2.3.4:5", headers: { ":path": "/" } }),
+    ).toThrow(HboneError);
   });
 });

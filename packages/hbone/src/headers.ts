@@ -19,10 +19,17 @@ export interface Forwarded {
 }
 
 /** Builds `for="10.0.0.1:4000";host=svc.ns.svc.cluster.local` from a source address and service. */
-export function formatForwarded(source: { host: string; port: number } | string, host?: string): string {
-  const forValue = typeof source === "string" ? source : formatSocketAddress(source.host, source.port);
+export function formatForwarded(
+  source: { host: string; port: number } | string,
+  host?: string,
+): string {
+  const forValue =
+    typeof source === "string" ? source : formatSocketAddress(source.host, source.port);
   if (/["\r\n;,]/.test(forValue)) {
-    throw new HboneError("ERR_HBONE_BAD_HEADER", `forwarded for=${forValue} holds a forbidden character`);
+    throw new HboneError(
+      "ERR_HBONE_BAD_HEADER",
+      `forwarded for=${forValue} holds a forbidden character`,
+    );
   }
   let out = `for="${forValue}"`;
   if (host !== undefined && host !== "") {
@@ -64,7 +71,11 @@ export function formatBaggage(entries: Baggage): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(entries)) {
     if (v === "") continue;
-    if (!BAGGAGE_KEY.test(k)) throw new HboneError("ERR_HBONE_BAD_HEADER", `baggage key ${JSON.stringify(k)} is not a token`);
+    if (!BAGGAGE_KEY.test(k))
+      throw new HboneError(
+        "ERR_HBONE_BAD_HEADER",
+        `baggage key ${JSON.stringify(k)} is not a token`,
+      );
     parts.push(`${k}=${encodeURIComponent(v)}`);
   }
   return parts.join(",");
@@ -113,7 +124,7 @@ export function formatTraceParent(tp: TraceParent): string {
 
 /** Parses a traceparent (length 55, version 00, non-zero ids); anything else is `undefined`, as ztunnel ignores it. */
 export function parseTraceParent(value: string | undefined): TraceParent | undefined {
-  if (!value || value.length !== 55) return undefined;
+  if (value?.length !== 55) return undefined;
   const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(value);
   if (!m?.[1] || !m[2] || !m[3]) return undefined;
   if (/^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
@@ -123,7 +134,10 @@ export function parseTraceParent(value: string | undefined): TraceParent | undef
 /** Validates a header name/value an embedder adds; CR/LF and pseudo-headers are refused. */
 export function checkExtraHeader(name: string, value: string): void {
   if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(name)) {
-    throw new HboneError("ERR_HBONE_BAD_HEADER", `header name ${JSON.stringify(name)} must be a lowercase token`);
+    throw new HboneError(
+      "ERR_HBONE_BAD_HEADER",
+      `header name ${JSON.stringify(name)} must be a lowercase token`,
+    );
   }
   if (/[\r\n\0]/.test(value)) {
     throw new HboneError("ERR_HBONE_BAD_HEADER", `header ${name} holds CR, LF or NUL`);

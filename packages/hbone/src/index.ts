@@ -1,31 +1,23 @@
 // @ambientkit/hbone — HBONE (HTTP/2 CONNECT over mutual TLS 1.3) as ztunnel speaks it: client,
 // connection pool, server, double HBONE, PROXY protocol v2. Node-only (node:http2, node:tls).
 
+// --- wire formats ---
 export {
+  type Authority,
+  formatAuthority,
+  formatSocketAddress,
+  parseAuthority,
+} from "./authority.js";
+export {
+  buildConnectHeaders,
   type DialOptions,
   dialHbone,
   HboneConnection,
   openTunnel,
   type TunnelRequest,
-  buildConnectHeaders,
 } from "./client.js";
-export { HbonePool, type HbonePoolOptions, type PoolKey, type PoolRequest } from "./pool.js";
-export {
-  dialAuthority,
-  type HboneDecision,
-  type HboneHandler,
-  HboneServer,
-  type HboneServerOptions,
-  type HboneServerRequest,
-  pipeHalfClose,
-  type ServerCredentials,
-} from "./server.js";
 export { type DoubleTunnelOptions, gatewayHandler, openDoubleTunnel } from "./double.js";
-export { HboneStream } from "./stream.js";
 export { HboneError, type HboneErrorCode } from "./errors.js";
-
-// --- wire formats ---
-export { type Authority, formatAuthority, formatSocketAddress, parseAuthority } from "./authority.js";
 export {
   type Baggage,
   type Forwarded,
@@ -43,6 +35,19 @@ export {
   type TraceParent,
 } from "./headers.js";
 export {
+  isCleanReset,
+  RST_CANCEL,
+  RST_CONNECT_ERROR,
+  RST_ENHANCE_YOUR_CALM,
+  RST_INTERNAL_ERROR,
+  RST_NO_ERROR,
+  RST_PROTOCOL_ERROR,
+  RST_REFUSED_STREAM,
+  rstCodeName,
+  toHboneError,
+} from "./node-error.js";
+export { HbonePool, type HbonePoolOptions, type PoolKey, type PoolRequest } from "./pool.js";
+export {
   decodeProxyV2,
   encodeProxyV2,
   PROXY_TLV_PEER_IDENTITY,
@@ -50,18 +55,17 @@ export {
   PROXY_V2_SIGNATURE,
   type ProxyHeader,
 } from "./proxy-protocol.js";
-
-// --- TLS and settings ---
+export { ReadAhead } from "./read-ahead.js";
 export {
-  checkClientTrustDomain,
-  clientTlsOptions,
-  type HboneCredentials,
-  identityOfCredentials,
-  matchesExpected,
-  serverTlsOptions,
-  spiffeIdsOf,
-  trustDomainOf,
-} from "./tls.js";
+  dialAuthority,
+  type HboneDecision,
+  type HboneHandler,
+  HboneServer,
+  type HboneServerOptions,
+  type HboneServerRequest,
+  pipeHalfClose,
+  type ServerCredentials,
+} from "./server.js";
 export {
   CLIENT_MAX_HEADER_LIST_SIZE,
   CONNECTION_WINDOW_SIZE,
@@ -81,16 +85,15 @@ export {
 
 // --- integration hooks (telemetry recorders plug in here) ---
 export type { ByteDirection, HboneHooks, TunnelInfo, TunnelSummary } from "./stream.js";
+export { HboneStream } from "./stream.js";
+// --- TLS and settings ---
 export {
-  isCleanReset,
-  RST_CANCEL,
-  RST_CONNECT_ERROR,
-  RST_ENHANCE_YOUR_CALM,
-  RST_INTERNAL_ERROR,
-  RST_NO_ERROR,
-  RST_PROTOCOL_ERROR,
-  RST_REFUSED_STREAM,
-  rstCodeName,
-  toHboneError,
-} from "./node-error.js";
-export { ReadAhead } from "./read-ahead.js";
+  checkClientTrustDomain,
+  clientTlsOptions,
+  type HboneCredentials,
+  identityOfCredentials,
+  matchesExpected,
+  serverTlsOptions,
+  spiffeIdsOf,
+  trustDomainOf,
+} from "./tls.js";

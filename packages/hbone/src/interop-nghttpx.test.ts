@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTunnel } from "./client.js";
 import type { HboneError } from "./errors.js";
 import { HboneServer } from "./server.js";
-import { readAll, sha256, startEcho, startTcpServer, type TestTcpServer } from "./testdata/echo.test-util.js";
+import {
+  readAll,
+  sha256,
+  startEcho,
+  startTcpServer,
+  type TestTcpServer,
+} from "./testdata/echo.test-util.js";
 import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
 
 let ca: TestCa;
@@ -36,9 +42,21 @@ async function freePort(): Promise<number> {
 }
 
 async function startNghttpx(args: string[], port: number): Promise<void> {
-  const p = spawn("nghttpx", ["--conf=/dev/null", "--single-thread", "--workers=1", "--no-ocsp", "--errorlog-file=/dev/stderr", "--log-level=WARN", ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const p = spawn(
+    "nghttpx",
+    [
+      "--conf=/dev/null",
+      "--single-thread",
+      "--workers=1",
+      "--no-ocsp",
+      "--errorlog-file=/dev/stderr",
+      "--log-level=WARN",
+      ...args,
+    ],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let err = "";
   p.stderr?.on("data", (c: Buffer) => {
     err += c.toString();
@@ -69,7 +87,10 @@ beforeAll(async () => {
   // the HTTP/1.1 CONNECT proxy nghttpx forwards to in --http2-proxy mode
   h1proxy = http.createServer((_req, res) => res.writeHead(405).end());
   h1proxy.on("connect", (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
-    const [host, port] = [req.url?.slice(0, req.url.lastIndexOf(":")) ?? "", Number(req.url?.slice(req.url.lastIndexOf(":") + 1))];
+    const [host, port] = [
+      req.url?.slice(0, req.url.lastIndexOf(":")) ?? "",
+      Number(req.url?.slice(req.url.lastIndexOf(":") + 1)),
+    ];
     sock.on("error", () => {});
     const up = net.connect({ host, port, allowHalfOpen: true }, () => {
       sock.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -78,7 +99,8 @@ beforeAll(async () => {
       sock.pipe(up);
     });
     up.on("error", () => {
-      if (!sock.destroyed) sock.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+      if (!sock.destroyed)
+        sock.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
     });
   });
   await new Promise<void>((r) => h1proxy.listen(0, "127.0.0.1", r));
@@ -177,19 +199,25 @@ describe("our client → nghttpx", () => {
   });
 
   it("refuses nghttpx when its SAN is not expected", async () => {
-    const err = (await viaNghttpx({ expectedIdentities: [serverLeaf.id] }).catch((e: unknown) => e)) as HboneError;
+    const err = (await viaNghttpx({ expectedIdentities: [serverLeaf.id] }).catch(
+      (e: unknown) => e,
+    )) as HboneError;
     expect(err.code).toBe("ERR_HBONE_PEER_IDENTITY");
   });
 
   it("is refused by nghttpx with an untrusted client certificate", async () => {
     const rogue = otherCa.issue("spiffe://cluster.local/ns/default/sa/client");
-    const err = (await viaNghttpx({ credentials: { ...credsOf(rogue, otherCa), ca: ca.certPem } }).catch((e: unknown) => e)) as HboneError;
+    const err = (await viaNghttpx({
+      credentials: { ...credsOf(rogue, otherCa), ca: ca.certPem },
+    }).catch((e: unknown) => e)) as HboneError;
     expect(["ERR_HBONE_TLS", "ERR_HBONE_SESSION"]).toContain(err.code);
   });
 
   it("a refused upstream is a typed non-200 error", async () => {
     const closed = await freePort();
-    const err = (await viaNghttpx({ authority: `127.0.0.1:${closed}` }).catch((e: unknown) => e)) as HboneError;
+    const err = (await viaNghttpx({ authority: `127.0.0.1:${closed}` }).catch(
+      (e: unknown) => e,
+    )) as HboneError;
     expect(err.code).toBe("ERR_HBONE_STATUS");
     expect(err.status).toBeGreaterThanOrEqual(500);
   });
@@ -211,11 +239,15 @@ function readN(stream: Readable, n: number): Promise<Buffer> {
 
 async function writeAll(stream: Writable, data: Buffer): Promise<void> {
   for (let off = 0; off < data.length; off += 64 * 1024) {
-    if (!stream.write(data.subarray(off, off + 64 * 1024))) await new Promise((r) => stream.once("drain", r));
+    if (!stream.write(data.subarray(off, off + 64 * 1024)))
+      await new Promise((r) => stream.once("drain", r));
   }
 }
 
-function h1Connect(port: number, authority: string): Promise<{ status: number; socket: net.Socket }> {
+function h1Connect(
+  port: number,
+  authority: string,
+): Promise<{ status: number; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port, method: "CONNECT", path: authority });
     req.on("connect", (res, socket) => resolve({ status: res.statusCode ?? 0, socket }));

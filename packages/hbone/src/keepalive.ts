@@ -20,7 +20,12 @@ export function startKeepalive(
     outstanding = setTimeout(() => {
       outstanding = undefined;
       if (stopped) return;
-      onDead(new HboneError("ERR_HBONE_PING_TIMEOUT", `the HBONE peer did not answer a PING within ${timeoutMs} ms; the connection is dead`));
+      onDead(
+        new HboneError(
+          "ERR_HBONE_PING_TIMEOUT",
+          `the HBONE peer did not answer a PING within ${timeoutMs} ms; the connection is dead`,
+        ),
+      );
     }, timeoutMs);
     outstanding.unref();
     let sent = false;

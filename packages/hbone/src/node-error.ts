@@ -46,7 +46,15 @@ export function resetError(code: number, where: string): HboneError {
   );
 }
 
-const NET_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "ENOTFOUND", "EAI_AGAIN", "EADDRINUSE"]);
+const NET_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EADDRINUSE",
+]);
 
 /**
  * Maps any error from node:net, node:tls or node:http2 to an HboneError with a code and an operator
@@ -58,15 +66,28 @@ export function toHboneError(error: unknown, where: string): HboneError {
   const code = typeof e?.code === "string" ? e.code : "";
   const message = typeof e?.message === "string" ? e.message : String(error);
   const make = (c: HboneErrorCode, hint: string): HboneError =>
-    new HboneError(c, `${where}: ${message}${code && !message.includes(code) ? ` (${code})` : ""}; ${hint}`, { cause: error });
+    new HboneError(
+      c,
+      `${where}: ${message}${code && !message.includes(code) ? ` (${code})` : ""}; ${hint}`,
+      { cause: error },
+    );
   if (NET_CODES.has(code)) {
-    return make("ERR_HBONE_CONNECT_FAILED", "check the address and that an HBONE listener (port 15008) is reachable");
+    return make(
+      "ERR_HBONE_CONNECT_FAILED",
+      "check the address and that an HBONE listener (port 15008) is reachable",
+    );
   }
   if (code === "ETIMEDOUT") {
-    return make("ERR_HBONE_TIMEOUT", "connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008");
+    return make(
+      "ERR_HBONE_TIMEOUT",
+      "connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008",
+    );
   }
   if (code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE") {
-    return make("ERR_HBONE_SESSION", "the peer closed the connection; check its logs (it may have rejected our certificate)");
+    return make(
+      "ERR_HBONE_SESSION",
+      "the peer closed the connection; check its logs (it may have rejected our certificate)",
+    );
   }
   if (
     code.startsWith("ERR_SSL_") ||
@@ -74,18 +95,29 @@ export function toHboneError(error: unknown, where: string): HboneError {
     /^(UNABLE_TO_|CERT_|SELF_SIGNED|DEPTH_ZERO|UNABLE_TO_VERIFY)/.test(code) ||
     /SSL routines|alert/i.test(message)
   ) {
-    return make("ERR_HBONE_TLS", "check that both sides use certificates from the same mesh CA and TLS 1.3");
+    return make(
+      "ERR_HBONE_TLS",
+      "check that both sides use certificates from the same mesh CA and TLS 1.3",
+    );
   }
   if (code === "ERR_HTTP2_STREAM_ERROR") {
     const m = /NGHTTP2_([A-Z_0-9]+)/.exec(message);
     const name = m?.[1] ?? "";
     const num = Object.entries(RST_NAMES).find(([, n]) => n === name)?.[0];
-    return new HboneError("ERR_HBONE_STREAM_RESET", `${where}: the stream was reset with ${name || "an error"}`, {
-      cause: error,
-      ...(num !== undefined ? { rstCode: Number(num) } : {}),
-    });
+    return new HboneError(
+      "ERR_HBONE_STREAM_RESET",
+      `${where}: the stream was reset with ${name || "an error"}`,
+      {
+        cause: error,
+        ...(num !== undefined ? { rstCode: Number(num) } : {}),
+      },
+    );
   }
-  if (code === "ERR_HTTP2_GOAWAY_SESSION" || code === "ERR_HTTP2_INVALID_SESSION" || code === "ERR_HTTP2_SESSION_ERROR") {
+  if (
+    code === "ERR_HTTP2_GOAWAY_SESSION" ||
+    code === "ERR_HTTP2_INVALID_SESSION" ||
+    code === "ERR_HTTP2_SESSION_ERROR"
+  ) {
     return make("ERR_HBONE_CLOSED", "the HTTP/2 connection is going away; open a new one");
   }
   if (code.startsWith("ERR_HTTP2_")) {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDoubleTunnel, gatewayHandler } from "./double.js";
+import { gatewayHandler, openDoubleTunnel } from "./double.js";
 import type { HboneError } from "./errors.js";
 import { HbonePool, type PoolRequest } from "./pool.js";
 import { HboneServer, type HboneServerRequest } from "./server.js";
@@ -25,7 +25,9 @@ afterAll(async () => {
   ca.cleanup();
 });
 
-async function startServer(opts: Partial<ConstructorParameters<typeof HboneServer>[0]> = {}): Promise<{ server: HboneServer; port: number }> {
+async function startServer(
+  opts: Partial<ConstructorParameters<typeof HboneServer>[0]> = {},
+): Promise<{ server: HboneServer; port: number }> {
   const server = new HboneServer({ credentials: credsOf(serverLeaf, ca), ...opts });
   servers.push(server);
   const { port } = await server.listen(0);
@@ -87,7 +89,9 @@ describe("HbonePool", () => {
     const ts = await Promise.all([
       pool.open(req(port)),
       pool.open(req(port, { credentials: credsOf(other, ca) })),
-      pool.open(req(port, { expectedIdentities: [serverLeaf.id, "spiffe://cluster.local/ns/x/sa/y"] })),
+      pool.open(
+        req(port, { expectedIdentities: [serverLeaf.id, "spiffe://cluster.local/ns/x/sa/y"] }),
+      ),
       pool.open(req(port, { sourceIp: "127.0.0.1" })),
     ]);
     expect(pool.dials).toBe(4);
@@ -156,7 +160,9 @@ describe("double HBONE", () => {
       credentials: credsOf(svcLeaf, ca),
       handler: (r) => {
         inner = r;
-        return r.authorityText === "echo.default.svc.cluster.local:80" ? { action: "connect", host: "127.0.0.1", port: echo.port } : { action: "no-route" };
+        return r.authorityText === "echo.default.svc.cluster.local:80"
+          ? { action: "connect", host: "127.0.0.1", port: echo.port }
+          : { action: "no-route" };
       },
     });
     let outer: HboneServerRequest | undefined;
@@ -170,7 +176,11 @@ describe("double HBONE", () => {
     const pool = new HbonePool();
     const t = await openDoubleTunnel({
       pool,
-      outer: { address: { host: "127.0.0.1", port: gw.port }, credentials: credsOf(client, ca), expectedIdentities: [gwLeaf.id] },
+      outer: {
+        address: { host: "127.0.0.1", port: gw.port },
+        credentials: credsOf(client, ca),
+        expectedIdentities: [gwLeaf.id],
+      },
       inner: { expectedIdentities: [svcLeaf.id] },
       authority: "echo.default.svc.cluster.local:80",
       network: "network-a",
@@ -185,7 +195,14 @@ describe("double HBONE", () => {
     expect(inner?.peerIdentity).toBe(client.id);
     expect(inner?.baggage).toEqual({ "k8s.namespace.name": "default" });
     // the gateway refuses IP authorities (double HBONE is service-addressed)
-    await expect(pool.open({ address: { host: "127.0.0.1", port: gw.port }, credentials: credsOf(client, ca), expectedIdentities: [gwLeaf.id], authority: "10.0.0.1:80" })).rejects.toMatchObject({ status: 400 });
+    await expect(
+      pool.open({
+        address: { host: "127.0.0.1", port: gw.port },
+        credentials: credsOf(client, ca),
+        expectedIdentities: [gwLeaf.id],
+        authority: "10.0.0.1:80",
+      }),
+    ).rejects.toMatchObject({ status: 400 });
     await pool.close();
   });
 });

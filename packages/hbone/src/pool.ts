@@ -92,7 +92,12 @@ export class HbonePool {
   /** Opens a tunnel on a pooled connection (dialling one if needed). */
   async open(req: PoolRequest): Promise<HboneStream> {
     const key = this.keyOf(req);
-    const k = JSON.stringify([key.sourceIdentity, key.expectedIdentities, formatSocketAddress(key.destination.host, key.destination.port), key.sourceIp ?? ""]);
+    const k = JSON.stringify([
+      key.sourceIdentity,
+      key.expectedIdentities,
+      formatSocketAddress(key.destination.host, key.destination.port),
+      key.sourceIp ?? "",
+    ]);
     for (let attempt = 0; attempt < 1000; attempt++) {
       if (this.#closed) throw new HboneError("ERR_HBONE_CLOSED", "the HBONE pool is closed");
       const entry = this.#conns.get(k)?.find((e) => e.conn.available);
@@ -102,7 +107,8 @@ export class HbonePool {
         try {
           return await entry.conn.open(req);
         } catch (e) {
-          if (e instanceof HboneError && e.code === "ERR_HBONE_CLOSED" && !req.signal?.aborted) continue;
+          if (e instanceof HboneError && e.code === "ERR_HBONE_CLOSED" && !req.signal?.aborted)
+            continue;
           throw e;
         }
       }

@@ -39,14 +39,19 @@ function ipBytes(address: string, family: 4 | 6): Buffer {
     const last = groups.at(-1) ?? "";
     if (last.includes(".")) {
       const b = last.split(".").map(Number);
-      groups.splice(-1, 1, (((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16), (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16));
+      groups.splice(
+        -1,
+        1,
+        (((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16),
+        (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16),
+      );
     }
     return groups;
   };
   const h = expand(head);
   const t = expand(tail);
   const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return out;
 }
 
@@ -88,9 +93,15 @@ export function encodeProxyV2(header: {
 }): Buffer {
   const command = header.command ?? "PROXY";
   const tlvParts: Buffer[] = [];
-  const tlvs = [...(header.identity !== undefined ? [{ type: PROXY_TLV_PEER_IDENTITY, value: Buffer.from(header.identity, "utf8") }] : []), ...(header.tlvs ?? [])];
+  const tlvs = [
+    ...(header.identity !== undefined
+      ? [{ type: PROXY_TLV_PEER_IDENTITY, value: Buffer.from(header.identity, "utf8") }]
+      : []),
+    ...(header.tlvs ?? []),
+  ];
   for (const t of tlvs) {
-    if (t.type < 0 || t.type > 255 || t.value.length > 0xffff) throw perr(`TLV 0x${t.type.toString(16)} is out of range`);
+    if (t.type < 0 || t.type > 255 || t.value.length > 0xffff)
+      throw perr(`TLV 0x${t.type.toString(16)} is out of range`);
     const h = Buffer.alloc(3);
     h.writeUInt8(t.type, 0);
     h.writeUInt16BE(t.value.length, 1);
@@ -100,7 +111,8 @@ export function encodeProxyV2(header: {
   let addr = Buffer.alloc(0);
   if (command === "PROXY") {
     const { source, destination } = header;
-    if (!source || !destination) throw perr("a PROXY command needs source and destination addresses");
+    if (!source || !destination)
+      throw perr("a PROXY command needs source and destination addresses");
     for (const p of [source.port, destination.port]) {
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw perr(`port ${p} is out of range`);
     }
@@ -125,10 +137,13 @@ export function encodeProxyV2(header: {
  * Decodes a PROXY v2 header at the start of `data`. Returns `undefined` while more bytes are
  * needed, or the header and how many bytes it used. Malformed input throws ERR_HBONE_PROXY_PROTOCOL.
  */
-export function decodeProxyV2(data: Uint8Array): { header: ProxyHeader; length: number } | undefined {
+export function decodeProxyV2(
+  data: Uint8Array,
+): { header: ProxyHeader; length: number } | undefined {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const sigLen = Math.min(buf.length, 12);
-  if (!buf.subarray(0, sigLen).equals(PROXY_V2_SIGNATURE.subarray(0, sigLen))) throw perr("missing the PROXY v2 signature");
+  if (!buf.subarray(0, sigLen).equals(PROXY_V2_SIGNATURE.subarray(0, sigLen)))
+    throw perr("missing the PROXY v2 signature");
   if (buf.length < 16) return undefined;
   const verCmd = buf.readUInt8(12);
   if (verCmd >> 4 !== 2) throw perr(`unsupported PROXY version ${verCmd >> 4}`);
@@ -144,8 +159,14 @@ export function decodeProxyV2(data: Uint8Array): { header: ProxyHeader; length: 
     const ipLen = fam === 0x11 ? 4 : 16;
     if (body.length < ipLen * 2 + 4) throw perr("address block shorter than its family needs");
     if (cmd === 1) {
-      header.source = { address: formatIp(body.subarray(0, ipLen)), port: body.readUInt16BE(ipLen * 2) };
-      header.destination = { address: formatIp(body.subarray(ipLen, ipLen * 2)), port: body.readUInt16BE(ipLen * 2 + 2) };
+      header.source = {
+        address: formatIp(body.subarray(0, ipLen)),
+        port: body.readUInt16BE(ipLen * 2),
+      };
+      header.destination = {
+        address: formatIp(body.subarray(ipLen, ipLen * 2)),
+        port: body.readUInt16BE(ipLen * 2 + 2),
+      };
     }
     off = ipLen * 2 + 4;
   } else if (fam === 0x00) {

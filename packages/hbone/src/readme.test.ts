@@ -27,8 +27,10 @@ it("the README example runs and prints what it claims", async () => {
     });
   const logs: string[] = [];
   scope.console = { log: (...a: unknown[]) => logs.push(a.join(" ")) };
-  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<void>;
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (
+    ...args: string[]
+  ) => (...a: unknown[]) => Promise<void>;
   await new AsyncFunction(...Object.keys(scope), body)(...Object.values(scope));
-  const expected = /\/\/ → (.*)/.exec(code)?.[1];
+  const expected = /^\/\/ → (.*)/m.exec(code)?.[1];
   expect(logs).toEqual([expected]);
 });

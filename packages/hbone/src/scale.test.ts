@@ -2,7 +2,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HbonePool } from "./pool.js";
 import { HboneServer } from "./server.js";
-import { readAll, startEcho, type TestTcpServer, writeAllAndEnd } from "./testdata/echo.test-util.js";
+import {
+  readAll,
+  startEcho,
+  type TestTcpServer,
+  writeAllAndEnd,
+} from "./testdata/echo.test-util.js";
 import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
 
 let ca: TestCa;
@@ -47,8 +52,11 @@ describe("scale", () => {
         t.write(head);
         await writeAllAndEnd(t, body);
         const buf = await got;
-        const ok = buf.length === 1024 * 1024 && createHash("sha256").update(buf).digest("hex") === want;
-        return ok ? "ok" : `tunnel ${i}: got ${buf.length} B, rst ${t.rstCode}, sent ${t.bytesSent}, received ${t.bytesReceived}`;
+        const ok =
+          buf.length === 1024 * 1024 && createHash("sha256").update(buf).digest("hex") === want;
+        return ok
+          ? "ok"
+          : `tunnel ${i}: got ${buf.length} B, rst ${t.rstCode}, sent ${t.bytesSent}, received ${t.bytesReceived}`;
       }),
     );
     expect(results.filter((r) => r !== "ok")).toEqual([]);

@@ -22,8 +22,8 @@ import { encodeProxyV2 } from "./proxy-protocol.js";
 import { ReadAhead } from "./read-ahead.js";
 import {
   CONNECTION_WINDOW_SIZE,
-  h2Settings,
   HANDSHAKE_TIMEOUT_MS,
+  h2Settings,
   MAX_SESSION_MEMORY_MB,
   PING_INTERVAL_MS,
   PING_TIMEOUT_MS,
@@ -82,7 +82,12 @@ export type HboneDecision =
       host: string;
       port: number;
       timeoutMs?: number;
-      proxyProtocol?: boolean | { source?: { address: string; port: number }; destination?: { address: string; port: number } };
+      proxyProtocol?:
+        | boolean
+        | {
+            source?: { address: string; port: number };
+            destination?: { address: string; port: number };
+          };
     }
   /** Answer 200 and hand the tunnel to the embedder (waypoints, gateways, in-process handlers). */
   | { action: "accept"; onTunnel: (tunnel: HboneStream) => void };
@@ -90,7 +95,9 @@ export type HboneDecision =
 export type HboneHandler = (request: HboneServerRequest) => HboneDecision | Promise<HboneDecision>;
 
 /** Credentials to serve: one identity everywhere, or the identity of the workload owning a local address. */
-export type ServerCredentials = HboneCredentials | ((localAddress: string) => HboneCredentials | undefined);
+export type ServerCredentials =
+  | HboneCredentials
+  | ((localAddress: string) => HboneCredentials | undefined);
 
 export interface HboneServerOptions {
   credentials: ServerCredentials;
@@ -158,7 +165,11 @@ function flatten(headers: http2.IncomingHttpHeaders): Record<string, string> {
 }
 
 /** The default handler: dial the `:authority` over TCP. */
-export const dialAuthority: HboneHandler = (req) => ({ action: "connect", host: req.authority.host, port: req.authority.port });
+export const dialAuthority: HboneHandler = (req) => ({
+  action: "connect",
+  host: req.authority.host,
+  port: req.authority.port,
+});
 
 /**
  * An HBONE server: terminates mTLS (client cert required, in our trust domain), HTTP/2 CONNECT,
@@ -195,7 +206,9 @@ export class HboneServer extends EventEmitter {
     this.#h2.on("stream", (stream, headers) => {
       void this.#onStream(stream, headers);
     });
-    this.#net = net.createServer({ allowHalfOpen: false, noDelay: true }, (socket) => this.handle(socket));
+    this.#net = net.createServer({ allowHalfOpen: false, noDelay: true }, (socket) =>
+      this.handle(socket),
+    );
     this.#net.maxConnections = opts.maxConnections ?? 10_000;
   }
 
@@ -219,14 +232,21 @@ export class HboneServer extends EventEmitter {
       this.emit(
         "clientError",
         why
-          ? new HboneError("ERR_HBONE_TLS", `HBONE TLS handshake: client certificate rejected (${String(why)}); it must chain to the mesh trust bundle`, { cause: err })
+          ? new HboneError(
+              "ERR_HBONE_TLS",
+              `HBONE TLS handshake: client certificate rejected (${String(why)}); it must chain to the mesh trust bundle`,
+              { cause: err },
+            )
           : toHboneError(err, "HBONE TLS handshake"),
       );
     });
     server.on("secureConnection", (socket: tls.TLSSocket) => {
       if (socket.alpnProtocol !== "h2") {
         socket.destroy();
-        this.emit("clientError", new HboneError("ERR_HBONE_TLS", "a client connected without ALPN h2"));
+        this.emit(
+          "clientError",
+          new HboneError("ERR_HBONE_TLS", "a client connected without ALPN h2"),
+        );
         return;
       }
       let peerIdentity: string;
@@ -248,7 +268,10 @@ export class HboneServer extends EventEmitter {
       // node:http2 creates the session synchronously inside 'connection'; #onSession picks ctx up
       this.#pendingCtx = ctx;
       try {
-        this.#h2.emit("connection", this.#opts.readAhead === false ? socket : new ReadAhead(socket, READ_AHEAD_LIMIT));
+        this.#h2.emit(
+          "connection",
+          this.#opts.readAhead === false ? socket : new ReadAhead(socket, READ_AHEAD_LIMIT),
+        );
       } finally {
         this.#pendingCtx = undefined;
       }
@@ -288,13 +311,19 @@ export class HboneServer extends EventEmitter {
     const local = unmap(socket.localAddress);
     let creds: HboneCredentials | undefined;
     try {
-      creds = typeof this.#opts.credentials === "function" ? this.#opts.credentials(local) : this.#opts.credentials;
+      creds =
+        typeof this.#opts.credentials === "function"
+          ? this.#opts.credentials(local)
+          : this.#opts.credentials;
     } catch {
       creds = undefined;
     }
     if (!creds) {
       socket.destroy();
-      this.emit("clientError", new HboneError("ERR_HBONE_CONFIG", `no workload identity serves local address ${local}`));
+      this.emit(
+        "clientError",
+        new HboneError("ERR_HBONE_CONFIG", `no workload identity serves local address ${local}`),
+      );
       return;
     }
     let entry: TlsEntry;
@@ -356,7 +385,13 @@ export class HboneServer extends EventEmitter {
           if (resets.length > rr.maxResets) {
             resets = resets.filter((t) => now - t < rr.windowMs);
             if (resets.length > rr.maxResets && !session.destroyed) {
-              this.emit("clientError", new HboneError("ERR_HBONE_SESSION", `rapid reset: more than ${rr.maxResets} streams cancelled within ${rr.windowMs} ms; connection closed`));
+              this.emit(
+                "clientError",
+                new HboneError(
+                  "ERR_HBONE_SESSION",
+                  `rapid reset: more than ${rr.maxResets} streams cancelled within ${rr.windowMs} ms; connection closed`,
+                ),
+              );
               session.goaway(RST_ENHANCE_YOUR_CALM);
               session.destroy();
               return;
@@ -374,7 +409,10 @@ export class HboneServer extends EventEmitter {
     });
   }
 
-  async #onStream(stream: http2.ServerHttp2Stream, rawHeaders: http2.IncomingHttpHeaders): Promise<void> {
+  async #onStream(
+    stream: http2.ServerHttp2Stream,
+    rawHeaders: http2.IncomingHttpHeaders,
+  ): Promise<void> {
     stream.on("error", () => {});
     const ctx = stream.session ? this.#ctxBySession.get(stream.session) : undefined;
     const respondEnd = (status: number): void => {
@@ -472,8 +510,14 @@ export class HboneServer extends EventEmitter {
     request: HboneServerRequest,
     decision: Extract<HboneDecision, { action: "connect" }>,
   ): void {
-    const timeoutMs = decision.timeoutMs ?? this.#opts.upstreamConnectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
-    const upstream = net.connect({ host: decision.host, port: decision.port, allowHalfOpen: true, noDelay: true });
+    const timeoutMs =
+      decision.timeoutMs ?? this.#opts.upstreamConnectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
+    const upstream = net.connect({
+      host: decision.host,
+      port: decision.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
     let connected = false;
     const timer = setTimeout(() => {
       upstream.destroy();
@@ -512,7 +556,10 @@ export class HboneServer extends EventEmitter {
           pp.destination ??
           (request.authority.kind === "ip"
             ? { address: request.authority.host, port: request.authority.port }
-            : { address: unmap(upstream.remoteAddress), port: upstream.remotePort ?? decision.port });
+            : {
+                address: unmap(upstream.remoteAddress),
+                port: upstream.remotePort ?? decision.port,
+              });
         try {
           upstream.write(
             encodeProxyV2({

@@ -34,7 +34,10 @@ export const TLS_ECDH_CURVES = "X25519:P-256:P-384";
 export const MAX_SESSION_MEMORY_MB = 256;
 
 /** Node `settings` for an HBONE session. */
-export function h2Settings(maxHeaderListSize: number, maxConcurrentStreams?: number): {
+export function h2Settings(
+  maxHeaderListSize: number,
+  maxConcurrentStreams?: number,
+): {
   enablePush: boolean;
   initialWindowSize: number;
   maxFrameSize: number;
@@ -49,4 +52,3 @@ export function h2Settings(maxHeaderListSize: number, maxConcurrentStreams?: num
     ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),
   };
 }
-

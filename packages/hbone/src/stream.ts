@@ -1,4 +1,4 @@
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { Duplex } from "node:stream";
 import type { HboneError } from "./errors.js";
 import { isCleanReset, RST_CANCEL, resetError, toHboneError } from "./node-error.js";
@@ -43,6 +43,8 @@ export interface HboneHooks {
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
 }
 
+const STATE_HALF_CLOSED_REMOTE: number = http2.constants.NGHTTP2_STREAM_STATE_HALF_CLOSED_REMOTE;
+
 function safe(fn: () => void): void {
   try {
     fn();
@@ -86,16 +88,11 @@ export class HboneStream extends Duplex {
       if (!this.push(chunk)) h2.pause();
     });
     h2.on("end", () => {
-      // Node surfaces an incoming RST_STREAM as end-of-data first and records rstCode a moment
-      // later, so decide after the current I/O callback.
-      setImmediate(() => {
-        const code = h2.rstCode;
-        if (h2.closed && code !== undefined && !isCleanReset(code)) {
-          if (!this.destroyed) this.destroy(resetError(code, `tunnel ${info.authority}`));
-        } else {
-          this.#endRead();
-        }
-      });
+      // A peer END_STREAM leaves the stream half-closed (remote): a clean EOF. Node also surfaces
+      // an incoming RST_STREAM as end-of-data, before it records rstCode; then the stream is
+      // already closed and 'close' (below) decides from the code.
+      const state = (h2.state as { state?: number } | undefined)?.state;
+      if (state === STATE_HALF_CLOSED_REMOTE) this.#endRead();
     });
     h2.on("error", () => {
       // surfaced through 'close' with rstCode
@@ -167,7 +164,12 @@ export class HboneStream extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (error?: Error | null) => void): void {
-    this.#send(chunks.length === 1 && chunks[0] ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+    this.#send(
+      chunks.length === 1 && chunks[0]
+        ? chunks[0].chunk
+        : Buffer.concat(chunks.map((c) => c.chunk)),
+      cb,
+    );
   }
 
   override _final(cb: (error?: Error | null) => void): void {

@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { HboneError } from "./errors.js";
 import { TLS_CIPHERSUITES, TLS_ECDH_CURVES } from "./settings.js";
 
@@ -14,7 +14,9 @@ export interface HboneCredentials {
 }
 
 /** The SPIFFE IDs in a certificate's URI SANs (other SAN types are ignored, as ztunnel does). */
-export function spiffeIdsOf(cert: { subjectaltname?: string | undefined } | X509Certificate | undefined): string[] {
+export function spiffeIdsOf(
+  cert: { subjectaltname?: string | undefined } | X509Certificate | undefined,
+): string[] {
   const san = cert instanceof X509Certificate ? cert.subjectAltName : cert?.subjectaltname;
   if (!san) return [];
   const out: string[] = [];
@@ -43,7 +45,11 @@ export function identityOfCredentials(creds: Pick<HboneCredentials, "cert">): st
   try {
     leaf = new X509Certificate(creds.cert);
   } catch (cause) {
-    throw new HboneError("ERR_HBONE_CONFIG", "the certificate is not a readable PEM X.509 certificate", { cause });
+    throw new HboneError(
+      "ERR_HBONE_CONFIG",
+      "the certificate is not a readable PEM X.509 certificate",
+      { cause },
+    );
   }
   const ids = spiffeIdsOf(leaf);
   if (ids.length !== 1 || ids[0] === undefined) {
@@ -68,9 +74,15 @@ export function matchesExpected(id: string, expected: readonly string[]): boolea
  * no resumption, our SVID as client certificate, and the server must present one of `expected`
  * (any URI SAN equal to any expected SPIFFE ID; the hostname is ignored).
  */
-export function clientTlsOptions(creds: HboneCredentials, expected: readonly string[]): tls.ConnectionOptions {
+export function clientTlsOptions(
+  creds: HboneCredentials,
+  expected: readonly string[],
+): tls.ConnectionOptions {
   if (expected.length === 0) {
-    throw new HboneError("ERR_HBONE_CONFIG", "expected server identities are empty; pass at least one SPIFFE ID");
+    throw new HboneError(
+      "ERR_HBONE_CONFIG",
+      "expected server identities are empty; pass at least one SPIFFE ID",
+    );
   }
   return {
     cert: creds.cert,

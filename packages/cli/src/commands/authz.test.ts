@@ -121,6 +121,27 @@ describe("ambientkit authz test", () => {
     expect(r.stderr).toMatch(new RegExp(`${f.replace(/[.]/g, "\\.")}:\\d+:\\d+: invalid YAML`));
   });
 
+  it("reads - from stdin; a failing validation case is reported", async () => {
+    const stdin = `validationCases:
+- id: wrong
+  policy:
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: x, namespace: foo}
+    spec: {action: DENY}
+  expect: {valid: true}
+`;
+    const r = await runCli(["authz", "test", "-", "-o", "json"], { stdin });
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout) as {
+      failed: number;
+      results: { id: string; got: { valid: boolean; messages: string[] } }[];
+    };
+    expect(out.failed).toBe(1);
+    expect(out.results[0]?.got.valid).toBe(false);
+    expect(out.results[0]?.got.messages[0]).toContain("DENY action without `rules` is meaningless");
+  });
+
   it("a missing file exits 2", async () => {
     const r = await runCli(["authz", "test", join(dir, "nope.yaml")]);
     expect(r.code).toBe(2);

@@ -1,7 +1,14 @@
 // `ambientkit hbone dial|serve`: open one HBONE tunnel from a terminal, or run a debugging HBONE
 // gateway that dials each CONNECT's :authority over TCP (see @ambientkit/hbone).
 import type { Readable, Writable } from "node:stream";
-import { HboneError, HboneServer, openTunnel, parseAuthority, trustDomainOf, identityOfCredentials } from "@ambientkit/hbone";
+import {
+  HboneError,
+  HboneServer,
+  identityOfCredentials,
+  openTunnel,
+  parseAuthority,
+  trustDomainOf,
+} from "@ambientkit/hbone";
 import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import { type CliIo, readInput } from "../io.js";
@@ -44,11 +51,18 @@ function hostPort(flag: string, value: string): { host: string; port: number } {
     const a = parseAuthority(value);
     return { host: a.host, port: a.port };
   } catch (cause) {
-    throw new CliError("ERR_CLI_USAGE", `${flag} ${value}: expected HOST:PORT ([v6]:PORT for IPv6)`, { cause });
+    throw new CliError(
+      "ERR_CLI_USAGE",
+      `${flag} ${value}: expected HOST:PORT ([v6]:PORT for IPv6)`,
+      { cause },
+    );
   }
 }
 
-async function credentials(io: CliIo, flags: { cert: string; key: string; ca: string }): Promise<{ cert: string; key: string; ca: string }> {
+async function credentials(
+  io: CliIo,
+  flags: { cert: string; key: string; ca: string },
+): Promise<{ cert: string; key: string; ca: string }> {
   const creds = {
     cert: await readInput(io, flags.cert),
     key: await readInput(io, flags.key),
@@ -57,25 +71,42 @@ async function credentials(io: CliIo, flags: { cert: string; key: string; ca: st
   try {
     identityOfCredentials(creds);
   } catch (cause) {
-    throw new CliError("ERR_CLI_INPUT_INVALID", `${flags.cert}: ${(cause as Error).message}`, { cause });
+    throw new CliError("ERR_CLI_INPUT_INVALID", `${flags.cert}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   return creds;
 }
 
 /** Registers `ambientkit hbone`. */
 export function registerHbone(program: Command, ctx: CommandContext): void {
-  const hbone = program.command("hbone").description("HBONE (HTTP/2 CONNECT over mTLS 1.3) tunnels, as ztunnel speaks them");
+  const hbone = program
+    .command("hbone")
+    .description("HBONE (HTTP/2 CONNECT over mTLS 1.3) tunnels, as ztunnel speaks them");
 
   hbone
     .command("dial")
     .description("open one HBONE tunnel and pipe stdin → tunnel → stdout")
     .requiredOption("--connect <host:port>", "HBONE peer to dial, e.g. 10.0.0.2:15008")
-    .requiredOption("--authority <host:port>", "CONNECT :authority (the destination), e.g. 10.0.0.2:8080")
+    .requiredOption(
+      "--authority <host:port>",
+      "CONNECT :authority (the destination), e.g. 10.0.0.2:8080",
+    )
     .requiredOption("--cert <file>", "our SVID (PEM, leaf first)")
     .requiredOption("--key <file>", "our private key (PEM)")
     .requiredOption("--ca <file>", "trust bundle (PEM roots)")
-    .option("--expect-id <spiffe-id>", "SPIFFE ID the server must present (repeatable; default: any in our trust domain)", collect, [])
-    .option("--header <k=v>", "extra CONNECT header (repeatable), e.g. baggage=k8s.namespace.name=default", collect, [])
+    .option(
+      "--expect-id <spiffe-id>",
+      "SPIFFE ID the server must present (repeatable; default: any in our trust domain)",
+      collect,
+      [],
+    )
+    .option(
+      "--header <k=v>",
+      "extra CONNECT header (repeatable), e.g. baggage=k8s.namespace.name=default",
+      collect,
+      [],
+    )
     .action(async (flags: DialFlags) => {
       ctx.setExit(await dial(ctx, flags));
     });
@@ -87,7 +118,10 @@ export function registerHbone(program: Command, ctx: CommandContext): void {
     .requiredOption("--cert <file>", "our SVID (PEM, leaf first)")
     .requiredOption("--key <file>", "our private key (PEM)")
     .requiredOption("--ca <file>", "trust bundle (PEM roots)")
-    .option("--trust-domain <td>", "accept clients of this trust domain (default: our certificate's)")
+    .option(
+      "--trust-domain <td>",
+      "accept clients of this trust domain (default: our certificate's)",
+    )
     .addOption(outputOption())
     .action(async (flags: ServeFlags) => {
       ctx.setExit(await serve(ctx, flags));
@@ -115,14 +149,24 @@ async function dial(ctx: CommandContext, flags: DialFlags): Promise<number> {
   const output = byteIo.stdoutStream?.() ?? process.stdout;
   let tunnel: Awaited<ReturnType<typeof openTunnel>>;
   try {
-    tunnel = await openTunnel({ address, credentials: creds, expectedIdentities: expected, authority: flags.authority, headers });
+    tunnel = await openTunnel({
+      address,
+      credentials: creds,
+      expectedIdentities: expected,
+      authority: flags.authority,
+      headers,
+    });
   } catch (error) {
     if (error instanceof HboneError) {
       if (error.code === "ERR_HBONE_STATUS") {
         io.stderr(`ambientkit: CONNECT ${flags.authority} answered with status ${error.status}\n`);
         return EXIT_FAILURE_FOUND;
       }
-      if (error.code === "ERR_HBONE_BAD_AUTHORITY" || error.code === "ERR_HBONE_BAD_HEADER" || error.code === "ERR_HBONE_CONFIG") {
+      if (
+        error.code === "ERR_HBONE_BAD_AUTHORITY" ||
+        error.code === "ERR_HBONE_BAD_HEADER" ||
+        error.code === "ERR_HBONE_CONFIG"
+      ) {
         throw new CliError("ERR_CLI_USAGE", error.message, { cause: error });
       }
       io.stderr(`ambientkit: ${error.message} [${error.code}]\n`);
@@ -130,7 +174,9 @@ async function dial(ctx: CommandContext, flags: DialFlags): Promise<number> {
     }
     throw error;
   }
-  io.stderr(`ambientkit: tunnel to ${flags.authority} open via ${flags.connect} (peer ${tunnel.info.peerIdentity})\n`);
+  io.stderr(
+    `ambientkit: tunnel to ${flags.authority} open via ${flags.connect} (peer ${tunnel.info.peerIdentity})\n`,
+  );
   return new Promise<number>((resolve) => {
     let failed: Error | undefined;
     input.pipe(tunnel);
@@ -157,7 +203,8 @@ async function serve(ctx: CommandContext, flags: ServeFlags): Promise<number> {
   const { io } = ctx;
   // port 0 (pick one) is fine for a listener
   const m = /^(?:\[([^\]]+)\]|([^:]+)):([0-9]{1,5})$/.exec(flags.listen);
-  if (!m || Number(m[3]) > 65535) throw new CliError("ERR_CLI_USAGE", `--listen ${flags.listen}: expected HOST:PORT`);
+  if (!m || Number(m[3]) > 65535)
+    throw new CliError("ERR_CLI_USAGE", `--listen ${flags.listen}: expected HOST:PORT`);
   const listen = { host: m[1] ?? m[2] ?? "", port: Number(m[3]) };
   const creds = await credentials(io, flags);
   const server = new HboneServer({
@@ -166,16 +213,25 @@ async function serve(ctx: CommandContext, flags: ServeFlags): Promise<number> {
     hooks: {
       onClose: (info, s) => {
         if (flags.output === "json") {
-          io.stdout(`${JSON.stringify({ event: "tunnel", authority: info.authority, peer: info.peerIdentity, sent: s.bytesSent, received: s.bytesReceived, error: s.error?.code })}\n`);
+          io.stdout(
+            `${JSON.stringify({ event: "tunnel", authority: info.authority, peer: info.peerIdentity, sent: s.bytesSent, received: s.bytesReceived, error: s.error?.code })}\n`,
+          );
         } else {
-          io.stdout(`tunnel ${info.peerIdentity} → ${info.authority}: sent ${s.bytesSent} B, received ${s.bytesReceived} B${s.error ? ` (${s.error.code})` : ""}\n`);
+          io.stdout(
+            `tunnel ${info.peerIdentity} → ${info.authority}: sent ${s.bytesSent} B, received ${s.bytesReceived} B${s.error ? ` (${s.error.code})` : ""}\n`,
+          );
         }
       },
     },
   });
-  server.on("clientError", (e: HboneError) => io.stderr(`ambientkit: refused a client: ${e.message}\n`));
+  server.on("clientError", (e: HboneError) =>
+    io.stderr(`ambientkit: refused a client: ${e.message}\n`),
+  );
   const addr = await server.listen(listen.port, listen.host);
-  if (flags.output === "json") io.stdout(`${JSON.stringify({ event: "listening", address: addr.address, port: addr.port })}\n`);
+  if (flags.output === "json")
+    io.stdout(
+      `${JSON.stringify({ event: "listening", address: addr.address, port: addr.port })}\n`,
+    );
   else io.stdout(`listening on ${addr.address}:${addr.port}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

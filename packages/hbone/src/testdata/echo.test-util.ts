@@ -52,7 +52,11 @@ export function sha256(b: Uint8Array): string {
 }
 
 /** Writes `data` in chunks respecting backpressure, then ends. */
-export async function writeAllAndEnd(stream: Duplex, data: Buffer, chunk: number = 64 * 1024): Promise<void> {
+export async function writeAllAndEnd(
+  stream: Duplex,
+  data: Buffer,
+  chunk: number = 64 * 1024,
+): Promise<void> {
   for (let off = 0; off < data.length; off += chunk) {
     if (!stream.write(data.subarray(off, off + chunk))) {
       await new Promise<void>((r, j) => {

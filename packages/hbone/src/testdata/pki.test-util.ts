@@ -37,8 +37,22 @@ export function createTestCa(name = "test-root"): TestCa {
   ossl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyPath], dir);
   ossl(
     [
-      "req", "-x509", "-new", "-key", keyPath, "-sha256", "-days", "2", "-subj", `/O=ambientkit-test/CN=${name}`,
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", certPath,
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      keyPath,
+      "-sha256",
+      "-days",
+      "2",
+      "-subj",
+      `/O=ambientkit-test/CN=${name}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-out",
+      certPath,
     ],
     dir,
   );
@@ -62,10 +76,33 @@ export function createTestCa(name = "test-root"): TestCa {
         `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=critical,URI:${spiffeId}\n`,
       );
       ossl(
-        ["x509", "-req", "-in", csr, "-CA", certPath, "-CAkey", keyPath, "-CAcreateserial", "-days", "1", "-sha256", "-extfile", ext, "-out", lc],
+        [
+          "x509",
+          "-req",
+          "-in",
+          csr,
+          "-CA",
+          certPath,
+          "-CAkey",
+          keyPath,
+          "-CAcreateserial",
+          "-days",
+          "1",
+          "-sha256",
+          "-extfile",
+          ext,
+          "-out",
+          lc,
+        ],
         dir,
       );
-      return { certPem: readFileSync(lc, "utf8"), keyPem: readFileSync(lk, "utf8"), certPath: lc, keyPath: lk, id: spiffeId };
+      return {
+        certPem: readFileSync(lc, "utf8"),
+        keyPem: readFileSync(lk, "utf8"),
+        certPath: lc,
+        keyPath: lk,
+        id: spiffeId,
+      };
     },
     cleanup(): void {
       rmSync(dir, { recursive: true, force: true });
