@@ -5,20 +5,24 @@ import {
   type CertificateAuthority,
   CertificateManager,
   type IssuedKeyAndCertificate,
+  type RotationClock,
 } from "@ambientkit/identity";
 import type { HboneCredentials } from "../hbone.js";
 
 export class WorkloadCertificates {
   readonly #ca: CertificateAuthority;
   readonly #ttlMs: number | undefined;
+  readonly #clock: RotationClock | undefined;
   readonly #managers = new Map<string, CertificateManager<IssuedKeyAndCertificate>>();
   readonly #creds = new WeakMap<IssuedKeyAndCertificate, HboneCredentials>();
   /** Certificates issued so far (for tests of rotation). */
   issued = 0;
 
-  constructor(ca: CertificateAuthority, options: { ttlMs?: number } = {}) {
+  /** `ttlMs`: requested SVID lifetime (default the CA's, 24 h); `clock`: rotation timers (tests). */
+  constructor(ca: CertificateAuthority, options: { ttlMs?: number; clock?: RotationClock } = {}) {
     this.#ca = ca;
     this.#ttlMs = options.ttlMs;
+    this.#clock = options.clock;
   }
 
   #manager(identity: string): CertificateManager<IssuedKeyAndCertificate> {
@@ -26,6 +30,7 @@ export class WorkloadCertificates {
     if (!m) {
       const ttl = this.#ttlMs;
       m = new CertificateManager<IssuedKeyAndCertificate>({
+        ...(this.#clock ? { clock: this.#clock } : {}),
         fetch: () => {
           this.issued++;
           return this.#ca.issue(identity, ttl === undefined ? {} : { ttlMs: ttl });

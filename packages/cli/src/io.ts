@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic as writeFileAtomicNode } from "@ambientkit/identity/node";
 import { CliError } from "./errors.js";
 
 /** Where a command writes. Tests pass buffers; the binary passes process streams. */
@@ -30,23 +30,20 @@ export function resolvePath(io: CliIo, path: string): string {
 }
 
 /**
- * Writes a file atomically: the bytes go to a temp file in the same directory, which is then
- * renamed over the target, so a crash never leaves a half-written key or certificate behind.
+ * Writes a file atomically (temp file in the same directory, then rename) using identity's writer,
+ * so a crash never leaves a half-written key or certificate; failures become a CliError (exit 2).
  */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   mode = 0o644,
 ): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(tmp, data, { mode, flag: "wx" });
-    await rename(tmp, path);
+    await writeFileAtomicNode(path, data, mode);
   } catch (cause) {
-    await rm(tmp, { force: true });
-    throw new CliError("ERR_CLI_OUTPUT_UNWRITABLE", `cannot write ${path}: ${describe(cause)}`, {
+    // identity's error already names the path; report the underlying fs error once.
+    const reason = cause instanceof Error && cause.cause !== undefined ? cause.cause : cause;
+    throw new CliError("ERR_CLI_OUTPUT_UNWRITABLE", `cannot write ${path}: ${describe(reason)}`, {
       cause,
     });
   }

@@ -43,7 +43,7 @@ export interface HboneHooks {
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
 }
 
-const STATE_HALF_CLOSED_REMOTE: number = http2.constants.NGHTTP2_STREAM_STATE_HALF_CLOSED_REMOTE;
+const STATE_CLOSED: number = http2.constants.NGHTTP2_STREAM_STATE_CLOSED;
 
 function safe(fn: () => void): void {
   try {
@@ -88,11 +88,11 @@ export class HboneStream extends Duplex {
       if (!this.push(chunk)) h2.pause();
     });
     h2.on("end", () => {
-      // A peer END_STREAM leaves the stream half-closed (remote): a clean EOF. Node also surfaces
-      // an incoming RST_STREAM as end-of-data, before it records rstCode; then the stream is
-      // already closed and 'close' (below) decides from the code.
+      // A peer END_STREAM while the native stream lives on is a clean EOF. Node also surfaces an
+      // incoming RST_STREAM as end-of-data before it records rstCode; the native stream is gone
+      // then, and 'close' (below) decides from the code.
       const state = (h2.state as { state?: number } | undefined)?.state;
-      if (state === STATE_HALF_CLOSED_REMOTE) this.#endRead();
+      if (typeof state === "number" && state !== STATE_CLOSED) this.#endRead();
     });
     h2.on("error", () => {
       // surfaced through 'close' with rstCode
