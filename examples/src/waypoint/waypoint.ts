@@ -5,6 +5,7 @@
 // and re-originates HBONE to the chosen pod with :authority = podIP:targetPort. Denials are 403
 // with the deciding policy in the log.
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { type CompiledPolicies, compilePolicies, type Decision } from "@ambientkit/authz";
@@ -53,6 +54,21 @@ interface TunnelTarget {
   ip: string;
   port: number;
   req: HboneServerRequest;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+function abort(res: AnyResponse): void {
+  if (res instanceof http.ServerResponse) res.destroy();
+  else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+}
+
+function reply(res: AnyResponse, status: number, text: string): void {
+  (res as http.ServerResponse).writeHead(status, { "content-type": "text/plain" });
+  res.end(text);
 }
 
 const HOP_BY_HOP = [
@@ -210,8 +226,23 @@ export class Waypoint {
         }
         this.#tunnels.add(tunnel);
         tunnel.once("close", () => this.#tunnels.delete(tunnel));
-        this.#targets.set(tunnel, t);
-        this.#http.emit("connection", tunnel);
+        // HTTP/2 (prior knowledge, e.g. gRPC) or HTTP/1.1: look at the first bytes
+        tunnel.once("data", (first: Buffer) => {
+          tunnel.pause();
+          tunnel.unshift(first);
+          if (first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)))) {
+            const h2 = http2.createServer();
+            h2.on("request", (req, res) => {
+              void this.#onRequest(req, res, t);
+            });
+            h2.on("sessionError", () => tunnel.destroy());
+            h2.emit("connection", tunnel);
+          } else {
+            this.#targets.set(tunnel, t);
+            this.#http.emit("connection", tunnel);
+          }
+          tunnel.resume();
+        });
       },
     };
   }
@@ -229,13 +260,18 @@ export class Waypoint {
     );
   }
 
-  async #onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #onRequest(req: AnyRequest, res: AnyResponse, target?: TunnelTarget): Promise<void> {
     const started = performance.now();
-    const t = this.#targets.get(req.socket as unknown as Duplex);
+    const t = target ?? this.#targets.get(req.socket as unknown as Duplex);
     if (!t) {
-      res.writeHead(500).end();
+      reply(res, 500, "no tunnel\n");
       return;
     }
+    const isH2 = req instanceof http2.Http2ServerRequest;
+    const host = (isH2 ? req.headers[":authority"] : req.headers.host) ?? "";
+    const plainHeaders: http.IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":")) plainHeaders[k] = v as string | string[] | undefined;
+    if (isH2) plainHeaders.host = host;
     const source = this.#state.workloadByIp(t.req.remoteAddress);
     const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
     const ctx: TrafficContext = {

@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { registerAuthz } from "./commands/authz.js";
 import { registerCa } from "./commands/ca.js";
@@ -41,6 +42,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   };
   const program = new Command("ambientkit")
     .description("Service-mesh primitives for Istio ambient mode")
+    .version(cliVersion(), "-V, --version")
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout(s),
@@ -70,6 +72,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     io.stderr(`ambientkit: ${describe(error)}\n`);
     return EXIT_USAGE;
   }
+}
+
+function cliVersion(): string {
+  // package.json sits one level above both src/ (tests) and dist/ (the installed binary).
+  const pkg = createRequire(import.meta.url)("../package.json") as { version: string };
+  return pkg.version;
 }
 
 function applyHouseRules(cmd: Command): void {

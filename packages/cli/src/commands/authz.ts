@@ -398,7 +398,7 @@ export function registerAuthz(program: Command, ctx: CommandContext): void {
   const authz = program
     .command("authz")
     .description(
-      "Evaluate Istio AuthorizationPolicies as ztunnel (L4) and waypoints (L7) enforce them",
+      "evaluate Istio AuthorizationPolicies as ztunnel (L4) and waypoints (L7) enforce them",
     );
   authz
     .command("test")
