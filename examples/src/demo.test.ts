@@ -3,6 +3,8 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { CertificateAuthority } from "@ambientkit/identity";
+import { writeCaDirectory } from "@ambientkit/identity/node";
 import { parseLocalXds } from "@ambientkit/xds-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpRequest } from "./apps/echo.js";
@@ -45,14 +47,14 @@ describe("the demo mesh", () => {
   it("denies /admin at the waypoint with 403 and counts it with reporter=waypoint", async () => {
     const r = await httpRequest({
       host: "127.0.20.1",
-      port: 80,
+      port: 8000,
       path: "/admin/x",
       localAddress: "127.0.10.1",
     });
     expect(r.status).toBe(403);
     const ok = await httpRequest({
       host: "127.0.20.1",
-      port: 80,
+      port: 8000,
       path: "/administrator",
       localAddress: "127.0.10.1",
     });
@@ -95,7 +97,7 @@ describe("the demo mesh", () => {
       mesh.nodeA.addresses.socks5 ?? "",
       "-H",
       "x-version: v2",
-      "http://echo.default.svc.cluster.local/socks",
+      "http://echo.default.svc.cluster.local:8000/socks",
     ]);
     const reply = JSON.parse(stdout) as { version: string; path: string };
     expect(reply).toMatchObject({ version: "v2", path: "/socks" });
@@ -149,6 +151,29 @@ describe("demo startup", () => {
     }
   });
 
+  it("issues workload certificates from a cacerts directory", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ambientkit-cacerts-"));
+    try {
+      const root = await CertificateAuthority.createRoot({
+        trustDomain: "cluster.local",
+        keyAlgorithm: "ec-p256",
+      });
+      await writeCaDirectory(dir, root);
+      const mesh = await startMesh({ ports: "ephemeral", cacertsDir: dir });
+      try {
+        expect(mesh.ca.rootCertPem).toBe(root.rootCertPem);
+        const r = await httpRequest({ host: "127.0.20.2", port: 8000, localAddress: "127.0.10.1" });
+        expect(r.status).toBe(200);
+        const creds = mesh.certificates.current("spiffe://cluster.local/ns/default/sa/echo");
+        expect(String(creds?.ca)).toBe(root.rootCertPem);
+      } finally {
+        await mesh.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("closes every listener", async () => {
     const mesh = await startMesh({ ports: "ephemeral" });
     const admin = mesh.nodeA.addresses.admin ?? "";
@@ -160,7 +185,7 @@ describe("demo startup", () => {
       [ah ?? "", Number(ap)],
       ["127.0.10.2", 15008],
       ["127.0.10.10", 15008],
-      ["127.0.20.1", 80],
+      ["127.0.20.1", 8000],
       ["127.0.10.2", 8080],
     ] as const) {
       expect(await isListening(h, p), `${h}:${p}`).toBe(false);

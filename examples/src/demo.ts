@@ -1,11 +1,12 @@
 // `npm start`: a whole ambient mesh on loopback, built only from the @ambientkit packages. It loads
 // examples/scenario/ (LOCAL_XDS YAML + Istio YAML), starts an in-process CA, two reference ztunnel
 // "nodes", a reference waypoint and sample apps, runs a scripted tour and prints what happened.
-// `--serve` keeps it running (try `curl --socks5 127.0.0.1:15080 http://echo.default.svc.cluster.local/`).
+// `--serve` keeps it running (try `curl --socks5-hostname 127.0.0.1:15080 http://echo.default.svc.cluster.local:8000/`).
 // Exits 0 only when every step behaved; always closes every listener.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
+import { loadCaDirectory } from "@ambientkit/identity/node";
 import { type EchoReply, httpRequest, startHttpEcho } from "./apps/echo.js";
 import type { LogEntry, MemoryLog } from "./mesh/access-log.js";
 import { WorkloadCertificates } from "./mesh/certs.js";
@@ -28,6 +29,8 @@ export interface DemoOptions {
   seed?: number;
   /** Access-log lines (JSON) of every proxy. */
   log?: (line: string) => void;
+  /** Use this Istio `cacerts` directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) instead of a fresh self-signed CA. */
+  cacertsDir?: string;
 }
 
 /** Everything the demo started. `close()` stops it all. */
@@ -66,10 +69,13 @@ export async function startMesh(options: DemoOptions = {}): Promise<DemoMesh> {
     certificates?.close();
   };
   try {
-    const ca = await CertificateAuthority.createRoot({
-      trustDomain: config.trustDomain,
-      keyAlgorithm: "ec-p256",
-    });
+    const ca =
+      options.cacertsDir !== undefined
+        ? await loadCaDirectory(options.cacertsDir, { trustDomain: config.trustDomain })
+        : await CertificateAuthority.createRoot({
+            trustDomain: config.trustDomain,
+            keyAlgorithm: "ec-p256",
+          });
     certificates = new WorkloadCertificates(ca);
     const apps: Listener[] = [];
     for (const [pod, ip, version, app] of [
@@ -169,7 +175,7 @@ export async function runTour(
 
   steps.push(
     await step("mTLS identity seen by the server", `node-b ztunnel sees ${sleepId}`, async () => {
-      const r = await httpRequest({ host: "127.0.20.2", port: 80, localAddress: SLEEP });
+      const r = await httpRequest({ host: "127.0.20.2", port: 8000, localAddress: SLEEP });
       const reply = JSON.parse(r.body) as EchoReply;
       const e = await waitFor(() =>
         lastEntry(
@@ -197,7 +203,7 @@ export async function runTour(
         try {
           const r = await httpRequest({
             host: "127.0.20.2",
-            port: 80,
+            port: 8000,
             localAddress: INTRUDER,
             timeoutMs: 5000,
           });
@@ -236,7 +242,7 @@ export async function runTour(
       async () => {
         const r = await httpRequest({
           host: "127.0.20.1",
-          port: 80,
+          port: 8000,
           path: "/admin",
           localAddress: SLEEP,
         });
@@ -264,7 +270,7 @@ export async function runTour(
       for (let i = 0; i < n; i += 10) {
         const batch = await Promise.all(
           Array.from({ length: Math.min(10, n - i) }, () =>
-            httpRequest({ host: "127.0.20.1", port: 80, path: "/hello", localAddress: SLEEP }),
+            httpRequest({ host: "127.0.20.1", port: 8000, path: "/hello", localAddress: SLEEP }),
           ),
         );
         for (const r of batch) {
@@ -290,7 +296,7 @@ export async function runTour(
       for (let i = 0; i < 5; i++) {
         const r = await httpRequest({
           host: "127.0.20.1",
-          port: 80,
+          port: 8000,
           headers: { "x-version": "v2" },
           localAddress: SLEEP,
         });
@@ -305,7 +311,7 @@ export async function runTour(
       "out-of-mesh destination",
       "legacy (protocol TCP) → plain TCP passthrough",
       async () => {
-        const r = await httpRequest({ host: "127.0.20.5", port: 80, localAddress: SLEEP });
+        const r = await httpRequest({ host: "127.0.20.5", port: 8000, localAddress: SLEEP });
         const e = await waitFor(() =>
           lastEntry(
             mesh.nodeA.log,
@@ -363,10 +369,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes("--verbose");
   const i = argv.indexOf("--scenario");
   const scenarioDir = i >= 0 ? argv[i + 1] : undefined;
+  const j = argv.indexOf("--cacerts");
+  const cacertsDir = j >= 0 ? argv[j + 1] : undefined;
   let mesh: DemoMesh;
   try {
     mesh = await startMesh({
       ...(scenarioDir !== undefined ? { scenarioDir } : {}),
+      ...(cacertsDir !== undefined ? { cacertsDir } : {}),
       ...(verbose ? { log: (l: string) => process.stderr.write(`${l}\n`) } : {}),
     });
   } catch (e) {
@@ -387,7 +396,7 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     if (serve) {
       process.stdout.write(
-        `serving; try: curl --socks5 ${mesh.nodeA.addresses.socks5} http://echo.default.svc.cluster.local/  (Ctrl-C stops)\n`,
+        `serving; try: curl --socks5-hostname ${mesh.nodeA.addresses.socks5} http://echo.default.svc.cluster.local:8000/  (Ctrl-C stops)\n`,
       );
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());

@@ -197,9 +197,10 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
 
-async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
+async function openTimes(fx: Fixture, readAhead: boolean, N: number): Promise<number[]> {
   const server = new HboneServer({
     credentials: fx.server,
+    readAhead,
     handler: () => ({ action: "accept", onTunnel: (t: HboneStream) => t.end() }),
   });
   const port = (await server.listen(0)).port;
@@ -211,19 +212,25 @@ async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
     authority: "10.0.0.1:80",
     traceparent: false as const,
   };
-  const N = 2000;
-  const hb: number[] = [];
+  const out: number[] = [];
   for (let i = 0; i < N + 200; i++) {
     const t0 = process.hrtime.bigint();
     const t = await pool.open(req);
     const dt = Number(process.hrtime.bigint() - t0) / 1e3;
-    if (i >= 200) hb.push(dt);
+    if (i >= 200) out.push(dt);
     t.resume();
     t.end();
     await new Promise((r) => t.once("close", r));
   }
   await pool.close();
   await server.close(100);
+  return out;
+}
+
+async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
+  const N = 2000;
+  const hb = await openTimes(fx, true, N);
+  const hbNoRa = await openTimes(fx, false, N);
   // plain HTTP/2 GET round trip on a warm TLS session
   const h2s = http2.createSecureServer({ ...serverTlsOptions(fx.server) });
   h2s.on("stream", (s) => s.respond({ ":status": 200 }, { endStream: true }));
@@ -258,6 +265,16 @@ async function openLatency(fx: Fixture): Promise<MeasureRow[]> {
     {
       name: "ambientkit HBONE stream open, p99",
       value: Math.round(percentile(hb, 99)),
+      unit: "µs",
+    },
+    {
+      name: "ambientkit HBONE stream open, server read-ahead off, p50",
+      value: Math.round(percentile(hbNoRa, 50)),
+      unit: "µs",
+    },
+    {
+      name: "ambientkit HBONE stream open, server read-ahead off, p99",
+      value: Math.round(percentile(hbNoRa, 99)),
       unit: "µs",
     },
     {

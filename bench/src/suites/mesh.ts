@@ -55,12 +55,12 @@ const LOCAL_XDS = `workloads:${pod("client", "127.0.150.1", "a")}${pod(
   "server",
   "127.0.150.2",
   "b",
-  '{ "bench/sink.bench.svc.cluster.local": { 9000: 9100 }, "bench/web.bench.svc.cluster.local": { 80: 8080 }, "bench/webwp.bench.svc.cluster.local": { 80: 8080 } }',
+  '{ "bench/sink.bench.svc.cluster.local": { 9000: 9100 }, "bench/web.bench.svc.cluster.local": { 8000: 8080 }, "bench/webwp.bench.svc.cluster.local": { 8000: 8080 } }',
 )}${pod("wp", "127.0.150.9", "none")}
 services:
   - { name: sink, namespace: bench, hostname: sink.bench.svc.cluster.local, vips: ["/127.0.160.1"], ports: { 9000: 9100 } }
-  - { name: web, namespace: bench, hostname: web.bench.svc.cluster.local, vips: ["/127.0.160.2"], ports: { 80: 8080 } }
-  - { name: webwp, namespace: bench, hostname: webwp.bench.svc.cluster.local, vips: ["/127.0.160.3"], ports: { 80: 8080 }, waypoint: { destination: /127.0.150.9, hboneMtlsPort: 15008 } }
+  - { name: web, namespace: bench, hostname: web.bench.svc.cluster.local, vips: ["/127.0.160.2"], ports: { 8000: 8080 } }
+  - { name: webwp, namespace: bench, hostname: webwp.bench.svc.cluster.local, vips: ["/127.0.160.3"], ports: { 8000: 8080 }, waypoint: { destination: /127.0.150.9, hboneMtlsPort: 15008 } }
 `;
 
 async function listen(server: net.Server, host: string, port = 0): Promise<number> {
@@ -232,8 +232,8 @@ async function measureMesh(): Promise<MeasureRow[]> {
     // latency per request on a keep-alive connection
     const n = 400;
     const direct = await latencies("127.0.150.2", 8080, n);
-    const viaZ = await latencies("127.0.160.2", 80, n);
-    const viaW = await latencies("127.0.160.3", 80, n);
+    const viaZ = await latencies("127.0.160.2", 8000, n);
+    const viaW = await latencies("127.0.160.3", 8000, n);
     const row = (name: string, xs: number[], peer = false): MeasureRow[] => [
       { name: `${name} p50`, value: Number(percentile(xs, 50).toFixed(3)), unit: "ms", peer },
       { name: `${name} p99`, value: Number(percentile(xs, 99).toFixed(3)), unit: "ms", peer },

@@ -21,8 +21,17 @@ import {
   validateYaml,
 } from "@ambientkit/xds-types";
 import { LineCounter, parseAllDocuments, parseDocument } from "yaml";
+import type { JwtRule } from "../waypoint/jwt.js";
 import { configError } from "./errors.js";
 import type { HttpRoute } from "./httproute-types.js";
+
+/** A RequestAuthentication as the waypoint uses it (targetRefs + jwtRules). */
+export interface RequestAuthenticationResource {
+  readonly name: string;
+  readonly namespace: string;
+  readonly targetRefs: readonly { kind: string; group?: string; name: string }[];
+  readonly jwtRules: readonly JwtRule[];
+}
 
 /** Mesh-wide settings (istiod's defaults). */
 export interface MeshSettingsInput {
@@ -38,6 +47,8 @@ export interface MeshConfig {
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly httpRoutes: readonly HttpRoute[];
+  /** RequestAuthentications with targetRefs (JWT validation at the waypoint). */
+  readonly requestAuthentications: readonly RequestAuthenticationResource[];
   readonly rootNamespace: string;
   readonly trustDomain: string;
 }
@@ -79,6 +90,7 @@ export function parseScenario(
   const authorizationPolicies: AuthorizationPolicy[] = [];
   const peerAuthentications: PeerAuthentication[] = [];
   const httpRoutes: HttpRoute[] = [];
+  const requestAuthentications: RequestAuthenticationResource[] = [];
   const converted: Authorization[] = [];
   if (istio) {
     const v = validateYaml(istio.text);
@@ -114,15 +126,28 @@ export function parseScenario(
         else peerAuthentications.push(r.value);
       } else if (kind === "HTTPRoute") {
         httpRoutes.push(obj as unknown as HttpRoute);
+      } else if (kind === "RequestAuthentication") {
+        const meta = (obj.metadata ?? {}) as { name?: string; namespace?: string };
+        const spec = (obj.spec ?? {}) as {
+          targetRef?: RequestAuthenticationResource["targetRefs"][number];
+          targetRefs?: RequestAuthenticationResource["targetRefs"];
+          jwtRules?: JwtRule[];
+        };
+        requestAuthentications.push({
+          name: meta.name ?? "",
+          namespace: meta.namespace ?? "default",
+          targetRefs: [...(spec.targetRefs ?? []), ...(spec.targetRef ? [spec.targetRef] : [])],
+          jwtRules: spec.jwtRules ?? [],
+        });
       } else {
         throw configError(
           istio.file,
           line,
-          `unsupported kind ${String(kind)}: the scenario takes AuthorizationPolicy, PeerAuthentication and HTTPRoute`,
+          `unsupported kind ${String(kind)}: the scenario takes AuthorizationPolicy, PeerAuthentication, RequestAuthentication and HTTPRoute`,
         );
       }
     }
-    checkIstio(istio, local, authorizationPolicies, httpRoutes, docs);
+    checkIstio(istio, local, authorizationPolicies, httpRoutes);
     for (const ap of authorizationPolicies) {
       const c = convertAuthorizationPolicy(ap, rootNamespace);
       if (c.authorization) converted.push(c.authorization);
@@ -145,6 +170,7 @@ export function parseScenario(
     authorizationPolicies,
     peerAuthentications,
     httpRoutes,
+    requestAuthentications,
     rootNamespace,
     trustDomain,
   };
@@ -215,7 +241,6 @@ function checkIstio(
   c: LocalConfig,
   aps: readonly AuthorizationPolicy[],
   routes: readonly HttpRoute[],
-  docs: unknown,
 ): void {
   const byName = new Set(c.services.map((s) => `${s.namespace}/${s.name}`));
   const gateways = new Set(c.workloads.map((w) => `${w.namespace}/${w.name}`));
@@ -236,7 +261,6 @@ function checkIstio(
     }
     return undefined;
   };
-  void docs;
   for (const ap of aps) {
     const refs = [...(ap.spec.targetRefs ?? []), ...(ap.spec.targetRef ? [ap.spec.targetRef] : [])];
     for (const r of refs) {

@@ -1,8 +1,11 @@
 import { execFile } from "node:child_process";
+import { generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
+import http2 from "node:http2";
+import net from "node:net";
 import { promisify } from "node:util";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EchoReply, httpRequest, startHttpEcho } from "../apps/echo.js";
+import { type EchoReply, httpRequest, startHttpEcho, startTcpEcho } from "../apps/echo.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import type { Listener } from "../mesh/net.js";
@@ -30,19 +33,52 @@ const LOCAL_XDS = `workloads:${wl("client", "127.0.130.1", "a", "\n    services:
   "api-v1",
   "127.0.130.2",
   "b",
-  "\n    services:\n      shop/api.shop.svc.cluster.local: { 80: 8080 }\n      shop/api-v1.shop.svc.cluster.local: { 80: 8080 }",
+  "\n    services:\n      shop/api.shop.svc.cluster.local: { 8000: 8080 }\n      shop/api-v1.shop.svc.cluster.local: { 8000: 8080 }",
 )}${wl(
   "api-v2",
   "127.0.130.3",
   "b",
-  "\n    services:\n      shop/api.shop.svc.cluster.local: { 80: 8080 }\n      shop/api-v2.shop.svc.cluster.local: { 80: 8080 }",
-)}${wl("direct", "127.0.130.4", "b", "\n    services: {}\n    waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 }")}${wl("wp", "127.0.130.9", "none", "\n    services: {}")}
+  "\n    services:\n      shop/api.shop.svc.cluster.local: { 8000: 8080 }\n      shop/api-v2.shop.svc.cluster.local: { 8000: 8080 }",
+)}${wl("direct", "127.0.130.4", "b", "\n    services: {}\n    waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 }")}${wl("grpc", "127.0.130.5", "b", "\n    services:\n      shop/grpc.shop.svc.cluster.local: { 50051: 50051 }")}${wl("tcp", "127.0.130.6", "b", "\n    services:\n      shop/tcp.shop.svc.cluster.local: { 7000: 7000 }")}${wl("wp", "127.0.130.9", "none", "\n    services: {}")}
 services:
-  - { name: api, namespace: shop, hostname: api.shop.svc.cluster.local, vips: ["/127.0.140.1"], ports: { 80: 8080 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
-  - { name: api-v1, namespace: shop, hostname: api-v1.shop.svc.cluster.local, vips: ["/127.0.140.2"], ports: { 80: 8080 } }
-  - { name: api-v2, namespace: shop, hostname: api-v2.shop.svc.cluster.local, vips: ["/127.0.140.3"], ports: { 80: 8080 } }
+  - { name: api, namespace: shop, hostname: api.shop.svc.cluster.local, vips: ["/127.0.140.1"], ports: { 8000: 8080 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
+  - { name: api-v1, namespace: shop, hostname: api-v1.shop.svc.cluster.local, vips: ["/127.0.140.2"], ports: { 8000: 8080 } }
+  - { name: api-v2, namespace: shop, hostname: api-v2.shop.svc.cluster.local, vips: ["/127.0.140.3"], ports: { 8000: 8080 } }
+  - { name: tcp, namespace: shop, hostname: tcp.shop.svc.cluster.local, vips: ["/127.0.140.6"], ports: { 7000: 7000 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
+  - { name: grpc, namespace: shop, hostname: grpc.shop.svc.cluster.local, vips: ["/127.0.140.4"], ports: { 50051: 50051 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
 `;
+// A JWT issuer for RequestAuthentication: a P-256 key with an inline JWKS.
+const issuerKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const JWKS = JSON.stringify({
+  keys: [{ ...issuerKey.publicKey.export({ format: "jwk" }), kid: "k1", alg: "ES256", use: "sig" }],
+});
+function jwt(claims: Record<string, unknown>, key: KeyObject = issuerKey.privateKey): string {
+  const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const data = `${enc({ alg: "ES256", kid: "k1", typ: "JWT" })}.${enc(claims)}`;
+  return `${data}.${sign("sha256", Buffer.from(data), { key, dsaEncoding: "ieee-p1363" }).toString("base64url")}`;
+}
+
 const ISTIO = `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: api-jwt, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  jwtRules:
+    - issuer: https://issuer.example
+      audiences: [shop]
+      jwks: '${JWKS}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: api-private-needs-jwt, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  action: DENY
+  rules:
+    - from: [{ source: { notRequestPrincipals: ["*"] } }]
+      to: [{ operation: { paths: ["/private"] } }]
+---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: api-allow-reads, namespace: shop }
@@ -65,29 +101,64 @@ apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: api, namespace: shop }
 spec:
-  parentRefs: [{ group: "", kind: Service, name: api, port: 80 }]
+  parentRefs: [{ group: "", kind: Service, name: api, port: 8000 }]
   rules:
     - matches: [{ path: { type: Exact, value: /slow } }]
       timeouts: { request: 300ms }
-      backendRefs: [{ name: api-v1, port: 80 }]
+      backendRefs: [{ name: api-v1, port: 8000 }]
     - matches: [{ method: GET, path: { type: PathPrefix, value: /v2 } }]
       filters:
         - type: ResponseHeaderModifier
           responseHeaderModifier: { set: [{ name: x-served, value: v2-rule }] }
       backendRefs:
         - name: api-v2
-          port: 80
+          port: 8000
           filters:
             - type: RequestHeaderModifier
               requestHeaderModifier: { set: [{ name: x-backend, value: v2 }], remove: [x-drop] }
     - backendRefs:
-        - { name: api-v1, port: 80, weight: 90 }
-        - { name: api-v2, port: 80, weight: 10 }
+        - { name: api-v1, port: 8000, weight: 90 }
+        - { name: api-v2, port: 8000, weight: 10 }
 `;
 
 const CLIENT = "127.0.130.1";
+
+/** A gRPC-shaped h2c server: echoes the body, sends grpc-status in trailers. */
+async function startGrpcEcho(host: string, port: number): Promise<Listener> {
+  const srv = http2.createServer();
+  srv.on("stream", (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("end", () => {
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc", "x-path": String(headers[":path"]) },
+        { waitForTrailers: true },
+      );
+      stream.on("wantTrailers", () =>
+        stream.sendTrailers({ "grpc-status": "0", "grpc-message": "ok" }),
+      );
+      stream.end(Buffer.concat(chunks));
+    });
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  srv.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((r) => srv.listen(port, host, r));
+  return {
+    server: srv as never,
+    host,
+    port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        srv.close(() => r());
+      }),
+  };
+}
 const get = (path: string, extra: Partial<Parameters<typeof httpRequest>[0]> = {}) =>
-  httpRequest({ host: "127.0.140.1", port: 80, path, localAddress: CLIENT, ...extra });
+  httpRequest({ host: "127.0.140.1", port: 8000, path, localAddress: CLIENT, ...extra });
 
 describe("the reference waypoint", () => {
   const config = parseScenario(
@@ -127,6 +198,8 @@ describe("the reference waypoint", () => {
         version: "v1",
         pod: "direct",
       }),
+      await startGrpcEcho("127.0.130.5", 50051),
+      await startTcpEcho("127.0.130.6", 7000),
     ];
     b = await Ztunnel.start({
       node: "b",
@@ -225,6 +298,83 @@ describe("the reference waypoint", () => {
     );
   });
 
+  it("proxies HTTP/2 end to end with trailers (a gRPC-shaped call)", async () => {
+    const session = http2.connect("http://127.0.140.4:50051", {
+      createConnection: () =>
+        net.connect({ host: "127.0.140.4", port: 50051, localAddress: CLIENT }),
+    });
+    try {
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/echo.Echo/Say",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const payload = Buffer.from([0, 0, 0, 0, 5, 104, 101, 108, 108, 111]);
+      req.end(payload);
+      const result = await new Promise<{
+        headers: http2.IncomingHttpHeaders;
+        body: Buffer;
+        trailers: http2.IncomingHttpHeaders;
+      }>((resolve, reject) => {
+        let headers: http2.IncomingHttpHeaders = {};
+        let trailers: http2.IncomingHttpHeaders = {};
+        const chunks: Buffer[] = [];
+        req.on("response", (h) => {
+          headers = h;
+        });
+        req.on("trailers", (t) => {
+          trailers = t;
+        });
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => resolve({ headers, body: Buffer.concat(chunks), trailers }));
+        req.on("error", reject);
+      });
+      expect(result.headers[":status"]).toBe(200);
+      expect(result.headers["x-path"]).toBe("/echo.Echo/Say");
+      expect(result.body.equals(payload)).toBe(true);
+      expect(result.trailers["grpc-status"]).toBe("0");
+    } finally {
+      session.close();
+    }
+    expect(
+      wp.log.entries.findLast((e) => e.fields.path === "/echo.Echo/Say")?.fields.protocol,
+    ).toBe("HTTP/2");
+  });
+
+  it("carries non-HTTP (L4) traffic through the waypoint byte-exact, also when the client speaks after the sniff timeout", async () => {
+    const data = Buffer.concat([Buffer.from([0, 1, 2, 0xff]), randomBytes(200_000)]);
+    const roundTrip = (delayMs: number) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const s = net.connect({
+          host: "127.0.140.6",
+          port: 7000,
+          localAddress: CLIENT,
+          allowHalfOpen: true,
+        });
+        const chunks: Buffer[] = [];
+        s.on("data", (c: Buffer) => chunks.push(c));
+        s.once("end", () => {
+          s.end();
+          resolve(Buffer.concat(chunks));
+        });
+        s.once("error", reject);
+        s.once("connect", () => setTimeout(() => s.end(data), delayMs));
+      });
+    expect((await roundTrip(0)).equals(data)).toBe(true);
+    // past the sniff timeout (300 ms): the waypoint must not lose bytes that arrive later
+    expect((await roundTrip(400)).equals(data)).toBe(true);
+    const samples = await scrape(wp.metricsAddress ?? "");
+    const tcp = samples.find(
+      (x) =>
+        x.name === "istio_tcp_received_bytes_total" &&
+        x.labels.reporter === "waypoint" &&
+        x.labels.destination_workload === "tcp",
+    );
+    expect(tcp?.value).toBe(2 * data.length);
+    expect(tcp?.labels.source_principal).toBe("spiffe://cluster.local/ns/shop/sa/client");
+  });
+
   it("records L7 metrics with reporter=waypoint", async () => {
     const samples = await scrape(wp.metricsAddress ?? "");
     const reqs = samples.filter(
@@ -251,6 +401,56 @@ describe("the reference waypoint", () => {
           s.labels.reporter === "waypoint",
       ),
     ).toBe(true);
+  });
+
+  it("answers 503 (UF) when the destination ztunnel refuses the waypoint (L4 policy, 401)", async () => {
+    const denyWaypoint = parseScenario(
+      {
+        file: "w.yaml",
+        text: `${LOCAL_XDS}policies:
+  - name: deny-waypoint
+    namespace: shop
+    scope: Namespace
+    action: Deny
+    dryRun: false
+    rules:
+      - - - principals: [{ Exact: cluster.local/ns/shop/sa/wp }]
+`,
+      },
+      { file: "istio.yaml", text: ISTIO },
+    );
+    await b.setConfig(denyWaypoint.local);
+    try {
+      const r = await get("/hello");
+      expect(r.status).toBe(503);
+      expect(
+        wp.log.entries.findLast((e) => e.message === "upstream connect failed")?.fields.error,
+      ).toBe("CONNECT answered 401");
+    } finally {
+      await b.setConfig(config.local);
+    }
+    expect((await get("/hello")).status).toBe(200);
+  });
+
+  it("validates JWTs from a RequestAuthentication and feeds request principals to the policy", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const good = { iss: "https://issuer.example", sub: "alice", aud: "shop", exp: now + 600 };
+    const bearer = (t: string) => ({ headers: { authorization: `Bearer ${t}` } });
+    const anonymous = await get("/private");
+    expect(anonymous.status).toBe(403);
+    expect(wp.log.entries.findLast((e) => e.fields.path === "/private")?.fields.policy).toBe(
+      "shop/api-private-needs-jwt",
+    );
+    expect((await get("/private", bearer(jwt(good)))).status).toBe(200);
+    const other = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    const forged = await get("/private", bearer(jwt(good, other)));
+    expect([forged.status, forged.body.trim()]).toEqual([401, "Jwt verification fails"]);
+    const expired = await get("/private", bearer(jwt({ ...good, exp: now - 10 })));
+    expect([expired.status, expired.body.trim()]).toEqual([401, "Jwt is expired"]);
+    const aud = await get("/private", bearer(jwt({ ...good, aud: "elsewhere" })));
+    expect([aud.status, aud.body.trim()]).toEqual([401, "Audiences in Jwt are not allowed"]);
+    const iss = await get("/hello", bearer(jwt({ ...good, iss: "https://evil.example" })));
+    expect([iss.status, iss.body.trim()]).toEqual([401, "Jwt issuer is not configured"]);
   });
 
   it("leaves nothing listening after close()", async () => {

@@ -9,7 +9,12 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { type CompiledPolicies, compilePolicies, type Decision } from "@ambientkit/authz";
-import { httpLabels, IstioMetrics, type TrafficContext } from "@ambientkit/telemetry";
+import {
+  envoyTcpLabels,
+  httpLabels,
+  IstioMetrics,
+  type TrafficContext,
+} from "@ambientkit/telemetry";
 import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
 import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
 import { Registry } from "prom-client";
@@ -27,9 +32,10 @@ import type { MeshConfig } from "../mesh/config.js";
 import { ExampleError } from "../mesh/errors.js";
 import type { HttpRoute } from "../mesh/httproute-types.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
-import { type Listener, listen } from "../mesh/net.js";
+import { type Listener, listen, pipeBoth } from "../mesh/net.js";
 import { MeshState } from "../mesh/state.js";
 import { applyHeaderModifier, parseGatewayDuration, pickBackend, selectRule } from "./httproute.js";
+import { extractToken, type JwtRule, verifyJwt } from "./jwt.js";
 
 export interface WaypointOptions {
   /** The waypoint's own workload in the config (`namespace`, `name`). */
@@ -57,6 +63,19 @@ interface TunnelTarget {
 }
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/** How long the waypoint waits for the client's first bytes before treating a tunnel as TCP. */
+const SNIFF_TIMEOUT_MS = 300;
+
+const HTTP1_REQUEST_LINE = /^[A-Z]{3,10} \S/;
+
+/** What the first bytes of a tunnel look like. */
+export function sniff(first: Buffer): "h2" | "http1" | "tcp" {
+  const n = Math.min(first.length, H2_PREFACE.length);
+  if (n >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return "h2";
+  if (HTTP1_REQUEST_LINE.test(first.subarray(0, 16).toString("latin1"))) return "http1";
+  return "tcp";
+}
 
 type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -226,25 +245,163 @@ export class Waypoint {
         }
         this.#tunnels.add(tunnel);
         tunnel.once("close", () => this.#tunnels.delete(tunnel));
-        // HTTP/2 (prior knowledge, e.g. gRPC) or HTTP/1.1: look at the first bytes
-        tunnel.once("data", (first: Buffer) => {
+        // Protocol sniffing on the first bytes: HTTP/2 prior knowledge (e.g. gRPC), HTTP/1.1, or
+        // anything else (or nothing within SNIFF_TIMEOUT_MS, a server-first protocol) → L4 TCP.
+        let decided = false;
+        const dispatch = (first: Buffer | undefined): void => {
+          if (decided) return;
+          decided = true;
+          clearTimeout(sniffTimer);
+          tunnel.removeListener("data", onFirst);
           tunnel.pause();
-          tunnel.unshift(first);
-          if (first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)))) {
+          if (first) tunnel.unshift(first);
+          const kind = first ? sniff(first) : "tcp";
+          if (kind === "h2") {
             const h2 = http2.createServer();
             h2.on("request", (req, res) => {
               void this.#onRequest(req, res, t);
             });
             h2.on("sessionError", () => tunnel.destroy());
             h2.emit("connection", tunnel);
-          } else {
+          } else if (kind === "http1") {
             this.#targets.set(tunnel, t);
             this.#http.emit("connection", tunnel);
+          } else {
+            void this.#onTcp(tunnel, t);
+            return;
           }
           tunnel.resume();
-        });
+        };
+        const onFirst = (first: Buffer): void => dispatch(first);
+        const sniffTimer = setTimeout(() => dispatch(undefined), SNIFF_TIMEOUT_MS);
+        tunnel.on("data", onFirst);
+        tunnel.once("close", () => clearTimeout(sniffTimer));
       },
     };
+  }
+
+  /** L4 at the waypoint: TCP authorization (no request attributes), then a tunnel to a pod. */
+  async #onTcp(tunnel: HboneStream, t: TunnelTarget): Promise<void> {
+    const source = this.#state.workloadByIp(t.req.remoteAddress);
+    const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    const decision = this.#policies.decide({
+      enforcement: "waypoint",
+      waypoint: {
+        name: this.name,
+        namespace: this.namespace,
+        serviceAccount: this.#self.serviceAccount,
+        ip: this.ip,
+      },
+      ...(t.service
+        ? {
+            service: {
+              kind: "Service" as const,
+              name: t.service.name,
+              namespace: t.service.namespace,
+              vip: t.ip,
+              port: t.port,
+              protocol: "tcp",
+            },
+          }
+        : {}),
+      workload: {
+        namespace: t.service?.namespace ?? t.workload?.namespace ?? this.namespace,
+        labels: {},
+      },
+      connection: {
+        sourcePrincipal: t.req.peerIdentity,
+        sourceIp: forwardedFor && net.isIP(forwardedFor) ? forwardedFor : t.req.remoteAddress,
+        destinationIp: t.ip,
+        destinationPort: t.port,
+      },
+      request: null,
+    });
+    const ctx: TrafficContext = {
+      reporter: "waypoint",
+      ...(source ? { source: workloadInfo(source) } : {}),
+      ...(t.service ? { destinationService: serviceInfo(t.service) } : {}),
+      sourcePrincipal: t.req.peerIdentity,
+      securityPolicy: "mutual_tls",
+    };
+    const addrs = {
+      src: `${t.req.remoteAddress}:${t.req.remotePort}`,
+      dst: `${this.ip}:${this.#opts.hbonePort ?? 15008}`,
+      hboneAddr: t.req.authorityText,
+    };
+    if (decision.decision === "deny") {
+      this.log.warn(
+        {
+          "src.identity": t.req.peerIdentity,
+          authority: t.req.authorityText,
+          protocol: "TCP",
+          policy: decision.decidedBy,
+          rule: decision.rule,
+        },
+        `connection denied by ${decision.decidedBy}`,
+      );
+      this.metrics
+        .openConnection(envoyTcpLabels(ctx), addrs)
+        .close({ error: `denied by ${decision.decidedBy}` });
+      tunnel.destroy();
+      return;
+    }
+    const dest = t.service
+      ? this.#state.pickEndpoint(t.service, t.port, this.#random)
+      : t.workload
+        ? { workload: t.workload, ip: t.ip, port: t.port }
+        : undefined;
+    const creds = this.#opts.certificates.current(workloadIdentity(this.#self));
+    if (!dest || !creds) {
+      tunnel.destroy();
+      return;
+    }
+    let upstream: HboneStream;
+    try {
+      upstream = await this.#pool.open({
+        address: { host: dest.ip, port: this.#opts.hbonePort ?? 15008 },
+        credentials: creds,
+        expectedIdentities: this.#state.expectedIdentities(dest.workload, t.service),
+        sourceIp: this.ip,
+        authority: `${dest.ip}:${dest.port}`,
+        forwarded: {
+          for: t.req.forwarded.for ?? addrs.src,
+          ...(t.service ? { host: t.service.hostname } : {}),
+        },
+      });
+    } catch (e) {
+      this.log.warn(
+        { authority: `${dest.ip}:${dest.port}`, error: (e as Error).message },
+        "upstream connect failed",
+      );
+      tunnel.destroy();
+      return;
+    }
+    const h = this.metrics.openConnection(
+      envoyTcpLabels({
+        ...ctx,
+        destination: workloadInfo(dest.workload),
+        destinationPrincipal: workloadIdentity(dest.workload),
+      }),
+      addrs,
+    );
+    pipeBoth(tunnel, upstream, () => {
+      h.received(tunnel.bytesReceived);
+      h.sent(tunnel.bytesSent);
+      h.close();
+    });
+    tunnel.resume();
+  }
+
+  #jwtRulesFor(svc: Service | undefined): JwtRule[] {
+    return this.#config.requestAuthentications
+      .filter((ra) =>
+        ra.targetRefs.some((r) =>
+          r.kind === "Service"
+            ? svc !== undefined && ra.namespace === svc.namespace && r.name === svc.name
+            : r.kind === "Gateway" && ra.namespace === this.namespace && r.name === this.name,
+        ),
+      )
+      .flatMap((ra) => ra.jwtRules);
   }
 
   #routesFor(svc: Service): HttpRoute[] {
@@ -260,9 +417,9 @@ export class Waypoint {
     );
   }
 
-  async #onRequest(req: AnyRequest, res: AnyResponse, target?: TunnelTarget): Promise<void> {
+  async #onRequest(req: AnyRequest, res: AnyResponse, tunnelTarget?: TunnelTarget): Promise<void> {
     const started = performance.now();
-    const t = target ?? this.#targets.get(req.socket as unknown as Duplex);
+    const t = tunnelTarget ?? this.#targets.get(req.socket as unknown as Duplex);
     if (!t) {
       reply(res, 500, "no tunnel\n");
       return;
@@ -270,7 +427,8 @@ export class Waypoint {
     const isH2 = req instanceof http2.Http2ServerRequest;
     const host = (isH2 ? req.headers[":authority"] : req.headers.host) ?? "";
     const plainHeaders: http.IncomingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":")) plainHeaders[k] = v as string | string[] | undefined;
+    for (const [k, v] of Object.entries(req.headers))
+      if (!k.startsWith(":")) plainHeaders[k] = v as string | string[] | undefined;
     if (isH2) plainHeaders.host = host;
     const source = this.#state.workloadByIp(t.req.remoteAddress);
     const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
@@ -299,7 +457,31 @@ export class Waypoint {
     };
     // 1. L7 authorization at the waypoint enforcement point
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = v;
+    for (const [k, v] of Object.entries(plainHeaders)) if (v !== undefined) headers[k] = v;
+    // 0. RequestAuthentication: an invalid token is 401; a valid one feeds request.auth.* to authz
+    let jwt: Record<string, unknown> | null = null;
+    const jwtRules = this.#jwtRulesFor(t.service);
+    if (jwtRules.length > 0) {
+      const token = extractToken(plainHeaders, req.url ?? "/", jwtRules);
+      if (token !== undefined) {
+        const v = verifyJwt(token, jwtRules, Math.floor(Date.now() / 1000));
+        if (v.kind === "invalid") {
+          this.log.warn(
+            {
+              "src.identity": t.req.peerIdentity,
+              method: req.method,
+              path: req.url,
+              error: v.reason,
+            },
+            "request unauthenticated",
+          );
+          record(401);
+          reply(res, 401, `${v.reason}\n`);
+          return;
+        }
+        if (v.kind === "valid") jwt = v.claims;
+      }
+    }
     const decision: Decision = this.#policies.decide({
       enforcement: "waypoint",
       waypoint: {
@@ -331,11 +513,11 @@ export class Waypoint {
         destinationPort: t.port,
       },
       request: {
-        host: req.headers.host ?? "",
+        host,
         method: req.method ?? "GET",
         path: req.url ?? "/",
         headers,
-        jwt: null,
+        jwt,
       },
     });
     if (decision.decision === "deny") {
@@ -351,11 +533,11 @@ export class Waypoint {
         `request denied by ${decision.decidedBy}`,
       );
       record(403);
-      res.writeHead(403, { "content-type": "text/plain" }).end("RBAC: access denied\n");
+      reply(res, 403, "RBAC: access denied\n");
       return;
     }
     // 2. routing
-    const reqHeaders: Record<string, string | string[] | undefined> = { ...req.headers };
+    const reqHeaders: Record<string, string | string[] | undefined> = { ...plainHeaders };
     for (const h of HOP_BY_HOP) delete reqHeaders[h];
     const respMods: Parameters<typeof applyHeaderModifier>[1][] = [];
     let backend: Service | undefined = t.service;
@@ -366,7 +548,7 @@ export class Waypoint {
       const choice = selectRule(this.#routesFor(t.service), {
         method: req.method ?? "GET",
         url: req.url ?? "/",
-        headers: req.headers,
+        headers: plainHeaders,
       });
       if (choice) {
         routeKey = `${choice.routeKey}#${choice.ruleIndex}`;
@@ -395,7 +577,7 @@ export class Waypoint {
     else if (t.workload) dest = { workload: t.workload, ip: t.ip, port: t.port };
     if (!dest) {
       record(503, undefined, "UH");
-      res.writeHead(503, { "content-type": "text/plain" }).end("no healthy upstream\n");
+      reply(res, 503, "no healthy upstream\n");
       return;
     }
     // 4. re-originate HBONE to podIP:15008 with :authority = podIP:targetPort
@@ -415,13 +597,89 @@ export class Waypoint {
         },
       });
     } catch (e) {
-      const status = e instanceof HboneError && e.status === 401 ? 503 : 503;
+      // Envoy: 503 with UF (upstream connection failure), also when the destination ztunnel says 401
+      const status =
+        e instanceof HboneError && e.status !== undefined
+          ? `CONNECT answered ${e.status}`
+          : (e as Error).message;
       this.log.warn(
-        { authority: `${dest.ip}:${dest.port}`, error: (e as Error).message },
+        { authority: `${dest.ip}:${dest.port}`, error: status },
         "upstream connect failed",
       );
-      record(status, dest.workload, "UF");
-      res.writeHead(status, { "content-type": "text/plain" }).end("upstream connect error\n");
+      record(503, dest.workload, "UF");
+      reply(res, 503, "upstream connect error or disconnect/reset before headers\n");
+      return;
+    }
+    const target = dest;
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const fail = (status: number, flags: string, text: string): void => {
+      if (finished) return;
+      finished = true;
+      if (timer) clearTimeout(timer);
+      tunnel.destroy();
+      if (!res.headersSent) {
+        record(status, target.workload, flags);
+        reply(res, status, text);
+      } else abort(res);
+    };
+    const respond = (
+      status: number,
+      headers: Record<string, string | string[] | undefined>,
+      body: NodeJS.ReadableStream,
+    ): void => {
+      if (finished) return;
+      if (timer) clearTimeout(timer);
+      const out: Record<string, string | string[] | undefined> = {};
+      for (const [k, v] of Object.entries(headers))
+        if (!k.startsWith(":") && !HOP_BY_HOP.includes(k)) out[k] = v;
+      for (const m of respMods) applyHeaderModifier(out, m);
+      (res as http.ServerResponse).writeHead(status, out as http.OutgoingHttpHeaders);
+      body.pipe(res as NodeJS.WritableStream);
+      body.once("end", () => {
+        finished = true;
+        record(status, target.workload);
+        this.log.info(
+          {
+            "src.identity": t.req.peerIdentity,
+            protocol: isH2 ? "HTTP/2" : "HTTP/1.1",
+            method: req.method,
+            path: req.url,
+            route: routeKey,
+            upstream: `${target.ip}:${target.port}`,
+            status,
+          },
+          "request",
+        );
+      });
+    };
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => fail(504, "UT", "upstream request timeout\n"), timeoutMs);
+    }
+    if (isH2) {
+      // HTTP/2 downstream → HTTP/2 upstream (gRPC needs trailers end to end)
+      const session = http2.connect(`http://${target.ip}:${target.port}`, {
+        createConnection: () => tunnel as unknown as net.Socket,
+      });
+      session.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
+      const up = session.request({
+        ":method": req.method ?? "GET",
+        ":path": req.url ?? "/",
+        ":authority": String(reqHeaders.host ?? host),
+        ...Object.fromEntries(Object.entries(reqHeaders).filter(([k]) => k !== "host")),
+      });
+      up.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
+      up.on("response", (h) =>
+        respond(Number(h[":status"] ?? 502), h as Record<string, string>, up),
+      );
+      up.on("trailers", (tr) => {
+        const out: Record<string, string> = {};
+        for (const [k, v] of Object.entries(tr))
+          if (!k.startsWith(":") && v !== undefined) out[k] = String(v);
+        (res as http2.Http2ServerResponse).addTrailers(out);
+      });
+      up.once("close", () => session.close());
+      req.pipe(up);
       return;
     }
     const up = http.request({
@@ -430,46 +688,8 @@ export class Waypoint {
       path: req.url ?? "/",
       headers: reqHeaders as http.OutgoingHttpHeaders,
     });
-    let timer: NodeJS.Timeout | undefined;
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        up.destroy(new Error("upstream request timeout"));
-        if (!res.headersSent) {
-          record(504, dest.workload, "UT");
-          res.writeHead(504, { "content-type": "text/plain" }).end("upstream request timeout\n");
-        } else res.destroy();
-      }, timeoutMs);
-    }
-    up.on("response", (ur) => {
-      if (timer) clearTimeout(timer);
-      const out: Record<string, string | string[] | undefined> = { ...ur.headers };
-      for (const h of HOP_BY_HOP) delete out[h];
-      for (const m of respMods) applyHeaderModifier(out, m);
-      res.writeHead(ur.statusCode ?? 502, out as http.OutgoingHttpHeaders);
-      ur.pipe(res);
-      ur.once("end", () => {
-        record(ur.statusCode ?? 502, dest.workload);
-        this.log.info(
-          {
-            "src.identity": t.req.peerIdentity,
-            method: req.method,
-            path: req.url,
-            route: routeKey,
-            upstream: `${dest.ip}:${dest.port}`,
-            status: ur.statusCode,
-          },
-          "request",
-        );
-      });
-    });
-    up.on("error", (e) => {
-      if (timer) clearTimeout(timer);
-      tunnel.destroy();
-      if (!res.headersSent) {
-        record(503, dest.workload, "URX");
-        res.writeHead(503, { "content-type": "text/plain" }).end(`upstream error: ${e.message}\n`);
-      } else res.destroy();
-    });
+    up.on("response", (ur) => respond(ur.statusCode ?? 502, ur.headers, ur));
+    up.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
     req.pipe(up);
   }
 

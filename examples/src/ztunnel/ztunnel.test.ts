@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTcpEcho } from "../apps/echo.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
+import { ExampleError } from "../mesh/errors.js";
 import type { Listener } from "../mesh/net.js";
 import { isListening, scrape } from "../testing.js";
 import { Ztunnel } from "./ztunnel.js";
@@ -63,7 +64,7 @@ services:
     namespace: test
     hostname: waypointed.test.svc.cluster.local
     vips: ["/127.0.120.5"]
-    ports: { 80: 8080 }
+    ports: { 8000: 8080 }
     waypoint: { destination: /127.0.110.9, hboneMtlsPort: 15008 }
 policies: []
 `;
@@ -155,9 +156,9 @@ describe("two reference ztunnels", () => {
   it("follows ztunnel's outbound decision tree", () => {
     const client = a.state.workloadByIp("127.0.110.1");
     if (!client) throw new Error("no client");
-    expect(a.route(client, "127.0.120.5", 80)).toMatchObject({
+    expect(a.route(client, "127.0.120.5", 8000)).toMatchObject({
       kind: "waypoint",
-      authority: "127.0.120.5:80",
+      authority: "127.0.120.5:8000",
       via: { ip: "127.0.110.9", port: 15008 },
     });
     expect(a.route(client, "127.0.120.2", 9000)).toMatchObject({
@@ -288,6 +289,23 @@ describe("two reference ztunnels", () => {
     expect(denied?.fields.error).toContain("explicitly denied by: test/deny-client");
     await b.setConfig(config());
     expect((await roundTrip("127.0.120.2", 9000, Buffer.from("back"))).toString()).toBe("back");
+  });
+
+  it("fails startup with ERR_EXAMPLES_LISTEN when a port is taken, leaving nothing behind", async () => {
+    const err = await Ztunnel.start({
+      node: "b",
+      config: config(),
+      certificates: certs,
+      captureServices: false,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ExampleError);
+    expect((err as ExampleError).code).toBe("ERR_EXAMPLES_LISTEN");
+    expect((err as ExampleError).message).toContain("127.0.110.2:15008");
+    // the running node b is unaffected
+    expect((await roundTrip("127.0.120.2", 9000, Buffer.from("still"))).toString()).toBe("still");
   });
 
   it("leaves nothing listening after close()", async () => {

@@ -553,14 +553,16 @@ export class Ztunnel {
 
   #track(downstream: net.Socket, upstream: Duplex, h: ConnectionHandle): void {
     this.#outboundSockets.add(downstream);
-    downstream.on("data", (b: Buffer) => h.received(b.length));
-    upstream.on("data", (b: Buffer) => h.sent(b.length));
+    // bytes are counted from the sockets' own counters at close (no per-chunk listeners on the data path)
+    const base = downstream.bytesRead;
     let err: unknown;
     upstream.once("error", (e) => {
       err = e;
     });
     pipeBoth(downstream, upstream, () => {
       this.#outboundSockets.delete(downstream);
+      h.received(downstream.bytesRead - base);
+      h.sent(bytesFrom(upstream));
       h.close(err === undefined ? undefined : { error: describeError(err) });
     });
     downstream.resume();
@@ -638,10 +640,10 @@ export class Ztunnel {
         const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), addrs);
         const rec: InboundConn = { workload: local, conn, tunnel, upstream };
         this.#inbound.add(rec);
-        tunnel.on("data", (b: Buffer) => h.received(b.length));
-        upstream.on("data", (b: Buffer) => h.sent(b.length));
         pipeBoth(tunnel, upstream, () => {
           this.#inbound.delete(rec);
+          h.received(upstream.bytesWritten);
+          h.sent(upstream.bytesRead);
           h.close();
         });
       },
@@ -698,6 +700,13 @@ export function rbacReason(r: ZtunnelRbacResult): string {
 function describeError(e: unknown): string {
   if (e instanceof HboneError && e.status !== undefined) return `http status: ${e.status}`;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Bytes read from an upstream: a TCP socket's counter, or an HBONE tunnel's. */
+function bytesFrom(d: Duplex): number {
+  if (d instanceof net.Socket) return d.bytesRead;
+  const n = (d as { bytesReceived?: unknown }).bytesReceived;
+  return typeof n === "number" ? n : 0;
 }
 
 function unmap(a: string | undefined): string {

@@ -1,4 +1,5 @@
 import http2 from "node:http2";
+import net from "node:net";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTunnel } from "./client.js";
@@ -9,8 +10,8 @@ import {
   startEcho,
   startTcpServer,
   type TestTcpServer,
-} from "./testdata/echo.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+} from "./testdata/echo.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 import { clientTlsOptions } from "./tls.js";
 
 let ca: TestCa;
@@ -67,6 +68,33 @@ async function stillServing(): Promise<void> {
 }
 
 describe("abuse", () => {
+  it("drops a TCP client that never completes the TLS handshake (server handshake timeout)", async () => {
+    const slow = new HboneServer({ credentials: credsOf(serverLeaf, ca), handshakeTimeoutMs: 200 });
+    const slowErrors: HboneError[] = [];
+    slow.on("clientError", (e: HboneError) => slowErrors.push(e));
+    const { port: p } = await slow.listen(0);
+    const started = Date.now();
+    const sock = net.connect(p, "127.0.0.1");
+    sock.on("error", () => {});
+    await new Promise<void>((r) => sock.once("close", () => r()));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(slowErrors.length).toBe(1);
+    await slow.close(100);
+  });
+
+  it("gives up on a peer that accepts TCP but never answers TLS (client handshake timeout)", async () => {
+    const silent = await startTcpServer(() => {});
+    const err = (await openTunnel({
+      address: { host: "127.0.0.1", port: silent.port },
+      credentials: credsOf(client, ca),
+      expectedIdentities: [serverLeaf.id],
+      authority: "10.0.0.1:80",
+      handshakeTimeoutMs: 200,
+    }).catch((e: unknown) => e)) as HboneError;
+    expect(err.code).toBe("ERR_HBONE_TIMEOUT");
+    await silent.close();
+  });
+
   it("refuses oversized header blocks and keeps serving", async () => {
     const s = await rawSession();
     s.on("error", () => {});

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import net from "node:net";
@@ -5,7 +6,6 @@ import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dialHbone, openTunnel } from "./client.js";
 import { HboneError } from "./errors.js";
-import { RST_INTERNAL_ERROR } from "./node-error.js";
 import { decodeProxyV2 } from "./proxy-protocol.js";
 import { type HboneDecision, HboneServer, type HboneServerRequest } from "./server.js";
 import type { HboneHooks, TunnelSummary } from "./stream.js";
@@ -16,8 +16,8 @@ import {
   startTcpServer,
   type TestTcpServer,
   writeAllAndEnd,
-} from "./testdata/echo.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+} from "./testdata/echo.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 import { clientTlsOptions } from "./tls.js";
 
 const TD = "cluster.local";
@@ -245,6 +245,32 @@ describe("client ↔ server", () => {
     }
   });
 
+  it("answers 503 when the upstream connect does not complete in time", async () => {
+    // a listener whose accept queue is full: further SYNs go unanswered, connect() hangs
+    const py = spawn("/usr/bin/python3", ["-c", BACKLOG_PY], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      const upPort = await new Promise<number>((resolve) =>
+        py.stdout?.once("data", (c: Buffer) => resolve(Number(c.toString().trim()))),
+      );
+      const conn = await dialHbone({
+        address: { host: "127.0.0.1", port },
+        credentials: credsOf(client, ca),
+        expectedIdentities: [serverLeaf.id],
+      });
+      const started = Date.now();
+      const err = (await conn
+        .open({ authority: `127.0.0.1:${upPort}` })
+        .catch((e: unknown) => e)) as HboneError;
+      expect(err.status).toBe(503);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250); // the server's 300 ms upstream timeout
+      await conn.close();
+    } finally {
+      py.kill();
+    }
+  });
+
   it("lets the embedder deny (401), find no route (503) or fail (503)", async () => {
     const conn = await dialHbone({
       address: { host: "127.0.0.1", port },
@@ -324,7 +350,7 @@ describe("client ↔ server", () => {
     }
   });
 
-  it("treats RST_STREAM(CANCEL) as a clean EOF and other codes as errors; reports to hooks", async () => {
+  it("server abort sends CANCEL, which the client reads as a clean EOF", async () => {
     decide = () => ({
       action: "accept",
       onTunnel: (t) => {
@@ -333,16 +359,6 @@ describe("client ↔ server", () => {
     });
     const t = await dial({ authority: "10.0.0.1:80" });
     expect((await readAll(t)).toString()).toBe("x");
-    decide = () => ({
-      action: "accept",
-      onTunnel: (t2) => {
-        t2.write("y", () => t2.reset(RST_INTERNAL_ERROR));
-      },
-    });
-    const t2 = await dial({ authority: "10.0.0.1:80" });
-    const err = await readAll(t2).catch((e: unknown) => e);
-    expect((err as HboneError).code).toBe("ERR_HBONE_STREAM_RESET");
-    expect((err as HboneError).rstCode).toBe(RST_INTERNAL_ERROR);
     decide = undefined;
   });
 
@@ -389,6 +405,21 @@ describe("client ↔ server", () => {
     await conn.close();
   });
 });
+
+const BACKLOG_PY = `
+import socket, time
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(0)
+port = ls.getsockname()[1]
+fill = []
+for i in range(8):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    fill.append(s)
+time.sleep(0.2)
+print(port, flush=True)
+time.sleep(30)
+`;
 
 async function listenThenClose(): Promise<number> {
   const s = net.createServer();

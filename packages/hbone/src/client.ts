@@ -63,6 +63,12 @@ export interface DialOptions {
   pingTimeoutMs?: number;
   /** Telemetry hooks for every tunnel opened on this connection. */
   hooks?: HboneHooks;
+  /**
+   * Replaces the TLS options built from `credentials`/`expectedIdentities`, e.g. with
+   * `hboneClientTlsOptions()` from `@ambientkit/identity/node` (per-trust-domain anchoring).
+   * They must still require TLS 1.3, offer ALPN h2 and verify the server.
+   */
+  tlsOptions?: tls.ConnectionOptions;
 }
 
 /** One CONNECT request. */
@@ -356,7 +362,7 @@ export class HboneConnection extends EventEmitter {
 /** Dials an HBONE peer: TCP (or the given stream), mTLS 1.3 with SPIFFE checks, HTTP/2 with ztunnel's settings. */
 export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
   const localIdentity = identityOfCredentials(opts.credentials);
-  const tlsOpts = clientTlsOptions(opts.credentials, opts.expectedIdentities);
+  const tlsOpts = opts.tlsOptions ?? clientTlsOptions(opts.credentials, opts.expectedIdentities);
   formatAuthority(opts.address);
   const timeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const where = `HBONE dial ${formatSocketAddress(opts.address.host, opts.address.port)}`;

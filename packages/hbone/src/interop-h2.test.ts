@@ -15,8 +15,8 @@ import {
   startTcpServer,
   type TestTcpServer,
   writeAllAndEnd,
-} from "./testdata/echo.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+} from "./testdata/echo.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 
 const PY = "/usr/bin/python3";
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "testdata", "h2peer.py");
@@ -134,6 +134,17 @@ describe("our client → python-h2 server", () => {
     ).toBe("late data");
   });
 
+  it("reads RST_STREAM(NO_ERROR|CANCEL) as a clean EOF, other codes as a typed reset error", async () => {
+    for (const code of [0, 8]) {
+      const t = await toPy({ authority: `reset-${code}:1` });
+      expect((await readAll(t)).toString()).toBe("y");
+    }
+    const t = await toPy({ authority: "reset-2:1" });
+    const err = (await readAll(t).catch((e: unknown) => e)) as HboneError;
+    expect(err.code).toBe("ERR_HBONE_STREAM_RESET");
+    expect(err.rstCode).toBe(2);
+  });
+
   it("non-200 is a typed error with the status", async () => {
     const err = (await toPy({ authority: "status-503:1" }).catch((e: unknown) => e)) as HboneError;
     expect(err.code).toBe("ERR_HBONE_STATUS");
@@ -224,7 +235,9 @@ describe("python-h2 client → our server", () => {
     // TLS 1.3: the client finishes its handshake before the server checks the certificate, so
     // python sees the refusal as an alert, an error or EOF
     expect(r1.tls_error ?? r1.error ?? r1.eof).toBeDefined();
-    await waitFor(() => clientErrors.some((e) => e.message.includes("client certificate rejected")));
+    await waitFor(() =>
+      clientErrors.some((e) => e.message.includes("client certificate rejected")),
+    );
     const foreign = ca.issue("spiffe://evil.example/ns/default/sa/client");
     const before = clientErrors.length;
     const r2 = await pyClient(foreign, "status", ["CONNECT", `127.0.0.1:${echo.port}`]);

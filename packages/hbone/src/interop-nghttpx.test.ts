@@ -16,8 +16,8 @@ import {
   startEcho,
   startTcpServer,
   type TestTcpServer,
-} from "./testdata/echo.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+} from "./testdata/echo.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 
 let ca: TestCa;
 let otherCa: TestCa;

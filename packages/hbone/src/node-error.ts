@@ -71,6 +71,10 @@ export function toHboneError(error: unknown, where: string): HboneError {
       `${where}: ${message}${code && !message.includes(code) ? ` (${code})` : ""}; ${hint}`,
       { cause: error },
     );
+  if (code === "ERR_IDENTITY_TLS_PEER") {
+    // @ambientkit/identity's TLS checks (when its helpers supply the TLS options)
+    return new HboneError("ERR_HBONE_PEER_IDENTITY", `${where}: ${message}`, { cause: error });
+  }
   if (NET_CODES.has(code)) {
     return make(
       "ERR_HBONE_CONNECT_FAILED",

@@ -3,9 +3,9 @@ import { gatewayHandler, openDoubleTunnel } from "./double.js";
 import type { HboneError } from "./errors.js";
 import { HbonePool, type PoolRequest } from "./pool.js";
 import { HboneServer, type HboneServerRequest } from "./server.js";
-import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test-util.js";
-import { startPausableProxy } from "./testdata/pausable-proxy.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test.util.js";
+import { startPausableProxy } from "./testdata/pausable-proxy.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 
 let ca: TestCa;
 let client: TestLeaf;
@@ -141,6 +141,33 @@ describe("HbonePool", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(pool.connectionCount).toBe(0);
     expect(server.connections).toBe(0);
+    await pool.close();
+  });
+
+  it("server close sends GOAWAY, lets the open tunnel finish, then refuses new connections", async () => {
+    const { server, port } = await startServer();
+    const pool = new HbonePool();
+    const t = await pool.open(req(port));
+    t.write("in flight ");
+    const closing = server.close(5000);
+    await new Promise((r) => setTimeout(r, 100));
+    t.end("and done");
+    expect((await readAll(t)).toString()).toBe("in flight and done");
+    await closing;
+    expect(server.connections).toBe(0);
+    await expect(pool.open(req(port))).rejects.toMatchObject({ code: "ERR_HBONE_CONNECT_FAILED" });
+    await pool.close();
+  });
+
+  it("with requireLocalAuthority, answers 400 when the authority IP is not the dialled address", async () => {
+    const { port } = await startServer({ requireLocalAuthority: true });
+    const pool = new HbonePool();
+    await expect(pool.open(req(port, { authority: "10.0.0.9:80" }))).rejects.toMatchObject({
+      status: 400,
+    });
+    const t = await pool.open(req(port));
+    t.end("local");
+    expect((await readAll(t)).toString()).toBe("local");
     await pool.close();
   });
 

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from "node:tls";
 import { formatSocketAddress } from "./authority.js";
 import { type DialOptions, dialHbone, type HboneConnection, type TunnelRequest } from "./client.js";
 import { HboneError } from "./errors.js";
@@ -41,6 +42,8 @@ export interface PoolRequest extends TunnelRequest {
   expectedIdentities: readonly string[];
   /** Source IP to bind; part of the key. */
   sourceIp?: string;
+  /** TLS options replacing the ones built from `credentials` (see `DialOptions.tlsOptions`). */
+  tlsOptions?: ConnectionOptions;
 }
 
 interface Entry {
@@ -141,6 +144,7 @@ export class HbonePool {
       credentials: req.credentials,
       expectedIdentities: req.expectedIdentities,
       ...(req.sourceIp !== undefined ? { localAddress: req.sourceIp } : {}),
+      ...(req.tlsOptions !== undefined ? { tlsOptions: req.tlsOptions } : {}),
       handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       maxStreams: o.maxStreamsPerConnection ?? POOL_MAX_STREAMS_PER_CONNECTION,
       pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,

@@ -7,8 +7,8 @@ import {
   startEcho,
   type TestTcpServer,
   writeAllAndEnd,
-} from "./testdata/echo.test-util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test-util.js";
+} from "./testdata/echo.test.util.js";
+import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 
 let ca: TestCa;
 let client: TestLeaf;

@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
@@ -124,10 +124,25 @@ export interface HboneServerOptions {
    */
   rapidReset?: { maxResets: number; windowMs: number };
   /**
+   * Replaces the server TLS options built from the credentials, e.g. with `hboneServerTlsOptions()`
+   * from `@ambientkit/identity/node`. They must require a client certificate, TLS 1.3 and ALPN h2.
+   */
+  tlsOptions?: (credentials: HboneCredentials) => tls.TlsOptions;
+  /**
+   * Replaces the trust-domain check after the handshake: return the client's SPIFFE ID or throw
+   * (e.g. `(s) => verifyHboneClient(s, config).identity` from `@ambientkit/identity/node`).
+   */
+  verifyClient?: (socket: tls.TLSSocket) => string;
+  /**
    * Keep reading each connection's socket while node:http2 is blocked in a write (default true).
    * Prevents a deadlock between two Node peers pushing bulk data both ways; see ReadAhead.
    */
   readAhead?: boolean;
+  /**
+   * ztunnel's `validate_destination`: an IP `:authority` must equal the local address the client
+   * dialled (the pod IP), else 400. Off by default (waypoints and gateways accept other targets).
+   */
+  requireLocalAuthority?: boolean;
   /** Cap on simultaneously open HBONE connections (default 10,000). */
   maxConnections?: number;
 }
@@ -193,6 +208,8 @@ export class HboneServer extends EventEmitter {
     super();
     this.#opts = opts;
     this.#handler = opts.handler ?? dialAuthority;
+    // one listener per in-flight CONNECT decision
+    setMaxListeners(0, this.#abort.signal);
     if (typeof opts.credentials !== "function") this.#tlsFor(opts.credentials);
     this.#h2 = http2.createServer({
       settings: h2Settings(
@@ -218,7 +235,7 @@ export class HboneServer extends EventEmitter {
     const identity = identityOfCredentials(creds);
     const trustDomain = this.#opts.trustDomain?.toLowerCase() ?? trustDomainOf(identity) ?? "";
     const server = tls.createServer({
-      ...serverTlsOptions(creds),
+      ...(this.#opts.tlsOptions ? this.#opts.tlsOptions(creds) : serverTlsOptions(creds)),
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ["h2"],
@@ -251,10 +268,19 @@ export class HboneServer extends EventEmitter {
       }
       let peerIdentity: string;
       try {
-        peerIdentity = checkClientTrustDomain(socket, trustDomain);
+        peerIdentity = this.#opts.verifyClient
+          ? this.#opts.verifyClient(socket)
+          : checkClientTrustDomain(socket, trustDomain);
       } catch (e) {
         socket.destroy();
-        this.emit("clientError", e);
+        this.emit(
+          "clientError",
+          e instanceof HboneError
+            ? e
+            : new HboneError("ERR_HBONE_PEER_IDENTITY", `client refused: ${(e as Error).message}`, {
+                cause: e,
+              }),
+        );
         return;
       }
       const ctx: ConnCtx = {
@@ -436,6 +462,14 @@ export class HboneServer extends EventEmitter {
     try {
       authority = parseAuthority(headers[":authority"] ?? "");
     } catch {
+      respondEnd(400);
+      return;
+    }
+    if (
+      this.#opts.requireLocalAuthority &&
+      authority.kind === "ip" &&
+      authority.host !== ctx.localAddress
+    ) {
       respondEnd(400);
       return;
     }

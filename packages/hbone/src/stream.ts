@@ -1,4 +1,4 @@
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { Duplex } from "node:stream";
 import type { HboneError } from "./errors.js";
 import { isCleanReset, RST_CANCEL, resetError, toHboneError } from "./node-error.js";
@@ -43,8 +43,6 @@ export interface HboneHooks {
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
 }
 
-const STATE_CLOSED: number = http2.constants.NGHTTP2_STREAM_STATE_CLOSED;
-
 function safe(fn: () => void): void {
   try {
     fn();
@@ -88,11 +86,16 @@ export class HboneStream extends Duplex {
       if (!this.push(chunk)) h2.pause();
     });
     h2.on("end", () => {
-      // A peer END_STREAM while the native stream lives on is a clean EOF. Node also surfaces an
-      // incoming RST_STREAM as end-of-data before it records rstCode; the native stream is gone
-      // then, and 'close' (below) decides from the code.
-      const state = (h2.state as { state?: number } | undefined)?.state;
-      if (typeof state === "number" && state !== STATE_CLOSED) this.#endRead();
+      // Node surfaces an incoming RST_STREAM as end-of-data first and records rstCode a moment
+      // later (same I/O callback), so decide once that has run.
+      setImmediate(() => {
+        const code = h2.rstCode;
+        if (h2.closed && code !== undefined && !isCleanReset(code)) {
+          if (!this.destroyed) this.destroy(resetError(code, `tunnel ${info.authority}`));
+        } else {
+          this.#endRead();
+        }
+      });
     });
     h2.on("error", () => {
       // surfaced through 'close' with rstCode

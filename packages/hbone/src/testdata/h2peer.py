@@ -82,6 +82,11 @@ def serve_conn(tls_sock):
                         conn.send_headers(ev.stream_id, [(":status", "400")], end_stream=True)
                     elif auth.startswith("status-"):
                         conn.send_headers(ev.stream_id, [(":status", auth[7:10])], end_stream=True)
+                    elif auth.startswith("reset-"):
+                        # 200, one DATA frame, then RST_STREAM with the code in the authority
+                        conn.send_headers(ev.stream_id, [(":status", "200")])
+                        conn.send_data(ev.stream_id, b"y")
+                        conn.reset_stream(ev.stream_id, int(auth[6:auth.index(":")]))
                     elif auth.startswith("banner"):
                         conn.send_headers(ev.stream_id, [(":status", "200")])
                         conn.send_data(ev.stream_id, b"banner", end_stream=True)
