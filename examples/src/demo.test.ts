@@ -79,6 +79,13 @@ describe("the demo mesh", () => {
     expect(parsed.issues).toEqual([]);
     expect(parsed.config).toEqual(mesh.config.local);
     expect(parsed.config?.policies.map((p) => p.name)).toContain("istio_converted_static_strict");
+    const json = await httpRequest({
+      host: host ?? "",
+      port: Number(port),
+      path: "/config_dump?format=json",
+    });
+    expect(json.headers["content-type"]).toBe("application/json");
+    expect(parseLocalXds(json.body).config).toEqual(mesh.config.local);
   });
 
   it("is ready on /healthz/ready and proxies curl over SOCKS5 to a service hostname", async () => {

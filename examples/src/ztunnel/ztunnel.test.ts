@@ -211,6 +211,37 @@ describe("two reference ztunnels", () => {
     expect(out?.fields["dst.hbone_addr"]).toBeUndefined();
   });
 
+  it("answers SOCKS5 errors as RFC 1928 says", async () => {
+    const [host, port] = (a.addresses.socks5 ?? "").split(":");
+    const exchange = (greeting: number[], request?: number[]) =>
+      new Promise<number[]>((resolve) => {
+        const s = net.connect({ host: host ?? "", port: Number(port) });
+        const got: number[] = [];
+        s.on("data", (c: Buffer) => {
+          got.push(...c);
+          if (request && got.length === 2) s.write(Buffer.from(request));
+        });
+        s.once("close", () => resolve(got));
+        s.once("error", () => resolve(got));
+        s.write(Buffer.from(greeting));
+      });
+    // only username/password offered: no acceptable method
+    expect(await exchange([5, 1, 2])).toEqual([5, 0xff]);
+    // BIND is not supported
+    expect(
+      (await exchange([5, 1, 0], [5, 2, 0, 1, 127, 0, 110, 3, 0x23, 0x8c])).slice(2, 4),
+    ).toEqual([5, 7]);
+    // an unknown hostname
+    const name = [...Buffer.from("nope.test.svc.cluster.local")];
+    expect(
+      (await exchange([5, 1, 0], [5, 1, 0, 3, name.length, ...name, 0, 80])).slice(2, 4),
+    ).toEqual([5, 4]);
+    // ztunnel's own ports (here 15008) on loopback are refused (SelfCall)
+    expect((await exchange([5, 1, 0], [5, 1, 0, 1, 127, 0, 0, 1, 0x3a, 0xa0])).slice(2, 4)).toEqual(
+      [5, 2],
+    );
+  });
+
   it("exports Istio TCP metrics with ztunnel's labels", async () => {
     const samples = await scrape(b.addresses.metrics ?? "");
     const recv = samples.find(

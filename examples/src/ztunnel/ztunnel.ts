@@ -25,6 +25,7 @@ import {
   workloadIdentity,
 } from "@ambientkit/xds-types";
 import { Registry } from "prom-client";
+import { parse as parseYaml } from "yaml";
 import {
   type HboneCredentials,
   type HboneDecision,
@@ -307,8 +308,15 @@ export class Ztunnel {
       const srv = http.createServer((req, res) => {
         const url = new URL(req.url ?? "/", "http://admin");
         if (url.pathname === "/config_dump") {
-          res.writeHead(200, { "content-type": "application/yaml" });
-          res.end(serializeLocalXds(this.#state.config));
+          const yaml = serializeLocalXds(this.#state.config);
+          if (url.searchParams.get("format") === "json") {
+            // the same document as JSON (ztunnel's dump is JSON); JSON is YAML, so it is LOCAL_XDS input too
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end(`${JSON.stringify(parseYaml(yaml), null, 2)}\n`);
+          } else {
+            res.writeHead(200, { "content-type": "application/yaml" });
+            res.end(yaml);
+          }
         } else if (url.pathname === "/") {
           res.writeHead(200, { "content-type": "text/plain" });
           res.end(

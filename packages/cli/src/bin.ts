@@ -6,6 +6,8 @@ const code = await run(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   readStdin: () => text(process.stdin),
+  stdinStream: () => process.stdin,
+  stdoutStream: () => process.stdout,
   cwd: process.cwd(),
 });
 process.exitCode = code;

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
 import { writeFileAtomic as writeFileAtomicNode } from "@ambientkit/identity/node";
 import { CliError } from "./errors.js";
 
@@ -9,6 +10,10 @@ export interface CliIo {
   stderr(text: string): void;
   /** Reads all of standard input (for `-` arguments). */
   readStdin(): Promise<string>;
+  /** Standard input as bytes, for commands that pipe (`hbone dial`). */
+  stdinStream(): Readable;
+  /** Standard output as bytes, for commands that pipe (`hbone dial`). */
+  stdoutStream(): Writable;
   /** Working directory that relative paths resolve against. */
   cwd: string;
 }

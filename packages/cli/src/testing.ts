@@ -1,3 +1,4 @@
+import { Readable, Writable } from "node:stream";
 import type { CliIo } from "./io.js";
 import { run } from "./main.js";
 
@@ -23,6 +24,14 @@ export async function runCli(
       stderr += s;
     },
     readStdin: async () => options.stdin ?? "",
+    stdinStream: () => Readable.from([Buffer.from(options.stdin ?? "")]),
+    stdoutStream: () =>
+      new Writable({
+        write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) {
+          stdout += chunk.toString("utf8");
+          callback();
+        },
+      }),
     cwd: options.cwd ?? process.cwd(),
   };
   const code = await run(argv, io);

@@ -1,6 +1,5 @@
 // `ambientkit hbone dial|serve`: open one HBONE tunnel from a terminal, or run a debugging HBONE
 // gateway that dials each CONNECT's :authority over TCP (see @ambientkit/hbone).
-import type { Readable, Writable } from "node:stream";
 import {
   HboneError,
   HboneServer,
@@ -13,15 +12,6 @@ import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import { type CliIo, readInput } from "../io.js";
 import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK, outputOption } from "../main.js";
-
-/**
- * Byte streams for `hbone dial`. CliIo carries text only; when an embedder's io offers these
- * hooks they are used, else the process's own stdin/stdout.
- */
-interface ByteIo {
-  stdinStream?(): Readable;
-  stdoutStream?(): Writable;
-}
 
 interface DialFlags {
   connect: string;
@@ -144,9 +134,8 @@ async function dial(ctx: CommandContext, flags: DialFlags): Promise<number> {
     const td = trustDomainOf(identityOfCredentials(creds));
     expected = [`spiffe://${td}/`];
   }
-  const byteIo = io as CliIo & ByteIo;
-  const input = byteIo.stdinStream?.() ?? process.stdin;
-  const output = byteIo.stdoutStream?.() ?? process.stdout;
+  const input = io.stdinStream();
+  const output = io.stdoutStream();
   let tunnel: Awaited<ReturnType<typeof openTunnel>>;
   try {
     tunnel = await openTunnel({
