@@ -59,7 +59,9 @@ async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> 
       cases.push({
         name: task.name,
         peer: group.cases.find((c) => c.name === task.name)?.peer ?? false,
-        opsPerSec: r.throughput.mean,
+        // ops/s from the mean latency (total work / total time); tinybench's throughput.mean
+        // averages per-sample rates, which over-weights the fastest samples.
+        opsPerSec: 1000 / r.latency.mean,
         nsPerOp: r.latency.mean * 1e6,
         rme: r.latency.rme,
         samples: r.latency.samplesCount,
@@ -97,7 +99,7 @@ function render(results: GroupResult[]): string {
     if (cases.length > 0) {
       lines.push("| case | ops/s | ns/op | ±rme % | samples |", "|---|---:|---:|---:|---:|");
       for (const c of cases) {
-        const name = c.peer ? `${c.name} *(peer)*` : c.name;
+        const name = c.peer && !c.name.includes("(peer)") ? `${c.name} *(peer)*` : c.name;
         lines.push(
           `| ${name} | ${fmt(c.opsPerSec)} | ${fmt(c.nsPerOp)} | ${c.rme.toFixed(2)} | ${c.samples} |`,
         );
@@ -107,7 +109,9 @@ function render(results: GroupResult[]): string {
     if (measured.length > 0) {
       lines.push("| measurement | value |", "|---|---:|");
       for (const m of measured) {
-        lines.push(`| ${m.name}${m.peer ? " *(peer)*" : ""} | ${fmt(m.value)} ${m.unit} |`);
+        lines.push(
+          `| ${m.name}${m.peer && !m.name.includes("(peer)") ? " *(peer)*" : ""} | ${fmt(m.value)} ${m.unit} |`,
+        );
       }
       lines.push("");
     }
