@@ -7,4 +7,5 @@ export {
   HboneServer,
   type HboneServerRequest,
   type HboneStream,
+  openTunnel,
 } from "@ambientkit/hbone";

@@ -1,15 +1,35 @@
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { type LocalConfig, parseLocalXds } from "@ambientkit/xds-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTcpEcho } from "../apps/echo.js";
+import { HboneError, openTunnel } from "../hbone.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import { ExampleError } from "../mesh/errors.js";
 import type { Listener } from "../mesh/net.js";
 import { isListening, scrape } from "../testing.js";
 import { Ztunnel } from "./ztunnel.js";
+
+/** Runs a command with stdin `input`; resolves stdout/stderr. */
+function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { timeout: 10_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+    child.stdin?.end(opts.input ?? "");
+  });
+}
 
 // This file's own loopback range: pods 127.0.110.x, VIPs 127.0.120.x.
 const LOCAL_XDS = `
@@ -184,6 +204,60 @@ describe("two reference ztunnels", () => {
     });
   });
 
+  it("takes the decision tree's other branches: passthrough services, no upstream, weighted waypoints", async () => {
+    const extra = `
+  - name: external
+    namespace: test
+    hostname: external.example.com
+    vips: ["/127.0.120.7"]
+    ports: { 443: 443 }
+    loadBalancer: { mode: Passthrough, routingPreferences: [], healthPolicy: OnlyHealthy }
+  - name: empty
+    namespace: test
+    hostname: empty.test.svc.cluster.local
+    vips: ["/127.0.120.8"]
+    ports: { 80: 8080 }
+  - name: weighted
+    namespace: test
+    hostname: weighted.test.svc.cluster.local
+    vips: ["/127.0.120.9"]
+    ports: { 80: 8080 }
+    weightedWaypoints:
+      - { destination: { destination: /127.0.110.9, hboneMtlsPort: 15008 }, weight: 1 }
+`;
+    const cfg = parseScenario({
+      file: "t.yaml",
+      text: LOCAL_XDS.replace("policies: []", `${extra.trimEnd()}\npolicies: []`),
+    }).local;
+    // a node with no local workloads and no capture binds nothing; route() is pure
+    const z = await Ztunnel.start({
+      node: "nobody",
+      config: cfg,
+      certificates: certs,
+      captureServices: false,
+    });
+    try {
+      const client = z.state.workloadByIp("127.0.110.1");
+      if (!client) throw new Error("no client");
+      expect(z.route(client, "127.0.120.7", 443)).toMatchObject({
+        kind: "passthrough",
+        host: "127.0.120.7",
+        port: 443,
+      });
+      expect(z.route(client, "127.0.120.8", 80)).toMatchObject({
+        kind: "reject",
+        reason: "no healthy upstream for empty.test.svc.cluster.local:80",
+      });
+      expect(z.route(client, "127.0.120.9", 80)).toMatchObject({
+        kind: "waypoint",
+        authority: "127.0.120.9:80",
+        via: { ip: "127.0.110.9" },
+      });
+    } finally {
+      await z.close();
+    }
+  });
+
   it("passes out-of-mesh traffic through as plain TCP via SOCKS5", async () => {
     const [host, port] = (a.addresses.socks5 ?? "").split(":");
     const reply = await new Promise<Buffer>((resolve, reject) => {
@@ -209,6 +283,82 @@ describe("two reference ztunnels", () => {
     expect(reply.toString()).toBe("plain bytes");
     const out = a.log.entries.findLast((e) => e.fields["dst.addr"] === "127.0.110.3:9100");
     expect(out?.fields["dst.hbone_addr"]).toBeUndefined();
+  });
+
+  it("serves each pod's own SVID on podIP:15008, TLS 1.3 + ALPN h2 (checked with openssl s_client)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ambientkit-zt-"));
+    try {
+      const creds = await certs.ensure("spiffe://cluster.local/ns/test/sa/client");
+      await writeFile(join(dir, "cert.pem"), String(creds.cert));
+      await writeFile(join(dir, "key.pem"), String(creds.key));
+      await writeFile(join(dir, "ca.pem"), String(creds.ca));
+      const { stdout } = await run(
+        "openssl",
+        [
+          "s_client",
+          "-connect",
+          "127.0.110.2:15008",
+          "-alpn",
+          "h2",
+          "-cert",
+          join(dir, "cert.pem"),
+          "-key",
+          join(dir, "key.pem"),
+          "-CAfile",
+          join(dir, "ca.pem"),
+          "-verify_return_error",
+          "-showcerts",
+        ],
+        { input: "" },
+      );
+      expect(stdout).toMatch(/Protocol\s*:\s*TLSv1\.3|New, TLSv1\.3/);
+      expect(stdout).toContain("ALPN protocol: h2");
+      expect(stdout).toContain("Verify return code: 0 (ok)");
+      const leaf =
+        /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(stdout)?.[0] ?? "";
+      await writeFile(join(dir, "leaf.pem"), leaf);
+      const san = await run("openssl", [
+        "x509",
+        "-in",
+        join(dir, "leaf.pem"),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+      ]);
+      expect(san.stdout).toContain("URI:spiffe://cluster.local/ns/test/sa/server");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("runs ztunnel's inbound checks in order: authority → destination → policy → app", async () => {
+    const creds = await certs.ensure("spiffe://cluster.local/ns/test/sa/client");
+    const status = (authority: string) =>
+      openTunnel({
+        address: { host: "127.0.110.2", port: 15008 },
+        credentials: creds,
+        expectedIdentities: ["spiffe://cluster.local/ns/test/sa/server"],
+        authority,
+        localAddress: "127.0.110.1",
+      }).then(
+        (t) => {
+          t.destroy();
+          return 200;
+        },
+        (e: unknown) => (e instanceof HboneError ? (e.status ?? e.code) : String(e)),
+      );
+    expect(await status("127.0.110.3:9100")).toBe(400); // another pod's IP: IP mismatch
+    expect(await status("server.test.svc.cluster.local:9000")).toBe(400); // hostname: not this pod's IP
+    expect(await status("127.0.110.2:15008")).toBe(503); // a ztunnel port (SelfCall)
+    expect(await status("127.0.110.2:9999")).toBe(503); // nothing listens there
+    expect(await status("127.0.110.2:9100")).toBe(200);
+    await b.setConfig(config(DENY_CLIENT));
+    try {
+      expect(await status("127.0.110.2:9100")).toBe(401);
+      expect(await status("127.0.110.3:9100")).toBe(400); // destination is checked before policy
+    } finally {
+      await b.setConfig(config());
+    }
   });
 
   it("answers SOCKS5 errors as RFC 1928 says", async () => {

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import { TrustBundle, TrustBundleSet } from "@ambientkit/identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dialHbone, openTunnel } from "./client.js";
 import { HboneError } from "./errors.js";
@@ -209,7 +210,12 @@ describe("client ↔ server", () => {
   it("rejects a client in a foreign trust domain even if it chains to the bundle", async () => {
     const before = clientErrors.length;
     const foreign = ca.issue("spiffe://foreign.example/ns/default/sa/client");
-    const err = await dial({ credentials: credsOf(foreign, ca) }).catch((e: unknown) => e);
+    // `ca` is the bundle of the client's own trust domain (foreign.example); to reach the server's
+    // check the client must trust cluster.local, so it names that bundle explicitly.
+    const trustBundles = new TrustBundleSet([TrustBundle.fromPem(TD, ca.certPem)]);
+    const err = await dial({ credentials: { ...credsOf(foreign, ca), trustBundles } }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(HboneError);
     await waitFor(() => clientErrors.length > before);
     expect(clientErrors.at(-1)?.code).toBe("ERR_HBONE_PEER_IDENTITY");

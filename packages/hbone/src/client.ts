@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
+import { peerIdentity } from "@ambientkit/identity/node";
 import { formatAuthority, formatSocketAddress, parseAuthority } from "./authority.js";
 import { HboneError } from "./errors.js";
 import {
@@ -31,21 +32,18 @@ import {
   POOL_MAX_STREAMS_PER_CONNECTION,
 } from "./settings.js";
 import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
-import {
-  clientTlsOptions,
-  type HboneCredentials,
-  identityOfCredentials,
-  matchesExpected,
-  spiffeIdsOf,
-} from "./tls.js";
+import { clientTlsOptions, type HboneCredentials, identityOfCredentials } from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
 export interface DialOptions {
   /** Next hop, e.g. `{ host: "10.0.0.2", port: 15008 }`. */
   address: { host: string; port: number };
-  /** Our SVID (the source identity) and the trust bundle. */
+  /** Our SVID (the source identity) and the trust bundle(s); see {@link HboneCredentials}. */
   credentials: HboneCredentials;
-  /** The server must present one of these SPIFFE IDs (Service SANs ∪ workload identity). */
+  /**
+   * The server must present one of these SPIFFE IDs (Service SANs ∪ workload identity); an entry
+   * ending in `/` accepts any ID under it (`spiffe://cluster.local/` = the whole trust domain).
+   */
   expectedIdentities: readonly string[];
   /** Source IP to bind (ztunnel keys pools on it). */
   localAddress?: string;
@@ -64,9 +62,9 @@ export interface DialOptions {
   /** Telemetry hooks for every tunnel opened on this connection. */
   hooks?: HboneHooks;
   /**
-   * Replaces the TLS options built from `credentials`/`expectedIdentities`, e.g. with
-   * `hboneClientTlsOptions()` from `@ambientkit/identity/node` (per-trust-domain anchoring).
-   * They must still require TLS 1.3, offer ALPN h2 and verify the server.
+   * Replaces the TLS options built from `credentials`/`expectedIdentities` (which come from
+   * `hboneClientTlsOptions()` of `@ambientkit/identity/node` already). They must still require
+   * TLS 1.3, offer ALPN h2 and verify the server.
    */
   tlsOptions?: tls.ConnectionOptions;
 }
@@ -412,8 +410,8 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           fail(new HboneError("ERR_HBONE_TLS", `${where}: the peer did not negotiate ALPN h2`));
           return;
         }
-        const ids = spiffeIdsOf(s.getPeerCertificate());
-        const peer = ids.find((id) => matchesExpected(id, opts.expectedIdentities)) ?? ids[0] ?? "";
+        // the server's one SPIFFE ID (a valid X509-SVID leaf, checked by @ambientkit/identity)
+        const peer = peerIdentity(s) ?? "";
         const sess = http2.connect(
           `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
           {

@@ -2,6 +2,7 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import { type HboneServerTlsConfig, verifyHboneClient } from "@ambientkit/identity/node";
 import { type Authority, parseAuthority } from "./authority.js";
 import { HboneError } from "./errors.js";
 import {
@@ -33,11 +34,10 @@ import {
 } from "./settings.js";
 import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
 import {
-  checkClientTrustDomain,
   type HboneCredentials,
   identityOfCredentials,
-  serverTlsOptions,
-  trustDomainOf,
+  serverTlsConfig,
+  serverTlsOptionsOf,
 } from "./tls.js";
 
 /** What the embedder learns about one CONNECT before deciding. */
@@ -46,7 +46,7 @@ export interface HboneServerRequest {
   authority: Authority;
   /** The `:authority` as sent. */
   authorityText: string;
-  /** The client's SPIFFE ID (verified: chains to the bundle, in our trust domain). */
+  /** The client's SPIFFE ID (verified: in an accepted trust domain, chains to that trust domain's bundle). */
   peerIdentity: string;
   /** The SPIFFE ID we served on this connection. */
   localIdentity: string;
@@ -103,7 +103,11 @@ export interface HboneServerOptions {
   credentials: ServerCredentials;
   /** Decides each CONNECT. Default: dial the authority (a debugging gateway). */
   handler?: HboneHandler;
-  /** Accept only clients in this trust domain (default: the trust domain of the served certificate). */
+  /**
+   * Accept only clients in this trust domain (default: the trust domain of the served
+   * certificate). Exact: an upper-case name is a config error, never lower-cased. A trust domain
+   * other than the certificate's needs its bundle in `credentials.trustBundles`.
+   */
   trustDomain?: string;
   hooks?: HboneHooks;
   /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 200, as ztunnel's server). */
@@ -124,13 +128,14 @@ export interface HboneServerOptions {
    */
   rapidReset?: { maxResets: number; windowMs: number };
   /**
-   * Replaces the server TLS options built from the credentials, e.g. with `hboneServerTlsOptions()`
-   * from `@ambientkit/identity/node`. They must require a client certificate, TLS 1.3 and ALPN h2.
+   * Replaces the server TLS options built from the credentials (by default `hboneServerTlsOptions()`
+   * of `@ambientkit/identity/node`). They must require a client certificate, TLS 1.3 and ALPN h2.
    */
   tlsOptions?: (credentials: HboneCredentials) => tls.TlsOptions;
   /**
-   * Replaces the trust-domain check after the handshake: return the client's SPIFFE ID or throw
-   * (e.g. `(s) => verifyHboneClient(s, config).identity` from `@ambientkit/identity/node`).
+   * Replaces the client check after the handshake (by default `verifyHboneClient()` of
+   * `@ambientkit/identity/node`: a valid X509-SVID leaf in an accepted trust domain, anchored in
+   * that trust domain's bundle): return the client's SPIFFE ID or throw.
    */
   verifyClient?: (socket: tls.TLSSocket) => string;
   /**
@@ -153,7 +158,6 @@ const READ_AHEAD_LIMIT = 32 * 1024 * 1024;
 interface TlsEntry {
   server: tls.Server;
   identity: string;
-  trustDomain: string;
 }
 
 interface ConnCtx {
@@ -233,9 +237,19 @@ export class HboneServer extends EventEmitter {
     const cached = this.#tlsServers.get(creds);
     if (cached) return cached;
     const identity = identityOfCredentials(creds);
-    const trustDomain = this.#opts.trustDomain?.toLowerCase() ?? trustDomainOf(identity) ?? "";
+    const accepted = this.#opts.trustDomain !== undefined ? [this.#opts.trustDomain] : undefined;
+    // identity's config (bundles by trust domain), built only when a default needs it
+    let config: HboneServerTlsConfig | undefined;
+    if (!this.#opts.tlsOptions || !this.#opts.verifyClient) {
+      config = serverTlsConfig(creds, accepted);
+    }
+    const verify: (socket: tls.TLSSocket) => string =
+      this.#opts.verifyClient ??
+      ((socket) => verifyHboneClient(socket, config as HboneServerTlsConfig).identity);
     const server = tls.createServer({
-      ...(this.#opts.tlsOptions ? this.#opts.tlsOptions(creds) : serverTlsOptions(creds)),
+      ...(this.#opts.tlsOptions
+        ? this.#opts.tlsOptions(creds)
+        : serverTlsOptionsOf(config as HboneServerTlsConfig)),
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ["h2"],
@@ -268,9 +282,7 @@ export class HboneServer extends EventEmitter {
       }
       let peerIdentity: string;
       try {
-        peerIdentity = this.#opts.verifyClient
-          ? this.#opts.verifyClient(socket)
-          : checkClientTrustDomain(socket, trustDomain);
+        peerIdentity = verify(socket);
       } catch (e) {
         socket.destroy();
         this.emit(
@@ -302,7 +314,7 @@ export class HboneServer extends EventEmitter {
         this.#pendingCtx = undefined;
       }
     });
-    const entry = { server, identity, trustDomain };
+    const entry = { server, identity };
     this.#tlsServers.set(creds, entry);
     return entry;
   }

@@ -1,4 +1,5 @@
 // HTTP/2 and pool defaults, as ztunnel's `config.rs` / `proxy/h2/{client,server}.rs` set them.
+import { HBONE_TLS_CIPHERSUITES } from "@ambientkit/identity/node";
 
 /** Per-stream flow-control window: 4 MiB (`HTTP2_STREAM_WINDOW_SIZE`). */
 export const STREAM_WINDOW_SIZE: number = 4 * 1024 * 1024;
@@ -22,10 +23,8 @@ export const SERVER_MAX_CONCURRENT_STREAMS = 200;
 export const UPSTREAM_CONNECT_TIMEOUT_MS = 10_000;
 /** TLS handshake timeout used by client and server. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** ztunnel's TLS 1.3 suites (no ChaCha20). */
-export const TLS_CIPHERSUITES = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
-/** Key exchange groups close to rustls' defaults that OpenSSL offers. */
-export const TLS_ECDH_CURVES = "X25519:P-256:P-384";
+/** ztunnel's TLS 1.3 suites (no ChaCha20): `HBONE_TLS_CIPHERSUITES` of `@ambientkit/identity/node`. */
+export const TLS_CIPHERSUITES: string = HBONE_TLS_CIPHERSUITES;
 /**
  * Node's `maxSessionMemory` (MB). Node counts queued outbound DATA and header tables; with 4 MiB
  * stream windows, a 16 MiB connection window and 100-200 streams, the default 10 MB refuses new

@@ -1,139 +1,338 @@
+// HBONE mutual TLS on top of @ambientkit/identity's node-tls (ztunnel's rules): TLS 1.3 only,
+// AES-GCM suites, ALPN h2; the peer's leaf must be a valid X509-SVID whose chain anchors in the
+// bundle of ITS OWN trust domain (never "any root"); SPIFFE IDs are parsed by identity's
+// `parseSpiffeId`, which rejects (never lower-cases) an upper-case trust domain.
 import { X509Certificate } from "node:crypto";
 import type tls from "node:tls";
+import {
+  certificateFacts,
+  checkX509SvidLeaf,
+  decodePemCertificates,
+  parseCertificate,
+  parseTrustDomain,
+  type SpiffeId,
+  TrustBundle,
+  TrustBundleSet,
+  tryParseSpiffeId,
+} from "@ambientkit/identity";
+import {
+  type HboneClientTlsConfig,
+  type HboneServerTlsConfig,
+  hboneClientTlsOptions,
+  hboneServerTlsOptions,
+  type MtlsIdentity,
+  peerIdentity,
+} from "@ambientkit/identity/node";
 import { HboneError } from "./errors.js";
-import { TLS_CIPHERSUITES, TLS_ECDH_CURVES } from "./settings.js";
 
-/** One workload's mTLS material: its SVID chain (leaf first), private key and the trust bundle. */
+/**
+ * One workload's mTLS material: its SVID chain (leaf first), private key and the trust bundle(s).
+ *
+ * Trust is always chosen by the PEER leaf's trust domain (ztunnel, SPIFFE): a chain counts only
+ * when it anchors in the bundle of the trust domain named in the peer's SPIFFE ID. `ca` is the
+ * bundle of OUR trust domain (the trust domain of `cert`'s SPIFFE ID, e.g. Istio's
+ * `root-cert.pem`); for peers of other trust domains pass `trustBundles`. A credentials object is
+ * treated as immutable (parsed once and cached): after rotation pass a new object.
+ */
 export interface HboneCredentials {
   /** PEM: the leaf SVID, then any intermediates. */
   cert: string | Buffer;
   /** PEM private key of the leaf. */
   key: string | Buffer;
-  /** PEM trust bundle (mesh roots) used to verify the peer. */
+  /**
+   * PEM roots of our own trust domain (the one in `cert`'s SPIFFE ID). They verify peers of that
+   * trust domain only. Ignored when `trustBundles` is set (pass `[]` then).
+   */
   ca: string | Buffer | (string | Buffer)[];
+  /**
+   * Bundles per trust domain (multi-trust-domain meshes, federation). When set it replaces `ca`:
+   * a peer of trust domain T is verified against `trustBundles.get(T)` only, and a peer whose
+   * trust domain has no bundle is rejected.
+   */
+  trustBundles?: TrustBundleSet;
 }
 
-/** The SPIFFE IDs in a certificate's URI SANs (other SAN types are ignored, as ztunnel does). */
+function configError(message: string, cause?: unknown): HboneError {
+  return new HboneError("ERR_HBONE_CONFIG", message, cause === undefined ? undefined : { cause });
+}
+
+function peerError(message: string, cause?: unknown): HboneError {
+  return new HboneError(
+    "ERR_HBONE_PEER_IDENTITY",
+    message,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function pemText(value: string | Buffer): string {
+  return typeof value === "string" ? value : value.toString("utf8");
+}
+
+/** The SPIFFE ID of the leaf in `cert`, checked with identity's X509-SVID leaf rules. */
+function leafIdOf(cert: string | Buffer): SpiffeId {
+  let der: Uint8Array;
+  try {
+    der = decodePemCertificates(pemText(cert), { allowOtherBlocks: true })[0] as Uint8Array;
+  } catch (cause) {
+    throw configError("the certificate is not a readable PEM X.509 certificate", cause);
+  }
+  try {
+    return checkX509SvidLeaf(parseCertificate(der));
+  } catch (cause) {
+    throw configError(
+      `the certificate is not a valid X509-SVID (${(cause as Error).message}); issue it from the mesh CA`,
+      cause,
+    );
+  }
+}
+
+interface Resolved {
+  readonly id: SpiffeId;
+  readonly identity: MtlsIdentity;
+  readonly bundles: TrustBundleSet;
+}
+
+const resolvedCache = new WeakMap<HboneCredentials, Resolved>();
+
+/** Our SPIFFE ID, the identity's `MtlsIdentity` and the `TrustBundleSet` (cached per object). */
+function resolve(creds: HboneCredentials): Resolved {
+  const hit = resolvedCache.get(creds);
+  if (hit !== undefined) return hit;
+  const id = leafIdOf(creds.cert);
+  let bundles = creds.trustBundles;
+  if (bundles === undefined) {
+    const ca = Array.isArray(creds.ca) ? creds.ca : [creds.ca];
+    try {
+      bundles = new TrustBundleSet([
+        TrustBundle.fromPem(id.trustDomain, ca.map((c) => pemText(c)).join("\n")),
+      ]);
+    } catch (cause) {
+      throw configError(
+        `the trust bundle (ca) is not readable PEM certificates: ${(cause as Error).message}`,
+        cause,
+      );
+    }
+  }
+  const resolved: Resolved = {
+    id,
+    identity: { certChainPem: pemText(creds.cert), privateKeyPem: pemText(creds.key) },
+    bundles,
+  };
+  resolvedCache.set(creds, resolved);
+  return resolved;
+}
+
+/**
+ * The valid SPIFFE IDs among a certificate's URI SANs (other SAN types, and URIs that are not
+ * valid SPIFFE IDs per identity's `parseSpiffeId` — e.g. an upper-case trust domain — are left
+ * out). Reads the DER when the certificate carries it (`X509Certificate`, a `PeerCertificate`).
+ * Peers are checked with identity's stricter X509-SVID rules (exactly one URI SAN).
+ */
 export function spiffeIdsOf(
   cert: { subjectaltname?: string | undefined } | X509Certificate | undefined,
 ): string[] {
-  const san = cert instanceof X509Certificate ? cert.subjectAltName : cert?.subjectaltname;
-  if (!san) return [];
-  const out: string[] = [];
-  for (const part of san.split(", ")) {
-    let v = part.trim();
-    if (!v.startsWith("URI:")) continue;
-    v = v.slice(4);
-    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-    if (v.startsWith("spiffe://")) out.push(v);
+  if (cert === undefined) return [];
+  const raw = cert instanceof X509Certificate ? cert.raw : (cert as { raw?: unknown }).raw;
+  let uris: readonly string[];
+  if (raw instanceof Uint8Array && raw.length > 0) {
+    try {
+      uris = certificateFacts(parseCertificate(new Uint8Array(raw))).uriSans;
+    } catch {
+      return [];
+    }
+  } else {
+    // Node's text form: `URI:x, DNS:y`; a value with special characters is quoted, and no valid
+    // SPIFFE ID needs quoting, so quoted values are skipped.
+    const san = cert instanceof X509Certificate ? cert.subjectAltName : cert.subjectaltname;
+    uris = (san ?? "")
+      .split(", ")
+      .filter((p) => p.startsWith("URI:"))
+      .map((p) => p.slice(4));
   }
-  return out;
-}
-
-/** The trust domain of `spiffe://td/path` (lower-cased), or `undefined` when it is not a SPIFFE ID. */
-export function trustDomainOf(id: string): string | undefined {
-  if (!id.startsWith("spiffe://")) return undefined;
-  const rest = id.slice("spiffe://".length);
-  const slash = rest.indexOf("/");
-  const td = slash < 0 ? rest : rest.slice(0, slash);
-  return td === "" ? undefined : td.toLowerCase();
-}
-
-/** The SPIFFE identity of the leaf in `creds.cert`. */
-export function identityOfCredentials(creds: Pick<HboneCredentials, "cert">): string {
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(creds.cert);
-  } catch (cause) {
-    throw new HboneError(
-      "ERR_HBONE_CONFIG",
-      "the certificate is not a readable PEM X.509 certificate",
-      { cause },
-    );
-  }
-  const ids = spiffeIdsOf(leaf);
-  if (ids.length !== 1 || ids[0] === undefined) {
-    throw new HboneError(
-      "ERR_HBONE_CONFIG",
-      `the certificate must carry exactly one spiffe:// URI SAN (found ${ids.length}); issue it from the mesh CA`,
-    );
-  }
-  return ids[0];
+  return uris.filter((u) => tryParseSpiffeId(u).ok);
 }
 
 /**
- * True when `id` equals an expected SPIFFE ID, or starts with an expected entry that ends in `/`
- * (`spiffe://cluster.local/` = any identity of that trust domain, as Envoy's prefix matchers).
+ * The trust domain of a SPIFFE ID, or `undefined` when `id` is not a valid SPIFFE ID. Never
+ * lower-cases: `spiffe://Cluster.Local/…` is invalid (SPIFFE-ID §2.1), so `undefined`.
+ */
+export function trustDomainOf(id: string): string | undefined {
+  const r = tryParseSpiffeId(id);
+  return r.ok ? r.id.trustDomain.name : undefined;
+}
+
+/** The SPIFFE identity of the leaf in `creds.cert` (a valid X509-SVID leaf, else ERR_HBONE_CONFIG). */
+export function identityOfCredentials(creds: Pick<HboneCredentials, "cert">): string {
+  return leafIdOf(creds.cert).toString();
+}
+
+/** `spiffe://td/ns/x/` → the ID `spiffe://td/ns/x`; undefined when the rest is not a SPIFFE ID. */
+function prefixOf(entry: string): SpiffeId | undefined {
+  const r = tryParseSpiffeId(entry.slice(0, -1));
+  return r.ok ? r.id : undefined;
+}
+
+/**
+ * True when `id` (a valid SPIFFE ID) equals an expected SPIFFE ID, or lies under an expected
+ * entry that ends in `/`: `spiffe://cluster.local/` = any identity of that trust domain,
+ * `spiffe://cluster.local/ns/default/` = any identity under that path (as Envoy's prefix
+ * matchers). Both sides are parsed by identity's `parseSpiffeId`: nothing is lower-cased and an
+ * invalid `id` matches nothing.
  */
 export function matchesExpected(id: string, expected: readonly string[]): boolean {
-  return expected.some((e) => (e.endsWith("/") ? id.startsWith(e) : id === e));
+  const r = tryParseSpiffeId(id);
+  if (!r.ok) return false;
+  return expected.some((e) => {
+    if (!e.endsWith("/")) return e === id;
+    const p = prefixOf(e);
+    return (
+      p !== undefined &&
+      r.id.trustDomain.name === p.trustDomain.name &&
+      r.id.path.startsWith(`${p.path}/`)
+    );
+  });
+}
+
+function leafIdOfPeer(cert: tls.PeerCertificate | undefined): string | undefined {
+  if (!cert?.raw) return undefined;
+  try {
+    return checkX509SvidLeaf(parseCertificate(new Uint8Array(cert.raw))).toString();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * node:tls client options for an HBONE hop: TLS 1.3 only, ztunnel's AES-GCM suites, ALPN h2, no SNI,
- * no resumption, our SVID as client certificate, and the server must present one of `expected`
- * (any URI SAN equal to any expected SPIFFE ID; the hostname is ignored).
+ * node:tls client options for an HBONE hop, built by identity's `hboneClientTlsOptions`: TLS 1.3
+ * only, ztunnel's AES-GCM suites, ALPN h2, no resumption, our SVID as client certificate. The
+ * server's leaf must be a valid X509-SVID whose chain anchors in the bundle of ITS trust domain,
+ * and its SPIFFE ID must be one of `expected` (exact) or lie under an `expected` entry ending in
+ * `/` (see {@link matchesExpected}; the prefix picks the exact ID, then identity's check runs
+ * with it). The hostname is ignored. Throws ERR_HBONE_CONFIG on a malformed expected ID.
  */
 export function clientTlsOptions(
   creds: HboneCredentials,
   expected: readonly string[],
 ): tls.ConnectionOptions {
   if (expected.length === 0) {
-    throw new HboneError(
-      "ERR_HBONE_CONFIG",
-      "expected server identities are empty; pass at least one SPIFFE ID",
-    );
+    throw configError("expected server identities are empty; pass at least one SPIFFE ID");
   }
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  for (const e of expected) {
+    if (e.endsWith("/")) {
+      if (prefixOf(e) === undefined) {
+        throw configError(
+          `expected identity ${JSON.stringify(e)} is not a SPIFFE ID prefix (spiffe://<trust-domain>/[path/])`,
+        );
+      }
+      prefixes.push(e);
+    } else {
+      const r = tryParseSpiffeId(e);
+      if (!r.ok) throw configError(`expected identity: ${r.error.message}`, r.error);
+      exact.push(e);
+    }
+  }
+  const { identity, bundles } = resolve(creds);
+  const configFor = (ids: readonly string[]): HboneClientTlsConfig => ({
+    identity,
+    trustBundles: bundles,
+    expectedIdentities: ids,
+  });
+  const base = hboneClientTlsOptions(configFor(exact));
+  const check = base.checkServerIdentity as NonNullable<
+    tls.ConnectionOptions["checkServerIdentity"]
+  >;
   return {
-    cert: creds.cert,
-    key: creds.key,
-    ca: creds.ca,
-    minVersion: "TLSv1.3",
-    maxVersion: "TLSv1.3",
-    ciphers: TLS_CIPHERSUITES,
-    ecdhCurve: TLS_ECDH_CURVES,
-    ALPNProtocols: ["h2"],
-    rejectUnauthorized: true,
-    checkServerIdentity: (_host, cert) => {
-      const got = spiffeIdsOf(cert);
-      if (got.some((id) => matchesExpected(id, expected))) return undefined;
-      return new HboneError(
-        "ERR_HBONE_PEER_IDENTITY",
-        `identity verification error: peer did not present the expected SAN (${expected.join(", ")}), got ${got.join(", ") || "none"}`,
-      );
+    ...base,
+    checkServerIdentity: (host: string, cert: tls.PeerCertificate): Error | undefined => {
+      let err: Error | undefined;
+      if (exact.length > 0) {
+        err = check(host, cert);
+        if (err === undefined) return undefined;
+      }
+      if (prefixes.length > 0) {
+        const id = leafIdOfPeer(cert);
+        if (id !== undefined && matchesExpected(id, prefixes)) {
+          // the prefix picked the peer's exact ID: identity checks chain, anchor and SAN with it
+          err = hboneClientTlsOptions(configFor([id])).checkServerIdentity?.(host, cert);
+          if (err === undefined) return undefined;
+        } else if (err === undefined) {
+          err = new Error(
+            `identity verification error: peer did not present the expected SAN (${expected.join(", ")}), got ${id ?? "no valid X509-SVID"}`,
+          );
+        }
+      }
+      const e = err as Error;
+      return e instanceof HboneError ? e : peerError(e.message, e);
     },
   };
 }
 
-/** Server TLS options: TLS 1.3 only, ztunnel suites, the workload's SVID, client certificates verified against the bundle. */
-export function serverTlsOptions(creds: HboneCredentials): tls.TlsOptions {
+/**
+ * identity's `HboneServerTlsConfig` for serving `creds`: clients are accepted from
+ * `acceptedTrustDomains` (default: our certificate's trust domain), each verified against its own
+ * trust domain's bundle. Throws ERR_HBONE_CONFIG.
+ */
+export function serverTlsConfig(
+  creds: HboneCredentials,
+  acceptedTrustDomains?: readonly string[],
+): HboneServerTlsConfig {
+  const { identity, bundles } = resolve(creds);
+  const accepted = acceptedTrustDomains?.map((td) => {
+    try {
+      return parseTrustDomain(td).name;
+    } catch (cause) {
+      throw configError(`trust domain: ${(cause as Error).message}`, cause);
+    }
+  });
+  for (const td of accepted ?? []) {
+    if (bundles.get(td) === undefined) {
+      throw configError(
+        `no trust bundle for accepted trust domain "${td}": \`ca\` holds the roots of our own trust domain only; pass credentials.trustBundles with a bundle for "${td}"`,
+      );
+    }
+  }
   return {
-    cert: creds.cert,
-    key: creds.key,
-    ca: creds.ca,
-    minVersion: "TLSv1.3",
-    maxVersion: "TLSv1.3",
-    ciphers: TLS_CIPHERSUITES,
-    ecdhCurve: TLS_ECDH_CURVES,
-    requestCert: true,
-    rejectUnauthorized: true,
-    ALPNProtocols: ["h2"],
+    identity,
+    trustBundles: bundles,
+    ...(accepted !== undefined ? { acceptedTrustDomains: accepted } : {}),
   };
 }
 
+/** Server options from a {@link serverTlsConfig} (identity's `hboneServerTlsOptions`). */
+export function serverTlsOptionsOf(config: HboneServerTlsConfig): tls.TlsOptions {
+  let options: tls.TlsOptions;
+  try {
+    options = hboneServerTlsOptions(config);
+  } catch (cause) {
+    throw configError((cause as Error).message, cause);
+  }
+  return options;
+}
+
 /**
- * The server-side check after a verified handshake: the client presented a SPIFFE ID in our trust
- * domain (ztunnel `TrustDomainVerifier`). Returns the peer identity or throws ERR_HBONE_PEER_IDENTITY.
+ * Server TLS options (identity's `hboneServerTlsOptions`): TLS 1.3 only, ztunnel suites, ALPN h2,
+ * our SVID, a client certificate required and verified against the bundle of our trust domain
+ * only. Run {@link checkClientTrustDomain} — or better identity's `verifyHboneClient`, which
+ * `HboneServer` uses — after the handshake.
+ */
+export function serverTlsOptions(creds: HboneCredentials): tls.TlsOptions {
+  return serverTlsOptionsOf(serverTlsConfig(creds));
+}
+
+/**
+ * The server-side identity check after a verified handshake: the client's leaf is a valid
+ * X509-SVID whose SPIFFE ID is in `trustDomain` (ztunnel `TrustDomainVerifier`; exact, never
+ * lower-cased). Returns the peer identity or throws ERR_HBONE_PEER_IDENTITY. It does not look
+ * at which root the chain anchors in: `HboneServer` uses identity's `verifyHboneClient`, which does.
  */
 export function checkClientTrustDomain(socket: tls.TLSSocket, trustDomain: string): string {
-  const cert = socket.getPeerCertificate();
-  const ids = spiffeIdsOf(cert);
-  const match = ids.find((id) => trustDomainOf(id) === trustDomain.toLowerCase());
-  if (match === undefined) {
-    throw new HboneError(
-      "ERR_HBONE_PEER_IDENTITY",
-      `identity verification error: peer did not present the expected trustdomain (${trustDomain}), got ${ids.join(", ") || "none"}`,
+  const id = peerIdentity(socket);
+  if (id === undefined || trustDomainOf(id) !== trustDomain) {
+    throw peerError(
+      `identity verification error: peer did not present the expected trustdomain (${trustDomain}), got ${id ?? "no valid X509-SVID"}`,
     );
   }
-  return match;
+  return id;
 }

@@ -263,7 +263,7 @@ describe("HBONE mTLS between two Node peers", () => {
     }
   });
 
-  it("refuses TLS 1.2 and clients that do not offer ALPN h2", async () => {
+  it("refuses TLS 1.2, non-AES-GCM suites and clients that do not offer ALPN h2", async () => {
     const rejects: Error[] = [];
     const { port } = await listen({}, rejects, {});
     const attempt = (extra: Record<string, unknown>): Promise<string | undefined> =>
@@ -285,12 +285,21 @@ describe("HBONE mTLS between two Node peers", () => {
         socket.on("error", () => {});
         socket.on("close", () => resolve(data === "" ? undefined : data));
       });
-    expect(await attempt({ minVersion: "TLSv1.2", maxVersion: "TLSv1.2" })).toBeUndefined();
+    expect(
+      await attempt({
+        minVersion: "TLSv1.2",
+        maxVersion: "TLSv1.2",
+        ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+      }),
+    ).toBeUndefined();
     expect(await attempt({ ALPNProtocols: ["http/1.1"] })).toBeUndefined();
+    // ztunnel offers only the AES-GCM suites: a ChaCha20-only client finds no common suite.
+    expect(await attempt({ ciphers: "TLS_CHACHA20_POLY1305_SHA256" })).toBeUndefined();
     await new Promise((r) => setTimeout(r, 20));
     const messages = rejects.map((e) => e.message).join("\n");
     expect(messages).toMatch(/protocol version|unsupported protocol|wrong version/i);
     expect(messages).toMatch(/no application protocol|ALPN h2/i);
+    expect(messages).toMatch(/no shared cipher|no suitable|handshake failure/i);
   });
 
   it("serves a different workload identity per local address on one listener (no SNI)", async () => {

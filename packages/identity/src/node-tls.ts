@@ -65,13 +65,15 @@ export interface VerifiedPeer {
 function baseOptions(): {
   minVersion: "TLSv1.3";
   maxVersion: "TLSv1.3";
-  ciphersuites: string;
+  ciphers: string;
   ecdhCurve: string;
 } {
   return {
     minVersion: "TLSv1.3",
     maxVersion: "TLSv1.3",
-    ciphersuites: HBONE_TLS_CIPHERSUITES,
+    // node:tls reads TLS 1.3 suites from `ciphers` (names starting TLS_); there is no
+    // `ciphersuites` option, and an unknown option is silently ignored.
+    ciphers: HBONE_TLS_CIPHERSUITES,
     ecdhCurve: HBONE_ECDH_CURVES,
   };
 }

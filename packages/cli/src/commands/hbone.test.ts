@@ -229,6 +229,33 @@ describe("ambientkit hbone", () => {
     expect((await runCli(["hbone", "dial"])).code).toBe(2);
   });
 
+  it("rejects an upper-case trust domain or SPIFFE ID instead of lower-casing it (exit 2)", async () => {
+    const d = await runCli([
+      "hbone",
+      "dial",
+      "--connect",
+      "127.0.0.1:1",
+      "--authority",
+      "1.2.3.4:5",
+      ...files("client"),
+      "--expect-id",
+      "spiffe://Cluster.Local/ns/default/sa/gateway",
+    ]);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain("lowercase");
+    const s = await runCli([
+      "hbone",
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      ...files("gw"),
+      "--trust-domain",
+      "Cluster.Local",
+    ]);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain("lowercase");
+  });
+
   it("serve reports each tunnel", async () => {
     await new Promise((r) => setTimeout(r, 100));
     const tunnels = lines

@@ -1,6 +1,7 @@
 // `ambientkit hbone dial|serve`: open one HBONE tunnel from a terminal, or run a debugging HBONE
 // gateway that dials each CONNECT's :authority over TCP (see @ambientkit/hbone).
 import {
+  type HboneCredentials,
   HboneError,
   HboneServer,
   identityOfCredentials,
@@ -8,6 +9,7 @@ import {
   parseAuthority,
   trustDomainOf,
 } from "@ambientkit/hbone";
+import { TrustBundle, TrustBundleSet } from "@ambientkit/identity";
 import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import { type CliIo, readInput } from "../io.js";
@@ -84,7 +86,7 @@ export function registerHbone(program: Command, ctx: CommandContext): void {
     )
     .requiredOption("--cert <file>", "our SVID (PEM, leaf first)")
     .requiredOption("--key <file>", "our private key (PEM)")
-    .requiredOption("--ca <file>", "trust bundle (PEM roots)")
+    .requiredOption("--ca <file>", "trust bundle: PEM roots of our certificate's trust domain")
     .option(
       "--expect-id <spiffe-id>",
       "SPIFFE ID the server must present (repeatable; default: any in our trust domain)",
@@ -107,10 +109,13 @@ export function registerHbone(program: Command, ctx: CommandContext): void {
     .requiredOption("--listen <host:port>", "address to listen on, e.g. 0.0.0.0:15008")
     .requiredOption("--cert <file>", "our SVID (PEM, leaf first)")
     .requiredOption("--key <file>", "our private key (PEM)")
-    .requiredOption("--ca <file>", "trust bundle (PEM roots)")
+    .requiredOption(
+      "--ca <file>",
+      "trust bundle: PEM roots of our certificate's trust domain (and of --trust-domain)",
+    )
     .option(
       "--trust-domain <td>",
-      "accept clients of this trust domain (default: our certificate's)",
+      "accept clients of this trust domain, verified against the --ca roots (default: our certificate's)",
     )
     .addOption(outputOption())
     .action(async (flags: ServeFlags) => {
@@ -195,7 +200,52 @@ async function serve(ctx: CommandContext, flags: ServeFlags): Promise<number> {
   if (!m || Number(m[3]) > 65535)
     throw new CliError("ERR_CLI_USAGE", `--listen ${flags.listen}: expected HOST:PORT`);
   const listen = { host: m[1] ?? m[2] ?? "", port: Number(m[3]) };
-  const creds = await credentials(io, flags);
+  const pem = await credentials(io, flags);
+  let creds: HboneCredentials = pem;
+  if (flags.trustDomain !== undefined) {
+    // --ca holds the roots the operator trusts for --trust-domain (and for our own trust domain)
+    const own = trustDomainOf(identityOfCredentials(pem));
+    try {
+      const bundles = new TrustBundleSet([TrustBundle.fromPem(flags.trustDomain, pem.ca)]);
+      if (own !== undefined && own !== flags.trustDomain)
+        bundles.add(TrustBundle.fromPem(own, pem.ca));
+      creds = { ...pem, trustBundles: bundles };
+    } catch (cause) {
+      throw new CliError(
+        "ERR_CLI_USAGE",
+        `--trust-domain ${flags.trustDomain} / --ca ${flags.ca}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+  let server: HboneServer;
+  try {
+    server = makeServer(io, flags, creds);
+  } catch (cause) {
+    if (cause instanceof HboneError && cause.code === "ERR_HBONE_CONFIG")
+      throw new CliError("ERR_CLI_USAGE", cause.message, { cause });
+    throw cause;
+  }
+  const addr = await server.listen(listen.port, listen.host);
+  if (flags.output === "json")
+    io.stdout(
+      `${JSON.stringify({ event: "listening", address: addr.address, port: addr.port })}\n`,
+    );
+  else io.stdout(`listening on ${addr.address}:${addr.port}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await server.close(5000);
+  return EXIT_OK;
+}
+
+function makeServer(io: CliIo, flags: ServeFlags, creds: HboneCredentials): HboneServer {
   const server = new HboneServer({
     credentials: creds,
     ...(flags.trustDomain !== undefined ? { trustDomain: flags.trustDomain } : {}),
@@ -216,21 +266,5 @@ async function serve(ctx: CommandContext, flags: ServeFlags): Promise<number> {
   server.on("clientError", (e: HboneError) =>
     io.stderr(`ambientkit: refused a client: ${e.message}\n`),
   );
-  const addr = await server.listen(listen.port, listen.host);
-  if (flags.output === "json")
-    io.stdout(
-      `${JSON.stringify({ event: "listening", address: addr.address, port: addr.port })}\n`,
-    );
-  else io.stdout(`listening on ${addr.address}:${addr.port}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-  await server.close(5000);
-  return EXIT_OK;
+  return server;
 }
