@@ -8,7 +8,9 @@ const dirs = [...readdirSync("packages").map((name) => `packages/${name}`), "exa
 export default defineConfig({
   resolve: { conditions: ["@ambientkit/source"] },
   // Node-environment tests resolve through the SSR resolver, which needs the condition too.
-  ssr: { resolve: { conditions: ["@ambientkit/source"], externalConditions: ["@ambientkit/source"] } },
+  ssr: {
+    resolve: { conditions: ["@ambientkit/source"], externalConditions: ["@ambientkit/source"] },
+  },
   test: {
     projects: dirs.map((dir) => ({
       extends: true as const,

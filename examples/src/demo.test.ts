@@ -199,3 +199,17 @@ describe("demo startup", () => {
     }
   });
 });
+
+describe("formatTable", () => {
+  it("shows what was expected next to a failed step", () => {
+    const t = formatTable([
+      { step: "a", expected: "x", observed: "x", ok: true },
+      { step: "bb", expected: "403", observed: "200", ok: false },
+    ]);
+    expect(t.split("\n")).toEqual([
+      "      step  observed",
+      "ok    a     x",
+      "FAIL  bb    200 (expected: 403)",
+    ]);
+  });
+});

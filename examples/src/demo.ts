@@ -355,7 +355,11 @@ export async function runTour(
 export function formatTable(steps: readonly TourStep[]): string {
   const rows = [
     ["", "step", "observed"],
-    ...steps.map((s) => [s.ok ? "ok" : "FAIL", s.step, s.observed]),
+    ...steps.map((s) => [
+      s.ok ? "ok" : "FAIL",
+      s.step,
+      s.ok ? s.observed : `${s.observed} (expected: ${s.expected})`,
+    ]),
   ];
   const w0 = Math.max(...rows.map((r) => (r[0] ?? "").length));
   const w1 = Math.max(...rows.map((r) => (r[1] ?? "").length));

@@ -376,6 +376,47 @@ describe("intermediates and chain order", () => {
     const caSubject = tbsField(decodePemCertificates(inter.caCertPem)[0] as Uint8Array, 5);
     expect(Buffer.from(leafIssuer).toString("hex")).toBe(Buffer.from(caSubject).toString("hex"));
   });
+
+  it("keeps an openssl root's BMPString, PrintableString and multi-valued RDN subject as is", async () => {
+    const d = mkdtempSync(join(dir, "bmp-"));
+    const cfg = join(d, "root.cfg");
+    writeFileSync(
+      cfg,
+      "[req]\ndistinguished_name=dn\nstring_mask=pkix\nutf8=yes\nprompt=no\nx509_extensions=ext\n" +
+        "[dn]\nC=DE\n1.O=Istio\n2.OU=mesh\nCN=Wurzel-CA \u00fc\n" +
+        "[ext]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign\nsubjectKeyIdentifier=hash\n",
+    );
+    openssl(
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        .concat([
+          "-keyout",
+          join(d, "k.pem"),
+          "-out",
+          join(d, "c.pem"),
+          "-days",
+          "30",
+          "-config",
+          cfg,
+        ])
+        .concat(["-subj", "/C=DE/O=Istio+OU=mesh/CN=Wurzel-CA \u00fc", "-multivalue-rdn"]),
+    );
+    const caCertPem = readFileSync(join(d, "c.pem"), "utf8");
+    const ca = await CertificateAuthority.fromPem({
+      caCertPem,
+      caKeyPem: readFileSync(join(d, "k.pem"), "utf8"),
+      rootCertPem: caCertPem,
+    });
+    const caSubject = tbsField(decodePemCertificates(caCertPem)[0] as Uint8Array, 5);
+    // the subject really has a BMPString, PrintableStrings and a two-element RDN (a SET)
+    const dump = openssl(["asn1parse", "-in", join(d, "c.pem")]);
+    expect(dump).toMatch(/BMPSTRING/);
+    expect(dump).toMatch(/PRINTABLESTRING +:mesh/);
+    expect(dump).toMatch(/SET[^\n]*\n[^\n]*SEQUENCE[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*SEQUENCE/);
+    const issued = await ca.issue(ID);
+    const leafIssuer = tbsField(decodePemCertificates(issued.certificatePem)[0] as Uint8Array, 3);
+    expect(Buffer.from(leafIssuer).toString("hex")).toBe(Buffer.from(caSubject).toString("hex"));
+    expect(verify(caCertPem, issued.certificatePem)).toContain("OK");
+  });
 });
 
 describe("plug-in CA (cacerts) consistency checks", () => {

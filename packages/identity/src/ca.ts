@@ -1,21 +1,41 @@
 // An Istio-compatible certificate authority: what istiod does when it signs workload CSRs
 // (security/pkg/pki/ca, security/pkg/pki/util/generate_cert.go). Universal: WebCrypto only.
+import { ECDSASigValue } from "@peculiar/asn1-ecc";
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  Extension as AsnExtension,
+  KeyUsageFlags as AsnKeyUsageFlags,
+  Name as AsnName,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extensions,
+  GeneralName,
+  KeyIdentifier,
+  KeyUsage,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  type SubjectPublicKeyInfo,
+  TBSCertificate,
+  Time,
+  Validity,
+  Version,
+} from "@peculiar/asn1-x509";
+import { fromBER, RawData } from "asn1js";
 import { type CertificateSigningRequest, createCsr, parseCsr } from "./csr.js";
 import { IdentityError } from "./errors.js";
 import {
-  children,
-  concat,
-  encodeOid,
   exportPrivateKeyPem,
   generateKeyPair,
   importPrivateKeyPem,
   type KeyAlgorithm,
   type KeyPair,
-  readTlv,
   samePublicKey,
   signingAlgorithm,
-  type Tlv,
-  tlv,
 } from "./keys.js";
 import { decodePemCertificates, encodePem } from "./pem.js";
 import { parseSpiffeId, parseTrustDomain, type SpiffeId, type TrustDomain } from "./spiffe-id.js";
@@ -137,9 +157,10 @@ export interface IssuedKeyAndCertificate extends IssuedCertificate {
 }
 
 interface LeafTemplate {
-  issuer: Uint8Array;
-  fixedExtensions: Uint8Array;
-  signatureAlgorithmId: Uint8Array;
+  issuer: AsnName;
+  /** Each already DER (the same for every leaf of this CA). */
+  fixedExtensions: AsnExtension[];
+  signatureAlgorithmId: AlgorithmIdentifier;
   signing: { name: string; hash?: string };
   intermediatePems: string[];
   rootCertPem: string;
@@ -415,22 +436,40 @@ export class CertificateAuthority {
     const serial = serialBytes(p.runtime);
     const subject =
       request.hasCommonName && identity.length <= 64
-        ? tlv(0x30, tlv(0x31, tlv(0x30, concat(encodeOid("2.5.4.3"), tlv(0x0c, utf8(identity))))))
-        : EMPTY_SEQUENCE;
-    const san = extension(OID_SAN, true, tlv(0x30, tlv(0x86, utf8(identity))));
-    const tbs = tlv(
-      0x30,
-      concat(
-        VERSION_3,
-        tlv(0x02, serial),
-        t.signatureAlgorithmId,
-        t.issuer,
-        tlv(0x30, concat(derTime(notBefore), derTime(notAfter))),
-        subject,
-        request.publicKeyDer,
-        tlv(0xa3, tlv(0x30, concat(t.fixedExtensions, san))),
-      ),
+        ? new AsnName([
+            new RelativeDistinguishedName([
+              new AttributeTypeAndValue({
+                type: OID_CN,
+                value: new AttributeValue({ utf8String: identity }),
+              }),
+            ]),
+          ])
+        : new AsnName();
+    const san = extension(
+      OID_SAN,
+      true,
+      new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: identity })]),
     );
+    let tbs: Uint8Array;
+    try {
+      const tbsCertificate = new TBSCertificate({
+        version: Version.v3,
+        serialNumber: serial.slice().buffer,
+        signature: t.signatureAlgorithmId,
+        issuer: t.issuer,
+        validity: validity(notBefore, notAfter),
+        subject,
+        subjectPublicKeyInfo: new RawDer(request.publicKeyDer) as unknown as SubjectPublicKeyInfo,
+        extensions: new Extensions([...t.fixedExtensions, san]),
+      });
+      tbs = new Uint8Array(AsnConvert.serialize(tbsCertificate));
+    } catch (cause) {
+      throw new IdentityError(
+        "ERR_IDENTITY_CA_SIGN",
+        `cannot encode the certificate for ${identity}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
     let signature: Uint8Array;
     try {
       const raw = new Uint8Array(
@@ -444,9 +483,14 @@ export class CertificateAuthority {
         { cause },
       );
     }
-    const der = tlv(
-      0x30,
-      concat(tbs, t.signatureAlgorithmId, tlv(0x03, concat(ZERO_BYTE, signature))),
+    const der = new Uint8Array(
+      AsnConvert.serialize(
+        new Certificate({
+          tbsCertificate: new RawDer(tbs) as unknown as TBSCertificate,
+          signatureAlgorithm: t.signatureAlgorithmId,
+          signatureValue: signature.slice().buffer,
+        }),
+      ),
     );
     const leafPem = encodePem("CERTIFICATE", der);
     return {
@@ -468,23 +512,34 @@ export class CertificateAuthority {
     const signingDer = new Uint8Array(p.signing.rawData);
     const ski = p.signing.getExtension(SubjectKeyIdentifierExtension);
     const aki = ski
-      ? extension(OID_AKI, false, tlv(0x30, tlv(0x80, fromHex(ski.keyId))))
-      : new Uint8Array(0);
+      ? [
+          extension(
+            OID_AKI,
+            false,
+            new AuthorityKeyIdentifier({
+              keyIdentifier: new KeyIdentifier(fromHex(ski.keyId)),
+            }),
+          ),
+        ]
+      : [];
     const inter = [p.signing, ...p.intermediates].filter(
       (c) => !p.roots.some((r) => sameCert(r, c)),
     );
     const alg = p.key.algorithm;
     p.template = {
       issuer: rawSubject(signingDer),
-      fixedExtensions: concat(LEAF_KEY_USAGE, LEAF_EXT_KEY_USAGE, LEAF_BASIC_CONSTRAINTS, aki),
-      signatureAlgorithmId:
+      fixedExtensions: [LEAF_KEY_USAGE, LEAF_EXT_KEY_USAGE, LEAF_BASIC_CONSTRAINTS, ...aki].map(
+        encoded,
+      ),
+      signatureAlgorithmId: encoded(
         alg === "ec-p256"
-          ? tlv(0x30, encodeOid("1.2.840.10045.4.3.2"))
+          ? new AlgorithmIdentifier({ algorithm: "1.2.840.10045.4.3.2" })
           : alg === "ec-p384"
-            ? tlv(0x30, encodeOid("1.2.840.10045.4.3.3"))
+            ? new AlgorithmIdentifier({ algorithm: "1.2.840.10045.4.3.3" })
             : alg === "ed25519"
-              ? tlv(0x30, encodeOid("1.3.101.112"))
-              : tlv(0x30, concat(encodeOid("1.2.840.113549.1.1.11"), DER_NULL)),
+              ? new AlgorithmIdentifier({ algorithm: "1.3.101.112" })
+              : new AlgorithmIdentifier({ algorithm: "1.2.840.113549.1.1.11", parameters: null }),
+      ),
       signing: signingAlgorithm(alg) as LeafTemplate["signing"],
       intermediatePems: inter.map(pem),
       rootCertPem: p.roots.map(pem).join(""),
@@ -543,60 +598,107 @@ export class CertificateAuthority {
 
 // ---- helpers ----
 
-// ---- DER for the Istio leaf profile (built directly: the profile is fixed, and this keeps
-// signing cheap and the issuer name byte-identical to the signer's subject) ----
+// ---- DER for the Istio leaf profile, encoded with @peculiar/asn1-schema + asn1-x509 (the
+// profile is fixed, so the TBSCertificate is built directly instead of through X509CertificateGenerator:
+// signing stays cheap, and the issuer name is the signer's subject DER byte for byte) ----
 
 const OID_SAN = "2.5.29.17";
 const OID_AKI = "2.5.29.35";
-const ZERO_BYTE = Uint8Array.of(0);
-const DER_NULL = Uint8Array.of(0x05, 0x00);
-const DER_TRUE = Uint8Array.of(0x01, 0x01, 0xff);
-const EMPTY_SEQUENCE = Uint8Array.of(0x30, 0x00);
-/** [0] EXPLICIT INTEGER 2 (v3). */
-const VERSION_3 = Uint8Array.of(0xa0, 0x03, 0x02, 0x01, 0x02);
+const OID_CN = "2.5.4.3";
 
-function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
-  return tlv(
-    0x30,
-    concat(encodeOid(oid), critical ? DER_TRUE : new Uint8Array(0), tlv(0x04, value)),
-  );
+/**
+ * Already-encoded DER placed as-is into a structure asn1-schema serializes (asn1-schema calls
+ * `toASN()` on convertible values): the signer's subject Name, the CSR's SubjectPublicKeyInfo and
+ * the signed TBSCertificate keep their exact bytes.
+ */
+class RawDer {
+  readonly #block: AsnBlock | DerBytes;
+  constructor(der: Uint8Array | AsnBlock) {
+    this.#block = der instanceof Uint8Array ? new DerBytes({ data: der }) : der;
+  }
+  toASN(): AsnBlock | DerBytes {
+    return this.#block;
+  }
+  fromASN(): this {
+    throw new Error("RawDer is for encoding only");
+  }
+}
+type AsnBlock = ReturnType<typeof fromBER>["result"];
+
+/**
+ * asn1js's RawData (bytes written out unchanged), also when the enclosing SEQUENCE encodes its
+ * children into a shared writer: constant parts are not decoded and re-encoded for every leaf.
+ */
+class DerBytes extends RawData {
+  override toBER(sizeOnly?: boolean, writer?: { write(buf: ArrayBuffer): void }): ArrayBuffer {
+    const bytes = super.toBER(sizeOnly);
+    writer?.write(bytes);
+    return bytes;
+  }
 }
 
-/** KeyUsage critical: digitalSignature | keyEncipherment (BIT STRING 0b101, 5 unused bits). */
-const LEAF_KEY_USAGE = extension("2.5.29.15", true, Uint8Array.of(0x03, 0x02, 0x05, 0xa0));
+/** `value` serialized once by asn1-schema, then reused as-is wherever a `T` goes. */
+function encoded<T extends object>(value: T): T {
+  return new RawDer(new Uint8Array(AsnConvert.serialize(value))) as unknown as T;
+}
+
+function extension(oid: string, critical: boolean, value: object): AsnExtension {
+  return new AsnExtension({
+    extnID: oid,
+    critical,
+    extnValue: new OctetString(AsnConvert.serialize(value)),
+  });
+}
+
+/** KeyUsage critical: digitalSignature | keyEncipherment. */
+const LEAF_KEY_USAGE = extension(
+  "2.5.29.15",
+  true,
+  new KeyUsage(AsnKeyUsageFlags.digitalSignature | AsnKeyUsageFlags.keyEncipherment),
+);
 /** ExtendedKeyUsage (not critical, as Go): serverAuth, clientAuth. */
 const LEAF_EXT_KEY_USAGE = extension(
   "2.5.29.37",
   false,
-  tlv(0x30, concat(encodeOid("1.3.6.1.5.5.7.3.1"), encodeOid("1.3.6.1.5.5.7.3.2"))),
+  new ExtendedKeyUsage(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]),
 );
 /** BasicConstraints critical, CA:FALSE (the DEFAULT is omitted: an empty SEQUENCE). */
-const LEAF_BASIC_CONSTRAINTS = extension("2.5.29.19", true, EMPTY_SEQUENCE);
+const LEAF_BASIC_CONSTRAINTS = extension("2.5.29.19", true, new BasicConstraints({ cA: false }));
 
-function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+/** UTCTime for 1950–2049, GeneralizedTime otherwise (RFC 5280 §4.1.2.5). */
+function x509Time(d: Date): Time {
+  const y = d.getUTCFullYear();
+  return y >= 1950 && y < 2050 ? new Time({ utcTime: d }) : new Time({ generalTime: d });
 }
 
-/** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5). */
-function derTime(d: Date): Uint8Array {
-  const two = (n: number): string => String(n).padStart(2, "0");
-  const y = d.getUTCFullYear();
-  const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
-  return y >= 1950 && y < 2050
-    ? tlv(0x17, utf8(two(y % 100) + rest))
-    : tlv(0x18, utf8(String(y).padStart(4, "0") + rest));
+function validity(notBefore: Date, notAfter: Date): Validity {
+  const v = new Validity();
+  v.notBefore = x509Time(notBefore);
+  v.notAfter = x509Time(notAfter);
+  return v;
 }
 
 /** WebCrypto's r‖s → ECDSA-Sig-Value DER. */
 function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
   const half = raw.length / 2;
-  const int = (b: Uint8Array): Uint8Array => {
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    const v = b.subarray(i);
-    return tlv(0x02, (v[0] as number) & 0x80 ? concat(ZERO_BYTE, v) : v);
-  };
-  return tlv(0x30, concat(int(raw.subarray(0, half)), int(raw.subarray(half))));
+  return new Uint8Array(
+    AsnConvert.serialize(
+      new ECDSASigValue({
+        r: derInteger(raw.subarray(0, half)),
+        s: derInteger(raw.subarray(half)),
+      }),
+    ),
+  );
+}
+
+/** Unsigned big-endian bytes → the minimal content bytes of a positive DER INTEGER. */
+function derInteger(b: Uint8Array): ArrayBuffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  const v = b.subarray(i);
+  const out = new Uint8Array(v.length + ((v[0] as number) & 0x80 ? 1 : 0));
+  out.set(v, out.length - v.length);
+  return out.buffer;
 }
 
 /** 16 random bytes as a positive, minimal DER INTEGER body (istiod: random in [0, 2^128)). */
@@ -605,27 +707,35 @@ function serialBytes(runtime: Required<CaRuntime>): Uint8Array {
   if (bytes.length !== 16) throw caConfigError("randomBytes(16) must return 16 bytes");
   let i = 0;
   while (i < 15 && bytes[i] === 0) i++;
-  let v = bytes.slice(i);
-  if (v.length === 1 && v[0] === 0) v = Uint8Array.of(1);
-  return (v[0] as number) & 0x80 ? concat(ZERO_BYTE, v) : v;
+  const v = bytes.slice(i);
+  return v.length === 1 && v[0] === 0 ? Uint8Array.of(1) : new Uint8Array(derInteger(v));
 }
 
-/** The subject Name TLV of a DER certificate, byte for byte. */
-function rawSubject(certDer: Uint8Array): Uint8Array {
-  const cert = readTlv(certDer, 0);
-  const [tbs] = children(certDer, cert);
-  if (tbs === undefined) throw caConfigError("signing certificate is malformed");
-  const fields = children(certDer, tbs);
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const subject = fields[offset + 4];
+/** The subject Name of a DER certificate, kept byte for byte. */
+function rawSubject(certDer: Uint8Array): AsnName {
+  let subject: Uint8Array | undefined;
+  try {
+    // asn1-x509 keeps the TBSCertificate bytes; asn1js keeps each element's encoding.
+    const tbsRaw = AsnConvert.parse(certDer, Certificate).tbsCertificateRaw;
+    const tbs = tbsRaw === undefined ? undefined : fromBER(tbsRaw, { parseEmbedded: false });
+    const fields = (
+      tbs?.result as
+        | {
+            valueBlock?: {
+              value?: { idBlock: { tagClass: number }; valueBeforeDecodeView: Uint8Array }[];
+            };
+          }
+        | undefined
+    )?.valueBlock?.value;
+    const offset = fields?.[0]?.idBlock.tagClass === 3 ? 1 : 0; // [0] EXPLICIT version
+    const view = fields?.[offset + 4]?.valueBeforeDecodeView;
+    subject = view === undefined ? undefined : new Uint8Array(view);
+    if (subject !== undefined) AsnConvert.parse(subject, AsnName); // it is a Name
+  } catch (cause) {
+    throw caConfigError(`signing certificate is malformed: ${(cause as Error).message}`, cause);
+  }
   if (subject === undefined) throw caConfigError("signing certificate has no subject");
-  return certDer.subarray(subject.start - lengthHeader(subject), subject.end);
-}
-
-/** Bytes of tag + (minimal DER) length in front of a TLV's content. */
-function lengthHeader(t: Tlv): number {
-  const len = t.end - t.start;
-  return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : 5;
+  return new RawDer(subject) as unknown as AsnName;
 }
 
 function hex(bytes: Uint8Array): string {

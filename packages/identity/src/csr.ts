@@ -1,7 +1,12 @@
 // PKCS#10 certificate signing requests: build one with ztunnel's profile, parse and check any
 // CSR (including `openssl req` output). Universal: WebCrypto only.
+import { CertificationRequest } from "@peculiar/asn1-csr";
+import { ECDSASigValue, ECParameters } from "@peculiar/asn1-ecc";
+import { RSAPublicKey } from "@peculiar/asn1-rsa";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Extensions, SubjectAlternativeName } from "@peculiar/asn1-x509";
 import { IdentityError } from "./errors.js";
-import { children, decodeOid, type KeyPair, readTlv, signingAlgorithm } from "./keys.js";
+import { type KeyPair, parseDer, signingAlgorithm } from "./keys.js";
 import { decodePemCsr, encodePem } from "./pem.js";
 import { parseSpiffeId, type SpiffeId } from "./spiffe-id.js";
 import {
@@ -70,40 +75,43 @@ export async function createCsr(identity: string | SpiffeId, key: KeyPair): Prom
  */
 export async function parseCsr(input: string | Uint8Array): Promise<CertificateSigningRequest> {
   const der = typeof input === "string" ? decodeCsrPem(input) : input;
-  let parts: CsrParts;
-  try {
-    parts = splitCsr(der);
-  } catch (cause) {
-    if (cause instanceof IdentityError && cause.code === "ERR_IDENTITY_CSR") throw cause;
-    throw csrError(`not a PKCS#10 certificate request: ${(cause as Error).message}`, cause);
+  const request = parseDer(der, CertificationRequest, "PKCS#10 certificate request", csrError);
+  const infoDer = request.certificationRequestInfoRaw;
+  if (infoDer === undefined || request.certificationRequestInfo.version !== 0) {
+    throw csrError("malformed certificationRequestInfo: expected version 1 (0)");
   }
-  const key = asCsrError(() => describeSpki(der, parts.spki));
-  const sig = signatureScheme(parts.sigOid);
-  const spki = der.subarray(parts.spki.tlvStart, parts.spki.end);
+  const publicKeyDer = asCsrError(
+    () => new Uint8Array(AsnConvert.serialize(request.certificationRequestInfo.subjectPKInfo)),
+  );
+  const key = asCsrError(() => describeSpki(request));
+  const sig = signatureScheme(request.signatureAlgorithm.algorithm);
   let valid: boolean;
   try {
     const publicKey = await globalThis.crypto.subtle.importKey(
       "spki",
-      spki,
+      publicKeyDer,
       importParamsFor(key, sig.hash),
       false,
       ["verify"],
     );
     const signature =
-      sig.name === "ECDSA" ? ecdsaDerToRaw(parts.signature, curveSize(key.curve)) : parts.signature;
+      sig.name === "ECDSA"
+        ? ecdsaDerToRaw(new Uint8Array(request.signature), curveSize(key.curve))
+        : new Uint8Array(request.signature);
     valid = await globalThis.crypto.subtle.verify(
       sig.hash === undefined ? { name: sig.name } : { name: sig.name, hash: sig.hash },
       publicKey,
       signature,
-      der.subarray(parts.info.tlvStart, parts.info.end),
+      infoDer,
     );
   } catch (cause) {
+    if (cause instanceof IdentityError && cause.code === "ERR_IDENTITY_CSR") throw cause;
     throw csrError(`cannot check the CSR signature: ${(cause as Error).message}`, cause);
   }
   if (!valid) {
     throw csrError("the CSR signature does not verify with its own public key; regenerate the CSR");
   }
-  return asCsrError(() => new ParsedCsr(der, parts, key, sig));
+  return asCsrError(() => new ParsedCsr(der, request, publicKeyDer, key, sig));
 }
 
 function asCsrError<T>(fn: () => T): T {
@@ -113,60 +121,6 @@ function asCsrError<T>(fn: () => T): T {
     if (cause instanceof IdentityError && cause.code === "ERR_IDENTITY_CSR") throw cause;
     throw csrError(`malformed certificate request: ${(cause as Error).message}`, cause);
   }
-}
-
-interface Span {
-  tlvStart: number;
-  start: number;
-  end: number;
-}
-
-interface CsrParts {
-  info: Span;
-  subject: Span;
-  spki: Span;
-  attributes: Span | undefined;
-  sigOid: string;
-  signature: Uint8Array;
-}
-
-function span(buf: Uint8Array, at: number, limit: number): Span & { tag: number } {
-  const t = readTlv(buf, at, limit);
-  return { tag: t.tag, tlvStart: at, start: t.start, end: t.end };
-}
-
-/** CertificationRequest ::= SEQUENCE { info, signatureAlgorithm, BIT STRING } (RFC 2986). */
-function splitCsr(der: Uint8Array): CsrParts {
-  const top = span(der, 0, der.length);
-  if (top.tag !== 0x30 || top.end !== der.length) throw csrError("not a DER SEQUENCE");
-  const info = span(der, top.start, top.end);
-  const sigAlg = span(der, info.end, top.end);
-  const sigBits = span(der, sigAlg.end, top.end);
-  if (info.tag !== 0x30 || sigAlg.tag !== 0x30 || sigBits.tag !== 0x03 || sigBits.end !== top.end) {
-    throw csrError("expected certificationRequestInfo, signatureAlgorithm and signature");
-  }
-  const version = span(der, info.start, info.end);
-  const subject = span(der, version.end, info.end);
-  const spki = span(der, subject.end, info.end);
-  if (version.tag !== 0x02 || subject.tag !== 0x30 || spki.tag !== 0x30) {
-    throw csrError("malformed certificationRequestInfo");
-  }
-  let attributes: Span | undefined;
-  if (spki.end < info.end) {
-    const a = span(der, spki.end, info.end);
-    if (a.tag !== 0xa0) throw csrError("malformed attributes in certificationRequestInfo");
-    attributes = a;
-  }
-  const oid = readTlv(der, sigAlg.start, sigAlg.end);
-  if (der[sigBits.start] !== 0) throw csrError("signature BIT STRING has unused bits");
-  return {
-    info,
-    subject,
-    spki,
-    attributes,
-    sigOid: decodeOid(der, oid),
-    signature: der.slice(sigBits.start + 1, sigBits.end),
-  };
 }
 
 const SIGNATURES: Record<string, { name: string; hash?: string }> = {
@@ -195,14 +149,16 @@ const CURVES: Record<string, string> = {
   "1.3.132.0.35": "P-521",
 };
 
-function describeSpki(der: Uint8Array, spki: Span): CsrKeyInfo {
-  const [algId] = children(der, readTlv(der, spki.tlvStart, spki.end));
-  if (algId?.tag !== 0x30) throw csrError("malformed SubjectPublicKeyInfo");
-  const [oidTlv, params] = children(der, algId);
-  if (oidTlv === undefined) throw csrError("malformed SubjectPublicKeyInfo algorithm");
-  const oid = decodeOid(der, oidTlv);
+function describeSpki(request: CertificationRequest): CsrKeyInfo {
+  const spki = request.certificationRequestInfo.subjectPKInfo;
+  const oid = spki.algorithm.algorithm;
   if (oid === "1.2.840.10045.2.1") {
-    const curveOid = params?.tag === 0x06 ? decodeOid(der, params) : "";
+    const params = spki.algorithm.parameters;
+    const curveOid =
+      params instanceof ArrayBuffer
+        ? (parseDer(new Uint8Array(params), ECParameters, "EC key parameters", csrError)
+            .namedCurve ?? "")
+        : "";
     const curve = CURVES[curveOid];
     if (curve === undefined) {
       throw csrError(
@@ -213,13 +169,27 @@ function describeSpki(der: Uint8Array, spki: Span): CsrKeyInfo {
   }
   if (oid === "1.3.101.112") return { type: "Ed25519" };
   if (oid === "1.2.840.113549.1.1.1") {
-    const bits = rsaModulusBits(der.subarray(spki.tlvStart, spki.end));
+    const rsa = parseDer(
+      new Uint8Array(spki.subjectPublicKey),
+      RSAPublicKey,
+      "RSA public key",
+      csrError,
+    );
+    const bits = unsignedBits(new Uint8Array(rsa.modulus));
     if (bits < 2048) {
       throw csrError(`CSR RSA key is ${bits} bits; istiod and ztunnel require at least 2048`);
     }
     return { type: "RSA", bits };
   }
   throw csrError(`unsupported CSR key algorithm ${oid}; use ECDSA P-256, RSA ≥ 2048 or Ed25519`);
+}
+
+/** Bit length of an unsigned big-endian integer. */
+function unsignedBits(v: Uint8Array): number {
+  let i = 0;
+  while (i < v.length && v[i] === 0) i++;
+  if (i === v.length) return 0;
+  return (v.length - i - 1) * 8 + (32 - Math.clz32(v[i] as number));
 }
 
 function importParamsFor(
@@ -237,13 +207,10 @@ function curveSize(curve: string | undefined): number {
 
 /** ECDSA-Sig-Value DER → the r‖s form WebCrypto verifies. */
 function ecdsaDerToRaw(sig: Uint8Array, size: number): Uint8Array {
-  const seq = readTlv(sig, 0);
-  const [r, s] = children(sig, seq);
-  if (seq.tag !== 0x30 || r?.tag !== 0x02 || s?.tag !== 0x02)
-    throw csrError("malformed ECDSA signature");
+  const value = parseDer(sig, ECDSASigValue, "ECDSA signature", csrError);
   const out = new Uint8Array(2 * size);
-  for (const [i, t] of [r, s].entries()) {
-    let v = sig.subarray(t.start, t.end);
+  for (const [i, int] of [value.r, value.s].entries()) {
+    let v = new Uint8Array(int);
     while (v.length > 0 && v[0] === 0) v = v.subarray(1);
     if (v.length > size) throw csrError("malformed ECDSA signature: integer too large");
     out.set(v, (i + 1) * size - v.length);
@@ -268,16 +235,19 @@ class ParsedCsr implements CertificateSigningRequest {
 
   constructor(
     der: Uint8Array,
-    parts: CsrParts,
+    request: CertificationRequest,
+    publicKeyDer: Uint8Array,
     key: CsrKeyInfo,
     sig: { name: string; hash?: string },
   ) {
     this.der = der;
     this.key = key;
     this.signatureAlgorithm = sig;
-    this.publicKeyDer = der.slice(parts.spki.tlvStart, parts.spki.end);
-    this.hasCommonName = subjectHasCn(der, parts.subject);
-    const { uris, dns } = requestedSans(der, parts.attributes);
+    this.publicKeyDer = publicKeyDer;
+    this.hasCommonName = request.certificationRequestInfo.subject.some((rdn) =>
+      rdn.some((atv) => atv.type === OID_CN),
+    );
+    const { uris, dns } = requestedSans(request);
     this.uriSans = uris;
     this.dnsSans = dns;
   }
@@ -292,39 +262,25 @@ class ParsedCsr implements CertificateSigningRequest {
   }
 }
 
-function subjectHasCn(der: Uint8Array, subject: Span): boolean {
-  for (const rdn of children(der, readTlv(der, subject.tlvStart, subject.end))) {
-    for (const atv of children(der, rdn)) {
-      const [oid] = children(der, atv);
-      if (oid?.tag === 0x06 && decodeOid(der, oid) === OID_CN) return true;
-    }
-  }
-  return false;
-}
-
-function requestedSans(
-  der: Uint8Array,
-  attributes: Span | undefined,
-): { uris: string[]; dns: string[] } {
+function requestedSans(request: CertificationRequest): { uris: string[]; dns: string[] } {
   const uris: string[] = [];
   const dns: string[] = [];
-  if (attributes === undefined) return { uris, dns };
-  const text = new TextDecoder();
-  for (const attr of children(der, readTlv(der, attributes.tlvStart, attributes.end))) {
-    const [oid, values] = children(der, attr);
-    if (oid?.tag !== 0x06 || values === undefined || decodeOid(der, oid) !== OID_EXTENSION_REQUEST)
-      continue;
-    for (const exts of children(der, values)) {
-      for (const ext of children(der, exts)) {
-        const fields = children(der, ext);
-        const extOid = fields[0];
-        const value = fields.at(-1);
-        if (extOid?.tag !== 0x06 || value?.tag !== 0x04 || decodeOid(der, extOid) !== OID_SAN)
-          continue;
-        for (const name of children(der, readTlv(der, value.start, value.end))) {
-          const v = text.decode(der.subarray(name.start, name.end));
-          if (name.tag === 0x86) uris.push(v);
-          else if (name.tag === 0x82) dns.push(v);
+  for (const attr of request.certificationRequestInfo.attributes ?? []) {
+    if (attr.type !== OID_EXTENSION_REQUEST) continue;
+    for (const value of attr.values) {
+      const exts = parseDer(new Uint8Array(value), Extensions, "extensionRequest", csrError);
+      for (const ext of exts) {
+        if (ext.extnID !== OID_SAN) continue;
+        const names = parseDer(
+          new Uint8Array(ext.extnValue.buffer),
+          SubjectAlternativeName,
+          "subjectAltName",
+          csrError,
+        );
+        for (const name of names) {
+          if (name.uniformResourceIdentifier !== undefined)
+            uris.push(name.uniformResourceIdentifier);
+          else if (name.dNSName !== undefined) dns.push(name.dNSName);
         }
       }
     }
@@ -338,38 +294,6 @@ function decodeCsrPem(text: string): Uint8Array {
   } catch (cause) {
     throw csrError(`cannot read the CSR PEM: ${(cause as Error).message}`, cause);
   }
-}
-
-/** Bits of the modulus in an RSA SubjectPublicKeyInfo (SEQUENCE{alg, BIT STRING{SEQUENCE{n, e}}}). */
-function rsaModulusBits(spki: Uint8Array): number {
-  // Walk: SPKI SEQUENCE → skip AlgorithmIdentifier → BIT STRING (skip unused-bits byte) →
-  // RSAPublicKey SEQUENCE → INTEGER n.
-  let at = 0;
-  const header = (): { len: number } => {
-    at++; // tag
-    let len = spki[at++] as number;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let i = 0; i < n; i++) len = (len << 8) | (spki[at++] as number);
-    }
-    return { len };
-  };
-  header(); // SPKI
-  const alg = header();
-  at += alg.len;
-  header(); // BIT STRING
-  at++; // unused bits
-  header(); // RSAPublicKey
-  const n = header();
-  let start = at;
-  let len = n.len;
-  while (len > 0 && spki[start] === 0) {
-    start++;
-    len--;
-  }
-  if (len === 0) return 0;
-  return (len - 1) * 8 + (32 - Math.clz32(spki[start] as number));
 }
 
 function csrError(message: string, cause?: unknown): IdentityError {

@@ -1,5 +1,11 @@
 // Key pairs for workloads and CAs: generation, PKCS#8 PEM import/export. Universal: WebCrypto
 // (globalThis.crypto.subtle) only, no node: imports.
+import { ECParameters, ECPrivateKey } from "@peculiar/asn1-ecc";
+import { PrivateKey, PrivateKeyInfo } from "@peculiar/asn1-pkcs8";
+import { RSAPrivateKey } from "@peculiar/asn1-rsa";
+import { AsnConvert, AsnParser } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import { fromBER } from "asn1js";
 import { IdentityError } from "./errors.js";
 import { decodePemPrivateKey, encodePem } from "./pem.js";
 
@@ -206,13 +212,70 @@ export async function importPrivateKeyDer(
   const publicJwk: Record<string, unknown> = {};
   for (const k of ["kty", "crv", "x", "y", "n", "e"])
     if (jwk[k] !== undefined) publicJwk[k] = jwk[k];
-  const publicKey = await subtle().importKey("jwk", publicJwk as never, s.importParams, true, [
-    "verify",
-  ]);
+  if (jwk.kty === "RSA") checkRsaComponents(jwk);
+  let publicKey: WebCryptoKey;
+  try {
+    publicKey = await subtle().importKey("jwk", publicJwk as never, s.importParams, true, [
+      "verify",
+    ]);
+    // The pair must work: sign once and verify with the public half (a private key whose
+    // embedded public key was altered would otherwise surface only when peers reject its certs).
+    const probe = new TextEncoder().encode("ambientkit key check");
+    const signing = s.signing as Parameters<SubtleCryptoLike["sign"]>[0];
+    const signature = await subtle().sign(signing, privateKey, probe);
+    if (!(await subtle().verify(signing, publicKey, signature, probe))) {
+      throw new Error("a signature made with it does not verify with its public key");
+    }
+  } catch (cause) {
+    throw keyError(
+      `the ${algorithm} private key is inconsistent (${(cause as Error).message}); it is corrupted: export it again`,
+      cause,
+    );
+  }
   if (options.extractable === false) {
     privateKey = await subtle().importKey("pkcs8", pkcs8, s.importParams, false, ["sign"]);
   }
   return { algorithm, privateKey, publicKey };
+}
+
+/**
+ * RSA private components must agree (p·q = n, d·e ≡ 1 mod p−1 and q−1, the CRT values): OpenSSL
+ * imports an inconsistent key and may even sign with it, Go's `rsa.PrivateKey.Validate` refuses it.
+ */
+function checkRsaComponents(jwk: Record<string, unknown>): void {
+  const big = (name: string): bigint => {
+    const v = jwk[name];
+    if (typeof v !== "string") throw keyError(`RSA private key without ${name}; it is corrupted`);
+    const b64 = v.replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    let hexText = "";
+    for (let i = 0; i < bin.length; i++) hexText += bin.charCodeAt(i).toString(16).padStart(2, "0");
+    return BigInt(`0x${hexText || "0"}`);
+  };
+  const [n, e, d, p, q, dp, dq, qi] = ["n", "e", "d", "p", "q", "dp", "dq", "qi"].map(big) as [
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+  ];
+  const ok =
+    p > 1n &&
+    q > 1n &&
+    p * q === n &&
+    (d * e) % (p - 1n) === 1n &&
+    (d * e) % (q - 1n) === 1n &&
+    d % (p - 1n) === dp &&
+    d % (q - 1n) === dq &&
+    (qi * q) % p === 1n;
+  if (!ok) {
+    throw keyError(
+      "the RSA private key is inconsistent (its primes, exponents and CRT values do not agree); it is corrupted: export it again",
+    );
+  }
 }
 
 /** The {@link KeyAlgorithm} of a WebCrypto key, or undefined when ambientkit does not support it. */
@@ -246,7 +309,7 @@ export function bytesEqual(x: Uint8Array, y: Uint8Array): boolean {
   return diff === 0;
 }
 
-// ---- minimal DER, only what PKCS#8 detection and SEC1/PKCS#1 wrapping need ----
+// ---- PKCS#8 algorithm detection and SEC 1 / PKCS#1 → PKCS#8 wrapping, via @peculiar/asn1-* ----
 
 const OID_RSA = "1.2.840.113549.1.1.1";
 const OID_EC = "1.2.840.10045.2.1";
@@ -260,118 +323,51 @@ const CURVE_NAMES: Record<string, string> = {
   "1.3.132.0.10": "secp256k1",
 };
 
-/** @internal A DER tag-length-value position. */
-export interface Tlv {
-  tag: number;
-  start: number; // first content byte
-  end: number; // one past the last content byte
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function readTlv(buf: Uint8Array, at: number, limit: number = buf.length): Tlv {
-  if (at + 2 > limit) throw keyError("malformed DER: truncated");
-  const tag = buf[at] as number;
-  let len = buf[at + 1] as number;
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 3 || start + n > limit) throw keyError("malformed DER: bad length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = (len << 8) | (buf[start + i] as number);
-    start += n;
+/**
+ * Parses DER `der` as the ASN.1 type `target`; any failure of the parser (truncated or corrupted
+ * bytes, wrong tags, trailing data) becomes `onError(message, cause)`.
+ * @internal shared by csr.ts, ca.ts and verify.ts
+ */
+export function parseDer<T>(
+  der: Uint8Array,
+  target: new () => T,
+  what: string,
+  onError: (message: string, cause?: unknown) => Error,
+): T {
+  let decoded: ReturnType<typeof fromBER>;
+  try {
+    // parseEmbedded: false — OCTET/BIT STRING contents are parsed on demand by their own type,
+    // not speculatively; asn1js's depth/node/length limits stay on (untrusted input).
+    decoded = fromBER(der, { parseEmbedded: false });
+  } catch (cause) {
+    throw onError(`malformed ${what}: ${(cause as Error).message}`, cause);
   }
-  const end = start + len;
-  if (end > limit) throw keyError("malformed DER: length beyond the data");
-  return { tag, start, end };
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let at = parent.start; at < parent.end; ) {
-    const t = readTlv(buf, at, parent.end);
-    out.push(t);
-    at = t.end;
+  if (decoded.offset === -1) {
+    throw onError(`malformed ${what}: ${decoded.result.error || "not DER"}`);
   }
-  return out;
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function decodeOid(buf: Uint8Array, t: Tlv): string {
-  if (t.tag !== 0x06 || t.end <= t.start) throw keyError("malformed DER: expected an OID");
-  const first = buf[t.start] as number;
-  const parts = [
-    Math.floor(Math.min(first, 80) / 40),
-    first - 40 * Math.floor(Math.min(first, 80) / 40),
-  ];
-  let v = 0;
-  for (let i = t.start + 1; i < t.end; i++) {
-    const b = buf[i] as number;
-    v = v * 128 + (b & 0x7f);
-    if (!(b & 0x80)) {
-      parts.push(v);
-      v = 0;
-    }
+  if (decoded.offset !== der.byteLength) {
+    throw onError(`malformed ${what}: unexpected data after the DER structure`);
   }
-  return parts.join(".");
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function encodeOid(oid: string): Uint8Array {
-  const nums = oid.split(".").map(Number);
-  const bytes: number[] = [(nums[0] as number) * 40 + (nums[1] as number)];
-  for (const n of nums.slice(2)) {
-    const chunk: number[] = [n & 0x7f];
-    for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128))
-      chunk.unshift((v & 0x7f) | 0x80);
-    bytes.push(...chunk);
+  try {
+    return AsnParser.fromASN(decoded.result, target);
+  } catch (cause) {
+    throw onError(`malformed ${what}: ${(cause as Error).message}`, cause);
   }
-  return tlv(0x06, Uint8Array.from(bytes));
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function tlv(tag: number, content: Uint8Array): Uint8Array {
-  const len = content.length;
-  const header =
-    len < 0x80
-      ? [tag, len]
-      : len < 0x100
-        ? [tag, 0x81, len]
-        : len < 0x10000
-          ? [tag, 0x82, len >> 8, len & 0xff]
-          : [tag, 0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
-  const out = new Uint8Array(header.length + len);
-  out.set(header);
-  out.set(content, header.length);
-  return out;
-}
-
-/** @internal minimal DER helper shared by csr.ts and ca.ts */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function detectPkcs8Algorithm(der: Uint8Array): KeyAlgorithm {
-  const top = readTlv(der, 0);
-  if (top.tag !== 0x30) throw keyError("malformed PKCS#8 private key: not a SEQUENCE");
-  const [version, algId] = children(der, top);
-  if (version?.tag !== 0x02 || algId?.tag !== 0x30) {
-    throw keyError("malformed PKCS#8 private key: expected version and AlgorithmIdentifier");
-  }
-  const [oidTlv, params] = children(der, algId);
-  if (oidTlv === undefined)
-    throw keyError("malformed PKCS#8 private key: empty AlgorithmIdentifier");
-  const oid = decodeOid(der, oidTlv);
+  const info = parseDer(der, PrivateKeyInfo, "PKCS#8 private key", keyError);
+  const oid = info.privateKeyAlgorithm.algorithm;
   if (oid === OID_RSA) return "rsa-2048"; // refined from the modulus after import
   if (oid === OID_ED25519) return "ed25519";
   if (oid === OID_EC) {
-    const curve = params?.tag === 0x06 ? decodeOid(der, params) : "";
+    const params = info.privateKeyAlgorithm.parameters;
+    let curve = "";
+    if (params) {
+      curve =
+        parseDer(new Uint8Array(params), ECParameters, "EC key parameters", keyError).namedCurve ??
+        "";
+    }
     if (curve === OID_P256) return "ec-p256";
     if (curve === OID_P384) return "ec-p384";
     throw keyError(
@@ -383,30 +379,32 @@ function detectPkcs8Algorithm(der: Uint8Array): KeyAlgorithm {
   );
 }
 
-const DER_VERSION_0 = Uint8Array.from([0x02, 0x01, 0x00]);
-const DER_NULL = Uint8Array.from([0x05, 0x00]);
+function pkcs8(algorithm: AlgorithmIdentifier, inner: Uint8Array): Uint8Array {
+  const info = new PrivateKeyInfo({
+    version: 0,
+    privateKeyAlgorithm: algorithm,
+    privateKey: new PrivateKey(inner),
+  });
+  return new Uint8Array(AsnConvert.serialize(info));
+}
 
 /** SEC 1 ECPrivateKey → PKCS#8 PrivateKeyInfo (the curve comes from the SEC 1 parameters). */
 function wrapSec1(sec1: Uint8Array): Uint8Array {
-  const top = readTlv(sec1, 0);
-  if (top.tag !== 0x30) throw keyError("malformed EC PRIVATE KEY: not a SEQUENCE");
-  const params = children(sec1, top).find((t) => t.tag === 0xa0);
-  const inner = params ? readTlv(sec1, params.start, params.end) : undefined;
-  if (inner === undefined) {
+  const key = parseDer(sec1, ECPrivateKey, "EC PRIVATE KEY", keyError);
+  const curve = key.parameters?.namedCurve;
+  if (curve === undefined) {
     throw keyError(
-      "EC PRIVATE KEY without curve parameters; convert it with `openssl pkcs8 -topk8 -nocrypt`",
+      "EC PRIVATE KEY without named curve parameters; convert it with `openssl pkcs8 -topk8 -nocrypt`",
     );
   }
-  const curveOid = sec1.subarray(params?.start ?? 0, inner.end);
-  const algId = tlv(0x30, concat(encodeOid(OID_EC), curveOid));
-  return tlv(0x30, concat(DER_VERSION_0, algId, tlv(0x04, sec1)));
+  const params = new Uint8Array(AsnConvert.serialize(new ECParameters({ namedCurve: curve })));
+  return pkcs8(new AlgorithmIdentifier({ algorithm: OID_EC, parameters: params.buffer }), sec1);
 }
 
 /** PKCS#1 RSAPrivateKey → PKCS#8 PrivateKeyInfo. */
 function wrapPkcs1(pkcs1: Uint8Array): Uint8Array {
-  if (readTlv(pkcs1, 0).tag !== 0x30) throw keyError("malformed RSA PRIVATE KEY: not a SEQUENCE");
-  const algId = tlv(0x30, concat(encodeOid(OID_RSA), DER_NULL));
-  return tlv(0x30, concat(DER_VERSION_0, algId, tlv(0x04, pkcs1)));
+  parseDer(pkcs1, RSAPrivateKey, "RSA PRIVATE KEY", keyError);
+  return pkcs8(new AlgorithmIdentifier({ algorithm: OID_RSA, parameters: null }), pkcs1);
 }
 
 function keyError(message: string, cause?: unknown): IdentityError {

@@ -1,8 +1,12 @@
 // Relying-party verification of a peer's X509-SVID chain (go-spiffe `x509svid.Verify`, plus the
 // full leaf rules of `x509svid.Parse`): the bundle is chosen by the leaf's trust domain, never
 // "any root". Universal: WebCrypto via @peculiar/x509, no node: imports.
+import { ECDSASigValue } from "@peculiar/asn1-ecc";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate } from "@peculiar/asn1-x509";
 import type { TrustBundleSource } from "./bundle.js";
 import { IdentityError } from "./errors.js";
+import { parseDer } from "./keys.js";
 import type { SpiffeId } from "./spiffe-id.js";
 import {
   type CertificateFacts,
@@ -82,29 +86,9 @@ function issuerKey(child: X509Certificate, issuer: X509Certificate): Promise<Web
   return key;
 }
 
-// --- signature check straight on the DER: the to-be-signed bytes are sliced out of the
-// certificate instead of re-serialised from the parsed ASN.1 (what @peculiar/x509's verify does).
-
-interface Tlv {
-  tag: number;
-  contentStart: number;
-  end: number;
-}
-
-function readTlv(b: Uint8Array, at: number): Tlv | undefined {
-  if (at + 2 > b.length) return undefined;
-  const tag = b[at] as number;
-  let len = b[at + 1] as number;
-  let p = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || p + n > b.length) return undefined;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (b[p++] as number);
-  }
-  const end = p + len;
-  return end > b.length ? undefined : { tag, contentStart: p, end };
-}
+// --- signature check straight on the DER: the to-be-signed bytes are the ones asn1-schema kept
+// while parsing (`tbsCertificateRaw`) instead of re-serialised from the parsed ASN.1 (what
+// @peculiar/x509's verify does).
 
 interface SignedParts {
   tbs: Uint8Array;
@@ -116,39 +100,42 @@ const partsCache = new WeakMap<X509Certificate, SignedParts | null>();
 function signedParts(cert: X509Certificate): SignedParts | undefined {
   const cached = partsCache.get(cert);
   if (cached !== undefined) return cached ?? undefined;
-  const der = new Uint8Array(cert.rawData);
-  const outer = readTlv(der, 0);
-  const tbs = outer?.tag === 0x30 ? readTlv(der, outer.contentStart) : undefined;
-  const alg = tbs?.tag === 0x30 ? readTlv(der, tbs.end) : undefined;
-  const sig = alg?.tag === 0x30 ? readTlv(der, alg.end) : undefined;
-  const parts =
-    outer && tbs && sig?.tag === 0x03 && sig.end === outer.end && der[sig.contentStart] === 0
-      ? {
-          tbs: der.subarray(outer.contentStart, tbs.end),
-          signature: der.subarray(sig.contentStart + 1, sig.end),
-        }
-      : undefined;
+  let parts: SignedParts | undefined;
+  try {
+    // @peculiar/x509 keeps its parsed ASN.1 as `asn`; reuse it instead of parsing the DER again.
+    const kept = (cert as unknown as { asn?: Certificate }).asn;
+    const asn = kept?.tbsCertificateRaw ? kept : AsnConvert.parse(cert.rawData, Certificate);
+    parts =
+      asn.tbsCertificateRaw === undefined
+        ? undefined
+        : {
+            tbs: new Uint8Array(asn.tbsCertificateRaw),
+            signature: new Uint8Array(asn.signatureValue),
+          };
+  } catch {
+    parts = undefined; // the slow path reports what is wrong
+  }
   partsCache.set(cert, parts ?? null);
   return parts;
 }
 
 /** ECDSA-Sig-Value (DER SEQUENCE of r, s) → the fixed-size r‖s WebCrypto expects. */
 function ecdsaRaw(sig: Uint8Array, size: number): Uint8Array | undefined {
-  const seq = readTlv(sig, 0);
-  if (seq?.tag !== 0x30 || seq.end !== sig.length) return undefined;
-  const r = readTlv(sig, seq.contentStart);
-  const s = r?.tag === 0x02 ? readTlv(sig, r.end) : undefined;
-  if (!r || s?.tag !== 0x02 || s.end !== seq.end) return undefined;
+  let value: ECDSASigValue;
+  try {
+    value = parseDer(sig, ECDSASigValue, "ECDSA signature", (m) => new Error(m));
+  } catch {
+    return undefined;
+  }
   const out = new Uint8Array(size * 2);
   for (const [int, offset] of [
-    [r, 0],
-    [s, size],
+    [value.r, 0],
+    [value.s, size],
   ] as const) {
-    let start = int.contentStart;
-    while (start < int.end - 1 && sig[start] === 0) start++;
-    const len = int.end - start;
-    if (len > size) return undefined;
-    out.set(sig.subarray(start, int.end), offset + size - len);
+    let v = new Uint8Array(int);
+    while (v.length > 1 && v[0] === 0) v = v.subarray(1);
+    if (v.length > size) return undefined;
+    out.set(v, offset + size - v.length);
   }
   return out;
 }
