@@ -86,39 +86,51 @@ function badPathChar(c: string): { rule: string; hint: string } {
 }
 
 /**
- * Checks a trust domain name; returns the error instead of throwing (hot paths and
- * validators). `undefined` means valid.
+ * The trust-domain rules (SPIFFE-ID §2.1), shared by trust-domain and SPIFFE ID parsing; `report`
+ * words the error for what was being parsed (`input`).
  */
-export function checkTrustDomainName(name: string): IdentityError | undefined {
+function trustDomainError(
+  name: string,
+  input: string,
+  report: typeof idError,
+): IdentityError | undefined {
   if (name.length === 0) {
-    return tdError(
+    return report(
       "ERR_IDENTITY_SPIFFE_MISSING_TRUST_DOMAIN",
       "trust domain must not be empty",
       "trust domain is missing",
-      name,
+      input,
     );
   }
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c >= 128 || ((CHARS[c] as number) & 1) === 0) {
       const why = badTdChar(name[i] as string);
-      return tdError(
+      return report(
         "ERR_IDENTITY_SPIFFE_BAD_TRUST_DOMAIN_CHAR",
         why.rule,
         `trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores (${why.rule}; ${why.hint})`,
-        name,
+        input,
       );
     }
   }
   if (name.length > MAX_TRUST_DOMAIN_BYTES) {
-    return tdError(
+    return report(
       "ERR_IDENTITY_SPIFFE_TRUST_DOMAIN_TOO_LONG",
       `trust domain must be at most ${MAX_TRUST_DOMAIN_BYTES} bytes`,
       `trust domain is ${name.length} bytes, the limit is ${MAX_TRUST_DOMAIN_BYTES}`,
-      name,
+      input,
     );
   }
   return undefined;
+}
+
+/**
+ * Checks a trust domain name; returns the error instead of throwing (hot paths and
+ * validators). `undefined` means valid.
+ */
+export function checkTrustDomainName(name: string): IdentityError | undefined {
+  return trustDomainError(name, name, tdError);
 }
 
 /**
@@ -351,34 +363,8 @@ function parse(input: string): SpiffeId | IdentityError {
   let slash = input.indexOf("/", SCHEME.length);
   if (slash < 0) slash = input.length;
   const tdName = input.slice(SCHEME.length, slash);
-  if (tdName.length === 0) {
-    return idError(
-      "ERR_IDENTITY_SPIFFE_MISSING_TRUST_DOMAIN",
-      "trust domain must not be empty",
-      "trust domain is missing",
-      input,
-    );
-  }
-  for (let i = 0; i < tdName.length; i++) {
-    const c = tdName.charCodeAt(i);
-    if (c >= 128 || ((CHARS[c] as number) & 1) === 0) {
-      const why = badTdChar(tdName[i] as string);
-      return idError(
-        "ERR_IDENTITY_SPIFFE_BAD_TRUST_DOMAIN_CHAR",
-        why.rule,
-        `trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores (${why.rule}; ${why.hint})`,
-        input,
-      );
-    }
-  }
-  if (tdName.length > MAX_TRUST_DOMAIN_BYTES) {
-    return idError(
-      "ERR_IDENTITY_SPIFFE_TRUST_DOMAIN_TOO_LONG",
-      `trust domain must be at most ${MAX_TRUST_DOMAIN_BYTES} bytes`,
-      `trust domain is ${tdName.length} bytes, the limit is ${MAX_TRUST_DOMAIN_BYTES}`,
-      input,
-    );
-  }
+  const tdErr = trustDomainError(tdName, input, idError);
+  if (tdErr) return tdErr;
   const path = input.slice(slash);
   const err = checkSpiffePath(path, input);
   if (err) return err;
