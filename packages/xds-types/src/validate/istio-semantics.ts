@@ -181,6 +181,26 @@ function attributeProblem(key: string, values: string[]): string | undefined {
   return `unknown attribute: ${key}`;
 }
 
+/** Istio's `ValidateWorkloadSelector` label rules: no empty keys, no wildcards, warn on no labels. */
+function checkSelectorLabels(c: Collector, selector: Obj): void {
+  const labels = obj(selector.matchLabels) ?? {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (k === "")
+      c.error(
+        ["spec", "selector", "matchLabels"],
+        `empty key is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
+      );
+    if (k.includes("*") || String(v).includes("*")) {
+      c.error(
+        ["spec", "selector", "matchLabels", k],
+        `wildcard is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
+      );
+    }
+  }
+  if (Object.keys(labels).length === 0)
+    c.warn(["spec", "selector"], "workload selector specified without labels");
+}
+
 function checkSelectorAndTargets(c: Collector, spec: Obj): void {
   const selector = obj(spec.selector);
   let set = 0;
@@ -188,24 +208,7 @@ function checkSelectorAndTargets(c: Collector, spec: Obj): void {
   if (spec.targetRef !== undefined && spec.targetRef !== null) set++;
   if (len(spec.targetRefs) > 0) set++;
   if (set > 1) c.error(["spec"], "only one of targetRefs or workloadSelector can be set");
-  if (selector !== undefined) {
-    const labels = obj(selector.matchLabels) ?? {};
-    for (const [k, v] of Object.entries(labels)) {
-      if (k === "")
-        c.error(
-          ["spec", "selector", "matchLabels"],
-          `empty key is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
-        );
-      if (k.includes("*") || String(v).includes("*")) {
-        c.error(
-          ["spec", "selector", "matchLabels", k],
-          `wildcard is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
-        );
-      }
-    }
-    if (Object.keys(labels).length === 0)
-      c.warn(["spec", "selector"], "workload selector specified without labels");
-  }
+  if (selector !== undefined) checkSelectorLabels(c, selector);
   const refs: Array<[unknown, PathSeg[]]> = [];
   if (spec.targetRef !== undefined) refs.push([spec.targetRef, ["spec", "targetRef"]]);
   (list(spec.targetRefs) ?? []).forEach((r, i) => {
@@ -519,24 +522,7 @@ function checkPeerAuthentication(c: Collector, spec: Obj): void {
       c.error(["spec", "portLevelMtls", port], "port must be in range 1..65535");
     }
   }
-  if (selector !== undefined) {
-    const labels = obj(selector.matchLabels) ?? {};
-    for (const [k, v] of Object.entries(labels)) {
-      if (k === "")
-        c.error(
-          ["spec", "selector", "matchLabels"],
-          `empty key is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
-        );
-      if (k.includes("*") || String(v).includes("*")) {
-        c.error(
-          ["spec", "selector", "matchLabels", k],
-          `wildcard is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`,
-        );
-      }
-    }
-    if (Object.keys(labels).length === 0)
-      c.warn(["spec", "selector"], "workload selector specified without labels");
-  }
+  if (selector !== undefined) checkSelectorLabels(c, selector);
 }
 
 const STRICT_HEADER_NAME = /^[a-zA-Z0-9-]+$/;
