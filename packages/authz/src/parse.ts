@@ -83,7 +83,8 @@ class Ctx {
   }
 }
 
-const SOURCE_FIELDS = [
+/** Every `from.source` field, in the API's order. */
+export const SOURCE_FIELDS: readonly (keyof Source)[] = [
   "principals",
   "notPrincipals",
   "requestPrincipals",
@@ -98,7 +99,7 @@ const SOURCE_FIELDS = [
   "notRemoteIpBlocks",
   "trustDomains",
   "notTrustDomains",
-] as const satisfies readonly (keyof Source)[];
+];
 
 const OPERATION_FIELDS = [
   "hosts",

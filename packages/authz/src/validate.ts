@@ -3,7 +3,7 @@
  * pkg/config/security, plus the CRD's CEL rules), with Istio's wording. Issues are values.
  */
 import { parsePrefix } from "./ip.js";
-import type { Issue } from "./parse.js";
+import { type Issue, SOURCE_FIELDS } from "./parse.js";
 import type { AuthorizationPolicy, PolicyTargetReference, Source } from "./types.js";
 
 /** Result of validating one policy: `valid` is false if any issue is an error. */
@@ -183,23 +183,6 @@ function validateRef(
   }
 }
 
-const SOURCE_KEYS: readonly (keyof Source)[] = [
-  "principals",
-  "notPrincipals",
-  "requestPrincipals",
-  "notRequestPrincipals",
-  "namespaces",
-  "notNamespaces",
-  "serviceAccounts",
-  "notServiceAccounts",
-  "ipBlocks",
-  "notIpBlocks",
-  "remoteIpBlocks",
-  "notRemoteIpBlocks",
-  "trustDomains",
-  "notTrustDomains",
-];
-
 const CUSTOM_FORBIDDEN_SOURCE: readonly [keyof Source, string][] = [
   ["namespaces", "From.Namespaces"],
   ["notNamespaces", "From.NotNamespaces"],
@@ -340,11 +323,11 @@ export function validateAuthorizationPolicy(
           p,
           `cannot set serviceAccounts with namespaces or principals, found at rule ${i}`,
         ]);
-      if (SOURCE_KEYS.every((k) => n(k) === 0))
+      if (SOURCE_FIELDS.every((k) => n(k) === 0))
         errors.push([p, `\`from.source\` must not be empty, found at rule ${i}`]);
       for (const k of ["ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"] as const)
         for (const m of validateIps(src[k])) errors.push([[...p, k], m]);
-      for (const k of SOURCE_KEYS) {
+      for (const k of SOURCE_FIELDS) {
         if (k === "serviceAccounts" || k === "notServiceAccounts") {
           for (const m of checkServiceAccounts(
             k === "serviceAccounts" ? "ServiceAccounts" : "NotServiceAccounts",
