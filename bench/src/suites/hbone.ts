@@ -6,11 +6,15 @@ import net from "node:net";
 import type { Writable } from "node:stream";
 import tls from "node:tls";
 import {
+  CONNECTION_WINDOW_SIZE,
   clientTlsOptions,
   type HboneCredentials,
   HbonePool,
   HboneServer,
   type HboneStream,
+  MAX_FRAME_SIZE,
+  MAX_SESSION_MEMORY_MB,
+  STREAM_WINDOW_SIZE,
   serverTlsOptions,
 } from "@ambientkit/hbone";
 import { CertificateAuthority } from "@ambientkit/identity";
@@ -53,6 +57,46 @@ async function pump(w: Writable, total: number, received: () => number): Promise
   return total / s / 1e6;
 }
 
+/**
+ * The ceiling node:http2 itself puts on one CONNECT stream: a bare http2 secure server and client
+ * with HBONE's TLS options, windows and frame size, and no ambientkit code on the data path.
+ */
+async function bareHttp2(fx: Fixture, total: number): Promise<number> {
+  const settings = {
+    enablePush: false,
+    initialWindowSize: STREAM_WINDOW_SIZE,
+    maxFrameSize: MAX_FRAME_SIZE,
+  };
+  let got = 0;
+  const server = http2.createSecureServer({
+    ...serverTlsOptions(fx.server),
+    settings,
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+  });
+  server.on("session", (s) => s.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  server.on("stream", (stream) => {
+    stream.respond({ ":status": 200 });
+    stream.on("data", (c: Buffer) => {
+      got += c.length;
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const session = http2.connect(`https://127.0.0.1:${port}`, {
+    ...clientTlsOptions(fx.client, [fx.serverId]),
+    settings,
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+  });
+  session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  const stream = session.request({ ":method": "CONNECT", ":authority": "127.0.0.1:9" });
+  await new Promise((r) => stream.once("response", r));
+  const mbps = await pump(stream, total, () => got);
+  stream.close();
+  session.close();
+  await new Promise<void>((r) => server.close(() => r()));
+  return mbps;
+}
+
 async function throughput(fx: Fixture): Promise<MeasureRow[]> {
   const total = 256 * 1024 * 1024;
   let sunk = 0;
@@ -68,6 +112,7 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
     hboneTerm: [],
     tls: [],
     tlsProxy: [],
+    bareH2: [],
   };
   let termGot = 0;
   const servers = {
@@ -135,6 +180,7 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
     tlsGot = 0;
     results.tls?.push(await pump(c, total, () => tlsGot));
     c.destroy();
+    results.bareH2?.push(await bareHttp2(fx, total));
   }
   await pool.close();
   await servers.hbone.close(100);
@@ -150,6 +196,7 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
   const ht = median(results.hboneTerm);
   const t = median(results.tls);
   const tp = median(results.tlsProxy);
+  const b = median(results.bareH2);
   return [
     {
       name: "ambientkit HBONE tunnel, terminated in-process (no upstream hop)",
@@ -163,6 +210,22 @@ async function throughput(fx: Fixture): Promise<MeasureRow[]> {
       peer: true,
     },
     { name: "ratio HBONE tunnel / raw TLS socket", value: Number((ht / t).toFixed(2)), unit: "×" },
+    {
+      name: "bare node:http2 CONNECT stream, same TLS, windows and frame size, no ambientkit (peer)",
+      value: Math.round(b),
+      unit: "MB/s",
+      peer: true,
+    },
+    {
+      name: "ratio bare node:http2 stream / raw TLS socket (the ceiling node:http2 sets)",
+      value: Number((b / t).toFixed(2)),
+      unit: "×",
+    },
+    {
+      name: "ratio HBONE tunnel / bare node:http2 stream",
+      value: Number((ht / b).toFixed(2)),
+      unit: "×",
+    },
     {
       name: "ambientkit HBONE tunnel → server → TCP sink (read-ahead on, default)",
       value: Math.round(h),
