@@ -1,5 +1,7 @@
 // The one place examples/ imports @ambientkit/hbone from, so a change in its barrel is fixed here.
 export {
+  decodeProxyV2,
+  encodeProxyV2,
   type HboneCredentials,
   type HboneDecision,
   HboneError,
@@ -8,4 +10,5 @@ export {
   type HboneServerRequest,
   type HboneStream,
   openTunnel,
+  type ProxyHeader,
 } from "@ambientkit/hbone";

@@ -12,6 +12,32 @@ describe("loadScenario", () => {
       "istio-system/istio_converted_static_strict",
     );
     expect(c.httpRoutes.length).toBe(1);
+    // istiod lists the static strict policy on every workload of a STRICT namespace (mesh-wide here)
+    for (const w of c.local.workloads) {
+      expect(w.authorizationPolicies).toContain("istio-system/istio_converted_static_strict");
+    }
+  });
+
+  it("attaches STRICT by effective mode: a namespace PERMISSIVE overrides the mesh-wide STRICT", () => {
+    const mesh = `workloads:
+  - { uid: u1, name: a, namespace: strict-ns, serviceAccount: a, trustDomain: cluster.local, workloadIps: ["127.0.98.1"], protocol: HBONE, services: {} }
+  - { uid: u2, name: b, namespace: open-ns, serviceAccount: b, trustDomain: cluster.local, workloadIps: ["127.0.98.2"], protocol: HBONE, services: {} }
+services: []
+`;
+    const istio = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: open-ns }
+spec: { mtls: { mode: PERMISSIVE } }
+`;
+    const c = parseScenario({ file: "mesh.yaml", text: mesh }, { file: "istio.yaml", text: istio });
+    const byName = new Map(c.local.workloads.map((w) => [w.name, w.authorizationPolicies]));
+    expect(byName.get("a")).toEqual(["istio-system/istio_converted_static_strict"]);
+    expect(byName.get("b")).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   convertPeerAuthentications,
   type PeerAuthentication,
   parsePolicyResource,
+  STATIC_STRICT_POLICY_NAME,
 } from "@ambientkit/authz";
 import {
   type Authorization,
@@ -165,8 +166,9 @@ export function parseScenario(
     }
     keys.add(authorizationKey(c));
   }
+  const workloads = attachStrict(local.workloads, peerAuthentications, rootNamespace);
   return {
-    local: { ...local, policies: [...local.policies, ...converted] },
+    local: { ...local, workloads, policies: [...local.policies, ...converted] },
     authorizationPolicies,
     peerAuthentications,
     httpRoutes,
@@ -174,6 +176,38 @@ export function parseScenario(
     rootNamespace,
     trustDomain,
   };
+}
+
+/**
+ * istiod's other half of PeerAuthentication STRICT: the converted static strict DENY has
+ * WorkloadSelector scope, so istiod lists it in `authorizationPolicies` of every workload whose
+ * effective mode is STRICT — the namespace-wide PeerAuthentication of its namespace, else the
+ * mesh-wide one in the root namespace (UNSET inherits). Selector-scoped PeerAuthentications need
+ * pod labels, which LOCAL_XDS workloads do not carry, so they are not attached here.
+ */
+function attachStrict(
+  workloads: LocalConfig["workloads"],
+  peerAuthentications: readonly PeerAuthentication[],
+  rootNamespace: string,
+): LocalConfig["workloads"] {
+  const namespaceWide = new Map<string, string>();
+  for (const pa of peerAuthentications) {
+    const labels = pa.spec.selector?.matchLabels;
+    if (labels !== undefined && Object.keys(labels).length > 0) continue;
+    // The first listed stands in for the oldest, as convertPeerAuthentications does.
+    if (!namespaceWide.has(pa.namespace))
+      namespaceWide.set(pa.namespace, pa.spec.mtls?.mode ?? "UNSET");
+  }
+  const mode = (ns: string): string => {
+    const own = namespaceWide.get(ns) ?? "UNSET";
+    return own === "UNSET" ? (namespaceWide.get(rootNamespace) ?? "UNSET") : own;
+  };
+  const strictKey = `${rootNamespace}/${STATIC_STRICT_POLICY_NAME}`;
+  return workloads.map((w) =>
+    mode(w.namespace) === "STRICT" && !w.authorizationPolicies.includes(strictKey)
+      ? { ...w, authorizationPolicies: [...w.authorizationPolicies, strictKey] }
+      : w,
+  );
 }
 
 function checkLocal(src: SourceFile, c: LocalConfig): void {

@@ -3,7 +3,8 @@
 // certificate, captures outbound traffic on service VIP listeners and SOCKS5 (15080), and follows
 // ztunnel's outbound decision tree (waypoint → HBONE to the waypoint with :authority = VIP:port;
 // in-mesh workload → HBONE to podIP:15008; out-of-mesh → plain TCP). Admin (15000 /config_dump),
-// metrics (15020) and readiness (15021) listen on 127.0.0.1. Everything closes with close().
+// metrics (15020) and readiness (15021) listen on 127.0.0.1. Optionally it serves ztunnel's inbound
+// plaintext passthrough (15006) on each local workload IP. Everything closes with close().
 import http from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
@@ -27,6 +28,7 @@ import {
 import { Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
 import {
+  decodeProxyV2,
   type HboneCredentials,
   type HboneDecision,
   HboneError,
@@ -34,6 +36,7 @@ import {
   HboneServer,
   type HboneServerRequest,
   type HboneStream,
+  type ProxyHeader,
 } from "../hbone.js";
 import { MemoryLog } from "../mesh/access-log.js";
 import type { WorkloadCertificates } from "../mesh/certs.js";
@@ -60,6 +63,12 @@ export interface ZtunnelPorts {
   readiness: number | null;
   /** SOCKS5 outbound (15080). */
   socks5: number | null;
+  /**
+   * Inbound plaintext passthrough (15006) on each local workload IP. Node cannot read
+   * SO_ORIGINAL_DST, so the capture point prefixes each connection with a PROXY v2 header whose
+   * destination is the original destination (see {@link Ztunnel}).
+   */
+  passthrough: number | null;
 }
 
 /** The real ztunnel port numbers (what the demo uses). */
@@ -69,6 +78,7 @@ export const ZTUNNEL_PORTS: ZtunnelPorts = {
   metrics: 15020,
   readiness: 15021,
   socks5: 15080,
+  passthrough: 15006,
 };
 
 export interface ZtunnelOptions {
@@ -125,7 +135,8 @@ export type OutboundRoute =
 interface InboundConn {
   workload: Workload;
   conn: ZtunnelConnection;
-  tunnel: HboneStream;
+  /** The HBONE stream, or the plaintext downstream socket of a passthrough connection. */
+  tunnel: HboneStream | net.Socket;
   upstream: net.Socket;
 }
 
@@ -142,6 +153,7 @@ export class Ztunnel {
   readonly #pool: HbonePool;
   readonly #random: () => number;
   readonly #inboundListeners = new Map<string, Listener>();
+  readonly #passthroughListeners = new Map<string, Listener>();
   readonly #vipListeners = new Map<string, Listener>();
   readonly #adminListeners: Listener[] = [];
   readonly #inbound = new Set<InboundConn>();
@@ -162,6 +174,7 @@ export class Ztunnel {
       metrics: null,
       readiness: null,
       socks5: null,
+      passthrough: null,
       ...opts.ports,
     };
     this.#certs = opts.certificates;
@@ -270,6 +283,25 @@ export class Ztunnel {
       this.#inboundListeners.set(
         ip,
         await listen(srv, ip, this.ports.hbone, `ztunnel ${this.node} HBONE inbound`),
+      );
+    }
+    // inbound plaintext passthrough: podIP:15006 for the same local in-mesh workload IPs
+    const wantPassthrough = this.ports.passthrough === null ? new Set<string>() : wantInbound;
+    for (const [ip, l] of this.#passthroughListeners) {
+      if (!wantPassthrough.has(ip)) {
+        this.#passthroughListeners.delete(ip);
+        await l.close();
+      }
+    }
+    for (const ip of wantPassthrough) {
+      if (this.#passthroughListeners.has(ip) || this.ports.passthrough === null) continue;
+      const srv = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => {
+        s.on("error", () => {});
+        this.#passthrough(s);
+      });
+      this.#passthroughListeners.set(
+        ip,
+        await listen(srv, ip, this.ports.passthrough, `ztunnel ${this.node} inbound passthrough`),
       );
     }
     // outbound capture: a listener per service VIP:port
@@ -658,7 +690,128 @@ export class Ztunnel {
     };
   }
 
-  /** Number of open inbound tunnels. */
+  /**
+   * Inbound plaintext passthrough (ztunnel's `inbound_passthrough.rs`, port 15006). ztunnel reads the
+   * original destination with SO_ORIGINAL_DST; Node cannot, so here the capture point (a redirector,
+   * or a test) must send a PROXY protocol v2 header first whose destination is the original
+   * `podIP:port` (its source is the original client). Anything else is closed. The destination must
+   * be a local workload and its port not a ztunnel port; L4 authz runs with no source identity (so
+   * STRICT mTLS or a principal-requiring ALLOW rejects it), then the app is dialled and bytes copied.
+   */
+  #passthrough(socket: net.Socket): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const fail = (): void => {
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      socket.destroy();
+    };
+    const timer = setTimeout(fail, this.#opts.connectTimeoutMs ?? 10_000);
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let decoded: ReturnType<typeof decodeProxyV2>;
+      try {
+        decoded = decodeProxyV2(buf);
+      } catch (e) {
+        logEarlyDeny(
+          this.log,
+          { src: socketAddr(unmap(socket.remoteAddress), socket.remotePort ?? 0), dst: "unknown" },
+          "destination",
+          `inbound passthrough: ${describeError(e)}`,
+        );
+        fail();
+        return;
+      }
+      if (!decoded) return;
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      socket.removeListener("end", onEnd);
+      socket.pause();
+      void this.#passthroughConnect(socket, decoded.header, buf.subarray(decoded.length));
+    };
+    const onEnd = (): void => fail();
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("close", () => clearTimeout(timer));
+  }
+
+  async #passthroughConnect(socket: net.Socket, header: ProxyHeader, head: Buffer): Promise<void> {
+    const st = this.#state;
+    const src = header.source;
+    const dst = header.destination;
+    const srcIp = src?.address ?? unmap(socket.remoteAddress);
+    const addrs = {
+      src: socketAddr(srcIp, src?.port ?? socket.remotePort ?? 0),
+      dst: dst ? socketAddr(dst.address, dst.port) : "unknown",
+    };
+    const reject = (reason: string): void => {
+      logEarlyDeny(this.log, addrs, "destination", reason);
+      socket.destroy();
+    };
+    if (header.command !== "PROXY" || !dst)
+      return reject("inbound passthrough: the PROXY header names no original destination");
+    const local = st.workloadByIp(dst.address);
+    if (!local || local.node !== this.node)
+      return reject(`inbound passthrough: ${dst.address} is not a local workload`);
+    if (
+      ILLEGAL_PORTS.has(dst.port) ||
+      dst.port === this.ports.hbone ||
+      dst.port === this.ports.passthrough
+    )
+      return reject(`inbound passthrough: port ${dst.port} is a ztunnel port`);
+    const source = st.workloadByIp(srcIp);
+    const conn: ZtunnelConnection = {
+      sourceIp: srcIp,
+      destinationIp: dst.address,
+      destinationPort: dst.port,
+      sourceIdentity: null,
+    };
+    const ctx: TrafficContext = {
+      reporter: "destination",
+      ...(source ? { source: workloadInfo(source) } : {}),
+      destination: workloadInfo(local),
+      destinationPrincipal: workloadIdentity(local),
+      // plaintext: no source principal; ztunnel reports connection_security_policy "unknown"
+      securityPolicy: "unknown",
+    };
+    const rbac = st.authorize(local, conn);
+    if (!rbac.allowed) {
+      const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), addrs);
+      h.close({ error: `connection closed due to policy rejection: ${rbacReason(rbac)}` });
+      socket.destroy();
+      return;
+    }
+    let upstream: net.Socket;
+    try {
+      upstream = await connectTcp(dst.address, dst.port, {
+        localAddress: srcIp.startsWith("127.") ? srcIp : dst.address,
+        timeoutMs: this.#opts.connectTimeoutMs ?? 10_000,
+      });
+    } catch (e) {
+      const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), addrs);
+      h.close({ error: describeError(e) });
+      socket.destroy();
+      return;
+    }
+    upstream.on("error", () => {});
+    if (this.#closed || socket.destroyed) {
+      upstream.destroy();
+      socket.destroy();
+      return;
+    }
+    const h = this.metrics.openConnection(ztunnelTcpLabels(ctx), addrs);
+    const rec: InboundConn = { workload: local, conn, tunnel: socket, upstream };
+    this.#inbound.add(rec);
+    if (head.length > 0) upstream.write(head);
+    pipeBoth(socket, upstream, () => {
+      this.#inbound.delete(rec);
+      h.received(upstream.bytesWritten);
+      h.sent(upstream.bytesRead);
+      h.close();
+    });
+    socket.resume();
+  }
+
+  /** Number of open inbound tunnels (HBONE and plaintext passthrough). */
   get inboundConnections(): number {
     return this.#inbound.size;
   }
@@ -678,10 +831,12 @@ export class Ztunnel {
     this.#pool.destroy();
     const all = [
       ...this.#inboundListeners.values(),
+      ...this.#passthroughListeners.values(),
       ...this.#vipListeners.values(),
       ...this.#adminListeners,
     ];
     this.#inboundListeners.clear();
+    this.#passthroughListeners.clear();
     this.#vipListeners.clear();
     this.#adminListeners.length = 0;
     await Promise.all([...all.map((l) => l.close()), this.#server.close(0)]);
