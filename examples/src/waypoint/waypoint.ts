@@ -8,7 +8,12 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import { type CompiledPolicies, compilePolicies, type Decision } from "@ambientkit/authz";
+import {
+  type CompiledPolicies,
+  compilePolicies,
+  type Decision,
+  type DecisionInput,
+} from "@ambientkit/authz";
 import {
   envoyTcpLabels,
   httpLabels,
@@ -280,11 +285,17 @@ export class Waypoint {
     };
   }
 
-  /** L4 at the waypoint: TCP authorization (no request attributes), then a tunnel to a pod. */
-  async #onTcp(tunnel: HboneStream, t: TunnelTarget): Promise<void> {
-    const source = this.#state.workloadByIp(t.req.remoteAddress);
+  /**
+   * What the waypoint enforcement point decides on: the waypoint, the target service, and the
+   * connection as the waypoint sees it (the original client from `forwarded`, else the peer).
+   */
+  #decisionInput(
+    t: TunnelTarget,
+    protocol: "tcp" | "http",
+    request: NonNullable<DecisionInput["request"]> | null,
+  ): DecisionInput {
     const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-    const decision = this.#policies.decide({
+    return {
       enforcement: "waypoint",
       waypoint: {
         name: this.name,
@@ -300,7 +311,7 @@ export class Waypoint {
               namespace: t.service.namespace,
               vip: t.ip,
               port: t.port,
-              protocol: "tcp",
+              protocol,
             },
           }
         : {}),
@@ -314,8 +325,14 @@ export class Waypoint {
         destinationIp: t.ip,
         destinationPort: t.port,
       },
-      request: null,
-    });
+      request,
+    };
+  }
+
+  /** L4 at the waypoint: TCP authorization (no request attributes), then a tunnel to a pod. */
+  async #onTcp(tunnel: HboneStream, t: TunnelTarget): Promise<void> {
+    const source = this.#state.workloadByIp(t.req.remoteAddress);
+    const decision = this.#policies.decide(this.#decisionInput(t, "tcp", null));
     const ctx: TrafficContext = {
       reporter: "waypoint",
       ...(source ? { source: workloadInfo(source) } : {}),
@@ -431,7 +448,6 @@ export class Waypoint {
       if (!k.startsWith(":")) plainHeaders[k] = v as string | string[] | undefined;
     if (isH2) plainHeaders.host = host;
     const source = this.#state.workloadByIp(t.req.remoteAddress);
-    const forwardedFor = t.req.forwarded.for?.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
     const ctx: TrafficContext = {
       reporter: "waypoint",
       ...(source ? { source: workloadInfo(source) } : {}),
@@ -482,44 +498,15 @@ export class Waypoint {
         if (v.kind === "valid") jwt = v.claims;
       }
     }
-    const decision: Decision = this.#policies.decide({
-      enforcement: "waypoint",
-      waypoint: {
-        name: this.name,
-        namespace: this.namespace,
-        serviceAccount: this.#self.serviceAccount,
-        ip: this.ip,
-      },
-      ...(t.service
-        ? {
-            service: {
-              kind: "Service" as const,
-              name: t.service.name,
-              namespace: t.service.namespace,
-              vip: t.ip,
-              port: t.port,
-              protocol: "http",
-            },
-          }
-        : {}),
-      workload: {
-        namespace: t.service?.namespace ?? t.workload?.namespace ?? this.namespace,
-        labels: {},
-      },
-      connection: {
-        sourcePrincipal: t.req.peerIdentity,
-        sourceIp: forwardedFor && net.isIP(forwardedFor) ? forwardedFor : t.req.remoteAddress,
-        destinationIp: t.ip,
-        destinationPort: t.port,
-      },
-      request: {
+    const decision: Decision = this.#policies.decide(
+      this.#decisionInput(t, "http", {
         host,
         method: req.method ?? "GET",
         path: req.url ?? "/",
         headers,
         jwt,
-      },
-    });
+      }),
+    );
     if (decision.decision === "deny") {
       this.log.warn(
         {
