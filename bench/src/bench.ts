@@ -32,10 +32,14 @@ async function main(): Promise<void> {
   for (const file of files.sort()) {
     const mod = (await import(pathToFileURL(join(suiteDir, file)).href)) as { default: BenchSuite };
     const suite = mod.default;
-    for (const group of await suite.groups()) {
-      if (filters.length > 0 && !filters.some((f) => new RegExp(f).test(group.name))) continue;
-      results.push(await runGroup(suite.package, group));
-    }
+    const groups = await suite.groups();
+    const selected = groups.filter(
+      (g) => filters.length === 0 || filters.some((f) => new RegExp(f).test(g.name)),
+    );
+    // Groups not selected are torn down first: their servers and child processes must not
+    // share the machine with the ones being measured.
+    for (const group of groups) if (!selected.includes(group)) await group.teardown?.();
+    for (const group of selected) results.push(await runGroup(suite.package, group));
   }
   const md = render(results);
   process.stdout.write(md);
@@ -46,8 +50,62 @@ async function main(): Promise<void> {
   }
 }
 
+/** Round-robin slices of ~25 ms per case until the group's time budget is spent. */
+function runInterleaved(group: BenchGroup): CaseResult[] {
+  const sliceMs = 25;
+  const budget = group.timeMs ?? 1000;
+  const totals = group.cases.map(() => ({ ms: 0, ops: 0, rates: [] as number[] }));
+  const runSlice = (i: number): void => {
+    const c = group.cases[i];
+    const t = totals[i];
+    if (c === undefined || t === undefined) return;
+    const batch = c.batch ?? 1;
+    let ops = 0;
+    const t0 = performance.now();
+    let now = t0;
+    while (now - t0 < sliceMs) {
+      c.fn();
+      ops += batch;
+      now = performance.now();
+    }
+    t.ms += now - t0;
+    t.ops += ops;
+    t.rates.push((ops * 1000) / (now - t0));
+  };
+  // Warm-up slice for every case, not counted.
+  for (let i = 0; i < group.cases.length; i++) runSlice(i);
+  for (const t of totals) Object.assign(t, { ms: 0, ops: 0, rates: [] });
+  const start = performance.now();
+  for (let round = 0; performance.now() - start < budget; round++) {
+    // Alternate the order so neither case always runs right after the other.
+    const order = group.cases.map((_c, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) runSlice(i);
+  }
+  return group.cases.map((c, i) => {
+    const t = totals[i] as { ms: number; ops: number; rates: number[] };
+    const mean = t.rates.reduce((a, b) => a + b, 0) / t.rates.length;
+    const sd = Math.sqrt(t.rates.reduce((a, r) => a + (r - mean) ** 2, 0) / t.rates.length);
+    return {
+      name: c.name,
+      peer: c.peer ?? false,
+      opsPerSec: (t.ops * 1000) / t.ms,
+      nsPerOp: (t.ms * 1e6) / t.ops,
+      // 95 % margin of the per-slice rates, in % of their mean
+      rme: ((1.96 * sd) / Math.sqrt(t.rates.length) / mean) * 100,
+      samples: t.rates.length,
+    };
+  });
+}
+
 async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> {
   process.stderr.write(`running ${group.name}\n`);
+  if (group.interleave && group.cases.length > 0) {
+    const cases = runInterleaved(group);
+    const measured = group.measure ? await group.measure() : [];
+    await group.teardown?.();
+    return { suite, group, cases, measured };
+  }
   const bench = new Bench({ time: group.timeMs ?? 1000, warmupTime: 200 });
   for (const c of group.cases) bench.add(c.name, c.fn);
   const cases: CaseResult[] = [];
@@ -56,13 +114,15 @@ async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> 
     for (const task of bench.tasks) {
       const r = task.result;
       if (r?.state !== "completed") throw new Error(`${group.name}: ${task.name} did not complete`);
+      const def = group.cases.find((c) => c.name === task.name);
+      const batch = def?.batch ?? 1;
       cases.push({
         name: task.name,
-        peer: group.cases.find((c) => c.name === task.name)?.peer ?? false,
+        peer: def?.peer ?? false,
         // ops/s from the mean latency (total work / total time); tinybench's throughput.mean
         // averages per-sample rates, which over-weights the fastest samples.
-        opsPerSec: 1000 / r.latency.mean,
-        nsPerOp: r.latency.mean * 1e6,
+        opsPerSec: (1000 * batch) / r.latency.mean,
+        nsPerOp: (r.latency.mean * 1e6) / batch,
         rme: r.latency.rme,
         samples: r.latency.samplesCount,
       });

@@ -8,6 +8,11 @@ export interface BenchCase {
   /** e.g. "ambientkit P-256 CSR sign" or "node-forge RSA-2048 sign (peer)". */
   name: string;
   fn: () => unknown;
+  /**
+   * Operations one call of `fn` performs (default 1). Sub-microsecond operations run in batches:
+   * timing each call alone would mostly measure the timer and compress every ratio towards 1.
+   */
+  batch?: number;
   /** Marks a peer implementation we compare against. */
   peer?: boolean;
 }
@@ -21,6 +26,12 @@ export interface BenchGroup {
   ratio?: { ours: string; peer: string };
   /** Optional per-group time budget in ms (default 1000). */
   timeMs?: number;
+  /**
+   * Run the cases round-robin in short slices instead of one after another, so drift in the
+   * machine's speed (a VM's neighbours, GC of earlier groups) falls on every case alike. Use for
+   * groups whose ratio is a target.
+   */
+  interleave?: boolean;
   cases: BenchCase[];
   /** Free-form measurements (e.g. throughput in MB/s) a group reports instead of or besides ops/s. */
   measure?: () => Promise<MeasureRow[]>;

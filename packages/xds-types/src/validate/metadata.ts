@@ -88,39 +88,46 @@ export function checkMetadata(metadata: unknown, namespaced: boolean, out: Inter
       );
     }
   }
-  for (const field of ["labels", "annotations"] as const) {
-    const map = m[field];
-    if (map === undefined || map === null) continue;
-    const code = field === "labels" ? "metadata/labels" : "metadata/annotations";
-    if (typeof map !== "object" || Array.isArray(map)) {
-      push(out, code, ["metadata", field], "Invalid value: must be a map of strings");
-      continue;
+  if (m.labels !== undefined && m.labels !== null) checkMap(m.labels, "labels", out);
+  if (m.annotations !== undefined && m.annotations !== null) {
+    checkMap(m.annotations, "annotations", out);
+  }
+}
+
+/** Keys are qualified names; values strings (label values also limited in syntax and length). */
+function checkMap(map: unknown, field: "labels" | "annotations", out: InternalIssue[]): void {
+  const code = field === "labels" ? "metadata/labels" : "metadata/annotations";
+  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+    push(out, code, ["metadata", field], "Invalid value: must be a map of strings");
+    return;
+  }
+  const entries = map as Record<string, unknown>;
+  for (const key in entries) {
+    if (!Object.hasOwn(entries, key)) continue;
+    const value = entries[key];
+    const problem = qualifiedNameProblem(key);
+    if (problem !== undefined) {
+      push(
+        out,
+        code,
+        ["metadata", field, key],
+        `Invalid value: ${JSON.stringify(key)}: ${problem}`,
+      );
     }
-    for (const [key, value] of Object.entries(map as Record<string, unknown>)) {
-      const problem = qualifiedNameProblem(key);
-      if (problem !== undefined) {
-        push(
-          out,
-          code,
-          ["metadata", field, key],
-          `Invalid value: ${JSON.stringify(key)}: ${problem}`,
-        );
-      }
-      if (typeof value !== "string") {
-        push(
-          out,
-          code,
-          ["metadata", field, key],
-          `Invalid value: ${JSON.stringify(value)}: must be a string (quote it in YAML)`,
-        );
-      } else if (field === "labels" && (value.length > 63 || !LABEL_VALUE.test(value))) {
-        push(
-          out,
-          code,
-          ["metadata", field, key],
-          `Invalid value: ${JSON.stringify(value)}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, at most 63 characters`,
-        );
-      }
+    if (typeof value !== "string") {
+      push(
+        out,
+        code,
+        ["metadata", field, key],
+        `Invalid value: ${JSON.stringify(value)}: must be a string (quote it in YAML)`,
+      );
+    } else if (field === "labels" && (value.length > 63 || !LABEL_VALUE.test(value))) {
+      push(
+        out,
+        code,
+        ["metadata", field, key],
+        `Invalid value: ${JSON.stringify(value)}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, at most 63 characters`,
+      );
     }
   }
 }

@@ -3,6 +3,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { CrdKindData, CrdSetData } from "../crd-model.js";
 import { CRD_SETS, SCHEMA_TEXTS } from "../gen/crd-data.js";
+import { addFastKeywords, toFastSchema } from "./fast-path.js";
 import { isIPv4, isIPv6 } from "./net.js";
 import type { GatewayApiChannel, IstioVersion } from "./types.js";
 
@@ -95,8 +96,10 @@ function ajv(allErrors: boolean): Ajv {
       allErrors,
       strict: false,
       validateFormats: true,
-      // Skips codegen name optimisation: compiles ~3x faster.
-      code: { optimize: false },
+      // ajv's code optimiser doubles compile time (≈12 → 24 ms a schema) but makes the
+      // first-error validator every document runs ≈1.4× faster; the reporting one runs only
+      // for failing documents, so it keeps the faster compile.
+      code: { optimize: !allErrors },
     });
     // Formats as the API server (kube-openapi strfmt) checks them; numeric ones are width hints.
     instance.addFormat("int32", { type: "number", validate: () => true });
@@ -107,6 +110,7 @@ function ajv(allErrors: boolean): Ajv {
     instance.addFormat("date-time", (s: string) => DATE_TIME.test(s));
     instance.addFormat("ipv4", (s: string) => isIPv4(s));
     instance.addFormat("ipv6", (s: string) => isIPv6(s));
+    if (!allErrors) addFastKeywords(instance);
     ajvInstances[key] = instance;
   }
   return instance;
@@ -171,14 +175,19 @@ const compiledFull = new Map<number, ValidateFunction>();
 
 /**
  * The compiled ajv validator for schema `i` (compiled on first use, then cached). `fast` stops at
- * the first error (the common, valid case); `full` collects every error and is compiled only when
- * a document fails the fast one.
+ * the first error and also checks list-type uniqueness (see fast-path.ts): the common, valid case.
+ * `full` collects every schema error, for reports, and is compiled only when a document fails the
+ * fast one; it alone decides validity then.
  */
 export function ajvValidator(i: number, mode: "fast" | "full" = "full"): ValidateFunction {
   const cache = mode === "fast" ? compiledFast : compiledFull;
   let fn = cache.get(i);
   if (fn === undefined) {
-    fn = ajv(mode === "full").compile(toAjvSchema(structuralSchema(i), true));
+    const structural = structuralSchema(i);
+    const reporting = toAjvSchema(structural, true);
+    fn = ajv(mode === "full").compile(
+      mode === "fast" ? toFastSchema(reporting, structural) : reporting,
+    );
     cache.set(i, fn);
   }
   return fn;

@@ -7,11 +7,14 @@ import type { IssueCode } from "./types.js";
 
 /** Path segments of a JSON pointer into `data`, and the value there. */
 function pointerToPath(pointer: string, data: unknown): [PathSeg[], unknown] {
-  if (pointer === "") return [[], data];
   const out: PathSeg[] = [];
   let node: unknown = data;
-  for (const raw of pointer.slice(1).split("/")) {
-    const seg = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+  let start = 1;
+  while (start <= pointer.length && pointer !== "") {
+    let end = pointer.indexOf("/", start);
+    if (end < 0) end = pointer.length;
+    let seg = pointer.slice(start, end);
+    if (seg.includes("~")) seg = seg.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(node)) {
       const i = Number(seg);
       out.push(i);
@@ -23,8 +26,14 @@ function pointerToPath(pointer: string, data: unknown): [PathSeg[], unknown] {
           ? (node as Record<string, unknown>)[seg]
           : undefined;
     }
+    start = end + 1;
   }
   return [out, node];
+}
+
+function smallSet(): { has(k: string): boolean; add(k: string): unknown } {
+  const items: string[] = [];
+  return { has: (k) => items.includes(k), add: (k) => items.push(k) };
 }
 
 function typeName(v: unknown): string {
@@ -38,14 +47,18 @@ function quote(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
 }
 
+const COMBINATOR_BRANCH = /\/(?:oneOf|anyOf|allOf|not)\//;
+
 function isCombinatorBranch(schemaPath: string): boolean {
-  return /\/(oneOf|anyOf|allOf|not)\//.test(schemaPath) || /\/not\/[^/]+$/.test(schemaPath);
+  return COMBINATOR_BRANCH.test(schemaPath);
 }
 
 /** Issues for ajv's errors on `data` (the defaulted document). */
 export function schemaIssues(errors: readonly ErrorObject[], data: unknown): InternalIssue[] {
   const out: InternalIssue[] = [];
-  const seen = new Set<string>();
+  // Most failing documents have one or two errors: a Set only pays off beyond a few.
+  const seen: { has(k: string): boolean; add(k: string): unknown } =
+    errors.length > 8 ? new Set<string>() : smallSet();
   for (const e of errors) {
     // Errors inside oneOf/anyOf/not branches are explained by the combinator's own error.
     if (isCombinatorBranch(e.schemaPath)) continue;

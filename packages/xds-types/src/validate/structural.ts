@@ -23,8 +23,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 interface NodeInfo {
   /** Some node in this subtree declares a default. */
   defaults: boolean;
-  /** Some node in this subtree has CEL rules or a set/map list type. */
-  walk: boolean;
+  /** Some node in this subtree has CEL rules. */
+  cel: boolean;
   /** Some node in this subtree has a set/map list type. */
   lists: boolean;
 }
@@ -45,12 +45,12 @@ function info(s: StructuralSchema): NodeInfo {
   if (i === undefined) {
     const listType = s["x-kubernetes-list-type"];
     const lists = listType === "set" || listType === "map";
-    i = { defaults: false, walk: lists || s["x-kubernetes-validations"] !== undefined, lists };
+    i = { defaults: false, cel: s["x-kubernetes-validations"] !== undefined, lists };
     for (const c of childSchemas(s)) {
       if (c.default !== undefined) i.defaults = true;
       const ci = info(c);
       i.defaults ||= ci.defaults;
-      i.walk ||= ci.walk;
+      i.cel ||= ci.cel;
       i.lists ||= ci.lists;
     }
     infoCache.set(s, i);
@@ -183,7 +183,8 @@ function celErrorText(err: string): string {
 /**
  * Walks schema and (defaulted) value together: list-type uniqueness and every CEL rule, with
  * `self` bound to the node the rule sits on (converted by {@link toCel}).
- * `schemaFailed` suppresses CEL evaluation errors that are consequences of schema errors.
+ * `schemaFailed` suppresses CEL evaluation errors that are consequences of schema errors;
+ * `checkLists: false` skips uniqueness when the first-error validator already checked it.
  */
 export function checkRules(
   s: StructuralSchema,
@@ -192,10 +193,11 @@ export function checkRules(
   issues: InternalIssue[],
   schemaFailed: boolean,
   evalCel = true,
+  checkLists = true,
 ): void {
   if (value === undefined) return;
   const needs = info(s);
-  if (evalCel ? !needs.walk : !needs.lists) return;
+  if (!((evalCel && needs.cel) || (checkLists && needs.lists))) return;
   const rules = s["x-kubernetes-validations"];
   if (evalCel && rules !== undefined && value !== null) {
     for (const r of rules) {
@@ -226,12 +228,14 @@ export function checkRules(
   }
   if (Array.isArray(value)) {
     const listType = s["x-kubernetes-list-type"];
-    if (listType === "set" || listType === "map") checkListType(s, value, path, issues);
+    if (checkLists && (listType === "set" || listType === "map")) {
+      checkListType(s, value, path, issues);
+    }
     const items = s.items;
     if (items !== undefined) {
       for (let i = 0; i < value.length; i++) {
         path.push(i);
-        checkRules(items, value[i], path, issues, schemaFailed, evalCel);
+        checkRules(items, value[i], path, issues, schemaFailed, evalCel, checkLists);
         path.pop();
       }
     }
@@ -244,10 +248,63 @@ export function checkRules(
       const child = props?.[k] ?? extra;
       if (child === undefined) continue;
       path.push(k);
-      checkRules(child, value[k], path, issues, schemaFailed, evalCel);
+      checkRules(child, value[k], path, issues, schemaFailed, evalCel, checkLists);
       path.pop();
     }
   }
+}
+
+/**
+ * The identity of a list item for set/map uniqueness: the whole item (set) or its map keys, a
+ * missing key taking its schema default (map). Undefined for a map item that is not an object.
+ */
+function listItemKey(
+  item: unknown,
+  mapKeys: readonly string[] | undefined,
+  keyDefaults: Readonly<Record<string, unknown>> | undefined,
+): { key: string; shown: unknown } | undefined {
+  if (mapKeys === undefined) return { key: canonical(item), shown: item };
+  if (!isObject(item)) return undefined;
+  const parts: Record<string, unknown> = {};
+  for (const k of mapKeys) parts[k] = item[k] ?? keyDefaults?.[k];
+  return {
+    key: canonical(parts),
+    shown: mapKeys.length === 1 ? parts[mapKeys[0] as string] : parts,
+  };
+}
+
+/** What a list node's uniqueness check needs: its map keys (none for a set) and their defaults. */
+export interface ListSpec {
+  mapKeys?: string[];
+  keyDefaults?: Record<string, unknown>;
+}
+
+/** The {@link ListSpec} of a set/map list schema node, or undefined for atomic/untyped lists. */
+export function listSpec(s: StructuralSchema): ListSpec | undefined {
+  const listType = s["x-kubernetes-list-type"];
+  if (listType === "set") return {};
+  if (listType !== "map") return undefined;
+  const keys = s["x-kubernetes-list-map-keys"];
+  if (keys === undefined) return {};
+  const keyDefaults: Record<string, unknown> = {};
+  for (const k of keys) {
+    const d = s.items?.properties?.[k]?.default;
+    if (d !== undefined) keyDefaults[k] = d;
+  }
+  return { mapKeys: keys, keyDefaults };
+}
+
+/** True when two items of `list` share a set value / map key (the first-error validator's check). */
+export function hasDuplicateItem(list: readonly unknown[], spec: ListSpec): boolean {
+  if (list.length < 2) return false;
+  const seen = new Set<string>();
+  for (const item of list) {
+    const k = listItemKey(item, spec.mapKeys, spec.keyDefaults);
+    if (k === undefined) continue;
+    if (seen.has(k.key)) return true;
+    seen.add(k.key);
+  }
+  return false;
 }
 
 function checkListType(
@@ -256,34 +313,23 @@ function checkListType(
   path: PathSeg[],
   issues: InternalIssue[],
 ): void {
+  const spec = listSpec(s);
+  if (spec === undefined) return;
   const seen = new Set<string>();
-  const keys = s["x-kubernetes-list-map-keys"];
-  const isMap = s["x-kubernetes-list-type"] === "map" && keys !== undefined;
   for (let i = 0; i < list.length; i++) {
-    const item = list[i];
-    let key: string;
-    let shown: unknown;
-    if (isMap) {
-      if (!isObject(item)) continue;
-      const parts: Record<string, unknown> = {};
-      for (const k of keys) parts[k] = item[k] ?? s.items?.properties?.[k]?.default;
-      key = canonical(parts);
-      shown = keys.length === 1 ? parts[keys[0] as string] : parts;
-    } else {
-      key = canonical(item);
-      shown = item;
-    }
-    if (seen.has(key)) {
+    const k = listItemKey(list[i], spec.mapKeys, spec.keyDefaults);
+    if (k === undefined) continue;
+    if (seen.has(k.key)) {
       const p = formatPath([...path, i]);
       issues.push({
         code: "list-type/duplicate",
         severity: "error",
         path: p,
-        message: `${p}: Duplicate value: ${renderDuplicate(shown)}`,
+        message: `${p}: Duplicate value: ${renderDuplicate(k.shown)}`,
         segs: [...path, i],
       });
     } else {
-      seen.add(key);
+      seen.add(k.key);
     }
   }
 }

@@ -7,122 +7,118 @@
 //   6. metadata: name/generateName (DNS-1123 subdomain), namespace, labels, annotations
 //   7. Istio webhook checks (AuthorizationPolicy, PeerAuthentication, RequestAuthentication),
 //      only when 1-6 found no error: the API server never calls the webhook for a rejected object.
+
+import type { ValidateFunction } from "ajv";
 import { checkIstioSemantics, SEMANTIC_KINDS } from "./istio-semantics.js";
 import { checkMetadata, type InternalIssue } from "./metadata.js";
 import { ajvValidator, familyOf, lookupKind, schemaSetIds, structuralSchema } from "./registry.js";
 import { schemaIssues } from "./schema-errors.js";
 import { applyDefaults, checkRules, resetCelMemo } from "./structural.js";
-import type { ValidateOptions, ValidationResult } from "./types.js";
+import type {
+  GatewayApiChannel,
+  IstioVersion,
+  ValidateOptions,
+  ValidationIssue,
+  ValidationResult,
+} from "./types.js";
 
 export interface InternalResult extends Omit<ValidationResult, "issues"> {
   issues: InternalIssue[];
 }
 
-/** Same as {@link validate}, but issues keep their path segments (for positions). */
-export function validateInternal(doc: unknown, options: ValidateOptions = {}): InternalResult {
-  const issues: InternalIssue[] = [];
-  const done = (ident?: Partial<InternalResult>): InternalResult => {
-    let valid = true;
-    for (const i of issues) if (i.severity === "error") valid = false;
-    const r: InternalResult = { valid, skipped: false, issues };
-    if (ident?.apiVersion !== undefined) r.apiVersion = ident.apiVersion;
-    if (ident?.kind !== undefined) r.kind = ident.kind;
-    if (ident?.name !== undefined) r.name = ident.name;
-    if (ident?.namespace !== undefined) r.namespace = ident.namespace;
-    return r;
-  };
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    issues.push({
-      code: "document/not-object",
-      severity: "error",
-      path: "",
-      message: `document must be a mapping with apiVersion and kind, found ${doc === null ? "null" : Array.isArray(doc) ? "a sequence" : typeof doc}`,
-      segs: [],
-    });
-    return done();
+/** What an apiVersion/kind resolves to in one pair of schema sets (cached: the same few repeat). */
+interface Target {
+  family: "istio" | "gateway-api";
+  namespaced: boolean;
+  /** Schema index, or undefined when the kind/version cannot be validated (see issues). */
+  schema: number | undefined;
+  /** Issues every document of this apiVersion/kind gets (unknown kind, deprecated version…). */
+  issues: readonly InternalIssue[];
+  fast?: ValidateFunction;
+}
+
+const SKIP = 0;
+type Targets = Map<string, Map<string, Target | typeof SKIP>>;
+const targets: Record<IstioVersion, Record<GatewayApiChannel, Targets>> = {
+  "1.30": { standard: new Map(), experimental: new Map() },
+  master: { standard: new Map(), experimental: new Map() },
+};
+
+/** Step 1 of the pipeline, memoised per (schema sets, apiVersion, kind). */
+function resolve(
+  apiVersion: string,
+  kind: string,
+  istio: IstioVersion,
+  gatewayApi: GatewayApiChannel,
+): Target | typeof SKIP {
+  // Options arrive from JavaScript callers unchecked: an unknown set is resolved, not cached.
+  const byVersion = targets[istio]?.[gatewayApi];
+  if (byVersion === undefined) return resolveUncached(apiVersion, kind, istio, gatewayApi);
+  let byKind = byVersion.get(apiVersion);
+  if (byKind === undefined) {
+    byKind = new Map();
+    if (byVersion.size < 256) byVersion.set(apiVersion, byKind);
   }
-  const d = doc as Record<string, unknown>;
-  const { apiVersion, kind } = d;
-  const meta =
-    typeof d.metadata === "object" && d.metadata !== null
-      ? (d.metadata as Record<string, unknown>)
-      : {};
-  const ident: Partial<InternalResult> = {};
-  if (typeof apiVersion === "string") ident.apiVersion = apiVersion;
-  if (typeof kind === "string") ident.kind = kind;
-  if (typeof meta.name === "string") ident.name = meta.name;
-  if (typeof meta.namespace === "string") ident.namespace = meta.namespace;
-  if (
-    typeof apiVersion !== "string" ||
-    apiVersion === "" ||
-    typeof kind !== "string" ||
-    kind === ""
-  ) {
-    const missing = typeof apiVersion !== "string" || apiVersion === "" ? "apiVersion" : "kind";
-    issues.push({
-      code: "document/missing-type",
-      severity: "error",
-      path: missing,
-      message: `${missing}: Required value: every document needs apiVersion and kind`,
-      segs: [missing],
-    });
-    return done(ident);
+  let target = byKind.get(kind);
+  if (target === undefined) {
+    target = resolveUncached(apiVersion, kind, istio, gatewayApi);
+    // Bounded: arbitrary input must not grow the cache without limit.
+    if (byKind.size < 64) byKind.set(kind, target);
   }
+  return target;
+}
+
+function resolveUncached(
+  apiVersion: string,
+  kind: string,
+  istio: IstioVersion,
+  gatewayApi: GatewayApiChannel,
+): Target | typeof SKIP {
   const slash = apiVersion.lastIndexOf("/");
   const group = slash >= 0 ? apiVersion.slice(0, slash) : "";
   const version = slash >= 0 ? apiVersion.slice(slash + 1) : apiVersion;
   const family = familyOf(group);
-  const istio = options.istio ?? "1.30";
-  const gatewayApi = options.gatewayApi ?? "experimental";
-  if (family === undefined) {
-    if (options.strict === true) {
-      issues.push({
-        code: "kind/unknown",
-        severity: "error",
-        path: "kind",
-        message: `kind ${kind} (${apiVersion}) is not an Istio or Gateway API kind; --strict rejects kinds it cannot validate`,
-        segs: ["kind"],
-      });
-      return done(ident);
-    }
-    return { valid: true, skipped: true, ...ident, issues };
-  }
+  if (family === undefined) return SKIP;
   const set = family === "istio" ? `Istio ${istio}` : `Gateway API ${gatewayApi}`;
+  const fail = (issue: InternalIssue): Target => ({
+    family,
+    namespaced: true,
+    schema: undefined,
+    issues: [issue],
+  });
   if (
     !schemaSetIds().includes(family === "istio" ? `istio/${istio}` : `gateway-api/${gatewayApi}`)
   ) {
-    issues.push({
+    return fail({
       code: "kind/unknown",
       severity: "error",
       path: "",
       message: `no ${set} CRDs in this build of @ambientkit/xds-types (available: ${schemaSetIds().join(", ")})`,
       segs: [],
     });
-    return done(ident);
   }
   const crd = lookupKind(family, group, kind, istio, gatewayApi);
   if (crd === undefined) {
-    issues.push({
+    return fail({
       code: "kind/unknown",
       severity: "error",
       path: "kind",
       message: `no matches for kind "${kind}" in group "${group}" (${set} CRDs)`,
       segs: ["kind"],
     });
-    return done(ident);
   }
   const ver = crd.versions.find((v) => v.name === version);
   if (ver === undefined || !ver.served) {
     const served = crd.versions.filter((v) => v.served).map((v) => `${group}/${v.name}`);
-    issues.push({
+    return fail({
       code: ver === undefined ? "version/unknown" : "version/unserved",
       severity: "error",
       path: "apiVersion",
       message: `no matches for kind "${kind}" in version "${apiVersion}" (${ver === undefined ? "unknown" : "not served"} in the ${set} CRDs; served: ${served.join(", ")})`,
       segs: ["apiVersion"],
     });
-    return done(ident);
   }
+  const issues: InternalIssue[] = [];
   if (ver.deprecated === true) {
     issues.push({
       code: "version/deprecated",
@@ -132,35 +128,141 @@ export function validateInternal(doc: unknown, options: ValidateOptions = {}): I
       segs: ["apiVersion"],
     });
   }
-  const schema = structuralSchema(ver.schema);
+  return { family, namespaced: crd.namespaced, schema: ver.schema, issues };
+}
+
+/** The result, identified by apiVersion, kind, name and namespace where they are strings. */
+function result(
+  apiVersion: unknown,
+  kind: unknown,
+  meta: unknown,
+  issues: InternalIssue[],
+): InternalResult {
+  let valid = true;
+  for (const i of issues) if (i.severity === "error") valid = false;
+  const r: InternalResult = { valid, skipped: false, issues };
+  if (typeof apiVersion === "string") r.apiVersion = apiVersion;
+  if (typeof kind === "string") r.kind = kind;
+  if (typeof meta === "object" && meta !== null) {
+    const { name, namespace } = meta as Record<string, unknown>;
+    if (typeof name === "string") r.name = name;
+    if (typeof namespace === "string") r.namespace = namespace;
+  }
+  return r;
+}
+
+const NO_OPTIONS: ValidateOptions = {};
+
+/** Same as {@link validate}, but issues keep their path segments (for positions). */
+export function validateInternal(
+  doc: unknown,
+  options: ValidateOptions = NO_OPTIONS,
+): InternalResult {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    return result(undefined, undefined, undefined, [
+      {
+        code: "document/not-object",
+        severity: "error",
+        path: "",
+        message: `document must be a mapping with apiVersion and kind, found ${doc === null ? "null" : Array.isArray(doc) ? "a sequence" : typeof doc}`,
+        segs: [],
+      },
+    ]);
+  }
+  // Read once: documents come in many shapes, so every property read here is a slow lookup.
+  const d = doc as Record<string, unknown>;
+  const { apiVersion, kind, metadata } = d;
+  if (
+    typeof apiVersion !== "string" ||
+    apiVersion === "" ||
+    typeof kind !== "string" ||
+    kind === ""
+  ) {
+    const missing = typeof apiVersion !== "string" || apiVersion === "" ? "apiVersion" : "kind";
+    return result(apiVersion, kind, metadata, [
+      {
+        code: "document/missing-type",
+        severity: "error",
+        path: missing,
+        message: `${missing}: Required value: every document needs apiVersion and kind`,
+        segs: [missing],
+      },
+    ]);
+  }
+  const target = resolve(
+    apiVersion,
+    kind,
+    options.istio ?? "1.30",
+    options.gatewayApi ?? "experimental",
+  );
+  if (target === SKIP) {
+    if (options.strict === true) {
+      return result(apiVersion, kind, metadata, [
+        {
+          code: "kind/unknown",
+          severity: "error",
+          path: "kind",
+          message: `kind ${kind} (${apiVersion}) is not an Istio or Gateway API kind; --strict rejects kinds it cannot validate`,
+          segs: ["kind"],
+        },
+      ]);
+    }
+    const { issues: _none, ...ident } = result(apiVersion, kind, metadata, []);
+    return { ...ident, skipped: true, issues: [] };
+  }
+  const issues: InternalIssue[] =
+    target.issues.length === 0
+      ? []
+      : target.issues.map((issue) => ({ ...issue, segs: [...(issue.segs ?? [])] }));
+  if (target.schema === undefined) return result(apiVersion, kind, metadata, issues);
+  const schema = structuralSchema(target.schema);
   const defaulted = applyDefaults(schema, d);
   let schemaFailed = false;
-  if (!ajvValidator(ver.schema, "fast")(defaulted)) {
-    schemaFailed = true;
-    const full = ajvValidator(ver.schema, "full");
-    full(defaulted);
-    issues.push(...schemaIssues(full.errors ?? [], defaulted));
+  target.fast ??= ajvValidator(target.schema, "fast");
+  const fastPassed = target.fast(defaulted);
+  if (!fastPassed) {
+    // The first-error validator may be stricter than the schema; the reporting one decides.
+    const full = ajvValidator(target.schema, "full");
+    schemaFailed = !full(defaulted);
+    if (schemaFailed) issues.push(...schemaIssues(full.errors ?? [], defaulted));
   }
-  resetCelMemo();
-  checkRules(schema, defaulted, [], issues, schemaFailed, options.cel !== false);
-  checkMetadata(d.metadata, crd.namespaced, issues);
+  const evalCel = options.cel !== false;
+  if (evalCel || !fastPassed) {
+    resetCelMemo();
+    // List uniqueness was part of the fast path: walk for it only when that path failed.
+    checkRules(schema, defaulted, [], issues, schemaFailed, evalCel, !fastPassed);
+  }
+  checkMetadata(metadata, target.namespaced, issues);
   if (
-    family === "istio" &&
+    target.family === "istio" &&
     options.semantic !== false &&
     SEMANTIC_KINDS.has(kind) &&
     !issues.some((i) => i.severity === "error")
   ) {
     checkIstioSemantics(kind, d, issues);
   }
-  return done(ident);
+  return result(apiVersion, kind, metadata, issues);
 }
 
 /**
  * Validates one parsed manifest (a plain object from YAML or JSON) as the Kubernetes API server
  * plus Istio's webhook would on create. Never throws: every problem is an issue.
  */
-export function validate(doc: unknown, options: ValidateOptions = {}): ValidationResult {
+export function validate(doc: unknown, options: ValidateOptions = NO_OPTIONS): ValidationResult {
   const r = validateInternal(doc, options);
   if (r.issues.length === 0) return r;
-  return { ...r, issues: r.issues.map(({ segs: _segs, ...issue }) => issue) };
+  const issues: ValidationIssue[] = [];
+  for (const i of r.issues) {
+    const out: ValidationIssue = {
+      code: i.code,
+      severity: i.severity,
+      path: i.path,
+      message: i.message,
+    };
+    if (i.line !== undefined) out.line = i.line;
+    if (i.column !== undefined) out.column = i.column;
+    issues.push(out);
+  }
+  r.issues = issues;
+  return r;
 }
