@@ -4,7 +4,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { promisify } from "node:util";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type EchoReply, httpRequest, startHttpEcho, startTcpEcho } from "../apps/echo.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
@@ -233,11 +233,19 @@ describe("the reference waypoint", () => {
   it("re-originates HBONE to the pod with :authority podIP:targetPort, as the waypoint identity", async () => {
     const r = await get("/hello");
     expect(r.status).toBe(200);
-    const inbound = b.log.entries.findLast(
-      (e) => e.message === "connection complete" && e.fields["src.identity"] !== undefined,
+    // ztunnel b logs the tunnel when it closes, which may be just after the client has the reply
+    const inbound = await vi.waitFor(
+      () => {
+        const e = b.log.entries.findLast(
+          (x) => x.message === "connection complete" && x.fields["src.identity"] !== undefined,
+        );
+        if (e === undefined) throw new Error("no inbound connection logged yet");
+        return e;
+      },
+      { timeout: 2000 },
     );
-    expect(inbound?.fields["src.identity"]).toBe("spiffe://cluster.local/ns/shop/sa/wp");
-    expect(["127.0.130.2:8080", "127.0.130.3:8080"]).toContain(inbound?.fields["dst.hbone_addr"]);
+    expect(inbound.fields["src.identity"]).toBe("spiffe://cluster.local/ns/shop/sa/wp");
+    expect(["127.0.130.2:8080", "127.0.130.3:8080"]).toContain(inbound.fields["dst.hbone_addr"]);
     expect((JSON.parse(r.body) as EchoReply).remoteAddress).toBe("127.0.130.9");
   });
 

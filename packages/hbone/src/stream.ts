@@ -43,6 +43,13 @@ export interface HboneHooks {
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
 }
 
+/**
+ * node:http2 delivers one chunk per DATA frame (16 KiB from Node senders), and every chunk then
+ * costs a stream hop and, piped to a socket, a write syscall. Chunks that arrive in one event-loop
+ * turn are joined and pushed once at its end (setImmediate), or as soon as this many gathered.
+ */
+const COALESCE_BYTES = 256 * 1024;
+
 function safe(fn: () => void): void {
   try {
     fn();
@@ -68,6 +75,13 @@ export class HboneStream extends Duplex {
   readonly #started = Date.now();
   #readEnded = false;
   #closedReported = false;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  readonly #flushLater = (): void => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
 
   constructor(
     h2: http2.Http2Stream,
@@ -83,7 +97,14 @@ export class HboneStream extends Duplex {
     h2.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
       if (this.#hooks?.onBytes) safe(() => this.#hooks?.onBytes?.(info, "received", chunk.length));
-      if (!this.push(chunk)) h2.pause();
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      if (this.#pendingBytes >= COALESCE_BYTES) {
+        this.#flush();
+      } else if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(this.#flushLater);
+      }
     });
     h2.on("end", () => {
       // Node surfaces an incoming RST_STREAM as end-of-data first and records rstCode a moment
@@ -116,9 +137,22 @@ export class HboneStream extends Duplex {
     if (this.#hooks?.onConnect) safe(() => this.#hooks?.onConnect?.(info));
   }
 
+  /** Hands the DATA gathered this event-loop turn on as one chunk. */
+  #flush(): void {
+    if (this.#pendingBytes === 0 || this.destroyed) return;
+    const chunk =
+      this.#pending.length === 1
+        ? (this.#pending[0] as Buffer)
+        : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (!this.push(chunk)) this.#h2.pause();
+  }
+
   #endRead(): void {
     if (this.#readEnded) return;
     this.#readEnded = true;
+    this.#flush();
     this.push(null);
   }
 

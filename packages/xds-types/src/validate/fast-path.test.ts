@@ -41,8 +41,9 @@ function* mutations(doc: unknown, limit: number): Generator<unknown> {
   const sites: Array<{ path: Array<string | number>; value: unknown }> = [];
   const walk = (v: unknown, path: Array<string | number>): void => {
     sites.push({ path, value: v });
-    if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
-    else if (typeof v === "object" && v !== null) {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) walk(v[i], [...path, i]);
+    } else if (typeof v === "object" && v !== null) {
       for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
     }
   };
