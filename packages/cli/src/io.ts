@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { writeFileAtomic as writeFileAtomicNode } from "@ambientkit/identity/node";
 import { CliError } from "./errors.js";
 
 /** Where a command writes. Tests pass buffers; the binary passes process streams. */
@@ -44,6 +43,8 @@ export async function writeFileAtomic(
   mode = 0o644,
 ): Promise<void> {
   try {
+    // Loaded here, not at start: only `ca` writes files, and identity/node is slow to load.
+    const { writeFileAtomic: writeFileAtomicNode } = await import("@ambientkit/identity/node");
     await writeFileAtomicNode(path, data, mode);
   } catch (cause) {
     // identity's error already names the path; report the underlying fs error once.

@@ -1,10 +1,5 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
-import { registerAuthz } from "./commands/authz.js";
-import { registerCa } from "./commands/ca.js";
-import { registerHbone } from "./commands/hbone.js";
-import { registerSvid } from "./commands/svid.js";
-import { registerValidate } from "./commands/validate.js";
 import { CliError } from "./errors.js";
 import { type CliIo, describe } from "./io.js";
 
@@ -49,13 +44,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       writeErr: (s) => io.stderr(s),
     })
     .showHelpAfterError(false);
-  registerValidate(program, ctx);
-  registerAuthz(program, ctx);
-  registerCa(program, ctx);
-  registerSvid(program, ctx);
-  registerHbone(program, ctx);
-  for (const cmd of program.commands) applyHouseRules(cmd);
   try {
+    for (const register of await registrations(argv[0])) register(program, ctx);
+    for (const cmd of program.commands) applyHouseRules(cmd);
     await program.parseAsync([...argv], { from: "user" });
     return exit;
   } catch (error) {
@@ -72,6 +63,27 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     io.stderr(`ambientkit: ${describe(error)}\n`);
     return EXIT_USAGE;
   }
+}
+
+type Register = (program: Command, ctx: CommandContext) => void;
+
+/** Each command's module, loaded on demand: they pull in libraries that take long to load. */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  validate: async () => (await import("./commands/validate.js")).registerValidate,
+  authz: async () => (await import("./commands/authz.js")).registerAuthz,
+  ca: async () => (await import("./commands/ca.js")).registerCa,
+  svid: async () => (await import("./commands/svid.js")).registerSvid,
+  hbone: async () => (await import("./commands/hbone.js")).registerHbone,
+};
+
+/**
+ * The commands to register: only the one being run (so `validate` does not load the HBONE and
+ * identity libraries), or all of them for help, version and unknown commands.
+ */
+function registrations(first: string | undefined): Promise<Register[]> {
+  const load = first !== undefined ? COMMANDS[first] : undefined;
+  if (load !== undefined) return Promise.all([load()]);
+  return Promise.all(Object.values(COMMANDS).map((l) => l()));
 }
 
 function cliVersion(): string {
