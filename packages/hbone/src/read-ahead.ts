@@ -1,5 +1,6 @@
 import { Duplex } from "node:stream";
 import type tls from "node:tls";
+import { ChunkJoiner } from "./chunk-joiner.js";
 
 /**
  * Sits between a TLS socket and a node:http2 session and keeps reading the socket while the
@@ -13,57 +14,30 @@ import type tls from "node:tls";
  * socket is paused anyway (control-frame floods).
  *
  * Cost: node:http2 reads a JS stream through a JS→C++ bridge whose price is per chunk, and TLS
- * hands over one chunk per 16 KiB record. So the chunks one event-loop turn delivers are joined
- * and handed on once, at the end of that turn (setImmediate), or as soon as `COALESCE_BYTES`
- * have gathered.
+ * hands over one chunk per 16 KiB record, so records are joined per event-loop turn (ChunkJoiner).
  */
-const COALESCE_BYTES = 256 * 1024;
-
 export class ReadAhead extends Duplex {
   readonly socket: tls.TLSSocket;
   readonly #limit: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
-  readonly #flushLater = (): void => {
-    this.#flushScheduled = false;
-    this.#flush();
-  };
+  readonly #joiner = new ChunkJoiner((chunk) => {
+    if (this.destroyed) return;
+    this.push(chunk);
+    if (this.readableLength >= this.#limit) this.socket.pause();
+  });
 
   constructor(socket: tls.TLSSocket, limit: number) {
     super({ allowHalfOpen: true, readableHighWaterMark: limit, writableHighWaterMark: 256 * 1024 });
     this.socket = socket;
     this.#limit = limit;
-    socket.on("data", (chunk: Buffer) => {
-      this.#pending.push(chunk);
-      this.#pendingBytes += chunk.length;
-      if (this.#pendingBytes >= COALESCE_BYTES) {
-        this.#flush();
-      } else if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(this.#flushLater);
-      }
-    });
+    socket.on("data", (chunk: Buffer) => this.#joiner.add(chunk));
     socket.on("end", () => {
-      this.#flush();
+      this.#joiner.flush();
       this.push(null);
     });
     socket.on("error", (err) => this.destroy(err));
     socket.on("close", () => {
       if (!this.destroyed) this.destroy();
     });
-  }
-
-  #flush(): void {
-    if (this.#pendingBytes === 0 || this.destroyed) return;
-    const chunk =
-      this.#pending.length === 1
-        ? (this.#pending[0] as Buffer)
-        : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.push(chunk);
-    if (this.readableLength >= this.#limit) this.socket.pause();
   }
 
   override _read(): void {

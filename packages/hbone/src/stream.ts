@@ -1,5 +1,6 @@
 import type http2 from "node:http2";
 import { Duplex } from "node:stream";
+import { ChunkJoiner } from "./chunk-joiner.js";
 import type { HboneError } from "./errors.js";
 import { isCleanReset, RST_CANCEL, resetError, toHboneError } from "./node-error.js";
 
@@ -43,13 +44,6 @@ export interface HboneHooks {
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
 }
 
-/**
- * node:http2 delivers one chunk per DATA frame (16 KiB from Node senders), and every chunk then
- * costs a stream hop and, piped to a socket, a write syscall. Chunks that arrive in one event-loop
- * turn are joined and pushed once at its end (setImmediate), or as soon as this many gathered.
- */
-const COALESCE_BYTES = 256 * 1024;
-
 function safe(fn: () => void): void {
   try {
     fn();
@@ -75,13 +69,10 @@ export class HboneStream extends Duplex {
   readonly #started = Date.now();
   #readEnded = false;
   #closedReported = false;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
-  readonly #flushLater = (): void => {
-    this.#flushScheduled = false;
-    this.#flush();
-  };
+  /** DATA chunks (one per frame) are pushed once per event-loop turn: see ChunkJoiner. */
+  readonly #joiner = new ChunkJoiner((chunk) => {
+    if (!this.destroyed && !this.push(chunk)) this.#h2.pause();
+  });
 
   constructor(
     h2: http2.Http2Stream,
@@ -97,14 +88,7 @@ export class HboneStream extends Duplex {
     h2.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
       if (this.#hooks?.onBytes) safe(() => this.#hooks?.onBytes?.(info, "received", chunk.length));
-      this.#pending.push(chunk);
-      this.#pendingBytes += chunk.length;
-      if (this.#pendingBytes >= COALESCE_BYTES) {
-        this.#flush();
-      } else if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(this.#flushLater);
-      }
+      this.#joiner.add(chunk);
     });
     h2.on("end", () => {
       // Node surfaces an incoming RST_STREAM as end-of-data first and records rstCode a moment
@@ -137,22 +121,10 @@ export class HboneStream extends Duplex {
     if (this.#hooks?.onConnect) safe(() => this.#hooks?.onConnect?.(info));
   }
 
-  /** Hands the DATA gathered this event-loop turn on as one chunk. */
-  #flush(): void {
-    if (this.#pendingBytes === 0 || this.destroyed) return;
-    const chunk =
-      this.#pending.length === 1
-        ? (this.#pending[0] as Buffer)
-        : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    if (!this.push(chunk)) this.#h2.pause();
-  }
-
   #endRead(): void {
     if (this.#readEnded) return;
     this.#readEnded = true;
-    this.#flush();
+    this.#joiner.flush();
     this.push(null);
   }
 
