@@ -73,6 +73,17 @@ describe("validate: documents and versions", () => {
     const r = validate(ap({}), { istio: "1.99" as "1.30" });
     expect(r.valid).toBe(false);
     expect(r.issues[0]?.message).toContain("no Istio 1.99 CRDs in this build");
+    // option values that name Object.prototype members are unknown sets too, not lookups
+    const odd = validate(ap({}), {
+      istio: "constructor" as "1.30",
+      gatewayApi: "name" as "standard",
+    });
+    expect(odd.valid).toBe(false);
+    expect(odd.issues[0]?.message).toContain("no Istio constructor CRDs in this build");
+    // and the same document validates again with the real set (the memo is per set)
+    expect(validate(ap({}), { istio: "1.30" }).issues.map((i) => i.code)).not.toContain(
+      "kind/unknown",
+    );
   });
 
   it("checks metadata.name as a DNS-1123 subdomain", () => {

@@ -51,8 +51,10 @@ function resolve(
   istio: IstioVersion,
   gatewayApi: GatewayApiChannel,
 ): Target | typeof SKIP {
-  // Options arrive from JavaScript callers unchecked: an unknown set is resolved, not cached.
-  const byVersion = targets[istio]?.[gatewayApi];
+  // Options arrive from JavaScript callers unchecked: an unknown set is resolved, not cached
+  // (and never looked up on Object.prototype).
+  const bySet = Object.hasOwn(targets, istio) ? targets[istio] : undefined;
+  const byVersion = bySet && Object.hasOwn(bySet, gatewayApi) ? bySet[gatewayApi] : undefined;
   if (byVersion === undefined) return resolveUncached(apiVersion, kind, istio, gatewayApi);
   let byKind = byVersion.get(apiVersion);
   if (byKind === undefined) {
