@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -16,7 +17,7 @@ interface CaseResult {
 }
 interface GroupResult {
   suite: string;
-  group: BenchGroup;
+  group: Pick<BenchGroup, "name" | "target" | "ratio">;
   cases: CaseResult[];
   measured: MeasureRow[];
 }
@@ -24,23 +25,58 @@ interface GroupResult {
 const here = dirname(fileURLToPath(import.meta.url));
 const filters = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const write = !process.argv.includes("--no-write") && filters.length === 0;
+const suiteArg = process.argv.find((a) => a.startsWith("--suite="))?.slice("--suite=".length);
+const RESULT_MARK = "\n@@ambientkit-bench-results@@\n";
+
+/** Runs one suite file's selected groups in this process (the child side of {@link runSuite}). */
+async function runSuiteHere(file: string): Promise<GroupResult[]> {
+  const suiteDir = join(here, "suites");
+  const mod = (await import(pathToFileURL(join(suiteDir, file)).href)) as { default: BenchSuite };
+  const suite = mod.default;
+  const groups = await suite.groups();
+  const selected = groups.filter(
+    (g) => filters.length === 0 || filters.some((f) => new RegExp(f).test(g.name)),
+  );
+  // Groups not selected are torn down first: their servers and child processes must not
+  // share the machine with the ones being measured.
+  for (const group of groups) if (!selected.includes(group)) await group.teardown?.();
+  const results: GroupResult[] = [];
+  for (const group of selected) results.push(await runGroup(suite.package, group));
+  return results;
+}
+
+/**
+ * Runs one suite file in a fresh Node process: a suite's fixtures (corpora, 10,000 policies,
+ * servers) and their garbage collection would otherwise weigh on every suite measured after it.
+ */
+async function runSuite(file: string): Promise<GroupResult[]> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), `--suite=${file}`, ...filters],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((r) => child.once("exit", r));
+  const at = out.lastIndexOf(RESULT_MARK);
+  if (code !== 0 || at < 0) throw new Error(`bench suite ${file} failed (exit ${code})`);
+  return JSON.parse(out.slice(at + RESULT_MARK.length)) as GroupResult[];
+}
 
 async function main(): Promise<void> {
+  if (suiteArg !== undefined) {
+    const results = await runSuiteHere(suiteArg);
+    process.stdout.write(RESULT_MARK + JSON.stringify(results));
+    process.exit(0);
+  }
   const suiteDir = join(here, "suites");
   const files = readdirSync(suiteDir).filter((f) => f.endsWith(".js") && !f.includes(".test."));
   const results: GroupResult[] = [];
-  for (const file of files.sort()) {
-    const mod = (await import(pathToFileURL(join(suiteDir, file)).href)) as { default: BenchSuite };
-    const suite = mod.default;
-    const groups = await suite.groups();
-    const selected = groups.filter(
-      (g) => filters.length === 0 || filters.some((f) => new RegExp(f).test(g.name)),
-    );
-    // Groups not selected are torn down first: their servers and child processes must not
-    // share the machine with the ones being measured.
-    for (const group of groups) if (!selected.includes(group)) await group.teardown?.();
-    for (const group of selected) results.push(await runGroup(suite.package, group));
-  }
+  for (const file of files.sort()) results.push(...(await runSuite(file)));
   const md = render(results);
   process.stdout.write(md);
   if (write) {
@@ -104,7 +140,7 @@ async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> 
     const cases = runInterleaved(group);
     const measured = group.measure ? await group.measure() : [];
     await group.teardown?.();
-    return { suite, group, cases, measured };
+    return { suite, group: describeGroup(group), cases, measured };
   }
   const bench = new Bench({ time: group.timeMs ?? 1000, warmupTime: 200 });
   for (const c of group.cases) bench.add(c.name, c.fn);
@@ -130,7 +166,16 @@ async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> 
   }
   const measured = group.measure ? await group.measure() : [];
   await group.teardown?.();
-  return { suite, group, cases, measured };
+  return { suite, group: describeGroup(group), cases, measured };
+}
+
+/** What the report needs of a group (it crosses the process boundary as JSON). */
+function describeGroup(group: BenchGroup): GroupResult["group"] {
+  return {
+    name: group.name,
+    ...(group.target !== undefined ? { target: group.target } : {}),
+    ...(group.ratio !== undefined ? { ratio: group.ratio } : {}),
+  };
 }
 
 function fmt(n: number): string {
@@ -143,7 +188,8 @@ function render(results: GroupResult[]): string {
     "# Benchmarks",
     "",
     "Generated by `npm run bench` (bench/src/bench.ts); every group below was measured in one run,",
-    "ambientkit and its peer side by side in one process. Do not edit by hand: rerun the bench.",
+    "each suite in a fresh Node process, ambientkit and its peer side by side in that process.",
+    "Do not edit by hand: rerun the bench.",
     "",
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     "",

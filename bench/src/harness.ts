@@ -1,8 +1,9 @@
 /**
  * Benchmark suites live in `bench/src/suites/*.ts`; each default-exports a `BenchSuite`. The runner
- * (`bench.ts`) loads every suite, runs the groups whose names match the CLI filters, prints a table
- * and rewrites docs/benchmarks.md from the same run, so ambientkit and its peers are always
- * measured side by side on one machine in one process.
+ * (`bench.ts`) runs every suite in a fresh Node process (no suite's fixtures or GC weigh on
+ * another), runs the groups whose names match the CLI filters, prints a table and rewrites
+ * docs/benchmarks.md from the same run, so ambientkit and its peers are always measured side by
+ * side on one machine in one process.
  */
 export interface BenchCase {
   /** e.g. "ambientkit P-256 CSR sign" or "node-forge RSA-2048 sign (peer)". */

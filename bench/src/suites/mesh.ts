@@ -1,8 +1,8 @@
 // The whole data path of the reference mesh (examples/): app → ztunnel (VIP capture) → HBONE →
 // ztunnel → app, against a raw node TLS 1.3 socket with the same certificates; and the latency a
 // request gains through the two ztunnels and through ztunnels + waypoint, vs going direct.
-// The client node (app + ztunnel a, and the raw TLS peer) runs in a fresh process, the
-// destination node in a child of it. examples/ is a private workspace (no package exports), so it is loaded from its build output
+// The client node (app + ztunnel a, and the raw TLS peer) runs in the suite's own process (the
+// runner starts one per suite), the destination node in a child of it. examples/ is a private workspace (no package exports), so it is loaded from its build output
 // (examples/dist, built by `tsc -b`) with the narrow types below.
 import { spawn } from "node:child_process";
 import http from "node:http";
@@ -281,30 +281,6 @@ async function measureMesh(): Promise<MeasureRow[]> {
   }
 }
 
-/**
- * Runs {@link measureMesh} in a fresh process (this file as the entry point): the bench runner's
- * own heap holds every other suite's fixtures, and its garbage collector (concurrent marking on the
- * second core) would weigh on the client node more than on real nodes.
- */
-async function measureMeshIsolated(): Promise<MeasureRow[]> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-    cwd: fileURLToPath(new URL("../../", import.meta.url)),
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  const code = await new Promise<number | null>((r) => child.once("exit", r));
-  if (code !== 0) throw new Error(`mesh bench process exited ${code}: ${out.slice(-500)}`);
-  return JSON.parse(out) as MeasureRow[];
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  process.stdout.write(JSON.stringify(await measureMesh()));
-  process.exit(0);
-}
-
 const suite: BenchSuite = {
   package: "examples",
   async groups(): Promise<BenchGroup[]> {
@@ -314,7 +290,7 @@ const suite: BenchSuite = {
         target:
           "throughput app → ztunnel → HBONE → ztunnel → app ≥ 0.5× a raw node TLS 1.3 socket; added latency p50/p99 vs direct",
         cases: [],
-        measure: measureMeshIsolated,
+        measure: measureMesh,
       },
     ];
   },
