@@ -67,9 +67,17 @@ const env = celEnv({ funcs: [...strings, ...k8sFuncs], re2 });
 type Program = (bindings: { self: unknown }) => CelResult;
 const cache = new Map<string, Program | string>();
 
+const transition = new Map<string, boolean>();
+
 /** True when a rule compares with the old object (a transition rule): it cannot apply offline. */
 export function isTransitionRule(rule: string): boolean {
-  return /\boldSelf\b/.test(rule);
+  // Asked for every rule on every document: remember the answer per rule text.
+  let t = transition.get(rule);
+  if (t === undefined) {
+    t = /\boldSelf\b/.test(rule);
+    if (transition.size < 10_000) transition.set(rule, t);
+  }
+  return t;
 }
 
 /**
