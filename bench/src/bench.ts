@@ -136,37 +136,39 @@ function runInterleaved(group: BenchGroup): CaseResult[] {
 
 async function runGroup(suite: string, group: BenchGroup): Promise<GroupResult> {
   process.stderr.write(`running ${group.name}\n`);
-  if (group.interleave && group.cases.length > 0) {
-    const cases = runInterleaved(group);
-    const measured = group.measure ? await group.measure() : [];
-    await group.teardown?.();
-    return { suite, group: describeGroup(group), cases, measured };
-  }
-  const bench = new Bench({ time: group.timeMs ?? 1000, warmupTime: 200 });
-  for (const c of group.cases) bench.add(c.name, c.fn);
-  const cases: CaseResult[] = [];
-  if (group.cases.length > 0) {
-    await bench.run();
-    for (const task of bench.tasks) {
-      const r = task.result;
-      if (r?.state !== "completed") throw new Error(`${group.name}: ${task.name} did not complete`);
-      const def = group.cases.find((c) => c.name === task.name);
-      const batch = def?.batch ?? 1;
-      cases.push({
-        name: task.name,
-        peer: def?.peer ?? false,
-        // ops/s from the mean latency (total work / total time); tinybench's throughput.mean
-        // averages per-sample rates, which over-weights the fastest samples.
-        opsPerSec: (1000 * batch) / r.latency.mean,
-        nsPerOp: (r.latency.mean * 1e6) / batch,
-        rme: r.latency.rme,
-        samples: r.latency.samplesCount,
-      });
-    }
-  }
+  const cases =
+    group.cases.length === 0
+      ? []
+      : group.interleave
+        ? runInterleaved(group)
+        : await runTinybench(group);
   const measured = group.measure ? await group.measure() : [];
   await group.teardown?.();
   return { suite, group: describeGroup(group), cases, measured };
+}
+
+async function runTinybench(group: BenchGroup): Promise<CaseResult[]> {
+  const bench = new Bench({ time: group.timeMs ?? 1000, warmupTime: 200 });
+  for (const c of group.cases) bench.add(c.name, c.fn);
+  await bench.run();
+  const cases: CaseResult[] = [];
+  for (const task of bench.tasks) {
+    const r = task.result;
+    if (r?.state !== "completed") throw new Error(`${group.name}: ${task.name} did not complete`);
+    const def = group.cases.find((c) => c.name === task.name);
+    const batch = def?.batch ?? 1;
+    cases.push({
+      name: task.name,
+      peer: def?.peer ?? false,
+      // ops/s from the mean latency (total work / total time); tinybench's throughput.mean
+      // averages per-sample rates, which over-weights the fastest samples.
+      opsPerSec: (1000 * batch) / r.latency.mean,
+      nsPerOp: (r.latency.mean * 1e6) / batch,
+      rme: r.latency.rme,
+      samples: r.latency.samplesCount,
+    });
+  }
+  return cases;
 }
 
 /** What the report needs of a group (it crosses the process boundary as JSON). */

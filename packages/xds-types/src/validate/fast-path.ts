@@ -104,6 +104,25 @@ function atMostOneGroup(oneOf: unknown): string[] | undefined {
 }
 
 /**
+ * The at-most-one-of groups a `oneOf` (one group) or an `allOf` made only of such `oneOf`s (one
+ * group each) stands for; undefined for any other keyword or shape.
+ */
+function atMostOneGroups(key: string, value: unknown): string[][] | undefined {
+  if (key === "oneOf") {
+    const g = atMostOneGroup(value);
+    return g === undefined ? undefined : [g];
+  }
+  if (key !== "allOf" || !Array.isArray(value)) return undefined;
+  const out: string[][] = [];
+  for (const v of value as Array<Record<string, unknown>>) {
+    const g = Object.keys(v).length === 1 ? atMostOneGroup(v.oneOf) : undefined;
+    if (g === undefined) return undefined;
+    out.push(g);
+  }
+  return out;
+}
+
+/**
  * Rewrites a reporting ajv schema (from toAjvSchema) for the fast path; `structural` is the
  * structural node it came from (for list types), undefined inside combinators.
  */
@@ -116,7 +135,10 @@ export function toFastSchema(
   const closed = reporting.additionalProperties === false && reporting.properties !== undefined;
   const isObjectType = reporting.type === "object";
   for (const [key, value] of Object.entries(reporting)) {
-    if (key === "properties") {
+    const rewritten = isObjectType ? atMostOneGroups(key, value) : undefined;
+    if (rewritten !== undefined) {
+      groups.push(...rewritten);
+    } else if (key === "properties") {
       const props: Record<string, unknown> = {};
       for (const [name, child] of Object.entries(
         value as Record<string, Record<string, unknown>>,
@@ -126,18 +148,6 @@ export function toFastSchema(
       out[closed ? "xFields" : "properties"] = props;
     } else if (key === "additionalProperties" && closed) {
       // folded into xFields
-    } else if (key === "oneOf" && isObjectType && atMostOneGroup(value) !== undefined) {
-      groups.push(atMostOneGroup(value) as string[]);
-    } else if (
-      key === "allOf" &&
-      isObjectType &&
-      (value as Array<Record<string, unknown>>).every(
-        (v) => Object.keys(v).length === 1 && atMostOneGroup(v.oneOf) !== undefined,
-      )
-    ) {
-      for (const v of value as Array<Record<string, unknown>>) {
-        groups.push(atMostOneGroup(v.oneOf) as string[]);
-      }
     } else if (key === "items" || (key === "additionalProperties" && typeof value === "object")) {
       const child = key === "items" ? structural?.items : structural?.additionalProperties;
       out[key] = toFastSchema(

@@ -31,11 +31,6 @@ function pointerToPath(pointer: string, data: unknown): [PathSeg[], unknown] {
   return [out, node];
 }
 
-function smallSet(): { has(k: string): boolean; add(k: string): unknown } {
-  const items: string[] = [];
-  return { has: (k) => items.includes(k), add: (k) => items.push(k) };
-}
-
 function typeName(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "array";
@@ -56,9 +51,7 @@ function isCombinatorBranch(schemaPath: string): boolean {
 /** Issues for ajv's errors on `data` (the defaulted document). */
 export function schemaIssues(errors: readonly ErrorObject[], data: unknown): InternalIssue[] {
   const out: InternalIssue[] = [];
-  // Most failing documents have one or two errors: a Set only pays off beyond a few.
-  const seen: { has(k: string): boolean; add(k: string): unknown } =
-    errors.length > 8 ? new Set<string>() : smallSet();
+  const seen = new Set<string>();
   for (const e of errors) {
     // Errors inside oneOf/anyOf/not branches are explained by the combinator's own error.
     if (isCombinatorBranch(e.schemaPath)) continue;

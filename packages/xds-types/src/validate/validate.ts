@@ -209,8 +209,9 @@ export function validateInternal(
         },
       ]);
     }
-    const { issues: _none, ...ident } = result(apiVersion, kind, metadata, []);
-    return { ...ident, skipped: true, issues: [] };
+    const r = result(apiVersion, kind, metadata, []);
+    r.skipped = true;
+    return r;
   }
   const issues: InternalIssue[] =
     target.issues.length === 0
