@@ -12,10 +12,15 @@ export default defineConfig({
     resolve: { conditions: ["@ambientkit/source"], externalConditions: ["@ambientkit/source"] },
   },
   test: {
-    projects: dirs.map((dir) => ({
-      extends: true as const,
-      test: { name: dir.split("/").at(-1) ?? dir, dir, include: ["src/**/*.test.ts"] },
-    })),
+    projects: dirs
+      .map((dir) => ({
+        extends: true as const,
+        test: { name: dir.split("/").at(-1) ?? dir, dir, include: ["src/**/*.test.ts"] },
+      }))
+      .concat([
+        // Checks of the repository as a whole (paths, layout), not of one package.
+        { extends: true as const, test: { name: "repo", dir: "scripts", include: ["*.test.ts"] } },
+      ]),
     passWithNoTests: true,
     // .ci/run asks for a JSON report next to the normal console output.
     ...(process.env.VITEST_JSON_REPORT

@@ -1,4 +1,4 @@
-// xds-types validation throughput on the shared corpus (../shared/data/corpus), side by side with
+// xds-types validation throughput on the manifest corpus (packages/xds-types/testdata/corpus), side by side with
 // @kubernetes-models/istio's own validation (ajv, no CEL, unknown fields accepted) and raw ajv on
 // the CRD's openAPIV3Schema; plus the CLI on 1,000 generated files.
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import type { BenchGroup, BenchSuite } from "../harness.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const corpusRoot = join(repo, "..", "shared", "data", "corpus");
+const corpusRoot = join(repo, "packages", "xds-types", "testdata", "corpus");
 
 interface Doc {
   doc: Record<string, unknown>;

@@ -5,10 +5,15 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { runCaseFile } from "./index.js";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const samplePath = join(repoRoot, "..", "shared", "conformance", "authz-sample-cases.yaml");
+// The sample conformance cases, copied into the package (origin in testdata/SOURCE.md).
+const samplePath = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "testdata",
+  "authz-sample-cases.yaml",
+);
 
-describe("shared conformance sample cases", () => {
+describe("conformance sample cases", () => {
   const doc: unknown = parse(readFileSync(samplePath, "utf8"));
   const report = runCaseFile(doc);
   it("parses every case without input issues", () => {

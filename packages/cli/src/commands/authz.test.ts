@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "../testing.js";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
-const sample = join(repoRoot, "..", "shared", "conformance", "authz-sample-cases.yaml");
+const sample = join(repoRoot, "packages", "authz", "testdata", "authz-sample-cases.yaml");
 const dir = mkdtempSync(join(tmpdir(), "ambientkit-authz-cli-"));
 
 function file(name: string, text: string): string {
@@ -42,7 +42,7 @@ metadata: {name: ignored, namespace: foo}
 );
 
 describe("ambientkit authz test", () => {
-  it("runs the shared sample cases: all pass, exit 0", async () => {
+  it("runs the conformance sample cases: all pass, exit 0", async () => {
     const r = await runCli(["authz", "test", sample]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);

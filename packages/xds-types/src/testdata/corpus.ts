@@ -1,17 +1,17 @@
-// Loads ../shared/data/corpus (index.jsonl + YAML files) for the corpus tests and the benchmark.
+// Loads the manifest corpus (packages/xds-types/testdata/corpus: index.jsonl + YAML files, origin
+// and licences in its SOURCE.md) for the corpus tests and the benchmark.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadYamlDocuments } from "../validate/yaml.js";
 
-export const repoRoot: string = join(
+export const corpusRoot: string = join(
   dirname(fileURLToPath(import.meta.url)),
   "..",
   "..",
-  "..",
-  "..",
+  "testdata",
+  "corpus",
 );
-export const corpusRoot: string = join(repoRoot, "..", "shared", "data", "corpus");
 
 export interface CorpusEntry {
   file: string;

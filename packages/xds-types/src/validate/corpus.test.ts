@@ -1,4 +1,4 @@
-// Every indexed corpus document (../shared/data/corpus) against its expectation:
+// Every indexed corpus document (packages/xds-types/testdata/corpus) against its expectation:
 // `expect: valid` must validate; every deliberately invalid one must be rejected, with
 // `expectedError` (Istio's `_err`) contained in one of the messages. The exceptions are exactly
 // the committed corpus-known-failures.txt.
