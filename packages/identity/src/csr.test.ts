@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CertificateAuthority } from "./ca.js";
 import { createCsr, parseCsr } from "./csr.js";
 import { exportPublicKeyDer, generateKeyPair, type KeyAlgorithm } from "./keys.js";
 
@@ -134,6 +135,64 @@ describe("CSRs", () => {
     });
     await expect(createCsr("spiffe://Bad/x", await generateKeyPair())).rejects.toMatchObject({
       code: "ERR_IDENTITY_SPIFFE_BAD_TRUST_DOMAIN_CHAR",
+    });
+  });
+
+  // One rule for CSR keys (istiod parses any NIST curve Go knows and only checks the signature):
+  // P-521 is accepted and certified; every refusal names the accepted set, P-521 included.
+  it("certifies P-521 CSRs and names P-256, P-384 and P-521 when refusing another curve", async () => {
+    const csrFor = (curve: string): string => {
+      const out = join(dir, `${curve}.csr`);
+      openssl([
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        `ec_paramgen_curve:${curve}`,
+        "-nodes",
+        "-keyout",
+        join(dir, `${curve}.key`),
+        "-subj",
+        "/",
+        "-out",
+        out,
+      ]);
+      return readFileSync(out, "utf8");
+    };
+    const p521 = csrFor("P-521");
+    expect((await parseCsr(p521)).key).toEqual({ type: "ECDSA", curve: "P-521" });
+    const ca = await CertificateAuthority.createRoot({
+      trustDomain: "cluster.local",
+      keyAlgorithm: "ec-p256",
+    });
+    const issued = await ca.sign(p521, { identity: ID });
+    const leaf = join(dir, "p521-leaf.pem");
+    const root = join(dir, "p521-root.pem");
+    execFileSync("sh", ["-c", `cat > ${leaf}`], { input: issued.certChainPem });
+    execFileSync("sh", ["-c", `cat > ${root}`], { input: issued.rootCertPem });
+    expect(openssl(["verify", "-CAfile", root, leaf])).toContain("OK");
+    expect(openssl(["x509", "-in", leaf, "-noout", "-text"])).toContain("NIST CURVE: P-521");
+    expect(openssl(["x509", "-in", leaf, "-noout", "-pubkey"])).toBe(
+      openssl(["req", "-in", join(dir, "P-521.csr"), "-noout", "-pubkey"]),
+    );
+
+    for (const [curve, shown] of [
+      ["secp256k1", "secp256k1"],
+      ["P-224", "P-224"],
+      ["brainpoolP256r1", "brainpoolP256r1"],
+    ] as const) {
+      const err = await parseCsr(csrFor(curve)).then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code, curve).toBe("ERR_IDENTITY_CSR");
+      expect(err?.message, curve).toContain(`unsupported CSR key curve ${shown}`);
+      expect(err?.message, curve).toMatch(/P-256 \(ztunnel\), P-384 or P-521/);
+    }
+    await expect(ca.sign(csrFor("secp256k1"), { identity: ID })).rejects.toMatchObject({
+      code: "ERR_IDENTITY_CSR",
+      message: expect.stringContaining("P-521"),
     });
   });
 });

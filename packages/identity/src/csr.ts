@@ -143,11 +143,30 @@ function signatureScheme(oid: string): { name: string; hash?: string } {
   return s;
 }
 
+/**
+ * The ECDSA curves a CSR key may use: the NIST curves Go's `x509.ParseCertificateRequest`
+ * parses for istiod (which then only runs `csr.CheckSignature()`, no curve policy), minus P-224,
+ * which WebCrypto cannot verify. ztunnel (rustls/webpki) verifies P-256/384/521 signatures too.
+ */
 const CURVES: Record<string, string> = {
   "1.2.840.10045.3.1.7": "P-256",
   "1.3.132.0.34": "P-384",
   "1.3.132.0.35": "P-521",
 };
+
+/** Names of curves a CSR may carry that are refused, for the error message. */
+const CURVE_NAMES: Record<string, string> = {
+  "1.3.132.0.33": "P-224 (secp224r1)",
+  "1.3.132.0.10": "secp256k1",
+  "1.2.840.10045.3.1.1": "P-192 (prime192v1)",
+  "1.3.36.3.3.2.8.1.1.7": "brainpoolP256r1",
+  "1.3.36.3.3.2.8.1.1.11": "brainpoolP384r1",
+  "1.3.36.3.3.2.8.1.1.13": "brainpoolP512r1",
+};
+
+/** The one rule for CSR keys, said the same way everywhere it is refused. */
+const ACCEPTED_CSR_KEYS =
+  "a CSR key must be ECDSA P-256 (ztunnel), P-384 or P-521, RSA ≥ 2048 bits, or Ed25519";
 
 function describeSpki(request: CertificationRequest): CsrKeyInfo {
   const spki = request.certificationRequestInfo.subjectPKInfo;
@@ -162,7 +181,7 @@ function describeSpki(request: CertificationRequest): CsrKeyInfo {
     const curve = CURVES[curveOid];
     if (curve === undefined) {
       throw csrError(
-        `unsupported CSR key curve ${curveOid || "(none)"}; use P-256 (ztunnel) or P-384`,
+        `unsupported CSR key curve ${CURVE_NAMES[curveOid] ?? (curveOid || "(none)")}; ${ACCEPTED_CSR_KEYS}`,
       );
     }
     return { type: "ECDSA", curve };
@@ -177,11 +196,11 @@ function describeSpki(request: CertificationRequest): CsrKeyInfo {
     );
     const bits = unsignedBits(new Uint8Array(rsa.modulus));
     if (bits < 2048) {
-      throw csrError(`CSR RSA key is ${bits} bits; istiod and ztunnel require at least 2048`);
+      throw csrError(`CSR RSA key is ${bits} bits; ${ACCEPTED_CSR_KEYS}`);
     }
     return { type: "RSA", bits };
   }
-  throw csrError(`unsupported CSR key algorithm ${oid}; use ECDSA P-256, RSA ≥ 2048 or Ed25519`);
+  throw csrError(`unsupported CSR key algorithm ${oid}; ${ACCEPTED_CSR_KEYS}`);
 }
 
 /** Bit length of an unsigned big-endian integer. */
