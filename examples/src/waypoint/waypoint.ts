@@ -39,6 +39,14 @@ import type { HttpRoute } from "../mesh/httproute-types.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
 import { type Listener, listen, pipeBoth } from "../mesh/net.js";
 import { MeshState } from "../mesh/state.js";
+import {
+  type AnyRequest,
+  type AnyResponse,
+  forward,
+  type HeaderModifier,
+  HOP_BY_HOP,
+  reply,
+} from "./forward.js";
 import { applyHeaderModifier, parseGatewayDuration, pickBackend, selectRule } from "./httproute.js";
 import { extractToken, type JwtRule, verifyJwt } from "./jwt.js";
 
@@ -82,28 +90,20 @@ export function sniff(first: Buffer): "h2" | "http1" | "tcp" {
   return "tcp";
 }
 
-type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
-
-function abort(res: AnyResponse): void {
-  if (res instanceof http.ServerResponse) res.destroy();
-  else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+interface Destination {
+  workload: Workload;
+  ip: string;
+  port: number;
 }
 
-function reply(res: AnyResponse, status: number, text: string): void {
-  (res as http.ServerResponse).writeHead(status, { "content-type": "text/plain" });
-  res.end(text);
+interface RoutedRequest {
+  backend: Service | undefined;
+  dest: Destination | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  responseModifiers: HeaderModifier[];
+  timeoutMs: number | undefined;
+  key: string | undefined;
 }
-
-const HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
-];
 
 export class Waypoint {
   readonly namespace: string;
@@ -434,6 +434,10 @@ export class Waypoint {
     );
   }
 
+  /**
+   * One HTTP request at the waypoint, in Envoy's filter order: RequestAuthentication (401), L7
+   * authorization (403), HTTPRoute, then HBONE to the chosen pod (forward.ts).
+   */
   async #onRequest(req: AnyRequest, res: AnyResponse, tunnelTarget?: TunnelTarget): Promise<void> {
     const started = performance.now();
     const t = tunnelTarget ?? this.#targets.get(req.socket as unknown as Duplex);
@@ -471,118 +475,27 @@ export class Waypoint {
         ...(flags ? { responseFlags: flags } : {}),
       });
     };
-    // 1. L7 authorization at the waypoint enforcement point
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(plainHeaders)) if (v !== undefined) headers[k] = v;
-    // 0. RequestAuthentication: an invalid token is 401; a valid one feeds request.auth.* to authz
-    let jwt: Record<string, unknown> | null = null;
-    const jwtRules = this.#jwtRulesFor(t.service);
-    if (jwtRules.length > 0) {
-      const token = extractToken(plainHeaders, req.url ?? "/", jwtRules);
-      if (token !== undefined) {
-        const v = verifyJwt(token, jwtRules, Math.floor(Date.now() / 1000));
-        if (v.kind === "invalid") {
-          this.log.warn(
-            {
-              "src.identity": t.req.peerIdentity,
-              method: req.method,
-              path: req.url,
-              error: v.reason,
-            },
-            "request unauthenticated",
-          );
-          record(401);
-          reply(res, 401, `${v.reason}\n`);
-          return;
-        }
-        if (v.kind === "valid") jwt = v.claims;
-      }
+    const jwt = this.#authenticate(req, plainHeaders, t);
+    if (jwt.kind === "invalid") {
+      record(401);
+      reply(res, 401, `${jwt.reason}\n`);
+      return;
     }
-    const decision: Decision = this.#policies.decide(
-      this.#decisionInput(t, "http", {
-        host,
-        method: req.method ?? "GET",
-        path: req.url ?? "/",
-        headers,
-        jwt,
-      }),
-    );
-    if (decision.decision === "deny") {
-      this.log.warn(
-        {
-          "src.identity": t.req.peerIdentity,
-          authority: t.req.authorityText,
-          method: req.method,
-          path: req.url,
-          policy: decision.decidedBy,
-          rule: decision.rule,
-        },
-        `request denied by ${decision.decidedBy}`,
-      );
+    if (!this.#authorize(req, host, plainHeaders, jwt.claims, t)) {
       record(403);
       reply(res, 403, "RBAC: access denied\n");
       return;
     }
-    // 2. routing
-    const reqHeaders: Record<string, string | string[] | undefined> = { ...plainHeaders };
-    for (const h of HOP_BY_HOP) delete reqHeaders[h];
-    const respMods: Parameters<typeof applyHeaderModifier>[1][] = [];
-    let backend: Service | undefined = t.service;
-    let backendPort = t.port;
-    let timeoutMs: number | undefined;
-    let routeKey: string | undefined;
-    if (t.service) {
-      const choice = selectRule(this.#routesFor(t.service), {
-        method: req.method ?? "GET",
-        url: req.url ?? "/",
-        headers: plainHeaders,
-      });
-      if (choice) {
-        routeKey = `${choice.routeKey}#${choice.ruleIndex}`;
-        for (const f of choice.rule.filters ?? []) {
-          if (f.type === "RequestHeaderModifier")
-            applyHeaderModifier(reqHeaders, f.requestHeaderModifier);
-          if (f.type === "ResponseHeaderModifier") respMods.push(f.responseHeaderModifier);
-        }
-        timeoutMs = parseGatewayDuration(choice.rule.timeouts?.request);
-        if ((choice.rule.backendRefs ?? []).length > 0) {
-          const ref = pickBackend(choice.rule.backendRefs ?? [], this.#random);
-          const ns = ref?.namespace ?? choice.route.metadata?.namespace ?? "default";
-          backend = ref ? this.#state.serviceByName(ns, ref.name) : undefined;
-          backendPort = ref?.port ?? t.port;
-          for (const f of ref?.filters ?? []) {
-            if (f.type === "RequestHeaderModifier")
-              applyHeaderModifier(reqHeaders, f.requestHeaderModifier);
-            if (f.type === "ResponseHeaderModifier") respMods.push(f.responseHeaderModifier);
-          }
-        }
-      }
-    }
-    // 3. pick the pod
-    let dest: { workload: Workload; ip: string; port: number } | undefined;
-    if (backend) dest = this.#state.pickEndpoint(backend, backendPort, this.#random);
-    else if (t.workload) dest = { workload: t.workload, ip: t.ip, port: t.port };
-    if (!dest) {
+    const route = this.#route(req, plainHeaders, t);
+    if (!route.dest) {
       record(503, undefined, "UH");
       reply(res, 503, "no healthy upstream\n");
       return;
     }
-    // 4. re-originate HBONE to podIP:15008 with :authority = podIP:targetPort
-    const creds = this.#opts.certificates.current(workloadIdentity(this.#self));
+    const dest = route.dest;
     let tunnel: HboneStream;
     try {
-      if (!creds) throw new Error("no waypoint certificate");
-      tunnel = await this.#pool.open({
-        address: { host: dest.ip, port: this.#opts.hbonePort ?? 15008 },
-        credentials: creds,
-        expectedIdentities: this.#state.expectedIdentities(dest.workload, backend),
-        sourceIp: this.ip,
-        authority: `${dest.ip}:${dest.port}`,
-        forwarded: {
-          for: t.req.forwarded.for ?? `${t.req.remoteAddress}:${t.req.remotePort}`,
-          ...(backend ? { host: backend.hostname } : {}),
-        },
-      });
+      tunnel = await this.#originate(dest, route.backend, t);
     } catch (e) {
       // Envoy: 503 with UF (upstream connection failure), also when the destination ztunnel says 401
       const status =
@@ -597,87 +510,147 @@ export class Waypoint {
       reply(res, 503, "upstream connect error or disconnect/reset before headers\n");
       return;
     }
-    const target = dest;
-    let timer: NodeJS.Timeout | undefined;
-    let finished = false;
-    const fail = (status: number, flags: string, text: string): void => {
-      if (finished) return;
-      finished = true;
-      if (timer) clearTimeout(timer);
-      tunnel.destroy();
-      if (!res.headersSent) {
-        record(status, target.workload, flags);
-        reply(res, status, text);
-      } else abort(res);
-    };
-    const respond = (
-      status: number,
-      headers: Record<string, string | string[] | undefined>,
-      body: NodeJS.ReadableStream,
-    ): void => {
-      if (finished) return;
-      if (timer) clearTimeout(timer);
-      const out: Record<string, string | string[] | undefined> = {};
-      for (const [k, v] of Object.entries(headers))
-        if (!k.startsWith(":") && !HOP_BY_HOP.includes(k)) out[k] = v;
-      for (const m of respMods) applyHeaderModifier(out, m);
-      (res as http.ServerResponse).writeHead(status, out as http.OutgoingHttpHeaders);
-      body.pipe(res as NodeJS.WritableStream);
-      body.once("end", () => {
-        finished = true;
-        record(status, target.workload);
+    forward({
+      req,
+      res,
+      tunnel,
+      origin: `${dest.ip}:${dest.port}`,
+      host,
+      headers: route.headers,
+      responseModifiers: route.responseModifiers,
+      timeoutMs: route.timeoutMs,
+      done: (status, flags) => {
+        record(status, dest.workload, flags);
+        if (flags !== undefined) return;
         this.log.info(
           {
             "src.identity": t.req.peerIdentity,
             protocol: isH2 ? "HTTP/2" : "HTTP/1.1",
             method: req.method,
             path: req.url,
-            route: routeKey,
-            upstream: `${target.ip}:${target.port}`,
+            route: route.key,
+            upstream: `${dest.ip}:${dest.port}`,
             status,
           },
           "request",
         );
-      });
-    };
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(() => fail(504, "UT", "upstream request timeout\n"), timeoutMs);
-    }
-    if (isH2) {
-      // HTTP/2 downstream → HTTP/2 upstream (gRPC needs trailers end to end)
-      const session = http2.connect(`http://${target.ip}:${target.port}`, {
-        createConnection: () => tunnel as unknown as net.Socket,
-      });
-      session.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
-      const up = session.request({
-        ":method": req.method ?? "GET",
-        ":path": req.url ?? "/",
-        ":authority": String(reqHeaders.host ?? host),
-        ...Object.fromEntries(Object.entries(reqHeaders).filter(([k]) => k !== "host")),
-      });
-      up.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
-      up.on("response", (h) =>
-        respond(Number(h[":status"] ?? 502), h as Record<string, string>, up),
-      );
-      up.on("trailers", (tr) => {
-        const out: Record<string, string> = {};
-        for (const [k, v] of Object.entries(tr))
-          if (!k.startsWith(":") && v !== undefined) out[k] = String(v);
-        (res as http2.Http2ServerResponse).addTrailers(out);
-      });
-      up.once("close", () => session.close());
-      req.pipe(up);
-      return;
-    }
-    const up = http.request({
-      createConnection: () => tunnel as unknown as net.Socket,
-      method: req.method ?? "GET",
-      path: req.url ?? "/",
-      headers: reqHeaders as http.OutgoingHttpHeaders,
+      },
     });
-    up.on("response", (ur) => respond(ur.statusCode ?? 502, ur.headers, ur));
-    up.on("error", (e) => fail(503, "URX", `upstream error: ${e.message}\n`));
-    req.pipe(up);
+  }
+
+  /** RequestAuthentication: an invalid token is 401; a valid one feeds request.auth.* to authz. */
+  #authenticate(
+    req: AnyRequest,
+    headers: http.IncomingHttpHeaders,
+    t: TunnelTarget,
+  ): { kind: "invalid"; reason: string } | { kind: "ok"; claims: Record<string, unknown> | null } {
+    const rules = this.#jwtRulesFor(t.service);
+    if (rules.length === 0) return { kind: "ok", claims: null };
+    const token = extractToken(headers, req.url ?? "/", rules);
+    if (token === undefined) return { kind: "ok", claims: null };
+    const v = verifyJwt(token, rules, Math.floor(Date.now() / 1000));
+    if (v.kind === "invalid") {
+      this.log.warn(
+        { "src.identity": t.req.peerIdentity, method: req.method, path: req.url, error: v.reason },
+        "request unauthenticated",
+      );
+      return { kind: "invalid", reason: v.reason };
+    }
+    return { kind: "ok", claims: v.kind === "valid" ? v.claims : null };
+  }
+
+  /** L7 authorization at the waypoint enforcement point; false = 403 (logged). */
+  #authorize(
+    req: AnyRequest,
+    host: string,
+    plainHeaders: http.IncomingHttpHeaders,
+    jwt: Record<string, unknown> | null,
+    t: TunnelTarget,
+  ): boolean {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(plainHeaders)) if (v !== undefined) headers[k] = v;
+    const decision: Decision = this.#policies.decide(
+      this.#decisionInput(t, "http", {
+        host,
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        headers,
+        jwt,
+      }),
+    );
+    if (decision.decision !== "deny") return true;
+    this.log.warn(
+      {
+        "src.identity": t.req.peerIdentity,
+        authority: t.req.authorityText,
+        method: req.method,
+        path: req.url,
+        policy: decision.decidedBy,
+        rule: decision.rule,
+      },
+      `request denied by ${decision.decidedBy}`,
+    );
+    return false;
+  }
+
+  /** HTTPRoute: the backend, its pod, header modifiers and the request timeout. */
+  #route(req: AnyRequest, plainHeaders: http.IncomingHttpHeaders, t: TunnelTarget): RoutedRequest {
+    const headers: Record<string, string | string[] | undefined> = { ...plainHeaders };
+    for (const h of HOP_BY_HOP) delete headers[h];
+    const responseModifiers: HeaderModifier[] = [];
+    let backend: Service | undefined = t.service;
+    let backendPort = t.port;
+    let timeoutMs: number | undefined;
+    let key: string | undefined;
+    if (t.service) {
+      const choice = selectRule(this.#routesFor(t.service), {
+        method: req.method ?? "GET",
+        url: req.url ?? "/",
+        headers: plainHeaders,
+      });
+      if (choice) {
+        key = `${choice.routeKey}#${choice.ruleIndex}`;
+        const filters = [...(choice.rule.filters ?? [])];
+        timeoutMs = parseGatewayDuration(choice.rule.timeouts?.request);
+        if ((choice.rule.backendRefs ?? []).length > 0) {
+          const ref = pickBackend(choice.rule.backendRefs ?? [], this.#random);
+          const ns = ref?.namespace ?? choice.route.metadata?.namespace ?? "default";
+          backend = ref ? this.#state.serviceByName(ns, ref.name) : undefined;
+          backendPort = ref?.port ?? t.port;
+          filters.push(...(ref?.filters ?? []));
+        }
+        for (const f of filters) {
+          if (f.type === "RequestHeaderModifier")
+            applyHeaderModifier(headers, f.requestHeaderModifier);
+          if (f.type === "ResponseHeaderModifier") responseModifiers.push(f.responseHeaderModifier);
+        }
+      }
+    }
+    let dest: Destination | undefined;
+    if (backend) dest = this.#state.pickEndpoint(backend, backendPort, this.#random);
+    else if (t.workload) dest = { workload: t.workload, ip: t.ip, port: t.port };
+    return { backend, dest, headers, responseModifiers, timeoutMs, key };
+  }
+
+  /** HBONE (as the waypoint's SVID) to podIP:15008 with :authority = podIP:targetPort. */
+  #originate(
+    dest: Destination,
+    backend: Service | undefined,
+    t: TunnelTarget,
+  ): Promise<HboneStream> {
+    const creds = this.#opts.certificates.current(workloadIdentity(this.#self));
+    if (!creds) return Promise.reject(new Error("no waypoint certificate"));
+    return this.#pool.open({
+      address: { host: dest.ip, port: this.#opts.hbonePort ?? 15008 },
+      credentials: creds,
+      expectedIdentities: this.#state.expectedIdentities(dest.workload, backend),
+      sourceIp: this.ip,
+      authority: `${dest.ip}:${dest.port}`,
+      forwarded: {
+        for: t.req.forwarded.for ?? `${t.req.remoteAddress}:${t.req.remotePort}`,
+        ...(backend ? { host: backend.hostname } : {}),
+      },
+    });
   }
 
   async close(): Promise<void> {

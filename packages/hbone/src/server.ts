@@ -81,7 +81,13 @@ export type HboneDecision =
       action: "connect";
       host: string;
       port: number;
+      /** Source address to bind for the upstream dial (ztunnel connects as the original client). */
+      localAddress?: string;
       timeoutMs?: number;
+      /** Called with the tunnel and the upstream socket once bytes flow (to track or close them). */
+      onTunnel?: (tunnel: HboneStream, upstream: net.Socket) => void;
+      /** Called when the upstream dial failed or timed out (the client got 503). */
+      onError?: (error: HboneError) => void;
       proxyProtocol?:
         | boolean
         | {
@@ -563,14 +569,28 @@ export class HboneServer extends EventEmitter {
       port: decision.port,
       allowHalfOpen: true,
       noDelay: true,
+      ...(decision.localAddress !== undefined ? { localAddress: decision.localAddress } : {}),
     });
     let connected = false;
+    let failed = false;
     const timer = setTimeout(() => {
       upstream.destroy();
-      fail();
+      fail(
+        new HboneError(
+          "ERR_HBONE_TIMEOUT",
+          `connect ${decision.host}:${decision.port} timed out after ${timeoutMs} ms`,
+        ),
+      );
     }, timeoutMs);
-    const fail = (): void => {
+    const fail = (error: HboneError): void => {
       clearTimeout(timer);
+      if (failed) return;
+      failed = true;
+      try {
+        decision.onError?.(error);
+      } catch {
+        // the embedder's callback never breaks the server
+      }
       if (!stream.headersSent && !stream.closed) {
         try {
           stream.respond({ ":status": 503 }, { endStream: true });
@@ -586,8 +606,8 @@ export class HboneServer extends EventEmitter {
       }
     };
     stream.once("close", onEarlyClose);
-    upstream.once("error", () => {
-      if (!connected) fail();
+    upstream.once("error", (e) => {
+      if (!connected) fail(toHboneError(e, `connect ${decision.host}:${decision.port}`));
     });
     upstream.once("connect", () => {
       connected = true;
@@ -614,15 +634,21 @@ export class HboneServer extends EventEmitter {
               identity: request.peerIdentity,
             }),
           );
-        } catch {
+        } catch (e) {
           upstream.destroy();
-          fail();
+          fail(toHboneError(e, "PROXY v2 header"));
           return;
         }
       }
+      stream.removeListener("close", onEarlyClose);
       stream.respond({ ":status": 200 });
       const tunnel = new HboneStream(stream, info, request.headers, this.#opts.hooks);
       pipeHalfClose(tunnel, upstream);
+      try {
+        decision.onTunnel?.(tunnel, upstream);
+      } catch {
+        // the embedder's callback never breaks the server
+      }
     });
   }
 

@@ -1,0 +1,89 @@
+// ztunnel's local endpoints: admin (15000: /config_dump as LOCAL_XDS, /certs), Prometheus metrics
+// (15020) and readiness (15021). SOCKS5 (15080) is in outbound.ts.
+import http from "node:http";
+import { serializeLocalXds } from "@ambientkit/xds-types";
+import type { Registry } from "prom-client";
+import { parse as parseYaml } from "yaml";
+import { type Listener, listen } from "../mesh/net.js";
+import type { ZtunnelContext } from "./context.js";
+
+/** Starts the enabled endpoints; returns their listeners and addresses. */
+export async function startAdmin(
+  ctx: ZtunnelContext,
+  registry: Registry,
+  ready: () => boolean,
+): Promise<{
+  listeners: Listener[];
+  addresses: { admin?: string; metrics?: string; readiness?: string };
+}> {
+  const host = ctx.opts.adminHost ?? "127.0.0.1";
+  const p = ctx.ports;
+  const listeners: Listener[] = [];
+  const addresses: { admin?: string; metrics?: string; readiness?: string } = {};
+  if (p.admin !== null) {
+    const l = await listen(adminServer(ctx), host, p.admin, `ztunnel ${ctx.node} admin`);
+    listeners.push(l);
+    addresses.admin = `${host}:${l.port}`;
+  }
+  if (p.metrics !== null) {
+    const srv = http.createServer((req, res) => {
+      const path = new URL(req.url ?? "/", "http://m").pathname;
+      if (path !== "/metrics" && path !== "/stats/prometheus") {
+        res.writeHead(404).end();
+        return;
+      }
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": registry.contentType });
+          res.end(text);
+        },
+        (e: unknown) => {
+          res.writeHead(500).end(String(e));
+        },
+      );
+    });
+    const l = await listen(srv, host, p.metrics, `ztunnel ${ctx.node} metrics`);
+    listeners.push(l);
+    addresses.metrics = `${host}:${l.port}`;
+  }
+  if (p.readiness !== null) {
+    const srv = http.createServer((req, res) => {
+      if (req.url === "/healthz/ready") {
+        const ok = ready();
+        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+        res.end(ok ? "ready\n" : "not ready\n");
+      } else res.writeHead(404).end();
+    });
+    const l = await listen(srv, host, p.readiness, `ztunnel ${ctx.node} readiness`);
+    listeners.push(l);
+    addresses.readiness = `${host}:${l.port}`;
+  }
+  return { listeners, addresses };
+}
+
+function adminServer(ctx: ZtunnelContext): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://admin");
+    if (url.pathname === "/config_dump") {
+      const yaml = serializeLocalXds(ctx.state.config);
+      if (url.searchParams.get("format") === "json") {
+        // the same document as JSON (ztunnel's dump is JSON); JSON is YAML, so it is LOCAL_XDS input too
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(`${JSON.stringify(parseYaml(yaml), null, 2)}\n`);
+      } else {
+        res.writeHead(200, { "content-type": "application/yaml" });
+        res.end(yaml);
+      }
+    } else if (url.pathname === "/") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(
+        "ztunnel admin (ambientkit reference)\n/config_dump  LOCAL_XDS YAML of the current state\n/certs        issued workload identities\n",
+      );
+    } else if (url.pathname === "/certs") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ identities: ctx.certs.identities() }, null, 2));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+}
