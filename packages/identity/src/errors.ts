@@ -3,8 +3,8 @@ const kBrand = Symbol.for("@ambientkit/identity.IdentityError");
 
 /**
  * Every failure @ambientkit/identity reports. Codes are stable API; add new ones, never rename.
- * Grouped by area: SPIFFE ID rules, X509-SVID rules, chain verification, keys/CSRs, CA, bundles,
- * rotation, TLS.
+ * Grouped by area: SPIFFE ID rules, X509-SVID rules, chain verification, keys/CSRs, CA, output
+ * files, bundles, rotation, TLS.
  */
 export type IdentityErrorCode =
   // SPIFFE ID (spec §2, go-spiffe's distinctions)
@@ -36,6 +36,9 @@ export type IdentityErrorCode =
   | "ERR_IDENTITY_CA_CONFIG"
   | "ERR_IDENTITY_CA_TTL"
   | "ERR_IDENTITY_CA_SIGN"
+  // writing credential files (ca-files.ts, Node only)
+  | "ERR_IDENTITY_OUTPUT_REFUSED"
+  | "ERR_IDENTITY_OUTPUT_WRITE"
   // bundles
   | "ERR_IDENTITY_BUNDLE"
   // rotation

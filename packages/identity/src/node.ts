@@ -2,8 +2,10 @@
 export {
   CACERTS_FILE_NAMES,
   loadCaDirectory,
+  type OutputFile,
   writeCaDirectory,
   writeFileAtomic,
+  writeFilesAtomic,
   writeWorkloadFiles,
 } from "./ca-files.js";
 export {
