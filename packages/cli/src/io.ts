@@ -34,24 +34,27 @@ export function resolvePath(io: CliIo, path: string): string {
 }
 
 /**
- * Writes a file atomically (temp file in the same directory, then rename) using identity's writer,
- * so a crash never leaves a half-written key or certificate; failures become a CliError (exit 2).
+ * Writes a file atomically with identity's writer (`@ambientkit/identity/node`, the one
+ * implementation: temp file in the same directory, then rename; pseudo-filesystem targets such as
+ * `/proc` refused). Failures become a CliError (exit 2) carrying identity's message and code.
+ * Commands that write several files use identity's all-or-nothing writers directly.
  */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   mode = 0o644,
 ): Promise<void> {
+  // Loaded on first use: identity/node is slow to load and most commands never write a file.
+  const { writeFileAtomic: write } = await import("@ambientkit/identity/node");
   try {
-    // Loaded here, not at start: only `ca` writes files, and identity/node is slow to load.
-    const { writeFileAtomic: writeFileAtomicNode } = await import("@ambientkit/identity/node");
-    await writeFileAtomicNode(path, data, mode);
+    await write(path, data, mode);
   } catch (cause) {
-    // identity's error already names the path; report the underlying fs error once.
-    const reason = cause instanceof Error && cause.cause !== undefined ? cause.cause : cause;
-    throw new CliError("ERR_CLI_OUTPUT_UNWRITABLE", `cannot write ${path}: ${describe(reason)}`, {
-      cause,
-    });
+    const code = (cause as { code?: unknown }).code;
+    const message =
+      typeof code === "string" && code.startsWith("ERR_IDENTITY_")
+        ? `${(cause as Error).message} (${code})`
+        : `cannot write ${path}: ${describe(cause)}`;
+    throw new CliError("ERR_CLI_OUTPUT_UNWRITABLE", message, { cause });
   }
 }
 

@@ -1,8 +1,17 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../testing.js";
 import type { CaInitJson, CaIssuedJson } from "./ca.js";
 
@@ -151,5 +160,131 @@ describe("ambientkit ca", () => {
     const r = await runCli(["ca", "issue", "--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("--id <spiffe-id>");
+  });
+});
+
+/** Names, file modes and contents under `root` (directories as "dir"), to compare before and after. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (at: string, prefix: string): void => {
+    for (const name of readdirSync(at).sort()) {
+      const path = join(at, name);
+      const st = lstatSync(path);
+      if (st.isDirectory()) {
+        out[`${prefix}${name}/`] = "dir";
+        walk(path, `${prefix}${name}/`);
+      } else {
+        out[`${prefix}${name}`] = `${(st.mode & 0o777).toString(8)} ${readFileSync(path, "utf8")}`;
+      }
+    }
+  };
+  walk(root, "");
+  return out;
+}
+
+describe("ambientkit ca: output is all or nothing (#14)", () => {
+  const ca = join(dir, "fail-closed-ca");
+  beforeAll(async () => {
+    const r = await runCli([
+      "ca",
+      "init",
+      "--trust-domain",
+      "cluster.local",
+      "--out",
+      ca,
+      "--key-type",
+      "ec-p256",
+    ]);
+    expect(r.code).toBe(0);
+  });
+
+  function expectOneLine(r: { code: number; stdout: string; stderr: string }, message: RegExp) {
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  }
+
+  it("ca issue leaves an existing --out exactly as before when the last file cannot be written", async () => {
+    const out = mkdtempSync(join(dir, "issue-blocked-"));
+    writeFileSync(join(out, "cert-chain.pem"), "previous chain\n");
+    writeFileSync(join(out, "root-cert.pem"), "previous root\n");
+    mkdirSync(join(out, "key.pem")); // a directory where the key should go
+    const before = snapshot(out);
+    const r = await runCli(["ca", "issue", "--ca", ca, "--id", ID, "--out", out]);
+    expectOneLine(r, /key\.pem is a directory.*ERR_IDENTITY_OUTPUT_REFUSED/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
+  it("ca issue and ca init refuse a --out below a file and create nothing", async () => {
+    const base = mkdtempSync(join(dir, "below-file-"));
+    writeFileSync(join(base, "file"), "x");
+    const before = snapshot(base);
+    for (const argv of [
+      ["ca", "issue", "--ca", ca, "--id", ID, "--out", join(base, "file", "wl")],
+      ["ca", "init", "--trust-domain", "td.example", "--out", join(base, "file", "ca")],
+    ]) {
+      expectOneLine(await runCli(argv), /is a file, not a directory.*ERR_IDENTITY_OUTPUT_REFUSED/);
+    }
+    expect(snapshot(base)).toEqual(before);
+  });
+
+  it("ca init --force over a CA leaves it untouched when one file cannot be replaced", async () => {
+    const out = join(dir, "force-blocked");
+    expect((await runCli(["ca", "init", "--trust-domain", "a.example", "--out", out])).code).toBe(
+      0,
+    );
+    rmSync(join(out, "cert-chain.pem"));
+    mkdirSync(join(out, "cert-chain.pem"));
+    const before = snapshot(out);
+    const r = await runCli(["ca", "init", "--trust-domain", "b.example", "--out", out, "--force"]);
+    expectOneLine(r, /cert-chain\.pem is a directory/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
+  it("ca issue --out /proc/x is refused at once (it used to hang in mkdir)", async () => {
+    for (const target of ["/proc/x", "/sys/x/y", "/dev/x"]) {
+      const started = performance.now();
+      const r = await runCli(["ca", "issue", "--ca", ca, "--id", ID, "--out", target]);
+      expectOneLine(r, /refusing to write to .*pseudo filesystem.*ERR_IDENTITY_OUTPUT_REFUSED/);
+      expect(performance.now() - started, target).toBeLessThan(3000);
+    }
+  });
+
+  // The CSR key rule: ECDSA P-256/P-384/P-521, RSA >= 2048, Ed25519 (istiod only checks the
+  // self-signature of whatever Go parses); every refusal names that set.
+  it("ca sign certifies a P-521 CSR and refuses secp256k1 naming the accepted curves", async () => {
+    const csr = (curve: string): string => {
+      const path = join(dir, `sign-${curve}.csr`);
+      openssl([
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        `ec_paramgen_curve:${curve}`,
+        "-nodes",
+        "-keyout",
+        join(dir, `sign-${curve}.key`),
+        "-subj",
+        "/",
+        "-out",
+        path,
+      ]);
+      return path;
+    };
+    const p521 = await runCli(["ca", "sign", "--ca", ca, "--csr", csr("P-521"), "--id", ID]);
+    expect(p521.stderr).toBe("");
+    expect(p521.code).toBe(0);
+    const chain = join(dir, "sign-p521-chain.pem");
+    writeFileSync(chain, p521.stdout);
+    expect(openssl(["verify", "-CAfile", join(ca, "root-cert.pem"), chain])).toContain("OK");
+    expect(openssl(["x509", "-in", chain, "-noout", "-text"])).toContain("NIST CURVE: P-521");
+
+    const k1 = await runCli(["ca", "sign", "--ca", ca, "--csr", csr("secp256k1"), "--id", ID]);
+    expectOneLine(
+      k1,
+      /unsupported CSR key curve secp256k1; a CSR key must be ECDSA P-256 \(ztunnel\), P-384 or P-521, RSA ≥ 2048 bits, or Ed25519 \(ERR_IDENTITY_CSR\)/,
+    );
   });
 });

@@ -12,10 +12,10 @@ import {
   parseDuration,
   parseSpiffeId,
 } from "@ambientkit/identity";
-import { loadCaDirectory } from "@ambientkit/identity/node";
+import { loadCaDirectory, writeCaDirectory, writeWorkloadFiles } from "@ambientkit/identity/node";
 import { type Command, Option } from "commander";
 import { CliError } from "../errors.js";
-import { readInput, resolvePath, writeFileAtomic } from "../io.js";
+import { readInput, resolvePath } from "../io.js";
 import { type CommandContext, EXIT_OK, outputOption } from "../main.js";
 
 type Output = "text" | "json";
@@ -101,18 +101,8 @@ export function registerCa(program: Command, ctx: CommandContext): void {
           ...(flags.ttl === undefined ? {} : { ttlMs: ttlOf(flags.ttl) }),
         }),
       );
-      const files = await root.toCacerts();
-      const written: string[] = [];
-      for (const name of [
-        "ca-cert.pem",
-        "root-cert.pem",
-        "cert-chain.pem",
-        "ca-key.pem",
-      ] as const) {
-        const path = join(dir, name);
-        await writeFileAtomic(path, files[name], name === "ca-key.pem" ? 0o600 : 0o644);
-        written.push(path);
-      }
+      // all four files or none; an existing --out (with --force) is left as it was on failure
+      const written = await checkedAsync(() => writeCaDirectory(dir, root));
       if (flags.output === "json") {
         const report: CaInitJson = {
           trustDomain,
@@ -159,16 +149,8 @@ export function registerCa(program: Command, ctx: CommandContext): void {
         }),
       );
       const dir = resolvePath(ctx.io, flags.out);
-      const written: string[] = [];
-      for (const [name, data, mode] of [
-        ["cert-chain.pem", issued.certChainPem, 0o644],
-        ["root-cert.pem", issued.rootCertPem, 0o644],
-        ["key.pem", issued.privateKeyPem, 0o600],
-      ] as const) {
-        const path = join(dir, name);
-        await writeFileAtomic(path, data, mode);
-        written.push(path);
-      }
+      // all three files or none; an existing --out is left as it was on failure
+      const written = await checkedAsync(() => writeWorkloadFiles(dir, issued));
       if (flags.output === "json") {
         ctx.io.stdout(`${JSON.stringify({ ...summary(issued), files: written }, null, 2)}\n`);
       } else {
@@ -263,8 +245,16 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Library errors about the input become one-line usage errors (exit 2). */
+/** Library errors about the input or the output become one-line errors (exit 2). */
 function toCliError(error: unknown): unknown {
+  if (
+    error instanceof IdentityError &&
+    (error.code === "ERR_IDENTITY_OUTPUT_REFUSED" || error.code === "ERR_IDENTITY_OUTPUT_WRITE")
+  ) {
+    return new CliError("ERR_CLI_OUTPUT_UNWRITABLE", `${error.message} (${error.code})`, {
+      cause: error,
+    });
+  }
   if (error instanceof IdentityError) {
     return new CliError("ERR_CLI_INPUT_INVALID", `${error.message} (${error.code})`, {
       cause: error,
