@@ -17,7 +17,7 @@ import {
 } from "@ambientkit/xds-types";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { XdsClientError } from "./errors.js";
 import {
   AggregatedDiscoveryService,
@@ -337,23 +337,28 @@ export class DeltaXdsClient {
     let delivered = false;
     let reason: XdsTerminationReason = "Complete";
     let failure: XdsClientError | undefined;
+    let session: Http2SessionManager | undefined;
     try {
       const headers = await this.#headers();
       const url = new URL(o.address);
+      // Our own session manager, so the connection is torn down with the stream (no idle socket
+      // left behind to keep the process alive or to carry a later stream on stale credentials).
+      session = new Http2SessionManager(
+        url.origin,
+        // A dead control plane must not leave us waiting forever on a silent connection.
+        { pingIntervalMs: 30_000, pingTimeoutMs: 15_000 },
+        url.protocol === "https:"
+          ? {
+              ca: o.rootCert,
+              ...(o.serverName !== undefined ? { servername: o.serverName } : {}),
+              minVersion: "TLSv1.2",
+            }
+          : {},
+      );
       const transport = createGrpcTransport({
         baseUrl: url.origin,
         readMaxBytes: o.maxMessageBytes ?? 64 * 1024 * 1024,
-        // A dead control plane must not leave us waiting forever on a silent connection.
-        pingIntervalMs: 30_000,
-        pingTimeoutMs: 15_000,
-        nodeOptions:
-          url.protocol === "https:"
-            ? {
-                ca: o.rootCert,
-                ...(o.serverName !== undefined ? { servername: o.serverName } : {}),
-                minVersion: "TLSv1.2",
-              }
-            : {},
+        sessionManager: session,
       });
       const client = createClient(AggregatedDiscoveryService, transport);
       for (const r of this.#initialRequests()) queue.push(r);
@@ -393,6 +398,7 @@ export class DeltaXdsClient {
     } finally {
       queue.end();
       abort.abort();
+      session?.abort();
     }
     if (failure !== undefined) {
       this.#lastError = failure;

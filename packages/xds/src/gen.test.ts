@@ -20,7 +20,7 @@ it("src/gen is up to date with src/proto", () => {
     timeout: 60_000,
   });
   const files = readdirSync(join(here, "gen")).sort();
-  expect(files).toEqual(["discovery_pb.ts"]);
+  expect(files).toEqual(["ca_pb.ts", "discovery_pb.ts"]);
   expect(readdirSync(join(out, "gen")).sort()).toEqual(files);
   for (const f of files) {
     expect(

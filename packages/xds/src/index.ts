@@ -1,5 +1,12 @@
 // @ambientkit/xds — a delta-xDS client for Istio's ztunnel workload API and the mesh state store it
 // (or a LOCAL_XDS file) feeds. Node-only: the transport is connect-node's gRPC over node:http2.
+
+export {
+  DEFAULT_SECRET_TTL_SECONDS,
+  type IssuedWorkloadCertificate,
+  IstioCaClient,
+  type IstioCaClientOptions,
+} from "./ca-client.js";
 export {
   ADDRESS_TYPE_URL,
   AUTHORIZATION_TYPE_URL,
