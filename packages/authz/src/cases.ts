@@ -4,6 +4,8 @@
  * already-parsed YAML/JSON data; problems in the data are returned as issues with their path.
  */
 import { compilePolicies } from "./engine.js";
+import { AuthzError } from "./errors.js";
+import { parseIp } from "./ip.js";
 import { type Issue, isRecord, parsePolicyResource } from "./parse.js";
 import type {
   ConnectionAttributes,
@@ -88,11 +90,25 @@ class Reader {
     return n;
   }
   labels(v: unknown, path: Path): Record<string, string> {
-    if (v === undefined || v === null) return {};
+    // No prototype: a `__proto__` or `constructor` label is data, not a prototype change.
+    const out = Object.create(null) as Record<string, string>;
+    if (v === undefined || v === null) return out;
     const o = this.obj(v, path, "labels");
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o ?? {})) out[k] = String(val);
+    for (const [k, val] of Object.entries(o ?? {})) {
+      if (typeof val === "string" || typeof val === "number" || typeof val === "boolean")
+        out[k] = String(val);
+      else this.err([...path, k], "label value must be a string");
+    }
     return out;
+  }
+  /** A socket address; anything else would be read as "matches no range", so it is refused. */
+  ip(o: Record<string, unknown>, k: string, path: Path): string | undefined {
+    const v = this.str(o, k, path);
+    if (v !== undefined && parseIp(v) === undefined) {
+      this.err([...path, k], `${k} must be an IP address, got ${JSON.stringify(v)}`);
+      return undefined;
+    }
+    return v;
   }
 }
 
@@ -179,8 +195,8 @@ export function parseDecisionCase(
     );
   const connection: ConnectionAttributes = {
     sourcePrincipal: typeof sp === "string" ? sp : null,
-    sourceIp: r.str(co, "sourceIp", cp) ?? "",
-    destinationIp: r.str(co, "destinationIp", cp) ?? "",
+    sourceIp: r.ip(co, "sourceIp", cp) ?? "",
+    destinationIp: r.ip(co, "destinationIp", cp) ?? "",
     destinationPort: r.port(co, "destinationPort", cp) ?? 0,
   };
   const sni = r.str(co, "sni", cp, false);
@@ -224,7 +240,7 @@ export function parseDecisionCase(
   if (o.request !== undefined && o.request !== null) {
     const p = [...path, "request"];
     const q = r.obj(o.request, p, "request") ?? {};
-    const headers: Record<string, string | string[]> = {};
+    const headers = Object.create(null) as Record<string, string | string[]>;
     if (q.headers !== undefined && q.headers !== null) {
       const h = r.obj(q.headers, [...p, "headers"], "headers") ?? {};
       for (const [k, val] of Object.entries(h)) {
@@ -252,7 +268,7 @@ export function parseDecisionCase(
   if (o.customProviderDecisions !== undefined && o.customProviderDecisions !== null) {
     const p = [...path, "customProviderDecisions"];
     const c = r.obj(o.customProviderDecisions, p, "customProviderDecisions") ?? {};
-    const out: Record<string, CustomProviderDecision> = {};
+    const out = Object.create(null) as Record<string, CustomProviderDecision>;
     for (const [k, val] of Object.entries(c)) {
       if (val === "allow" || val === "deny") out[k] = val;
       else r.err([...p, k], "provider decision must be allow or deny");
@@ -334,7 +350,12 @@ export function runCaseFile(doc: unknown): CaseFileReport {
           report.issues.push(...parsed.issues);
           return;
         }
-        add(runDecisionCase(parsed.value));
+        try {
+          add(runDecisionCase(parsed.value));
+        } catch (e) {
+          if (!(e instanceof AuthzError)) throw e;
+          report.issues.push({ severity: "error", path: ["cases", i], message: e.message });
+        }
       });
   }
   if (doc.validationCases !== undefined && doc.validationCases !== null) {
@@ -358,6 +379,13 @@ export function runCaseFile(doc: unknown): CaseFileReport {
         else add(r);
       });
   }
+  // A file that tests nothing must not pass: it is what a mistyped key or a truncated file looks like.
+  if (report.results.length === 0 && report.issues.length === 0)
+    report.issues.push({
+      severity: "error",
+      path: [],
+      message: "this case file has no cases: `cases:` and `validationCases:` are empty",
+    });
   return report;
 }
 

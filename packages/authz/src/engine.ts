@@ -9,8 +9,16 @@ import {
   type EnvoyContext,
   TrustDomainBundle,
 } from "./envoy.js";
-import { AuthzError } from "./errors.js";
-import { parseIp } from "./ip.js";
+import {
+  assertDecisionInput,
+  assertMesh,
+  type CheckedAddresses,
+  checkPolicyResource,
+  Guard,
+  nullProtoCopy,
+  own,
+} from "./guards.js";
+import { canonicalIp, type IpAddress, parseIp } from "./ip.js";
 import { normalizeRequestPath } from "./path.js";
 import type {
   AuditResult,
@@ -25,11 +33,13 @@ import type {
 } from "./types.js";
 import {
   type CompiledZtunnelAuthorization,
-  compileZtunnelAuthorization,
-  convertAuthorizationPolicy,
-  isDryRun,
-  peerAuthenticationAuthorizations,
-  prepareZtunnelConnection,
+  compileChecked,
+  convertChecked,
+  dryRunAnnotation,
+  peerAuthorizationsChecked,
+  preparedConnection,
+  selects,
+  type UnparsableValue,
   type ZtunnelAuthorization,
   type ZtunnelConversion,
 } from "./ztunnel.js";
@@ -71,34 +81,53 @@ function nested<V>(m: Map<string, Map<string, V>>, k: string): Map<string, V> {
   return inner;
 }
 
-function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  for (const k in selector) if (labels[k] !== selector[k]) return false;
-  return true;
+/** Names the unparsable values of the rule that decided, for the explanation. */
+function unparsableNote(
+  list: readonly (UnparsableValue & { rule: number })[] | undefined,
+  rule: number,
+): string {
+  const here = (list ?? []).filter((u) => u.rule === rule);
+  if (here.length === 0) return "";
+  const vals = here.map((u) => `${u.attribute} ${JSON.stringify(u.value)}`).join(", ");
+  return ` (unparsable ${vals} read as matching: fail closed)`;
 }
 
-function checkInput(input: DecisionInput): void {
-  const bad = (what: string): never => {
-    throw new AuthzError(
-      "ERR_AUTHZ_INVALID_INPUT",
-      `invalid decision input: ${what} (see DecisionInput in @ambientkit/authz)`,
-    );
-  };
-  if (typeof input !== "object" || input === null) bad("expected an object");
-  if (input.enforcement !== "ztunnel" && input.enforcement !== "waypoint")
-    bad(`enforcement must be "ztunnel" or "waypoint", got ${JSON.stringify(input.enforcement)}`);
-  if (typeof input.workload?.namespace !== "string") bad("workload.namespace must be a string");
-  const c = input.connection;
-  if (typeof c !== "object" || c === null) bad("connection is required");
-  if (typeof c.sourceIp !== "string" || typeof c.destinationIp !== "string")
-    bad("connection.sourceIp and connection.destinationIp must be strings");
-  if (!Number.isInteger(c.destinationPort) || c.destinationPort < 0 || c.destinationPort > 65535)
-    bad("connection.destinationPort must be an integer 0-65535");
-  if (c.sourcePrincipal !== null && typeof c.sourcePrincipal !== "string")
-    bad("connection.sourcePrincipal must be a SPIFFE URI string or null");
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Z]+$/;
+// Controls, space and DEL never survive an HTTP codec inside a request target or authority.
+function badTargetChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+function badValueChar(s: string): boolean {
+  return s.includes("\0") || s.includes("\r") || s.includes("\n");
+}
+
+/** Why Envoy would answer 400 before RBAC runs, or undefined for a request it accepts. */
+function invalidRequest(req: NonNullable<DecisionInput["request"]>): string | undefined {
+  if (!req.path.startsWith("/"))
+    return `the request path ${JSON.stringify(req.path)} does not start with "/"`;
+  if (badTargetChar(req.path)) return "the request path holds a control character or a space";
+  if (!METHOD.test(req.method))
+    return `the method ${JSON.stringify(req.method)} is not an upper-case HTTP token`;
+  if (req.host === "" || badTargetChar(req.host))
+    return `the :authority ${JSON.stringify(req.host)} is empty or holds a control character or a space`;
+  for (const [k, v] of Object.entries(req.headers)) {
+    const name = k.startsWith(":") ? k.slice(1) : k;
+    if (!TOKEN.test(name)) return `the header name ${JSON.stringify(k)} is not an HTTP token`;
+    for (const x of typeof v === "string" ? [v] : v)
+      if (badValueChar(x)) return `the header ${k} holds NUL, CR or LF`;
+  }
+  return undefined;
 }
 
 /** Service protocols that get Envoy's HTTP filter chain at a waypoint. */
 export function isHttpProtocol(protocol: string): boolean {
+  new Guard("ERR_AUTHZ_INVALID_INPUT", "argument").string(protocol, ["protocol"]);
   if (protocol === "HTTP" || protocol === "TCP") return protocol === "HTTP";
   const p = protocol.toUpperCase();
   return p.startsWith("HTTP") || p.startsWith("GRPC");
@@ -126,16 +155,19 @@ export class CompiledPolicies {
   private readonly hasPeerAuths: boolean;
 
   constructor(resources: readonly PolicyResource[], mesh: MeshSettings) {
+    assertMesh(mesh);
+    const g = new Guard(
+      "ERR_AUTHZ_INVALID_RESOURCE",
+      "policy list (compilePolicies takes parsed policies: run each object through parsePolicyResource first)",
+    );
+    g.list(resources, []).forEach((r, i) => {
+      checkPolicyResource(r, [i], g);
+    });
     this.mesh = { ...mesh, trustDomainAliases: [...mesh.trustDomainAliases] };
     this.td = new TrustDomainBundle(mesh.trustDomain, mesh.trustDomainAliases);
     const seen = new Map<string, Entry>();
     let pas = 0;
     for (const r of resources) {
-      if (r?.kind !== "AuthorizationPolicy" && r?.kind !== "PeerAuthentication")
-        throw new AuthzError(
-          "ERR_AUTHZ_INVALID_RESOURCE",
-          "compilePolicies takes parsed policies: run each object through parsePolicyResource first",
-        );
       if (r.kind === "PeerAuthentication") {
         push(this.peerAuths, r.namespace, r);
         pas++;
@@ -146,8 +178,8 @@ export class CompiledPolicies {
       seen.set(key, {
         key,
         policy: r,
-        dryRun: isDryRun(r),
-        selector: r.spec.selector?.matchLabels,
+        dryRun: dryRunAnnotation(r),
+        selector: r.spec.selector ? nullProtoCopy(r.spec.selector.matchLabels) : undefined,
       });
     }
     this.hasPeerAuths = pas > 0;
@@ -164,14 +196,14 @@ export class CompiledPolicies {
           ? [spec.targetRef]
           : [];
     if (refs.length === 0) {
-      const conversion = convertAuthorizationPolicy(e.policy, this.mesh.rootNamespace, {
-        ambientEnableDryRun: this.mesh.ambientEnableDryRun ?? false,
-      });
+      const conversion = convertChecked(
+        e.policy,
+        this.mesh.rootNamespace,
+        this.mesh.ambientEnableDryRun === true,
+      );
       e.zt = {
         conversion,
-        compiled: conversion.authorization
-          ? compileZtunnelAuthorization(conversion.authorization)
-          : null,
+        compiled: conversion.authorization ? compileChecked(conversion.authorization) : null,
       };
       if (e.selector !== undefined) push(this.ztSelector, e.policy.namespace, e);
       else if (e.policy.namespace === this.mesh.rootNamespace) this.ztGlobal.push(e);
@@ -220,6 +252,16 @@ export class CompiledPolicies {
   applicable(
     input: Pick<DecisionInput, "enforcement" | "workload" | "waypoint" | "service">,
   ): string[] {
+    // Same checks as decide, on a stand-in connection: attachment reads only these four fields.
+    assertDecisionInput({
+      ...input,
+      connection: {
+        sourcePrincipal: null,
+        sourceIp: "0.0.0.0",
+        destinationIp: "0.0.0.0",
+        destinationPort: 0,
+      },
+    });
     return (
       input.enforcement === "ztunnel"
         ? this.ztunnelEntries(input.workload)
@@ -267,25 +309,28 @@ export class CompiledPolicies {
 
   /** Decides one connection/request at the input's enforcement point. Never throws for a decision. */
   decide(input: DecisionInput): Decision {
-    checkInput(input);
-    return input.enforcement === "ztunnel" ? this.decideZtunnel(input) : this.decideWaypoint(input);
+    const addrs = assertDecisionInput(input);
+    return input.enforcement === "ztunnel"
+      ? this.decideZtunnel(input, addrs)
+      : this.decideWaypoint(input, addrs);
   }
 
-  private decideZtunnel(input: DecisionInput): Decision {
+  private decideZtunnel(input: DecisionInput, addrs: CheckedAddresses): Decision {
     const entries = this.ztunnelEntries(input.workload);
     const ignored: IgnoredAttribute[] = [];
     const dryRun: DryRunResult[] = [];
     const explanation: string[] = [];
-    const conn = prepareZtunnelConnection({
-      sourceIp: input.connection.sourceIp,
-      destinationIp: input.connection.destinationIp,
-      destinationPort: input.connection.destinationPort,
-      sourceIdentity: input.connection.sourcePrincipal,
-    });
+    const conn = preparedConnection(
+      addrs.sourceIp,
+      addrs.destinationIp,
+      input.connection.destinationPort,
+      input.connection.sourcePrincipal,
+    );
     type Item = {
       key: string;
       compiled: CompiledZtunnelAuthorization;
       ruleIndex: readonly number[] | undefined;
+      unparsable?: ZtunnelConversion["unparsable"];
     };
     const deny: Item[] = [];
     const allow: Item[] = [];
@@ -308,6 +353,7 @@ export class CompiledPolicies {
         key: e.key,
         compiled: c,
         ruleIndex: zt.conversion.ruleIndex,
+        unparsable: zt.conversion.unparsable,
       });
     }
     if (this.hasPeerAuths) {
@@ -317,15 +363,11 @@ export class CompiledPolicies {
           ? (this.peerAuths.get(input.workload.namespace) ?? [])
           : []),
       ];
-      for (const a of peerAuthenticationAuthorizations(
-        pas,
-        this.mesh.rootNamespace,
-        input.workload,
-      )) {
+      for (const a of peerAuthorizationsChecked(pas, this.mesh.rootNamespace, input.workload)) {
         const key = `${a.namespace}/${a.name}`;
         applied.push(key);
         explanation.push(`PeerAuthentication makes istiod attach ${key} (DENY) to this workload`);
-        deny.push({ key, compiled: compileZtunnelAuthorization(a), ruleIndex: undefined });
+        deny.push({ key, compiled: compileChecked(a), ruleIndex: undefined });
       }
       deny.sort(byKey);
     }
@@ -354,7 +396,7 @@ export class CompiledPolicies {
       explanation.push(
         `PILOT_AUTO_ALLOW_WAYPOINT_POLICY makes istiod attach ${key} (ALLOW from the waypoint)`,
       );
-      allow.push({ key, compiled: compileZtunnelAuthorization(a), ruleIndex: undefined });
+      allow.push({ key, compiled: compileChecked(a), ruleIndex: undefined });
       allow.sort(byKey);
     }
     if (input.request)
@@ -371,7 +413,9 @@ export class CompiledPolicies {
       const r = d.compiled.firstMatch(conn);
       if (r >= 0) {
         const rule = d.ruleIndex ? (d.ruleIndex[r] ?? r) : r;
-        explanation.push(`DENY policy ${d.key} rule ${rule} matched: connection denied`);
+        explanation.push(
+          `DENY policy ${d.key} rule ${rule} matched${unparsableNote(d.unparsable, rule)}: connection denied`,
+        );
         return { decision: "deny", decidedBy: d.key as Decision["decidedBy"], rule, ...base };
       }
     }
@@ -393,13 +437,16 @@ export class CompiledPolicies {
     return { decision: "deny", decidedBy: "implicit:no-allow-match", ...base };
   }
 
-  private envoyContext(input: DecisionInput): EnvoyContext | null {
+  /** The request as Envoy's RBAC sees it, or why Envoy answers 400 before RBAC. */
+  private envoyContext(input: DecisionInput, addrs: CheckedAddresses): EnvoyContext | string {
     const req = input.request;
     let http: EnvoyContext["http"] = null;
-    let remote = input.connection.sourceIp;
+    let remote: IpAddress | undefined = addrs.sourceIp;
     if (req) {
+      const invalid = invalidRequest(req);
+      if (invalid !== undefined) return invalid;
       const path = normalizeRequestPath(req.path, this.mesh.pathNormalization ?? "BASE");
-      if (path === null) return null;
+      if (path === null) return "the request path holds %00";
       const headers = new Map<string, string>();
       for (const [k, v] of Object.entries(req.headers)) {
         const name = k.toLowerCase();
@@ -408,7 +455,11 @@ export class CompiledPolicies {
         headers.set(name, prev === undefined ? val : `${prev},${val}`);
       }
       const xff = headers.get("x-forwarded-for");
-      if (xff) remote = xff.split(",").at(-1)?.trim() ?? remote;
+      if (xff) {
+        // An unparsable last hop is unknown, not absent: remote.ip tests read it the way that denies.
+        const last = parseIp(xff.split(",").at(-1)?.trim() ?? "");
+        remote = last ? canonicalIp(last) : undefined;
+      }
       http = {
         host: req.host,
         method: req.method,
@@ -420,16 +471,16 @@ export class CompiledPolicies {
     }
     return {
       principal: input.connection.sourcePrincipal,
-      sourceIp: parseIp(input.connection.sourceIp),
-      remoteIp: parseIp(remote),
-      destinationIp: parseIp(input.connection.destinationIp),
+      sourceIp: addrs.sourceIp,
+      remoteIp: remote,
+      destinationIp: addrs.destinationIp,
       destinationPort: input.connection.destinationPort,
       sni: input.connection.sni,
       http,
     };
   }
 
-  private decideWaypoint(input: DecisionInput): Decision {
+  private decideWaypoint(input: DecisionInput, addrs: CheckedAddresses): Decision {
     const entries = this.waypointEntries(input);
     const ignored: IgnoredAttribute[] = [];
     const dryRun: DryRunResult[] = [];
@@ -439,9 +490,9 @@ export class CompiledPolicies {
     const protocol = input.service?.protocol ?? (input.request ? "HTTP" : "TCP");
     const tcp = !isHttpProtocol(protocol);
     const base = { enforcement: "waypoint" as const, dryRun, audit, ignored, applied, explanation };
-    const ctx = this.envoyContext(input);
-    if (ctx === null) {
-      explanation.push("Envoy rejects the request path (%00) with 400 before authorization");
+    const ctx = this.envoyContext(input, addrs);
+    if (typeof ctx === "string") {
+      explanation.push(`Envoy answers 400 before authorization: ${ctx}`);
       return { decision: "deny", decidedBy: "implicit:invalid-request", ...base };
     }
     if (tcp && input.request)
@@ -497,7 +548,7 @@ export class CompiledPolicies {
     for (const { e, rule } of custom) {
       const provider = e.policy.spec.provider?.name ?? "";
       const p = input.customProviders;
-      const answer = typeof p === "function" ? p(provider, e.key) : p?.[provider];
+      const answer = typeof p === "function" ? p(provider, e.key) : own(p, provider);
       if (answer !== "allow") {
         explanation.push(
           answer === "deny"
@@ -513,7 +564,9 @@ export class CompiledPolicies {
     for (const { e, c } of deny) {
       const r = first(c);
       if (r >= 0) {
-        explanation.push(`DENY policy ${e.key} rule ${r} matched: request denied`);
+        explanation.push(
+          `DENY policy ${e.key} rule ${r} matched${unparsableNote(c.unparsable, r)}: request denied`,
+        );
         return { decision: "deny", decidedBy: e.key as Decision["decidedBy"], rule: r, ...base };
       }
     }

@@ -4,7 +4,8 @@
  * directly. HTTP services get the HTTP RBAC filter; other services the network RBAC filter, where
  * HTTP-only attributes drop ALLOW rules and are ignored (treated as absent) in DENY/AUDIT/CUSTOM.
  */
-import { type IpAddress, type IpPrefix, parsePrefix, prefixContains } from "./ip.js";
+import { own } from "./guards.js";
+import { contains, type IpAddress, ipv4Equivalent, parsePrefix } from "./ip.js";
 import { compilePathTemplate, isPathTemplate } from "./path.js";
 import type {
   AuthorizationPolicy,
@@ -16,15 +17,17 @@ import type {
   Rule,
   Source,
 } from "./types.js";
-import { parsePortString } from "./ztunnel.js";
+import { parsePortString, type UnparsableValue } from "./ztunnel.js";
 
 /** Attributes of one request/connection at a waypoint, pre-computed once per decision. */
 export interface EnvoyContext {
   /** Peer principal URI (`spiffe://...`), or null. */
   principal: string | null;
-  sourceIp: IpAddress | undefined;
+  /** Canonical addresses (IPv4-mapped IPv6 folded to IPv4). */
+  sourceIp: IpAddress;
+  /** undefined: the last X-Forwarded-For hop is not an address (matched the way that denies). */
   remoteIp: IpAddress | undefined;
-  destinationIp: IpAddress | undefined;
+  destinationIp: IpAddress;
   destinationPort: number;
   sni: string | undefined;
   http: {
@@ -127,15 +130,41 @@ function anyOf<T>(values: readonly T[], make: (v: T) => Test): Test {
   return (c) => tests.some((t) => t(c));
 }
 
+const ALWAYS: Test = () => true;
+const NEVER: Test = () => false;
+
+/**
+ * One CIDR value. `broad` says which reading denies: true in a DENY/AUDIT/CUSTOM positive list and
+ * an ALLOW negative list. There an unparsable value or an unknown address matches, and an
+ * IPv4-mapped prefix also covers the IPv4 addresses it maps; elsewhere they match nothing.
+ */
 function cidrTest(
-  values: readonly string[],
+  v: string,
   get: (c: EnvoyContext) => IpAddress | undefined,
+  broad: boolean,
+  env: Env,
+  attribute: string,
 ): Test {
-  const prefixes = values.map(parsePrefix).filter((p): p is IpPrefix => p !== undefined);
+  const p = parsePrefix(v);
+  if (!p) {
+    env.bad.push({ attribute, value: v });
+    return broad ? ALWAYS : NEVER;
+  }
+  const alt = broad ? ipv4Equivalent(p) : undefined;
   return (c) => {
     const ip = get(c);
-    return ip !== undefined && prefixes.some((p) => prefixContains(p, ip));
+    if (ip === undefined) return broad;
+    return contains(p, ip) || (alt !== undefined && contains(alt, ip));
   };
+}
+
+function portTest(v: string, broad: boolean, env: Env, attribute: string): Test {
+  const p = parsePortString(v);
+  if (p === undefined) {
+    env.bad.push({ attribute, value: v });
+    return broad ? ALWAYS : NEVER;
+  }
+  return (c) => c.destinationPort === p;
 }
 
 function regexTest(re: RegExp, get: (c: EnvoyContext) => string | null | undefined): Test {
@@ -229,7 +258,7 @@ function requestPrincipalTest(v: string): Test {
 }
 
 function claimString(jwt: JwtClaims | null, name: string): string | undefined {
-  const v = jwt?.[name];
+  const v = own(jwt, name);
   return typeof v === "string" ? v : undefined;
 }
 
@@ -237,7 +266,8 @@ function claimValue(jwt: JwtClaims | null, path: readonly string[]): unknown {
   let cur: unknown = jwt;
   for (const p of path) {
     if (typeof cur !== "object" || cur === null || Array.isArray(cur)) return undefined;
-    cur = (cur as Record<string, unknown>)[p];
+    // Own keys only: a claim named `constructor` must not find Object.prototype's.
+    cur = own(cur, p);
   }
   return cur;
 }
@@ -276,13 +306,13 @@ function metadataTest(key: string, v: string): Test {
   if (v.startsWith("[") && v.endsWith("]")) {
     const t = stringTest(v.slice(1, -1));
     return (c) => {
-      const val = c.http?.filterMetadata[filter]?.[k];
+      const val = own(own(c.http?.filterMetadata, filter) as object | undefined, k);
       return Array.isArray(val) && val.some((x) => typeof x === "string" && t(x));
     };
   }
   const t = stringTest(v);
   return (c) => {
-    const val = c.http?.filterMetadata[filter]?.[k];
+    const val = own(own(c.http?.filterMetadata, filter) as object | undefined, k);
     return typeof val === "string" && t(val);
   };
 }
@@ -308,20 +338,45 @@ export function isHttpOnlyWhenKey(key: string): boolean {
 interface Env {
   td: TrustDomainBundle;
   policyNs: string;
+  /** Unparsable values met while compiling the current rule. */
+  bad: UnparsableValue[];
 }
 
-function whenValueTest(key: string, v: string, env: Env): Test | undefined {
+const WHEN_KEYS: ReadonlySet<string> = new Set([
+  "source.ip",
+  "remote.ip",
+  "destination.ip",
+  "destination.port",
+  "source.namespace",
+  "source.principal",
+  "source.serviceAccount",
+  "source.trustDomain",
+  "request.auth.principal",
+  "request.auth.audiences",
+  "request.auth.presenter",
+  "connection.sni",
+]);
+
+/** Whether istiod's `model.New` knows a `when` key (an unknown one makes it skip the rule). */
+function knownWhenKey(key: string): boolean {
+  return (
+    WHEN_KEYS.has(key) ||
+    key.startsWith("request.headers[") ||
+    key.startsWith("request.auth.claims[") ||
+    key.startsWith("experimental.envoy.filters.")
+  );
+}
+
+function whenValueTest(key: string, v: string, env: Env, broad: boolean, attr: string): Test {
   switch (key) {
     case "source.ip":
-      return cidrTest([v], (c) => c.sourceIp);
+      return cidrTest(v, (c) => c.sourceIp, broad, env, attr);
     case "remote.ip":
-      return cidrTest([v], (c) => c.remoteIp);
+      return cidrTest(v, (c) => c.remoteIp, broad, env, attr);
     case "destination.ip":
-      return cidrTest([v], (c) => c.destinationIp);
-    case "destination.port": {
-      const p = parsePortString(v);
-      return (c) => p !== undefined && c.destinationPort === p;
-    }
+      return cidrTest(v, (c) => c.destinationIp, broad, env, attr);
+    case "destination.port":
+      return portTest(v, broad, env, attr);
     case "source.namespace":
       return namespaceTest(v);
     case "source.principal":
@@ -345,8 +400,7 @@ function whenValueTest(key: string, v: string, env: Env): Test | undefined {
     return headerTest(mapKeys(key, "request.headers").join(""), v);
   if (key.startsWith("request.auth.claims["))
     return claimTest(mapKeys(key, "request.auth.claims"), v);
-  if (key.startsWith("experimental.envoy.filters.")) return metadataTest(key, v);
-  return undefined;
+  return metadataTest(key, v);
 }
 
 /** A compiled rule: its index in `spec.rules` and its test. */
@@ -359,6 +413,8 @@ export interface EnvoyRule {
 export interface EnvoyCompiled {
   rules: EnvoyRule[];
   ignored: IgnoredAttribute[];
+  /** Unparsable values by rule (ALLOW rules holding one are not in `rules`). */
+  unparsable?: (UnparsableValue & { rule: number })[];
 }
 
 const HTTP_OPERATION_FIELDS = [
@@ -373,7 +429,7 @@ const HTTP_OPERATION_FIELDS = [
 type FieldSpec<T> = {
   pos: keyof T;
   neg: keyof T;
-  make: (v: string, env: Env) => Test;
+  make: (v: string, env: Env, broad: boolean, attribute: string) => Test;
   http?: boolean;
 };
 
@@ -386,11 +442,15 @@ const SOURCE_SPECS: FieldSpec<Source>[] = [
     neg: "notServiceAccounts",
     make: (v, env) => serviceAccountTest(v, env.policyNs),
   },
-  { pos: "ipBlocks", neg: "notIpBlocks", make: (v) => cidrTest([v], (c) => c.sourceIp) },
+  {
+    pos: "ipBlocks",
+    neg: "notIpBlocks",
+    make: (v, env, broad, attr) => cidrTest(v, (c) => c.sourceIp, broad, env, attr),
+  },
   {
     pos: "remoteIpBlocks",
     neg: "notRemoteIpBlocks",
-    make: (v) => cidrTest([v], (c) => c.remoteIp),
+    make: (v, env, broad, attr) => cidrTest(v, (c) => c.remoteIp, broad, env, attr),
   },
   { pos: "trustDomains", neg: "notTrustDomains", make: trustDomainTest },
 ];
@@ -408,10 +468,7 @@ const OPERATION_SPECS: FieldSpec<Operation>[] = [
   {
     pos: "ports",
     neg: "notPorts",
-    make: (v) => {
-      const p = parsePortString(v);
-      return (c) => p !== undefined && c.destinationPort === p;
-    },
+    make: (v, env, broad, attr) => portTest(v, broad, env, attr),
   },
   {
     pos: "methods",
@@ -454,12 +511,16 @@ export function compileEnvoyRules(
   tcp: boolean,
 ): EnvoyCompiled {
   const key = `${policy.namespace}/${policy.name}`;
-  const env: Env = { td, policyNs: policy.namespace };
+  const env: Env = { td, policyNs: policy.namespace, bad: [] };
   const action: PolicyAction = policy.spec.action;
+  // Which reading of an unusable value denies: matching, in a DENY-like positive list.
+  const allow = action === "ALLOW";
   const ignored: IgnoredAttribute[] = [];
   const rules: EnvoyRule[] = [];
+  const unparsable: (UnparsableValue & { rule: number })[] = [];
   (policy.spec.rules ?? []).forEach((rule: Rule | null, index) => {
     if (rule === null) return;
+    env.bad = [];
     const httpOnly: string[] = [];
     const group = <T>(obj: T, specs: FieldSpec<T>[], where: string): Test => {
       const tests: Test[] = [];
@@ -472,13 +533,15 @@ export function compileEnvoyRules(
           if (nv.length > 0) httpOnly.push(`${where}.${String(s.neg)}`);
           continue;
         }
+        const pa = `${where}.${String(s.pos)}`;
+        const na = `${where}.${String(s.neg)}`;
         const pos =
           pv.length > 0
-            ? anyOf(expandValues(String(s.pos), pv, env), (v) => s.make(v, env))
+            ? anyOf(expandValues(String(s.pos), pv, env), (v) => s.make(v, env, !allow, pa))
             : undefined;
         const neg =
           nv.length > 0
-            ? anyOf(expandValues(String(s.neg), nv, env), (v) => s.make(v, env))
+            ? anyOf(expandValues(String(s.neg), nv, env), (v) => s.make(v, env, allow, na))
             : undefined;
         const t = posNeg(pos, neg);
         if (t) tests.push(t);
@@ -500,9 +563,7 @@ export function compileEnvoyRules(
         httpOnly.push(`when.${cond.key}`);
         continue;
       }
-      const mk = (v: string) => whenValueTest(cond.key, v, env);
-      const known = mk("x") !== undefined;
-      if (!known) {
+      if (!knownWhenKey(cond.key)) {
         // model.New fails on an unknown key: the rule is skipped for every action.
         ignored.push({
           policy: key,
@@ -520,17 +581,31 @@ export function compileEnvoyRules(
             : [...vals];
       const pv = cond.values ?? [];
       const nv = cond.notValues ?? [];
-      const direct = (v: string): Test =>
+      const direct = (v: string, broad: boolean, attr: string): Test =>
         cond.key === "source.principal"
           ? principalTest(v)
           : cond.key === "source.trustDomain"
             ? trustDomainTest(v)
-            : (whenValueTest(cond.key, v, env) as Test);
-      const pos = pv.length > 0 ? anyOf(expand(pv), direct) : undefined;
-      const neg = nv.length > 0 ? anyOf(expand(nv), direct) : undefined;
+            : whenValueTest(cond.key, v, env, broad, attr);
+      const pa = `when.${cond.key}.values`;
+      const na = `when.${cond.key}.notValues`;
+      const pos = pv.length > 0 ? anyOf(expand(pv), (v) => direct(v, !allow, pa)) : undefined;
+      const neg = nv.length > 0 ? anyOf(expand(nv), (v) => direct(v, allow, na)) : undefined;
       const t = posNeg(pos, neg);
       if (t) parts.push(t);
     }
+    for (const b of env.bad) {
+      unparsable.push({ rule: index, ...b });
+      ignored.push({
+        policy: key,
+        rule: index,
+        attribute: b.attribute,
+        reason: allow
+          ? `unparsable value ${JSON.stringify(b.value)}: istiod cannot generate this ALLOW rule, so Envoy never has it (it can never match)`
+          : `unparsable value ${JSON.stringify(b.value)}: read as matching every request in this ${action} rule (fail closed; istiod's generator ignores the value)`,
+      });
+    }
+    if (allow && env.bad.length > 0) return;
     const uniq = [...new Set(httpOnly)];
     if (uniq.length > 0) {
       if (action === "ALLOW") {
@@ -554,7 +629,9 @@ export function compileEnvoyRules(
     }
     rules.push({ index, test: allOf(parts) });
   });
-  return { rules, ignored };
+  const out: EnvoyCompiled = { rules, ignored };
+  if (unparsable.length > 0) out.unparsable = unparsable;
+  return out;
 }
 
 export { HTTP_OPERATION_FIELDS };

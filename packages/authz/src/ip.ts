@@ -3,8 +3,11 @@
  * as (family, network, bits). Parsing follows Go's `netip.ParseAddr`/`ParsePrefix`, which istiod
  * uses: host bits may be set in a prefix (`10.0.0.1/24` is valid), IPv4 has no leading zeros, zones
  * are rejected in prefixes. Families never cross: an IPv4 prefix never contains an IPv6 address
- * (ztunnel `IpNet::contains`, Envoy CIDR matcher); IPv4-mapped IPv6 stays IPv6.
+ * (ztunnel `IpNet::contains`, Envoy CIDR matcher). Parsing keeps IPv4-mapped IPv6 as IPv6 (as Go
+ * does); `canonicalIp` folds a connection's address to IPv4 as ztunnel's `to_canonical` does.
  */
+import { AuthzError } from "./errors.js";
+
 export interface IpAddress {
   readonly family: 4 | 6;
   readonly value: bigint;
@@ -91,6 +94,7 @@ const CACHE_MAX = 4096;
 
 /** Parses an IPv4 or IPv6 address (no zone, no brackets); undefined if it is not one. */
 export function parseIp(s: string): IpAddress | undefined {
+  if (typeof s !== "string") return undefined;
   const hit = cache.get(s);
   if (hit !== undefined) return hit ?? undefined;
   let out: IpAddress | undefined;
@@ -118,6 +122,7 @@ function maskOf(family: 4 | 6, bits: number): bigint {
  * prefix (/32 or /128); undefined when unparsable (istiod silently drops such entries).
  */
 export function parsePrefix(s: string): IpPrefix | undefined {
+  if (typeof s !== "string") return undefined;
   const slash = s.indexOf("/");
   if (slash < 0) {
     const a = parseIp(s);
@@ -133,8 +138,66 @@ export function parsePrefix(s: string): IpPrefix | undefined {
   return { family: a.family, network: a.value & maskOf(a.family, bits), bits, address: a.value };
 }
 
+/**
+ * IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as the IPv4 address it carries; other addresses unchanged.
+ * ztunnel canonicalises both ends of every inbound connection this way (`socket::to_canonical`).
+ */
+export function canonicalIp(ip: IpAddress): IpAddress {
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn)
+    return Object.freeze({ family: 4, value: ip.value & 0xffff_ffffn });
+  return ip;
+}
+
+/**
+ * The IPv4 prefix an IPv6 prefix inside `::ffff:0:0/96` stands for (`::ffff:10.0.0.0/104` →
+ * `10.0.0.0/8`), or undefined. Real ztunnel never matches such a prefix against a canonical IPv4
+ * peer, so callers use this only where matching more is the side that denies.
+ */
+export function ipv4Equivalent(p: IpPrefix): IpPrefix | undefined {
+  if (p.family !== 6 || p.bits < 96 || p.network >> 32n !== 0xffffn) return undefined;
+  return {
+    family: 4,
+    network: p.network & 0xffff_ffffn,
+    bits: p.bits - 96,
+    address: p.address & 0xffff_ffffn,
+  };
+}
+
+function isIpAddress(v: unknown): v is IpAddress {
+  const o = v as IpAddress | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    (o.family === 4 || o.family === 6) &&
+    typeof o.value === "bigint" &&
+    o.value >= 0n &&
+    o.value < (o.family === 4 ? 1n << 32n : 1n << 128n)
+  );
+}
+
+function isIpPrefix(v: unknown): v is IpPrefix {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as IpPrefix;
+  return (
+    isIpAddress({ family: o.family, value: o.network }) &&
+    Number.isInteger(o.bits) &&
+    o.bits >= 0 &&
+    o.bits <= (o.family === 4 ? 32 : 128)
+  );
+}
+
 /** True if `ip` lies in `prefix` (same family only). */
 export function prefixContains(prefix: IpPrefix, ip: IpAddress): boolean {
+  if (!isIpPrefix(prefix) || !isIpAddress(ip))
+    throw new AuthzError(
+      "ERR_AUTHZ_INVALID_INPUT",
+      "prefixContains takes an IpPrefix from parsePrefix and an IpAddress from parseIp",
+    );
+  return contains(prefix, ip);
+}
+
+/** `prefixContains` without the argument check, for matchers that built both sides themselves. */
+export function contains(prefix: IpPrefix, ip: IpAddress): boolean {
   return (
     prefix.family === ip.family &&
     (ip.value & maskOf(prefix.family, prefix.bits)) === prefix.network

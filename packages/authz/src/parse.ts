@@ -68,7 +68,8 @@ class Ctx {
     return v;
   }
   labels(v: unknown, path: Path): Record<string, string> {
-    const out: Record<string, string> = {};
+    // No prototype: `__proto__` or `constructor` are label keys like any other, never dropped.
+    const out = Object.create(null) as Record<string, string>;
     if (v === undefined || v === null) return out;
     if (!isRecord(v)) {
       this.error(path, "must be a map of strings");
@@ -331,7 +332,7 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
     const m = mode(spec.mtls, [...sp, "mtls"]);
     if (m) pa.spec.mtls = { mode: m };
     if (isRecord(spec.portLevelMtls)) {
-      const ports: Record<string, { mode: MtlsMode }> = {};
+      const ports = Object.create(null) as Record<string, { mode: MtlsMode }>;
       for (const [port, v] of Object.entries(spec.portLevelMtls)) {
         const pm = mode(v, [...sp, "portLevelMtls", port]);
         if (pm) ports[port] = { mode: pm };

@@ -4,7 +4,15 @@
  * percent-encoded unreserved characters, turns `\` into `/` and removes dot segments; MERGE_SLASHES
  * also merges `//`; DECODE_AND_MERGE_SLASHES also unescapes `%2F`/`%5C`; NONE leaves the path alone.
  */
+import { Guard } from "./guards.js";
 import type { PathNormalization } from "./types.js";
+
+const MODES: readonly PathNormalization[] = [
+  "BASE",
+  "MERGE_SLASHES",
+  "DECODE_AND_MERGE_SLASHES",
+  "NONE",
+];
 
 function isUnreserved(code: number): boolean {
   return (
@@ -38,9 +46,15 @@ export function removeDotSegments(path: string): string {
 
 /**
  * Returns the path Envoy's RBAC filter matches (`url_path`), or null when Envoy rejects the request
- * with 400 before authorization (`%00` in the path).
+ * with 400 before authorization: the path does not start with `/` (`admin`, `""`, `%2Fadmin`,
+ * `?x`), or holds `%00`.
  */
 export function normalizeRequestPath(raw: string, mode: PathNormalization = "BASE"): string | null {
+  const g = new Guard("ERR_AUTHZ_INVALID_INPUT", "argument");
+  g.string(raw, ["path"]);
+  g.oneOf(mode, MODES, ["mode"]);
+  // Matching a relative path against `/admin*` would let `admin` through; Envoy answers 400.
+  if (!raw.startsWith("/")) return null;
   // Fast path: nothing to strip, decode or normalise.
   if (!/[%\\?#]|\/\.|\/\//.test(raw)) return raw;
   let end = raw.length;

@@ -2,6 +2,8 @@
  * Istio's AuthorizationPolicy validation (pkg/config/validation `ValidateAuthorizationPolicy`,
  * pkg/config/security, plus the CRD's CEL rules), with Istio's wording. Issues are values.
  */
+import { AuthzError } from "./errors.js";
+import { assertAuthorizationPolicy } from "./guards.js";
 import { parsePrefix } from "./ip.js";
 import { type Issue, SOURCE_FIELDS } from "./parse.js";
 import type { AuthorizationPolicy, PolicyTargetReference, Source } from "./types.js";
@@ -204,6 +206,13 @@ export function validateAuthorizationPolicy(
   policy: AuthorizationPolicy,
   options: { rootNamespace?: string } = {},
 ): ValidationResult {
+  assertAuthorizationPolicy(policy);
+  if (
+    options === null ||
+    typeof options !== "object" ||
+    (options.rootNamespace !== undefined && typeof options.rootNamespace !== "string")
+  )
+    throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "options.rootNamespace must be a string");
   const errors: [Path, string][] = [];
   const warnings: [Path, string][] = [];
   const spec = policy.spec;

@@ -128,7 +128,7 @@ describe("ztunnel: conversion (istiod convertAuthorizationPolicy)", () => {
     { namespace: "cfg" },
   ) as AuthorizationPolicy;
   const c = convertAuthorizationPolicy(full, "istio-system");
-  it("keeps L4 rules in order, drops ALLOW rules with any L7 attribute, drops unparsable values", () => {
+  it("keeps L4 rules in order, drops ALLOW rules with any L7 attribute or an unparsable value", () => {
     expect(c.authorization).toEqual({
       name: "allow",
       namespace: "cfg",
@@ -154,14 +154,17 @@ describe("ztunnel: conversion (istiod convertAuthorizationPolicy)", () => {
             },
           ],
         ],
-        [[{ sourceIps: ["1.2.3.4/32", "5.6.0.0/16"], notSourceIps: ["2001:db8::/32"] }]],
-        [[{ destinationPorts: [80, 90] }]],
         [[{ sourceIps: ["10.10.10.10/32"], notSourceIps: ["90.0.0.0/8"] }]],
         [[{ destinationPorts: [91] }]],
         [[{}]],
       ],
     });
-    expect(c.ruleIndex).toEqual([0, 1, 3, 5, 7, 9, 10]);
+    expect(c.ruleIndex).toEqual([0, 1, 7, 9, 10]);
+    // istiod would keep rules 3 and 5 without "bogus" and "http": a wider ALLOW than written.
+    expect(c.unparsable).toEqual([
+      { rule: 3, attribute: "from.source.ipBlocks", value: "bogus" },
+      { rule: 5, attribute: "to.operation.ports", value: "http" },
+    ]);
     expect(c.status?.message).toBe(
       "ztunnel does not support HTTP attributes (found: methods, remote.ip, request.headers[x], requestPrincipals). In ambient mode you must use a waypoint proxy to enforce HTTP rules. Within an ALLOW policy, rules matching HTTP attributes are omitted. This will be more restrictive than requested.",
     );

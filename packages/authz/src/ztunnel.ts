@@ -11,7 +11,18 @@ import type {
   ServiceAccountMatch,
   StringMatch,
 } from "@ambientkit/xds-types";
-import { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
+import { AuthzError } from "./errors.js";
+import {
+  assertAuthorizationPolicy,
+  assertPeerAuthentications,
+  assertZtunnelAuthorization,
+  assertZtunnelConnection,
+  Guard,
+  isRecord,
+  nullProtoCopy,
+  own,
+} from "./guards.js";
+import { contains, type IpAddress, ipv4Equivalent, parsePrefix } from "./ip.js";
 import type {
   AuthorizationPolicy,
   IgnoredAttribute,
@@ -51,6 +62,11 @@ export interface ZtunnelConversion {
   ruleIndex: number[];
   /** The selector labels when scope is WorkloadSelector (istiod attaches by these). */
   selector?: Record<string, string>;
+  /**
+   * Values istiod cannot parse (CIDRs, ports), by original rule. ALLOW rules holding one were
+   * dropped; in DENY rules they were read as matching (see {@link MATCH_EVERY_CONNECTION}).
+   */
+  unparsable?: (UnparsableValue & { rule: number })[];
 }
 
 /** `when` keys istiod treats as L4 for ztunnel (`l4WhenAttributes`). */
@@ -71,8 +87,15 @@ export function parseGoBool(s: string): boolean | undefined {
 
 /** `istio.io/dry-run` as istiod reads it: unparsable → not dry-run (enforced). */
 export function isDryRun(policy: AuthorizationPolicy): boolean {
-  const v = policy.annotations["istio.io/dry-run"];
-  if (v === undefined || v === "") return false;
+  assertAuthorizationPolicy(policy);
+  return dryRunAnnotation(policy);
+}
+
+/** `isDryRun` for a policy already checked. */
+export function dryRunAnnotation(policy: AuthorizationPolicy): boolean {
+  const v = own(policy.annotations, "istio.io/dry-run");
+  if (typeof v !== "string") return false;
+  if (v === "") return false;
   return parseGoBool(v) ?? false;
 }
 
@@ -86,31 +109,72 @@ export function toZtunnelStringMatch(v: string): ZtunnelStringMatch {
 
 /** Go `strconv.ParseUint(s, 10, 32)` && <= 65535. */
 export function parsePortString(s: string): number | undefined {
-  if (!/^[0-9]+$/.test(s)) return undefined;
+  if (typeof s !== "string" || !/^[0-9]+$/.test(s)) return undefined;
   const n = Number(s);
   return n <= 65535 ? n : undefined;
 }
 
-function ports(list: readonly string[] | undefined): number[] {
-  const out: number[] = [];
-  for (const s of list ?? []) {
-    const p = parsePortString(s);
-    if (p !== undefined) out.push(p);
-  }
-  return out;
+/** A policy value istiod could not parse (it would drop it silently), with where it was. */
+export interface UnparsableValue {
+  attribute: string;
+  value: string;
 }
 
-function ips(list: readonly string[] | undefined): string[] {
-  const out: string[] = [];
-  for (const s of list ?? []) {
-    if (s === "") continue;
-    const p = parsePrefix(s);
-    if (!p) continue;
-    // istiod sends address + length; the address keeps its host bits.
-    const addr = s.includes("/") ? s.slice(0, s.indexOf("/")) : s;
-    out.push(`${addr}/${p.bits}`);
+function ipString(s: string): string | undefined {
+  const p = parsePrefix(s);
+  if (!p) return undefined;
+  // istiod sends address + length; the address keeps its host bits.
+  const addr = s.includes("/") ? s.slice(0, s.indexOf("/")) : s;
+  return `${addr}/${p.bits}`;
+}
+
+/**
+ * A match every connection satisfies (ztunnel skips an empty match, so "no constraint" needs a
+ * field): what a DENY entry becomes when unparsable values left it with no usable field.
+ */
+export const MATCH_EVERY_CONNECTION: ZtunnelMatch = Object.freeze({
+  sourceIps: Object.freeze(["0.0.0.0/0", "::/0"]),
+});
+
+/** Converts the L4 fields of one rule, collecting the values istiod could not parse. */
+class L4 {
+  readonly bad: UnparsableValue[] = [];
+  readonly deny: boolean;
+  constructor(deny: boolean) {
+    this.deny = deny;
   }
-  return out;
+  /**
+   * In a DENY rule an unparsable value in a positive list stands for "any value" (the field is left
+   * out), in a negative list it excludes nothing. ALLOW rules with one are dropped by the caller.
+   */
+  list<T>(
+    values: readonly string[] | undefined,
+    attribute: string,
+    parse: (s: string) => T | undefined,
+    negative: boolean,
+  ): T[] {
+    const out: T[] = [];
+    let unparsable = false;
+    for (const s of values ?? []) {
+      const v = parse(s);
+      if (v === undefined) {
+        this.bad.push({ attribute, value: s });
+        unparsable = true;
+      } else out.push(v);
+    }
+    return unparsable && this.deny && !negative ? [] : out;
+  }
+  ports(values: readonly string[] | undefined, attribute: string, negative: boolean): number[] {
+    return this.list(values, attribute, parsePortString, negative);
+  }
+  ips(values: readonly string[] | undefined, attribute: string, negative: boolean): string[] {
+    return this.list(values, attribute, ipString, negative);
+  }
+  /** The entry's match; one that unparsable values emptied matches every connection. */
+  entry(before: number, m: ZtunnelMatch): ZtunnelMatch {
+    const c = compact(m);
+    return this.bad.length > before && Object.keys(c).length === 0 ? MATCH_EVERY_CONNECTION : c;
+  }
 }
 
 function strs(list: readonly string[] | undefined): ZtunnelStringMatch[] {
@@ -162,11 +226,13 @@ function ruleAttributes(rule: Rule): { l7: string[]; silent: string[] } {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function whenMatch(
+  l4: L4,
   key: string,
   values: readonly string[] | undefined,
   negate: boolean,
 ): ZtunnelMatch {
   const m: Mutable<ZtunnelMatch> = {};
+  const attr = `when.${key}.${negate ? "notValues" : "values"}`;
   switch (key) {
     case "source.namespace":
       m[negate ? "notNamespaces" : "namespaces"] = strs(values);
@@ -175,13 +241,13 @@ function whenMatch(
       m[negate ? "notPrincipals" : "principals"] = strs(values);
       break;
     case "source.ip":
-      m[negate ? "notSourceIps" : "sourceIps"] = ips(values);
+      m[negate ? "notSourceIps" : "sourceIps"] = l4.ips(values, attr, negate);
       break;
     case "destination.port":
-      m[negate ? "notDestinationPorts" : "destinationPorts"] = ports(values);
+      m[negate ? "notDestinationPorts" : "destinationPorts"] = l4.ports(values, attr, negate);
       break;
     case "destination.ip":
-      m[negate ? "notDestinationIps" : "destinationIps"] = ips(values);
+      m[negate ? "notDestinationIps" : "destinationIps"] = l4.ips(values, attr, negate);
       break;
   }
   return m;
@@ -206,12 +272,26 @@ function hasEffectiveRules(rules: readonly (readonly (readonly ZtunnelMatch[])[]
  * Converts an AuthorizationPolicy exactly as istiod does for ztunnel (`convertAuthorizationPolicy`
  * + `handleRule`): targetRef(s) → not sent; AUDIT/CUSTOM → not sent; dry-run → not sent unless
  * `ambientEnableDryRun`; ALLOW rules with any L7 attribute are dropped whole; DENY rules keep their
- * L4 fields with the L7 ones removed; unparsable IPs/ports are dropped silently.
+ * L4 fields with the L7 ones removed. Unparsable IPs/ports, which istiod drops silently, fail
+ * closed instead: the ALLOW rule holding one is dropped, in a DENY rule it matches (see
+ * `unparsable`).
  */
 export function convertAuthorizationPolicy(
   policy: AuthorizationPolicy,
   rootNamespace: string,
   options: { ambientEnableDryRun?: boolean } = {},
+): ZtunnelConversion {
+  assertAuthorizationPolicy(policy);
+  if (typeof rootNamespace !== "string")
+    throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "rootNamespace must be a string");
+  return convertChecked(policy, rootNamespace, options?.ambientEnableDryRun === true);
+}
+
+/** `convertAuthorizationPolicy` for a policy already checked (the compiled index checks once). */
+export function convertChecked(
+  policy: AuthorizationPolicy,
+  rootNamespace: string,
+  ambientEnableDryRun: boolean,
 ): ZtunnelConversion {
   const key = `${policy.namespace}/${policy.name}`;
   const spec = policy.spec;
@@ -238,7 +318,7 @@ export function convertAuthorizationPolicy(
     };
   }
   const dryRun = isDryRun(policy);
-  if (dryRun && !options.ambientEnableDryRun) {
+  if (dryRun && !ambientEnableDryRun) {
     const message =
       "dry-run policies are not sent to ztunnel (AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY is off): no effect at L4";
     return {
@@ -260,6 +340,7 @@ export function convertAuthorizationPolicy(
   const outRules: ZtunnelMatch[][][] = [];
   const ignored: IgnoredAttribute[] = [];
   const ruleIndex: number[] = [];
+  const unparsable: (UnparsableValue & { rule: number })[] = [];
   const found = new Set<string>();
   (spec.rules ?? []).forEach((rule, index) => {
     if (rule === null) return;
@@ -273,23 +354,27 @@ export function convertAuthorizationPolicy(
           "istiod does not convert trustDomains for ztunnel: the field is silently ignored (no constraint)",
       });
     const clauses: ZtunnelMatch[][] = [];
+    const l4 = new L4(action === "Deny");
     if (rule.to && rule.to.length > 0) {
       clauses.push(
-        rule.to.map((t) =>
-          compact({
-            destinationPorts: ports(t.operation?.ports),
-            notDestinationPorts: ports(t.operation?.notPorts),
-          }),
-        ),
+        rule.to.map((t) => {
+          const before = l4.bad.length;
+          const o = t.operation;
+          return l4.entry(before, {
+            destinationPorts: l4.ports(o?.ports, "to.operation.ports", false),
+            notDestinationPorts: l4.ports(o?.notPorts, "to.operation.notPorts", true),
+          });
+        }),
       );
     }
     if (rule.from && rule.from.length > 0) {
       clauses.push(
         rule.from.map((f) => {
           const s: Source = f.source ?? {};
-          return compact({
-            sourceIps: ips(s.ipBlocks),
-            notSourceIps: ips(s.notIpBlocks),
+          const before = l4.bad.length;
+          return l4.entry(before, {
+            sourceIps: l4.ips(s.ipBlocks, "from.source.ipBlocks", false),
+            notSourceIps: l4.ips(s.notIpBlocks, "from.source.notIpBlocks", true),
             namespaces: strs(s.namespaces),
             notNamespaces: strs(s.notNamespaces),
             serviceAccounts: sas(s.serviceAccounts, policy.namespace),
@@ -301,10 +386,24 @@ export function convertAuthorizationPolicy(
       );
     }
     for (const w of rule.when ?? []) {
-      const pos = whenMatch(w.key, w.values, false);
-      const neg = whenMatch(w.key, w.notValues, true);
-      clauses.push([compact({ ...pos, ...neg })]);
+      const before = l4.bad.length;
+      const pos = whenMatch(l4, w.key, w.values, false);
+      const neg = whenMatch(l4, w.key, w.notValues, true);
+      clauses.push([l4.entry(before, { ...pos, ...neg })]);
     }
+    for (const b of l4.bad) {
+      unparsable.push({ rule: index, ...b });
+      ignored.push({
+        policy: key,
+        rule: index,
+        attribute: b.attribute,
+        reason:
+          action === "Allow"
+            ? `unparsable value ${JSON.stringify(b.value)}: the ALLOW rule can never match (fail closed; istiod would drop the value silently and keep the rest of the rule)`
+            : `unparsable value ${JSON.stringify(b.value)}: read as matching every connection in this DENY rule (fail closed; istiod would drop it silently)`,
+      });
+    }
+    if (action === "Allow" && l4.bad.length > 0) return;
     for (const a of l7) found.add(a.replace(/^(to\.operation|from\.source|when)\./, ""));
     if (action === "Allow" && l7.length > 0) {
       for (const a of l7)
@@ -337,7 +436,8 @@ export function convertAuthorizationPolicy(
     dryRun,
   };
   const result: ZtunnelConversion = { authorization: out, ignored, ruleIndex };
-  if (spec.selector) result.selector = { ...spec.selector.matchLabels };
+  if (unparsable.length > 0) result.unparsable = unparsable;
+  if (spec.selector) result.selector = nullProtoCopy(spec.selector.matchLabels);
   if (found.size > 0) {
     result.status = {
       reason: "UnsupportedValue",
@@ -352,6 +452,7 @@ export const STATIC_STRICT_POLICY_NAME = "istio_converted_static_strict";
 
 /** The static STRICT DENY policy: deny any connection without a peer identity. */
 export function staticStrictAuthorization(rootNamespace: string): ZtunnelAuthorization {
+  new Guard("ERR_AUTHZ_INVALID_INPUT", "argument").string(rootNamespace, ["rootNamespace"]);
   return {
     name: STATIC_STRICT_POLICY_NAME,
     namespace: rootNamespace,
@@ -374,8 +475,12 @@ function older(a: PeerAuthentication, b: PeerAuthentication | undefined): boolea
   return !Number.isNaN(ta) && !Number.isNaN(tb) && ta < tb;
 }
 
-function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+/** matchLabels ⊆ labels; own keys only, so `__proto__` or `constructor` are labels like any other. */
+export function selects(
+  selector: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  for (const [k, v] of Object.entries(selector)) if (own(labels, k) !== v) return false;
   return true;
 }
 
@@ -385,6 +490,21 @@ function selects(selector: Record<string, string>, labels: Record<string, string
  * the effective mode is STRICT, and/or a per-workload policy for port-level mTLS.
  */
 export function peerAuthenticationAuthorizations(
+  peerAuthentications: readonly PeerAuthentication[],
+  rootNamespace: string,
+  workload: { namespace: string; labels: Record<string, string> },
+): ZtunnelAuthorization[] {
+  assertPeerAuthentications(peerAuthentications);
+  const g = new Guard("ERR_AUTHZ_INVALID_INPUT", "argument");
+  g.string(rootNamespace, ["rootNamespace"]);
+  const w = g.record(workload, ["workload"]);
+  g.string(w.namespace, ["workload", "namespace"]);
+  g.stringMap(w.labels, ["workload", "labels"]);
+  return peerAuthorizationsChecked(peerAuthentications, rootNamespace, workload);
+}
+
+/** `peerAuthenticationAuthorizations` for arguments already checked. */
+export function peerAuthorizationsChecked(
   peerAuthentications: readonly PeerAuthentication[],
   rootNamespace: string,
   workload: { namespace: string; labels: Record<string, string> },
@@ -516,7 +636,7 @@ export interface ZtunnelConnection {
 export function parseIstioIdentity(
   uri: string,
 ): { trustDomain: string; namespace: string; serviceAccount: string } | undefined {
-  if (!uri.startsWith("spiffe://")) return undefined;
+  if (typeof uri !== "string" || !uri.startsWith("spiffe://")) return undefined;
   const parts = uri.slice("spiffe://".length).split("/");
   if (parts.length !== 5 || parts[1] !== "ns" || parts[3] !== "sa") return undefined;
   const [td, , ns, , sa] = parts as [string, string, string, string, string];
@@ -533,8 +653,9 @@ interface CompiledMatch {
 
 /** A connection with its attributes pre-parsed once per decision. */
 export interface PreparedConnection {
-  src: IpAddress | undefined;
-  dst: IpAddress | undefined;
+  /** Canonical (IPv4-mapped IPv6 folded to IPv4, as ztunnel's `to_canonical`). */
+  src: IpAddress;
+  dst: IpAddress;
   port: number;
   /** identity with `spiffe://` (or "" when none). */
   id: string;
@@ -542,7 +663,6 @@ export interface PreparedConnection {
   sa: { namespace: string; serviceAccount: string } | undefined;
 }
 
-/** Pre-parses a connection for repeated matching. */
 const identityCache = new Map<string, ReturnType<typeof parseIstioIdentity> | null>();
 
 function cachedIdentity(uri: string): ReturnType<typeof parseIstioIdentity> {
@@ -554,16 +674,45 @@ function cachedIdentity(uri: string): ReturnType<typeof parseIstioIdentity> {
   return parsed;
 }
 
-export function prepareZtunnelConnection(conn: ZtunnelConnection): PreparedConnection {
-  const parsed = conn.sourceIdentity ? cachedIdentity(conn.sourceIdentity) : undefined;
-  return {
-    src: parseIp(conn.sourceIp),
-    dst: parseIp(conn.destinationIp),
-    port: conn.destinationPort,
-    id: conn.sourceIdentity ?? "",
+// Connections this module prepared; anything else handed in as "prepared" is re-checked.
+const preparedConnections = new WeakSet<object>();
+
+/** Builds a PreparedConnection from addresses that were already checked and canonicalised. */
+export function preparedConnection(
+  src: IpAddress,
+  dst: IpAddress,
+  port: number,
+  identity: string | null,
+): PreparedConnection {
+  const parsed = identity ? cachedIdentity(identity) : undefined;
+  const c: PreparedConnection = {
+    src,
+    dst,
+    port,
+    id: identity ?? "",
     ns: parsed?.namespace ?? "",
     sa: parsed ? { namespace: parsed.namespace, serviceAccount: parsed.serviceAccount } : undefined,
   };
+  preparedConnections.add(c);
+  return c;
+}
+
+/** Checks and pre-parses a connection for repeated matching (AuthzError if it is not one). */
+export function prepareZtunnelConnection(conn: ZtunnelConnection): PreparedConnection {
+  const { sourceIp, destinationIp } = assertZtunnelConnection(conn);
+  return preparedConnection(sourceIp, destinationIp, conn.destinationPort, conn.sourceIdentity);
+}
+
+const ALWAYS: Pred<PreparedConnection> = () => true;
+const NEVER: Pred<PreparedConnection> = () => false;
+
+function isStringMatch(m: unknown): m is ZtunnelStringMatch {
+  if (!isRecord(m)) return false;
+  const keys = Object.keys(m);
+  if (keys.length !== 1) return false;
+  const k = keys[0];
+  if (k === "presence") return m.presence === true;
+  return (k === "exact" || k === "prefix" || k === "suffix") && typeof m[k] === "string";
 }
 
 function strPred(m: ZtunnelStringMatch): Pred<string> {
@@ -573,47 +722,77 @@ function strPred(m: ZtunnelStringMatch): Pred<string> {
   return (s) => s !== "";
 }
 
-function field<T>(
-  pos: readonly T[] | undefined,
-  neg: readonly T[] | undefined,
-  get: (c: PreparedConnection, v: T) => boolean,
-): ((c: PreparedConnection) => boolean) | undefined {
-  const p = pos ?? [];
-  const n = neg ?? [];
-  if (p.length === 0 && n.length === 0) return undefined;
-  return (c) => (p.length === 0 || p.some((v) => get(c, v))) && !n.some((v) => get(c, v));
-}
-
-function compileMatch(m: ZtunnelMatch): CompiledMatch {
-  const tests: ((c: PreparedConnection) => boolean)[] = [];
-  const prefixes = (l: readonly string[] | undefined): IpPrefix[] =>
-    (l ?? []).map(parsePrefix).filter((p): p is IpPrefix => p !== undefined);
-  const add = (t: ((c: PreparedConnection) => boolean) | undefined): void => {
-    if (t) tests.push(t);
+/**
+ * Compiles one match of an ALLOW or DENY Authorization. A value the matcher cannot use (a CIDR
+ * that does not parse, a port outside 0-65535, a malformed string match) is read the way that
+ * denies: in a DENY's positive list and an ALLOW's negative list it matches every connection, in
+ * the other two it matches none. Real ztunnel drops such values (`filter_map(.. .ok())`), which
+ * can widen an ALLOW or empty a DENY. An IPv4-mapped prefix (`::ffff:10.0.0.0/104`) is read the
+ * same way: where matching more denies, it also covers the IPv4 addresses it maps.
+ */
+function compileMatch(m: ZtunnelMatch, deny: boolean): CompiledMatch {
+  const tests: Pred<PreparedConnection>[] = [];
+  const add = (
+    pos: readonly unknown[] | undefined,
+    neg: readonly unknown[] | undefined,
+    make: (v: unknown, broad: boolean) => Pred<PreparedConnection>,
+  ): void => {
+    const p = (pos ?? []).map((v) => make(v, deny));
+    const n = (neg ?? []).map((v) => make(v, !deny));
+    if (p.length === 0 && n.length === 0) return;
+    tests.push((c) => (p.length === 0 || p.some((t) => t(c))) && !n.some((t) => t(c)));
   };
+  const ip =
+    (get: (c: PreparedConnection) => IpAddress) =>
+    (v: unknown, broad: boolean): Pred<PreparedConnection> => {
+      const p = typeof v === "string" ? parsePrefix(v) : undefined;
+      if (!p) return broad ? ALWAYS : NEVER;
+      const alt = broad ? ipv4Equivalent(p) : undefined;
+      if (alt) return (c) => contains(p, get(c)) || contains(alt, get(c));
+      return (c) => contains(p, get(c));
+    };
   add(
-    field(prefixes(m.destinationIps), prefixes(m.notDestinationIps), (c, p) =>
-      c.dst ? prefixContains(p, c.dst) : false,
-    ),
+    m.destinationIps,
+    m.notDestinationIps,
+    ip((c) => c.dst),
   );
   add(
-    field(prefixes(m.sourceIps), prefixes(m.notSourceIps), (c, p) =>
-      c.src ? prefixContains(p, c.src) : false,
-    ),
+    m.sourceIps,
+    m.notSourceIps,
+    ip((c) => c.src),
   );
-  add(field(m.destinationPorts, m.notDestinationPorts, (c, p) => c.port === p));
+  add(m.destinationPorts, m.notDestinationPorts, (v, broad) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65535)
+      return broad ? ALWAYS : NEVER;
+    return (c) => c.port === v;
+  });
+  add(m.serviceAccounts, m.notServiceAccounts, (v, broad) => {
+    if (!isRecord(v) || typeof v.namespace !== "string" || typeof v.serviceAccount !== "string")
+      return broad ? ALWAYS : NEVER;
+    const { namespace, serviceAccount } = v;
+    return (c) =>
+      c.sa ? c.sa.namespace === namespace && c.sa.serviceAccount === serviceAccount : false;
+  });
+  const str =
+    (get: (c: PreparedConnection) => string | undefined) =>
+    (v: unknown, broad: boolean): Pred<PreparedConnection> => {
+      if (!isStringMatch(v)) return broad ? ALWAYS : NEVER;
+      const p = strPred(v);
+      return (c) => {
+        const s = get(c);
+        return s !== undefined && p(s);
+      };
+    };
   add(
-    field(m.serviceAccounts, m.notServiceAccounts, (c, s) =>
-      c.sa ? c.sa.namespace === s.namespace && c.sa.serviceAccount === s.serviceAccount : false,
-    ),
+    m.principals,
+    m.notPrincipals,
+    str((c) => (c.id.startsWith("spiffe://") ? c.id.slice(9) : undefined)),
   );
-  const princ = (l: readonly ZtunnelStringMatch[] | undefined) => (l ?? []).map(strPred);
   add(
-    field(princ(m.principals), princ(m.notPrincipals), (c, p) =>
-      c.id.startsWith("spiffe://") ? p(c.id.slice(9)) : false,
-    ),
+    m.namespaces,
+    m.notNamespaces,
+    str((c) => c.ns),
   );
-  add(field(princ(m.namespaces), princ(m.notNamespaces), (c, p) => p(c.ns)));
   return { empty: tests.length === 0, test: (c) => tests.every((t) => t(c)) };
 }
 
@@ -624,10 +803,24 @@ export interface CompiledZtunnelAuthorization {
   firstMatch(conn: PreparedConnection): number;
 }
 
-/** Compiles a ztunnel Authorization (parse CIDRs once). */
+const compiledAuthorizations = new WeakSet<object>();
+
+/**
+ * Compiles a ztunnel Authorization (parse CIDRs once). AuthzError (ERR_AUTHZ_INVALID_RESOURCE) if
+ * it does not have the Authorization structure; unusable values inside fail closed.
+ */
 export function compileZtunnelAuthorization(a: ZtunnelAuthorization): CompiledZtunnelAuthorization {
-  const rules = a.rules.map((clauses) => clauses.map((clause) => clause.map(compileMatch)));
-  return {
+  assertZtunnelAuthorization(a);
+  return compileChecked(a);
+}
+
+/** `compileZtunnelAuthorization` for an Authorization this package built. */
+export function compileChecked(a: ZtunnelAuthorization): CompiledZtunnelAuthorization {
+  const deny = a.action === "Deny";
+  const rules = a.rules.map((clauses) =>
+    clauses.map((clause) => clause.map((m) => compileMatch(m, deny))),
+  );
+  const compiled: CompiledZtunnelAuthorization = {
     authorization: a,
     firstMatch(conn) {
       for (let r = 0; r < rules.length; r++) {
@@ -653,6 +846,8 @@ export function compileZtunnelAuthorization(a: ZtunnelAuthorization): CompiledZt
       return -1;
     },
   };
+  compiledAuthorizations.add(compiled);
+  return compiled;
 }
 
 /** ztunnel `Authorization::matches` for one connection. */
@@ -677,13 +872,22 @@ export interface ZtunnelRbacResult {
 /**
  * ztunnel `assert_rbac`: dry-run policies are logged only; any matching DENY denies; with no ALLOW
  * policy, allow; any matching ALLOW allows; else deny. Evaluates the Authorization form directly.
+ * AuthzError if a policy or the connection is not of the documented shape.
  */
 export function evaluateZtunnelAuthorizations(
   policies: readonly (ZtunnelAuthorization | CompiledZtunnelAuthorization)[],
   conn: ZtunnelConnection | PreparedConnection,
 ): ZtunnelRbacResult {
-  const c = "sourceIdentity" in conn ? prepareZtunnelConnection(conn) : conn;
-  const compiled = policies.map((p) => ("firstMatch" in p ? p : compileZtunnelAuthorization(p)));
+  const c = preparedConnections.has(conn as object)
+    ? (conn as PreparedConnection)
+    : prepareZtunnelConnection(conn as ZtunnelConnection);
+  if (!Array.isArray(policies))
+    throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "policies must be a list of Authorizations");
+  const compiled = policies.map((p: unknown, i) => {
+    if (compiledAuthorizations.has(p as object)) return p as CompiledZtunnelAuthorization;
+    assertZtunnelAuthorization(p, [i]);
+    return compileChecked(p as ZtunnelAuthorization);
+  });
   const dryRunMatches: string[] = [];
   const enforced = compiled.filter((p) => {
     if (!p.authorization.dryRun) return true;
@@ -728,6 +932,8 @@ export function convertPeerAuthentications(
   peerAuthentications: readonly PeerAuthentication[],
   rootNamespace: string,
 ): ZtunnelAuthorization[] {
+  assertPeerAuthentications(peerAuthentications);
+  new Guard("ERR_AUTHZ_INVALID_INPUT", "argument").string(rootNamespace, ["rootNamespace"]);
   if (peerAuthentications.length === 0) return [];
   const out: ZtunnelAuthorization[] = [];
   const oldest = (ns: string): PeerAuthentication | undefined => {
@@ -757,18 +963,26 @@ export function convertPeerAuthentications(
  * externally tagged (`{Exact: s}`, `{Presence: []}`), empty lists omitted.
  */
 export function toLocalXdsAuthorization(a: ZtunnelAuthorization): Record<string, unknown> {
-  const sm = (m: ZtunnelStringMatch): Record<string, unknown> =>
-    "exact" in m
+  assertZtunnelAuthorization(a);
+  const sm = (m: ZtunnelStringMatch): Record<string, unknown> => {
+    // Printing a malformed matcher would hand ztunnel something it silently drops.
+    if (!isStringMatch(m))
+      throw new AuthzError(
+        "ERR_AUTHZ_INVALID_RESOURCE",
+        `invalid ztunnel Authorization ${String(a.namespace)}/${String(a.name)}: ${JSON.stringify(m)} is not a StringMatch`,
+      );
+    return "exact" in m
       ? { Exact: m.exact }
       : "prefix" in m
         ? { Prefix: m.prefix }
         : "suffix" in m
           ? { Suffix: m.suffix }
           : { Presence: [] };
+  };
   const match = (m: ZtunnelMatch): Record<string, unknown> => {
     const o: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(m) as [string, readonly unknown[]][]) {
-      if (v.length === 0) continue;
+    for (const [k, v] of Object.entries(m) as [string, readonly unknown[] | undefined][]) {
+      if (v === undefined || v.length === 0) continue;
       o[k] =
         k.endsWith("amespaces") || k.endsWith("rincipals")
           ? (v as ZtunnelStringMatch[]).map(sm)

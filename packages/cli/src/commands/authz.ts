@@ -1,4 +1,5 @@
 import {
+  AuthzError,
   type CaseFileReport,
   compilePolicies,
   convertAuthorizationPolicy,
@@ -10,6 +11,7 @@ import {
   type MeshSettings,
   type PolicyResource,
   parseDecisionCase,
+  parseIp,
   parsePolicyResource,
   runCaseFile,
   toLocalXdsAuthorization,
@@ -143,6 +145,8 @@ async function runTest(
   const errors: string[] = [];
   for (const file of files) {
     const docs = await loadYaml(ctx, file);
+    // An empty file tests nothing; passing it would hide a truncated or misplaced file.
+    if (docs.length === 0) errors.push(`${file}: empty file: no cases`);
     for (const d of docs) {
       const report = runCaseFile(d.doc.toJS());
       errors.push(...issueLines(d, report.issues));
@@ -212,6 +216,11 @@ function splitPair(v: string, sep: string, what: string): [string, string] {
   return [v.slice(0, i), v.slice(i + 1)];
 }
 
+/** A string map without a prototype: flag values like `__proto__=x` are data, never dropped. */
+function dataMap<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
 function nsName(v: string, what: string): { namespace: string; name: string } {
   const [namespace, name] = splitPair(v, "/", what);
   return { namespace, name };
@@ -278,9 +287,23 @@ async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<void> {
     ] as const)
       if (v === undefined)
         throw new CliError("ERR_CLI_USAGE", `${flag} is required (or --case FILE)`);
-    const port = Number(o.destinationPort);
-    if (!Number.isInteger(port) || port < 0 || port > 65535)
+    const port = /^[0-9]{1,5}$/.test(o.destinationPort ?? "") ? Number(o.destinationPort) : -1;
+    if (port < 0 || port > 65535)
       throw new CliError("ERR_CLI_USAGE", "--destination-port must be 0-65535");
+    for (const [flag, v] of [
+      ["--source-ip", o.sourceIp],
+      ["--destination-ip", o.destinationIp],
+    ] as const)
+      if (parseIp(v ?? "") === undefined)
+        throw new CliError(
+          "ERR_CLI_USAGE",
+          `${flag} must be an IP address (no brackets, zone or prefix), got ${JSON.stringify(v)}`,
+        );
+    const labels = dataMap<string>();
+    for (const l of o.labels.flatMap((x) => x.split(",")).filter(Boolean)) {
+      const [k, v] = splitPair(l, "=", "--labels");
+      labels[k] = v;
+    }
     mesh = {
       rootNamespace: o.rootNamespace,
       trustDomain: o.trustDomain,
@@ -288,15 +311,7 @@ async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<void> {
     };
     input = {
       enforcement: o.enforcement,
-      workload: {
-        namespace: o.namespace ?? "",
-        labels: Object.fromEntries(
-          o.labels
-            .flatMap((l) => l.split(","))
-            .filter(Boolean)
-            .map((l) => splitPair(l, "=", "--labels")),
-        ),
-      },
+      workload: { namespace: o.namespace ?? "", labels },
       connection: {
         sourcePrincipal: o.sourcePrincipal ?? null,
         sourceIp: o.sourceIp ?? "",
@@ -333,7 +348,7 @@ async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<void> {
           );
         }
       }
-      const headers: Record<string, string[]> = {};
+      const headers = dataMap<string[]>();
       for (const h of o.header) {
         const [k, v] = splitPair(h, ":", "--header");
         headers[k.toLowerCase()] = [...(headers[k.toLowerCase()] ?? []), v.trim()];
@@ -348,7 +363,7 @@ async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<void> {
     }
   }
   if (o.customProvider.length > 0) {
-    const providers: Record<string, "allow" | "deny"> = {};
+    const providers = dataMap<"allow" | "deny">();
     for (const p of o.customProvider) {
       const [k, v] = splitPair(p, "=", "--custom-provider");
       if (v !== "allow" && v !== "deny")
@@ -357,7 +372,14 @@ async function runCheck(ctx: CommandContext, o: CheckOptions): Promise<void> {
     }
     input.customProviders = providers;
   }
-  const decision = compilePolicies(policies, mesh).decide(input);
+  let decision: Decision;
+  try {
+    decision = compilePolicies(policies, mesh).decide(input);
+  } catch (cause) {
+    // Bad input is exit 2 with the library's reason, never a decision.
+    if (cause instanceof AuthzError) throw new CliError("ERR_CLI_INPUT_INVALID", cause.message);
+    throw cause;
+  }
   if (o.output === "json") ctx.io.stdout(`${JSON.stringify(decision, null, 2)}\n`);
   else ctx.io.stdout(`${describeDecision(decision).join("\n")}\n`);
 }
