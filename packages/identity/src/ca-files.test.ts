@@ -205,6 +205,33 @@ describe("all-or-nothing output", () => {
     expect(snapshot(out)).toEqual(before);
   });
 
+  it("changes nothing in an existing directory when a temp file cannot be written", async () => {
+    const out = mkdtempSync(join(dir, "temp-fail-"));
+    writeFileSync(join(out, "cert-chain.pem"), "old chain\n");
+    const before = snapshot(out);
+    const fs: OutputFs = {
+      ...NODE_FS,
+      open: (async (path: string, ...rest: unknown[]) => {
+        const handle = await (fsp.open as (...a: unknown[]) => Promise<fsp.FileHandle>)(
+          path,
+          ...rest,
+        );
+        if (!String(path).includes("root-cert.pem")) return handle;
+        // the file is created, then the write fails (a full disk)
+        return Object.assign(Object.create(handle) as fsp.FileHandle, {
+          writeFile: async () => {
+            throw Object.assign(new Error("injected"), { code: "ENOSPC" });
+          },
+          close: () => handle.close(),
+        });
+      }) as OutputFs["open"],
+    };
+    const err = await rejection(writeFilesWith(fs, out, FILES));
+    expect(err.code).toBe("ERR_IDENTITY_OUTPUT_WRITE");
+    expect(err.message).toMatch(/root-cert\.pem \(ENOSPC\); nothing was changed/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
   it("says which file to restore by hand when putting a previous file back fails too", async () => {
     const out = mkdtempSync(join(dir, "stuck-"));
     writeFileSync(join(out, "cert-chain.pem"), "old chain\n");

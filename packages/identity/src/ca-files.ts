@@ -264,7 +264,7 @@ async function inspectTarget(
       target,
       existing === target
         ? "it exists and is not a directory"
-        : `${existing} is a file, not a directory`,
+        : `${existing} is ${stats.isFile() ? "a file" : "something else"}, not a directory`,
     );
   }
   let real: string;
@@ -279,7 +279,7 @@ async function inspectTarget(
   if (process.platform === "linux") {
     let type: number | undefined;
     try {
-      type = (await fs.statfs(real)).type;
+      type = (await fs.statfs(real)).type >>> 0; // f_type is unsigned; some ABIs sign it
     } catch {
       type = undefined; // no statfs here: the path rule above still applies
     }
@@ -383,8 +383,8 @@ async function writeIntoExisting(
   for (const file of files) {
     const tmp = tmpOf(file.name);
     try {
-      temps.push(tmp);
       await writeSynced(fs, tmp, file);
+      temps.push(tmp);
     } catch (cause) {
       await cleanup(temps);
       throw writeFailed(
@@ -452,15 +452,21 @@ async function writeIntoExisting(
   await cleanup(backups);
 }
 
-/** Creates `path` exclusively, writes it and flushes it to disk before it is renamed. */
+/**
+ * Creates `path` exclusively, writes it and flushes it to disk before it is renamed; a file it
+ * created but could not complete is removed again.
+ */
 async function writeSynced(fs: OutputFs, path: string, file: OutputFile): Promise<void> {
   const handle = await fs.open(path, "wx", file.mode ?? 0o644);
   try {
     await handle.writeFile(file.data);
     await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (cause) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(path, { force: true }).catch(() => undefined);
+    throw cause;
   }
+  await handle.close();
 }
 
 /** Makes the renames durable (best effort: not every platform can open a directory). */
