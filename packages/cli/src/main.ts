@@ -74,6 +74,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   ca: async () => (await import("./commands/ca.js")).registerCa,
   svid: async () => (await import("./commands/svid.js")).registerSvid,
   hbone: async () => (await import("./commands/hbone.js")).registerHbone,
+  xds: async () => (await import("./commands/xds.js")).registerXds,
 };
 
 /**
