@@ -305,6 +305,16 @@ describe("all-or-nothing output", () => {
       expect(performance.now() - started, target).toBeLessThan(2000);
     }
     expect(existsSync("/proc/x")).toBe(false);
+    // /dev/shm is an ordinary tmpfs (in-memory credentials), not refused with the rest of /dev
+    if (existsSync("/dev/shm")) {
+      const shm = mkdtempSync("/dev/shm/ambientkit-cafiles-");
+      try {
+        await writeFilesAtomic(join(shm, "certs"), FILES);
+        expect(readdirSync(join(shm, "certs")).sort()).toEqual(FILES.map((f) => f.name).sort());
+      } finally {
+        rmSync(shm, { recursive: true, force: true });
+      }
+    }
     // a procfs mounted somewhere else is recognised by its f_type
     const elsewhere = join(base, "mnt");
     mkdirSync(elsewhere);
