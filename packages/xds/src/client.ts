@@ -4,20 +4,11 @@
 // serving), removals, `initial_resource_versions` on reconnect, backoff with jitter, on-demand mode.
 // gRPC through connect-node's gRPC transport (ADR 0007); nothing here frames HTTP/2 by hand.
 import { readFile } from "node:fs/promises";
-import {
-  ADDRESS_TYPE_URL,
-  type AddressResource,
-  AUTHORIZATION_TYPE_URL,
-  type Authorization,
-  addressFromProto,
-  authorizationFromProto,
-  authorizationKey,
-  decodeAddress,
-  decodeAuthorization,
-} from "@ambientkit/xds-types";
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "@ambientkit/xds-types";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { applyDeltaResponse, TYPE_URLS } from "./apply.js";
 import { XdsClientError } from "./errors.js";
 import {
   AggregatedDiscoveryService,
@@ -29,14 +20,9 @@ import {
   StatusSchema,
 } from "./gen/discovery_pb.js";
 import type { XdsMetrics, XdsTerminationReason } from "./metrics.js";
-import type { MeshStateStore, Named, ResourceKind } from "./state.js";
+import type { MeshStateStore, ResourceKind } from "./state.js";
 
 export { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL };
-
-const TYPE_URLS: Record<ResourceKind, string> = {
-  address: ADDRESS_TYPE_URL,
-  authorization: AUTHORIZATION_TYPE_URL,
-};
 
 /** gRPC status INVALID_ARGUMENT, what a NACK's error_detail carries. */
 const INVALID_ARGUMENT = 3;
@@ -433,84 +419,21 @@ export class DeltaXdsClient {
 
   /** Converts and applies one response (all or nothing) and returns its ACK or NACK. */
   #handle(res: DeltaDiscoveryResponse): DeltaDiscoveryRequest {
-    const kind = (Object.keys(TYPE_URLS) as ResourceKind[]).find(
-      (k) => TYPE_URLS[k] === res.typeUrl,
+    const result = applyDeltaResponse(this.#o.state, res, this.#kinds);
+    if (result.ok) return this.#request(result.kind, { responseNonce: res.nonce });
+    const error = result.error;
+    this.#lastError = error;
+    this.#log(
+      "warn",
+      `xds: rejected a response (NACK); the last good state keeps serving: ${error.message}`,
+      { typeUrl: res.typeUrl, nonce: res.nonce },
     );
-    try {
-      if (kind === undefined || !this.#kinds.includes(kind))
-        throw new XdsClientError(
-          "ERR_XDS_CLIENT_REJECTED",
-          `unexpected resource type ${JSON.stringify(res.typeUrl)}: this client subscribed to ${this.#kinds.map((k) => TYPE_URLS[k]).join(", ")}`,
-        );
-      if (kind === "address") {
-        const upserts = this.#convert(res, kind, (bytes) => addressFromProto(decodeAddress(bytes)));
-        this.#o.state.applyAddresses(upserts, res.removedResources);
-      } else {
-        const upserts = this.#convert(res, kind, (bytes) =>
-          authorizationFromProto(decodeAuthorization(bytes)),
-        );
-        this.#o.state.applyAuthorizations(upserts, res.removedResources);
-      }
-      return this.#request(kind, { responseNonce: res.nonce });
-    } catch (e) {
-      const error =
-        e instanceof XdsClientError
-          ? e
-          : new XdsClientError("ERR_XDS_CLIENT_REJECTED", errorText(e), { cause: e });
-      this.#lastError = error;
-      this.#log(
-        "warn",
-        `xds: rejected a response (NACK); the last good state keeps serving: ${error.message}`,
-        {
-          typeUrl: res.typeUrl,
-          nonce: res.nonce,
-        },
-      );
-      this.#on.rejected?.({ typeUrl: res.typeUrl, nonce: res.nonce, error });
-      return create(DeltaDiscoveryRequestSchema, {
-        node: this.#o.node,
-        typeUrl: res.typeUrl,
-        responseNonce: res.nonce,
-        errorDetail: create(StatusSchema, { code: INVALID_ARGUMENT, message: error.message }),
-      });
-    }
-  }
-
-  /** Every resource of the response through the one wire→domain conversion; throws on the first bad one. */
-  #convert<T extends AddressResource | Authorization>(
-    res: DeltaDiscoveryResponse,
-    kind: ResourceKind,
-    from: (bytes: Uint8Array) => T,
-  ): Named<T>[] {
-    const out: Named<T>[] = [];
-    for (const r of res.resources) {
-      const what = `${kind} resource ${JSON.stringify(r.name)}`;
-      if (r.name === "")
-        throw new XdsClientError("ERR_XDS_CLIENT_REJECTED", `a ${kind} resource has no name`);
-      if (r.resource === undefined)
-        throw new XdsClientError("ERR_XDS_CLIENT_REJECTED", `${what} has no body`);
-      if (r.resource.typeUrl !== res.typeUrl)
-        throw new XdsClientError(
-          "ERR_XDS_CLIENT_REJECTED",
-          `${what} is a ${r.resource.typeUrl}, but the response is of type ${res.typeUrl}`,
-        );
-      let value: T;
-      try {
-        value = from(r.resource.value);
-      } catch (cause) {
-        throw new XdsClientError("ERR_XDS_CLIENT_REJECTED", `${what}: ${errorText(cause)}`, {
-          cause,
-        });
-      }
-      if (kind === "authorization" && r.name !== authorizationKey(value as Authorization)) {
-        // istiod names Authorization resources namespace/name; anything else would make removals miss.
-        throw new XdsClientError(
-          "ERR_XDS_CLIENT_REJECTED",
-          `${what} holds policy ${authorizationKey(value as Authorization)}; its resource name must be the same`,
-        );
-      }
-      out.push({ name: r.name, version: r.version, value });
-    }
-    return out;
+    this.#on.rejected?.({ typeUrl: res.typeUrl, nonce: res.nonce, error });
+    return create(DeltaDiscoveryRequestSchema, {
+      node: this.#o.node,
+      typeUrl: res.typeUrl,
+      responseNonce: res.nonce,
+      errorDetail: create(StatusSchema, { code: INVALID_ARGUMENT, message: error.message }),
+    });
   }
 }

@@ -1,5 +1,6 @@
 // @ambientkit/xds — a delta-xDS client for Istio's ztunnel workload API and the mesh state store it
 // (or a LOCAL_XDS file) feeds. Node-only: the transport is connect-node's gRPC over node:http2.
+export { type ApplyResult, applyDeltaResponse } from "./apply.js";
 
 export {
   DEFAULT_SECRET_TTL_SECONDS,
@@ -20,11 +21,15 @@ export {
   type XdsRejection,
 } from "./client.js";
 export { XdsClientError, type XdsClientErrorCode } from "./errors.js";
-export type {
-  DeltaDiscoveryRequest,
-  DeltaDiscoveryResponse,
-  Node as XdsNode,
-  Resource as XdsResource,
+export {
+  AggregatedDiscoveryService,
+  type DeltaDiscoveryRequest,
+  DeltaDiscoveryRequestSchema,
+  type DeltaDiscoveryResponse,
+  DeltaDiscoveryResponseSchema,
+  type Node as XdsNode,
+  type Resource as XdsResource,
+  ResourceSchema,
 } from "./gen/discovery_pb.js";
 export { XdsMetrics, type XdsTerminationReason } from "./metrics.js";
 export { type ZtunnelNodeOptions, ztunnelNode, ztunnelNodeId } from "./node-info.js";
