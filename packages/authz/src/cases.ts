@@ -5,6 +5,7 @@
  */
 import { compilePolicies } from "./engine.js";
 import { AuthzError } from "./errors.js";
+import { checkPath, Guard } from "./guards.js";
 import { parseIp } from "./ip.js";
 import { type Issue, isRecord, parsePolicyResource } from "./parse.js";
 import type {
@@ -163,6 +164,7 @@ export function parseDecisionCase(
   v: unknown,
   path: Path = [],
 ): { value?: DecisionCase; issues: Issue[] } {
+  checkPath(path);
   const r = new Reader();
   const o = r.obj(v, path, "case");
   if (!o) return { issues: r.issues };
@@ -296,6 +298,14 @@ export function parseDecisionCase(
 
 /** Runs one parsed decision case. */
 export function runDecisionCase(c: DecisionCase): CaseResult {
+  const g = new Guard("ERR_AUTHZ_INVALID_CASE", "decision case (from parseDecisionCase)");
+  const o = g.record(c, []);
+  g.string(o.id, ["id"]);
+  const e = g.record(o.expect, ["expect"]);
+  if (e.decision !== undefined) g.oneOf(e.decision, ["allow", "deny"], ["expect", "decision"]);
+  g.optString(e.decidedBy, ["expect", "decidedBy"]);
+  if (e.rule !== undefined && typeof e.rule !== "number")
+    g.fail(["expect", "rule"], "must be a number");
   const decision = compilePolicies(c.policies, c.mesh).decide(c.input);
   const got: Record<string, unknown> = {
     decision: decision.decision,

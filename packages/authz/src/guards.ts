@@ -27,6 +27,22 @@ export function nullProtoCopy<V>(o: Readonly<Record<string, V>>): Record<string,
   return out;
 }
 
+/** A value for an error message; never throws (BigInt, cycles, null-prototype objects). */
+export function show(v: unknown): string {
+  try {
+    const s = JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `${x}n` : x));
+    if (s !== undefined) return s;
+  } catch {
+    // fall through: a cycle or a throwing toJSON
+  }
+  return typeof v === "object" && v !== null ? Object.prototype.toString.call(v) : String(v);
+}
+
+/** Every index of a list, holes included (`forEach` would skip a hole the caller then reads). */
+function each(l: readonly unknown[], f: (v: unknown, i: number) => void): void {
+  for (let i = 0; i < l.length; i++) f(l[i], i);
+}
+
 function where(path: Path): string {
   let s = "";
   for (const p of path) s += typeof p === "number" ? `[${p}]` : s === "" ? p : `.${p}`;
@@ -61,7 +77,7 @@ export class Guard {
   strings(v: unknown, path: Path): void {
     if (v === undefined) return;
     if (!Array.isArray(v)) this.fail(path, "must be a list of strings");
-    v.forEach((s, i) => {
+    each(v, (s, i) => {
       this.string(s, [...path, i]);
     });
   }
@@ -93,6 +109,18 @@ export class Guard {
     if (!a) this.fail(path, `is not an IP address: ${JSON.stringify(s)}`);
     return canonicalIp(a);
   }
+}
+
+/** Throws ERR_AUTHZ_INVALID_INPUT unless `path` is a list of strings and numbers. */
+export function checkPath(path: unknown): void {
+  if (
+    !Array.isArray(path) ||
+    !Array.from(path).every((p) => typeof p === "string" || typeof p === "number")
+  )
+    throw new AuthzError(
+      "ERR_AUTHZ_INVALID_INPUT",
+      "path must be a list of keys (strings and numbers)",
+    );
 }
 
 const ACTIONS = ["ALLOW", "DENY", "AUDIT", "CUSTOM"] as const;
@@ -134,7 +162,7 @@ function checkRule(g: Guard, v: unknown, path: Path): void {
   if (v === null) return;
   const r = g.record(v, path);
   if (r.from !== undefined)
-    g.list(r.from, [...path, "from"]).forEach((f, i) => {
+    each(g.list(r.from, [...path, "from"]), (f, i) => {
       const p = [...path, "from", i];
       const e = g.record(f, p);
       if (e.source === undefined) return;
@@ -142,7 +170,7 @@ function checkRule(g: Guard, v: unknown, path: Path): void {
       for (const k of SOURCE_KEYS) g.strings(s[k], [...p, "source", k]);
     });
   if (r.to !== undefined)
-    g.list(r.to, [...path, "to"]).forEach((t, i) => {
+    each(g.list(r.to, [...path, "to"]), (t, i) => {
       const p = [...path, "to", i];
       const e = g.record(t, p);
       if (e.operation === undefined) return;
@@ -150,7 +178,7 @@ function checkRule(g: Guard, v: unknown, path: Path): void {
       for (const k of OPERATION_KEYS) g.strings(o[k], [...p, "operation", k]);
     });
   if (r.when !== undefined)
-    g.list(r.when, [...path, "when"]).forEach((w, i) => {
+    each(g.list(r.when, [...path, "when"]), (w, i) => {
       const p = [...path, "when", i];
       const c = g.record(w, p);
       g.string(c.key, [...p, "key"]);
@@ -194,13 +222,13 @@ export function checkPolicyResource(v: unknown, path: Path, g: Guard): void {
   g.oneOf(spec.action, ACTIONS, [...sp, "action"]);
   if (spec.targetRef !== undefined) checkTargetRef(g, spec.targetRef, [...sp, "targetRef"]);
   if (spec.targetRefs !== undefined)
-    g.list(spec.targetRefs, [...sp, "targetRefs"]).forEach((t, i) => {
+    each(g.list(spec.targetRefs, [...sp, "targetRefs"]), (t, i) => {
       checkTargetRef(g, t, [...sp, "targetRefs", i]);
     });
   if (spec.provider !== undefined)
     g.string(g.record(spec.provider, [...sp, "provider"]).name, [...sp, "provider", "name"]);
   if (spec.rules !== undefined)
-    g.list(spec.rules, [...sp, "rules"]).forEach((rule, i) => {
+    each(g.list(spec.rules, [...sp, "rules"]), (rule, i) => {
       checkRule(g, rule, [...sp, "rules", i]);
     });
 }
@@ -222,7 +250,7 @@ export function assertPeerAuthentications(v: unknown): void {
     "ERR_AUTHZ_INVALID_RESOURCE",
     "PeerAuthentication list (run each object through parsePolicyResource first)",
   );
-  g.list(v, []).forEach((p, i) => {
+  each(g.list(v, []), (p, i) => {
     checkPolicyResource(p, [i], g);
     if ((p as { kind: string }).kind !== "PeerAuthentication")
       g.fail([i, "kind"], "must be PeerAuthentication");
@@ -337,9 +365,9 @@ export function assertZtunnelAuthorization(v: unknown, path: Path = []): void {
   g.string(a.namespace, [...path, "namespace"]);
   g.oneOf(a.action, ["Allow", "Deny"], [...path, "action"]);
   g.optBoolean(a.dryRun, [...path, "dryRun"]);
-  g.list(a.rules, [...path, "rules"]).forEach((rule, r) => {
-    g.list(rule, [...path, "rules", r]).forEach((clause, c) => {
-      g.list(clause, [...path, "rules", r, c]).forEach((m, i) => {
+  each(g.list(a.rules, [...path, "rules"]), (rule, r) => {
+    each(g.list(rule, [...path, "rules", r]), (clause, c) => {
+      each(g.list(clause, [...path, "rules", r, c]), (m, i) => {
         const p = [...path, "rules", r, c, i];
         const match = g.record(m, p);
         for (const [k, l] of Object.entries(match)) if (l !== undefined) g.list(l, [...p, k]);

@@ -1,3 +1,4 @@
+import { checkPath, show } from "./guards.js";
 import type {
   AuthorizationPolicy,
   AuthorizationPolicySpec,
@@ -54,7 +55,7 @@ class Ctx {
       else
         this.error(
           [...path, i],
-          `must be a string, got ${JSON.stringify(item)} (the CRD schema types this as string: quote it)`,
+          `must be a string, got ${show(item)} (the CRD schema types this as string: quote it)`,
         );
     });
     return out;
@@ -62,7 +63,7 @@ class Ctx {
   string(v: unknown, path: Path): string | undefined {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== "string") {
-      this.error(path, `must be a string, got ${JSON.stringify(v)}`);
+      this.error(path, `must be a string, got ${show(v)}`);
       return undefined;
     }
     return v;
@@ -241,6 +242,7 @@ function parseMeta(
  * `validateAuthorizationPolicy`.
  */
 export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<PolicyResource> {
+  checkPath(path);
   const ctx = new Ctx();
   if (!isRecord(obj)) {
     ctx.error(path, "must be a Kubernetes object (apiVersion, kind, metadata, spec)");
@@ -254,7 +256,7 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
   ) {
     ctx.error(
       [...path, "apiVersion"],
-      `unsupported apiVersion ${JSON.stringify(apiVersion)}: expected security.istio.io/v1 or v1beta1`,
+      `unsupported apiVersion ${show(apiVersion)}: expected security.istio.io/v1 or v1beta1`,
     );
   }
   const spec = obj.spec === undefined || obj.spec === null ? {} : obj.spec;
@@ -272,7 +274,7 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
     else
       ctx.error(
         [...sp, "action"],
-        `unknown action ${JSON.stringify(rawAction)}: one of ALLOW, DENY, AUDIT, CUSTOM`,
+        `unknown action ${show(rawAction)}: one of ALLOW, DENY, AUDIT, CUSTOM`,
       );
     const s: AuthorizationPolicySpec = { action };
     const selector = parseSelector(ctx, spec.selector, [...sp, "selector"]);
@@ -326,7 +328,7 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
       if (!isRecord(v)) return undefined;
       const m = v.mode ?? "UNSET";
       if (typeof m === "string" && (MODES as readonly string[]).includes(m)) return m as MtlsMode;
-      ctx.error([...p, "mode"], `unknown mTLS mode ${JSON.stringify(m)}`);
+      ctx.error([...p, "mode"], `unknown mTLS mode ${show(m)}`);
       return undefined;
     };
     const m = mode(spec.mtls, [...sp, "mtls"]);
@@ -345,7 +347,7 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
   }
   ctx.error(
     [...path, "kind"],
-    `unsupported kind ${JSON.stringify(obj.kind)}: expected AuthorizationPolicy or PeerAuthentication`,
+    `unsupported kind ${show(obj.kind)}: expected AuthorizationPolicy or PeerAuthentication`,
   );
   return { ok: false, issues: ctx.issues };
 }

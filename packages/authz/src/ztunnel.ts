@@ -21,6 +21,7 @@ import {
   isRecord,
   nullProtoCopy,
   own,
+  show,
 } from "./guards.js";
 import { contains, type IpAddress, ipv4Equivalent, parsePrefix } from "./ip.js";
 import type {
@@ -737,8 +738,9 @@ function compileMatch(m: ZtunnelMatch, deny: boolean): CompiledMatch {
     neg: readonly unknown[] | undefined,
     make: (v: unknown, broad: boolean) => Pred<PreparedConnection>,
   ): void => {
-    const p = (pos ?? []).map((v) => make(v, deny));
-    const n = (neg ?? []).map((v) => make(v, !deny));
+    // Array.from, not map: a hole is an unusable value too, not a value to skip.
+    const p = Array.from(pos ?? [], (v) => make(v, deny));
+    const n = Array.from(neg ?? [], (v) => make(v, !deny));
     if (p.length === 0 && n.length === 0) return;
     tests.push((c) => (p.length === 0 || p.some((t) => t(c))) && !n.some((t) => t(c)));
   };
@@ -969,7 +971,7 @@ export function toLocalXdsAuthorization(a: ZtunnelAuthorization): Record<string,
     if (!isStringMatch(m))
       throw new AuthzError(
         "ERR_AUTHZ_INVALID_RESOURCE",
-        `invalid ztunnel Authorization ${String(a.namespace)}/${String(a.name)}: ${JSON.stringify(m)} is not a StringMatch`,
+        `invalid ztunnel Authorization ${String(a.namespace)}/${String(a.name)}: ${show(m)} is not a StringMatch`,
       );
     return "exact" in m
       ? { Exact: m.exact }
