@@ -85,7 +85,7 @@ describe("MeshStateStore", () => {
       workloads: [{ ...first, workloadIps: ["127.0.0.9"] }],
       policies: [],
     };
-    const events = s.loadLocalConfig(next, "local-2");
+    const events = s.loadLocalConfig(next);
     expect(events.map((e) => `${e.op} ${e.kind}`).sort()).toEqual([
       "remove policy",
       "remove workload",
@@ -93,7 +93,7 @@ describe("MeshStateStore", () => {
     ]);
     expect(s.workloadByIp("127.0.0.1")).toBeUndefined(); // the old IP left the index
     expect(s.workloadByIp("127.0.0.9")?.uid).toBe(first.uid);
-    expect(s.versions("address").get(first.uid)).toBe("local-2");
+    expect(s.versions("address").get(first.uid)).toBe("local");
   });
 
   it("a changed IP leaves no stale index entry; a delta removal by name removes the workload", () => {
@@ -127,15 +127,18 @@ describe("MeshStateStore", () => {
     expect(s.workloadCount).toBe(3);
   });
 
-  it("an unchanged resend is no change: no event, only the version moves", () => {
+  it("an unchanged resend under the same version is no change: no event", () => {
     const s = new MeshStateStore();
     const w = workload(7);
     s.applyAddresses([named(w)], []);
-    expect(s.applyAddresses([named(w, "v2")], [])).toEqual([]);
-    expect(s.versions("address").get(w.uid)).toBe("v2");
-    expect(s.applyAddresses([named({ ...w, canonicalRevision: "v9" }, "v3")], [])).toEqual([
+    expect(s.applyAddresses([named(w)], [])).toEqual([]);
+    // Same version, other content (a LOCAL_XDS file edited in place): a change.
+    expect(s.applyAddresses([named({ ...w, canonicalRevision: "v9" })], [])).toEqual([
       expect.objectContaining({ op: "update", kind: "workload", key: w.uid }),
     ]);
+    // A new version is a change without a content comparison (istiod versions are content hashes).
+    expect(s.applyAddresses([named({ ...w, canonicalRevision: "v9" }, "v2")], [])).toHaveLength(1);
+    expect(s.versions("address").get(w.uid)).toBe("v2");
   });
 
   it("readiness waits for every subscribed kind", async () => {

@@ -15,10 +15,18 @@ import {
 
 /**
  * A resend of an unchanged resource (a file reloaded, istiod repeating itself) is no change: no
- * event, so nothing downstream re-checks connections for it. Costs the size of the resource.
+ * event, so nothing downstream re-checks connections for it. istiod's resource versions are
+ * content hashes, so only a resend under the same version is compared by content (which costs the
+ * size of the resource); a new version is a change.
  */
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function unchanged(
+  versions: Map<string, string>,
+  name: string,
+  version: string,
+  a: unknown,
+  b: unknown,
+): boolean {
+  return versions.get(name) === version && JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The two workload-API resource kinds. */
@@ -211,8 +219,11 @@ export class MeshStateStore {
         if (prior !== undefined && (prior.kind !== "workload" || prior.key !== w.uid))
           this.#removeAddress(u.name, events);
         const previous = this.#workloads.get(w.uid);
+        const same =
+          previous !== undefined &&
+          unchanged(this.#versions.address, u.name, u.version, previous, w);
         this.#versions.address.set(u.name, u.version);
-        if (previous !== undefined && same(previous, w)) {
+        if (same) {
           this.#addressNames.set(u.name, { kind: "workload", key: w.uid });
           continue;
         }
@@ -231,8 +242,11 @@ export class MeshStateStore {
         if (prior !== undefined && (prior.kind !== "service" || prior.key !== key))
           this.#removeAddress(u.name, events);
         const previous = this.#services.get(key);
+        const same =
+          previous !== undefined &&
+          unchanged(this.#versions.address, u.name, u.version, previous, s);
         this.#versions.address.set(u.name, u.version);
-        if (previous !== undefined && same(previous, s)) {
+        if (same) {
           this.#addressNames.set(u.name, { kind: "service", key });
           continue;
         }
@@ -274,8 +288,11 @@ export class MeshStateStore {
     for (const u of upserts) {
       const key = authorizationKey(u.value);
       const previous = this.#policies.get(key);
+      const same =
+        previous !== undefined &&
+        unchanged(this.#versions.authorization, u.name, u.version, previous, u.value);
       this.#versions.authorization.set(u.name, u.version);
-      if (previous !== undefined && same(previous, u.value)) continue;
+      if (same) continue;
       this.#policies.set(key, u.value);
       events.push(
         previous === undefined
@@ -288,7 +305,10 @@ export class MeshStateStore {
     return events;
   }
 
-  /** Replaces the whole state with a LOCAL_XDS config (the file source), as one batch per kind. */
+  /**
+   * Replaces the whole state with a LOCAL_XDS config (the file source), as one batch per kind. Every
+   * resource gets the same `version`, so a reload reports only what really changed.
+   */
   loadLocalConfig(config: LocalConfig, version = "local"): StateEvent[] {
     const addresses: Named<AddressResource>[] = [
       ...config.workloads.map((workload) => ({
