@@ -31,6 +31,7 @@ export {
   type Resource as XdsResource,
   ResourceSchema,
 } from "./gen/discovery_pb.js";
+export { LocalControlPlane, type LocalControlPlaneOptions } from "./local-control-plane.js";
 export { XdsMetrics, type XdsTerminationReason } from "./metrics.js";
 export { type ZtunnelNodeOptions, ztunnelNode, ztunnelNodeId } from "./node-info.js";
 export {
