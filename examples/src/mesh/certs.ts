@@ -1,39 +1,51 @@
-// Workload certificates per SPIFFE identity, issued by the in-process CA and rotated at half-life
-// (CertificateManager, as ztunnel's SecretManager). ztunnel holds one certificate per identity of
-// the workloads on its node.
+// Workload certificates per SPIFFE identity, issued by the in-process CA or by istiod's CA (the
+// @ambientkit/xds CA client) and rotated at half-life (CertificateManager, as ztunnel's
+// SecretManager). ztunnel holds one certificate per identity of the workloads on its node.
 import {
-  type CertificateAuthority,
+  CertificateAuthority,
   CertificateManager,
-  type IssuedKeyAndCertificate,
+  type ManagedCertificate,
   type RotationClock,
 } from "@ambientkit/identity";
 import type { HboneCredentials } from "../hbone.js";
 
+/** A certificate with the roots to trust beside it (what both CAs return). */
+export type WorkloadCertificate = ManagedCertificate & { readonly rootCertPem: string };
+
+/** Where certificates come from: the in-process CA, or any fetch (e.g. `IstioCaClient`). */
+export type CertificateSource =
+  | CertificateAuthority
+  | ((identity: string) => Promise<WorkloadCertificate>);
+
 export class WorkloadCertificates {
-  readonly #ca: CertificateAuthority;
-  readonly #ttlMs: number | undefined;
+  readonly #fetch: (identity: string) => Promise<WorkloadCertificate>;
   readonly #clock: RotationClock | undefined;
-  readonly #managers = new Map<string, CertificateManager<IssuedKeyAndCertificate>>();
-  readonly #creds = new WeakMap<IssuedKeyAndCertificate, HboneCredentials>();
+  readonly #managers = new Map<string, CertificateManager<WorkloadCertificate>>();
+  readonly #creds = new WeakMap<WorkloadCertificate, HboneCredentials>();
   /** Certificates issued so far (for tests of rotation). */
   issued = 0;
 
-  /** `ttlMs`: requested SVID lifetime (default the CA's, 24 h); `clock`: rotation timers (tests). */
-  constructor(ca: CertificateAuthority, options: { ttlMs?: number; clock?: RotationClock } = {}) {
-    this.#ca = ca;
-    this.#ttlMs = options.ttlMs;
+  /**
+   * `ttlMs`: requested SVID lifetime with the in-process CA (default the CA's, 24 h; a fetch
+   * function asks for its own); `clock`: rotation timers (tests).
+   */
+  constructor(source: CertificateSource, options: { ttlMs?: number; clock?: RotationClock } = {}) {
+    const ttl = options.ttlMs;
+    this.#fetch =
+      source instanceof CertificateAuthority
+        ? (identity) => source.issue(identity, ttl === undefined ? {} : { ttlMs: ttl })
+        : source;
     this.#clock = options.clock;
   }
 
-  #manager(identity: string): CertificateManager<IssuedKeyAndCertificate> {
+  #manager(identity: string): CertificateManager<WorkloadCertificate> {
     let m = this.#managers.get(identity);
     if (!m) {
-      const ttl = this.#ttlMs;
-      m = new CertificateManager<IssuedKeyAndCertificate>({
+      m = new CertificateManager<WorkloadCertificate>({
         ...(this.#clock ? { clock: this.#clock } : {}),
         fetch: () => {
           this.issued++;
-          return this.#ca.issue(identity, ttl === undefined ? {} : { ttlMs: ttl });
+          return this.#fetch(identity);
         },
       }).start();
       this.#managers.set(identity, m);
@@ -52,7 +64,12 @@ export class WorkloadCertificates {
     return c ? this.#toCreds(c) : undefined;
   }
 
-  #toCreds(c: IssuedKeyAndCertificate): HboneCredentials {
+  /** The certificate currently served for `identity` (config dumps). */
+  certificate(identity: string): WorkloadCertificate | undefined {
+    return this.#managers.get(identity)?.current();
+  }
+
+  #toCreds(c: WorkloadCertificate): HboneCredentials {
     let creds = this.#creds.get(c);
     if (!creds) {
       creds = { cert: c.certChainPem, key: c.privateKeyPem, ca: c.rootCertPem };
