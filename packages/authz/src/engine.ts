@@ -15,7 +15,6 @@ import {
   type CheckedAddresses,
   checkPolicyResource,
   Guard,
-  nullProtoCopy,
   own,
 } from "./guards.js";
 import { canonicalIp, type IpAddress, parseIp } from "./ip.js";
@@ -38,7 +37,6 @@ import {
   dryRunAnnotation,
   peerAuthorizationsChecked,
   preparedConnection,
-  selects,
   type UnparsableValue,
   type ZtunnelAuthorization,
   type ZtunnelConversion,
@@ -48,7 +46,8 @@ interface Entry {
   key: string;
   policy: AuthorizationPolicy;
   dryRun: boolean;
-  selector: Record<string, string> | undefined;
+  /** matchLabels as pairs, taken once (own keys, so `__proto__` is a label like any other). */
+  selector: readonly (readonly [string, string])[] | undefined;
   zt?: { conversion: ZtunnelConversion; compiled: CompiledZtunnelAuthorization | null };
   http?: EnvoyCompiled;
   tcp?: EnvoyCompiled;
@@ -179,7 +178,7 @@ export class CompiledPolicies {
         key,
         policy: r,
         dryRun: dryRunAnnotation(r),
-        selector: r.spec.selector ? nullProtoCopy(r.spec.selector.matchLabels) : undefined,
+        selector: r.spec.selector ? Object.entries(r.spec.selector.matchLabels) : undefined,
       });
     }
     this.hasPeerAuths = pas > 0;
@@ -277,7 +276,7 @@ export class CompiledPolicies {
     if (nsList) parts.push(nsList);
     const pick = (list: Entry[] | undefined): void => {
       if (!list) return;
-      const sel = list.filter((e) => e.selector !== undefined && selects(e.selector, wl.labels));
+      const sel = list.filter((e) => e.selector?.every(([k, v]) => own(wl.labels, k) === v));
       if (sel.length > 0) parts.push(sel);
     };
     pick(this.ztSelector.get(wl.namespace));

@@ -694,14 +694,15 @@ export function preparedConnection(
     ns: parsed?.namespace ?? "",
     sa: parsed ? { namespace: parsed.namespace, serviceAccount: parsed.serviceAccount } : undefined,
   };
-  preparedConnections.add(c);
   return c;
 }
 
 /** Checks and pre-parses a connection for repeated matching (AuthzError if it is not one). */
 export function prepareZtunnelConnection(conn: ZtunnelConnection): PreparedConnection {
   const { sourceIp, destinationIp } = assertZtunnelConnection(conn);
-  return preparedConnection(sourceIp, destinationIp, conn.destinationPort, conn.sourceIdentity);
+  const c = preparedConnection(sourceIp, destinationIp, conn.destinationPort, conn.sourceIdentity);
+  preparedConnections.add(c);
+  return c;
 }
 
 const ALWAYS: Pred<PreparedConnection> = () => true;
