@@ -54,6 +54,7 @@ export {
   STATIC_STRICT_POLICY_NAME,
   staticStrictAuthorization,
   toLocalXdsAuthorization,
+  type UnparsableValue,
   type ZtunnelAuthorization,
   type ZtunnelConnection,
   type ZtunnelConversion,
