@@ -71,21 +71,34 @@ describe("the demo mesh", () => {
     expect(denied[0]?.labels.destination_service).toBe("echo.default.svc.cluster.local");
   });
 
-  it("serves /config_dump as LOCAL_XDS that parses back to the same config", async () => {
+  it("serves /config_dump in ztunnel's JSON shape, and as LOCAL_XDS that parses back", async () => {
     const [host, port] = (mesh.nodeA.addresses.admin ?? "").split(":");
-    const r = await httpRequest({ host: host ?? "", port: Number(port), path: "/config_dump" });
+    const r = await httpRequest({
+      host: host ?? "",
+      port: Number(port),
+      path: "/config_dump?format=local_xds",
+    });
     expect(r.status).toBe(200);
     const parsed = parseLocalXds(r.body);
     expect(parsed.issues).toEqual([]);
     expect(parsed.config).toEqual(mesh.config.local);
     expect(parsed.config?.policies.map((p) => p.name)).toContain("istio_converted_static_strict");
-    const json = await httpRequest({
-      host: host ?? "",
-      port: Number(port),
-      path: "/config_dump?format=json",
-    });
+    const json = await httpRequest({ host: host ?? "", port: Number(port), path: "/config_dump" });
     expect(json.headers["content-type"]).toBe("application/json");
-    expect(parseLocalXds(json.body).config).toEqual(mesh.config.local);
+    const dump = JSON.parse(json.body) as {
+      workloads: unknown[];
+      services: unknown[];
+      policies: unknown[];
+      certificates: { identity: string; state: string; certChain: { serialNumber: string }[] }[];
+    };
+    // The state part is ztunnel's serde shape: LOCAL_XDS input as it stands.
+    const { workloads, services, policies } = dump;
+    expect(parseLocalXds(JSON.stringify({ workloads, services, policies })).config).toEqual(
+      mesh.config.local,
+    );
+    expect(dump.certificates.length).toBeGreaterThan(0);
+    expect(dump.certificates[0]).toMatchObject({ state: "Available" });
+    expect(dump.certificates[0]?.certChain[0]?.serialNumber).toMatch(/^[0-9a-f]+$/);
   });
 
   it("is ready on /healthz/ready and proxies curl over SOCKS5 to a service hostname", async () => {

@@ -1,6 +1,7 @@
-// ztunnel's local endpoints: admin (15000: /config_dump as LOCAL_XDS, /certs), Prometheus metrics
-// (15020) and readiness (15021). SOCKS5 (15080) is in outbound.ts.
+// ztunnel's local endpoints: admin (15000: /config_dump in ztunnel's JSON shape or as LOCAL_XDS,
+// /certs), Prometheus metrics (15020) and readiness (15021). SOCKS5 (15080) is in outbound.ts.
 import http from "node:http";
+import { decodePemCertificates, parseCertificate } from "@ambientkit/identity";
 import { serializeLocalXds } from "@ambientkit/xds-types";
 import type { Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
@@ -61,23 +62,63 @@ export async function startAdmin(
   return { listeners, addresses };
 }
 
+/** One certificate as ztunnel's `CertDump` shows it. */
+function certDump(
+  pem: string,
+): { pem: string; serialNumber: string; validFrom: string; expirationTime: string }[] {
+  return decodePemCertificates(pem).map((der) => {
+    const c = parseCertificate(der);
+    return {
+      pem: c.toString("pem"),
+      serialNumber: c.serialNumber,
+      validFrom: c.notBefore.toISOString(),
+      expirationTime: c.notAfter.toISOString(),
+    };
+  });
+}
+
+/**
+ * ztunnel's `/config_dump` shape: the proxy state (workloads, services, policies in ztunnel's serde
+ * field names — the LOCAL_XDS ones), the certificates per identity, and this proxy's settings.
+ */
+function ztunnelConfigDump(ctx: ZtunnelContext): Record<string, unknown> {
+  const state = parseYaml(serializeLocalXds(ctx.state.config)) as Record<string, unknown>;
+  return {
+    workloads: state.workloads ?? [],
+    services: state.services ?? [],
+    policies: state.policies ?? [],
+    certificates: ctx.certs.identities().map((identity) => {
+      const c = ctx.certs.certificate(identity);
+      return c === undefined
+        ? { identity, state: "Unavailable", certChain: [], caCert: [] }
+        : {
+            identity,
+            state: "Available",
+            certChain: certDump(c.certChainPem),
+            caCert: certDump(c.rootCertPem),
+          };
+    }),
+    config: { node: ctx.node, ports: ctx.ports },
+    version: { component: "ztunnel", implementation: "ambientkit reference" },
+  };
+}
+
 function adminServer(ctx: ZtunnelContext): http.Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     if (url.pathname === "/config_dump") {
-      const yaml = serializeLocalXds(ctx.state.config);
-      if (url.searchParams.get("format") === "json") {
-        // the same document as JSON (ztunnel's dump is JSON); JSON is YAML, so it is LOCAL_XDS input too
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(`${JSON.stringify(parseYaml(yaml), null, 2)}\n`);
-      } else {
+      if (url.searchParams.get("format") === "local_xds") {
+        // The state as a LOCAL_XDS document: valid input for ztunnel's LOCAL_XDS_PATH.
         res.writeHead(200, { "content-type": "application/yaml" });
-        res.end(yaml);
+        res.end(serializeLocalXds(ctx.state.config));
+      } else {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(`${JSON.stringify(ztunnelConfigDump(ctx), null, 2)}\n`);
       }
     } else if (url.pathname === "/") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end(
-        "ztunnel admin (ambientkit reference)\n/config_dump  LOCAL_XDS YAML of the current state\n/certs        issued workload identities\n",
+        "ztunnel admin (ambientkit reference)\n/config_dump                   workloads, services, policies, certificates (JSON, ztunnel's shape)\n/config_dump?format=local_xds  the same state as LOCAL_XDS YAML\n/certs                         issued workload identities\n",
       );
     } else if (url.pathname === "/certs") {
       res.writeHead(200, { "content-type": "application/json" });

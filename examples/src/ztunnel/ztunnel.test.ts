@@ -415,11 +415,11 @@ describe("two reference ztunnels", () => {
     expect(build?.labels.component).toBe("ztunnel");
   });
 
-  it("round-trips /config_dump through the LOCAL_XDS parser", async () => {
+  it("round-trips /config_dump?format=local_xds through the LOCAL_XDS parser", async () => {
     const [host, port] = (a.addresses.admin ?? "").split(":");
     const text = await new Promise<string>((resolve, reject) => {
       const s = net.connect({ host: host ?? "", port: Number(port) }, () =>
-        s.end("GET /config_dump HTTP/1.0\r\n\r\n"),
+        s.end("GET /config_dump?format=local_xds HTTP/1.0\r\n\r\n"),
       );
       const chunks: Buffer[] = [];
       s.on("data", (c: Buffer) => chunks.push(c));
