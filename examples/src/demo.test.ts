@@ -226,3 +226,34 @@ describe("formatTable", () => {
     ]);
   });
 });
+
+describe("the demo mesh in control-plane mode (npm start -- --xds)", () => {
+  let mesh: DemoMesh;
+  beforeAll(async () => {
+    mesh = await startMesh({ ports: "ephemeral", xds: true });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  it("feeds both ztunnels over delta xDS and certifies them over Istio's CA API", async () => {
+    expect(mesh.controlPlane?.streams).toBe(2);
+    expect(mesh.planes?.map((p) => p.state.workloadCount)).toEqual([
+      mesh.config.local.workloads.length,
+      mesh.config.local.workloads.length,
+    ]);
+    expect(mesh.nodeA.state.config).toEqual(mesh.planes?.[1]?.state.snapshot());
+  });
+
+  it("runs the same tour, plus a policy push that closes a live connection it now denies", async () => {
+    const steps = await runTour(mesh, { splitRequests: 100 });
+    expect(
+      steps.map((s) => [s.step, s.ok]),
+      formatTable(steps),
+    ).toEqual(steps.map((s) => [s.step, true]));
+    expect(steps.map((s) => s.step)).toContain("policy pushed over xDS mid-connection");
+    expect(steps.find((s) => s.step === "policy pushed over xDS mid-connection")?.observed).toMatch(
+      /after the push: closed; node-b: connection closed due to policy change; policy removed again: HTTP 200/,
+    );
+  });
+});

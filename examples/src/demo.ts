@@ -3,10 +3,13 @@
 // "nodes", a reference waypoint and sample apps, runs a scripted tour and prints what happened.
 // `--serve` keeps it running (try `curl --socks5-hostname 127.0.0.1:15080 http://echo.default.svc.cluster.local:8000/`).
 // Exits 0 only when every step behaved; always closes every listener.
+import net from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { loadCaDirectory } from "@ambientkit/identity/node";
+import { LocalControlPlane } from "@ambientkit/xds";
+import { type Authorization, type LocalConfig, parseLocalXds } from "@ambientkit/xds-types";
 import { type EchoReply, httpRequest, startHttpEcho } from "./apps/echo.js";
 import type { LogEntry, MemoryLog } from "./mesh/access-log.js";
 import { WorkloadCertificates } from "./mesh/certs.js";
@@ -15,6 +18,7 @@ import { ExampleError } from "./mesh/errors.js";
 import type { Listener } from "./mesh/net.js";
 import { seededRandom } from "./mesh/state.js";
 import { Waypoint } from "./waypoint/waypoint.js";
+import { ZtunnelControlPlane } from "./ztunnel/control-plane.js";
 import { ZTUNNEL_PORTS, Ztunnel } from "./ztunnel/ztunnel.js";
 
 /** examples/scenario, from src/ (tests) and dist/ (npm start) alike. */
@@ -31,6 +35,11 @@ export interface DemoOptions {
   log?: (line: string) => void;
   /** Use this Istio `cacerts` directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) instead of a fresh self-signed CA. */
   cacertsDir?: string;
+  /**
+   * Control-plane mode: both ztunnels get their config over delta xDS and their certificates over
+   * Istio's CA API from a local control plane (gRPC on loopback) instead of reading the files.
+   */
+  xds?: boolean;
 }
 
 /** Everything the demo started. `close()` stops it all. */
@@ -42,6 +51,10 @@ export interface DemoMesh {
   readonly nodeB: Ztunnel;
   readonly waypoint: Waypoint;
   readonly apps: readonly Listener[];
+  /** The local control plane in control-plane mode. */
+  readonly controlPlane?: LocalControlPlane;
+  /** Each ztunnel's xDS + CA clients in control-plane mode (node-a, node-b). */
+  readonly planes?: readonly ZtunnelControlPlane[];
   close(): Promise<void>;
 }
 
@@ -88,17 +101,58 @@ export async function startMesh(options: DemoOptions = {}): Promise<DemoMesh> {
       apps.push(l);
     }
     const log = options.log;
-    const nodeB = await Ztunnel.start({
-      node: "node-b",
-      config: config.local,
-      certificates,
+    // Control-plane mode: a local istiod stand-in serves the same config and signs certificates.
+    let controlPlane: LocalControlPlane | undefined;
+    const planes: ZtunnelControlPlane[] = [];
+    if (options.xds === true) {
+      controlPlane = await LocalControlPlane.start(config.local, { ca });
+      started.push(controlPlane);
+    }
+    const shared: WorkloadCertificates = certificates;
+    const ztunnel = async (
+      node: string,
+      host: string,
+      opts: Omit<Parameters<typeof Ztunnel.start>[0], "node" | "config" | "certificates">,
+    ): Promise<Ztunnel> => {
+      if (controlPlane === undefined) {
+        const z = await Ztunnel.start({
+          node,
+          config: config.local,
+          certificates: shared,
+          ...opts,
+        });
+        started.push(z);
+        return z;
+      }
+      const plane = new ZtunnelControlPlane(
+        {
+          xdsAddress: controlPlane.address,
+          caAddress: controlPlane.address,
+          instanceIp: host,
+          podName: `ztunnel-${node}`,
+          podNamespace: "istio-system",
+          nodeName: node,
+        },
+        log ? { log: (level, message) => log(JSON.stringify({ level, message, node })) } : {},
+      );
+      started.push(plane);
+      planes.push(plane);
+      const first = await plane.start(10_000);
+      const source = plane.certificateSource;
+      const nodeCerts = source === undefined ? shared : new WorkloadCertificates(source);
+      if (nodeCerts !== shared) started.push({ close: async () => nodeCerts.close() });
+      const z = await Ztunnel.start({ node, config: first, certificates: nodeCerts, ...opts });
+      started.push(z);
+      plane.attach(z);
+      return z;
+    };
+    const nodeB = await ztunnel("node-b", "127.0.0.2", {
       ports: ports(false),
       adminHost: "127.0.0.2",
       captureServices: false,
       random,
       ...(log ? { log } : {}),
     });
-    started.push(nodeB);
     const waypoint = await Waypoint.start({
       namespace: "default",
       name: "waypoint",
@@ -109,19 +163,25 @@ export async function startMesh(options: DemoOptions = {}): Promise<DemoMesh> {
       ...(log ? { log } : {}),
     });
     started.push(waypoint);
-    const nodeA = await Ztunnel.start({
-      node: "node-a",
-      config: config.local,
-      certificates,
+    const nodeA = await ztunnel("node-a", "127.0.0.1", {
       ports: ports(true),
       adminHost: "127.0.0.1",
       defaultSource: "default/sleep",
       random,
       ...(log ? { log } : {}),
     });
-    started.push(nodeA);
     const certs = certificates;
-    return { config, ca, certificates: certs, nodeA, nodeB, waypoint, apps, close: closeAll };
+    return {
+      config,
+      ca,
+      certificates: certs,
+      nodeA,
+      nodeB,
+      waypoint,
+      apps,
+      ...(controlPlane !== undefined ? { controlPlane, planes } : {}),
+      close: closeAll,
+    };
   } catch (e) {
     await closeAll();
     throw e;
@@ -327,6 +387,52 @@ export async function runTour(
     ),
   );
 
+  const cp = mesh.controlPlane;
+  if (cp !== undefined) {
+    steps.push(
+      await step(
+        "policy pushed over xDS mid-connection",
+        "a live sleep → echo-v1 connection closes when a DENY for sleep is pushed",
+        async () => {
+          const conn = await openHttpConnection("127.0.20.2", 8000, SLEEP);
+          try {
+            const before = await conn.request();
+            const closed = conn.closed();
+            cp.setConfig(withPolicy(mesh.config.local, DENY_SLEEP_YAML));
+            const outcome = await Promise.race([
+              closed.then(() => "closed"),
+              new Promise<string>((r) => setTimeout(() => r("still open after 5 s"), 5000)),
+            ]);
+            const logged = await waitFor(() =>
+              lastEntry(
+                mesh.nodeB.log,
+                (x) => x.message === "connection closed due to policy change",
+              ),
+            );
+            cp.setConfig(mesh.config.local);
+            await Promise.all((mesh.planes ?? []).map((p) => p.settled()));
+            // With the policy gone again, new connections work.
+            const after = await httpRequest({
+              host: "127.0.20.2",
+              port: 8000,
+              localAddress: SLEEP,
+            });
+            return {
+              observed: `HTTP ${before} on the open connection; after the push: ${outcome}; node-b: ${logged?.message ?? "no log"}; policy removed again: HTTP ${after.status}`,
+              ok:
+                before === 200 &&
+                outcome === "closed" &&
+                logged !== undefined &&
+                after.status === 200,
+            };
+          } finally {
+            conn.destroy();
+          }
+        },
+      ),
+    );
+  }
+
   steps.push(
     await step("metrics", "Istio metrics on /metrics", async () => {
       const a = mesh.nodeA.addresses.metrics ?? "";
@@ -349,6 +455,60 @@ export async function runTour(
     }),
   );
   return steps;
+}
+
+/** A DENY for sleep, as istiod would convert it for ztunnel (LOCAL_XDS policy form). */
+const DENY_SLEEP_YAML = `workloads: []
+services: []
+policies:
+  - name: demo-deny-sleep
+    namespace: default
+    scope: Namespace
+    action: Deny
+    dryRun: false
+    rules:
+      - - - principals: [{ Exact: cluster.local/ns/default/sa/sleep }]
+`;
+
+function withPolicy(config: LocalConfig, yaml: string): LocalConfig {
+  const r = parseLocalXds(yaml);
+  if (!r.ok) throw new ExampleError("ERR_EXAMPLES_CONFIG", "demo policy does not parse");
+  const policies: Authorization[] = [...config.policies, ...r.config.policies];
+  return { ...config, policies };
+}
+
+/** A kept-alive HTTP/1.1 connection: one request on it, and a promise of its close. */
+async function openHttpConnection(
+  host: string,
+  port: number,
+  localAddress: string,
+): Promise<{ request(): Promise<number>; closed(): Promise<void>; destroy(): void }> {
+  const s = net.connect({ host, port, localAddress });
+  s.on("error", () => {});
+  const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    s.once("connect", resolve);
+    s.once("error", reject);
+  });
+  return {
+    request: () =>
+      new Promise<number>((resolve, reject) => {
+        let buf = "";
+        const onData = (d: Buffer): void => {
+          buf += d.toString("latin1");
+          const m = /^HTTP\/1\.1 (\d{3})/.exec(buf);
+          if (m !== null && buf.includes("\r\n\r\n")) {
+            s.off("data", onData);
+            resolve(Number(m[1]));
+          }
+        };
+        s.on("data", onData);
+        s.once("close", () => reject(new Error("connection closed before the response")));
+        s.write(`GET / HTTP/1.1\r\nhost: echo\r\nconnection: keep-alive\r\n\r\n`);
+      }),
+    closed: () => closed,
+    destroy: () => s.destroy(),
+  };
 }
 
 /** Formats the tour as a compact table. */
@@ -375,11 +535,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const scenarioDir = i >= 0 ? argv[i + 1] : undefined;
   const j = argv.indexOf("--cacerts");
   const cacertsDir = j >= 0 ? argv[j + 1] : undefined;
+  const xds = argv.includes("--xds");
   let mesh: DemoMesh;
   try {
     mesh = await startMesh({
       ...(scenarioDir !== undefined ? { scenarioDir } : {}),
       ...(cacertsDir !== undefined ? { cacertsDir } : {}),
+      ...(xds ? { xds: true } : {}),
       ...(verbose ? { log: (l: string) => process.stderr.write(`${l}\n`) } : {}),
     });
   } catch (e) {
@@ -389,7 +551,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let ok = false;
   try {
     process.stdout.write(
-      "ambientkit demo: an ambient mesh on loopback (node-a: sleep, intruder; node-b: echo v1/v2, legacy; waypoint 127.0.10.10)\n\n",
+      `ambientkit demo: an ambient mesh on loopback (node-a: sleep, intruder; node-b: echo v1/v2, legacy; waypoint 127.0.10.10)${xds ? `\nboth ztunnels fed over delta xDS and certified over Istio's CA API by a local control plane at ${mesh.controlPlane?.address}` : ""}\n\n`,
     );
     const steps = await runTour(mesh);
     ok = steps.every((s) => s.ok);
