@@ -144,6 +144,7 @@ export async function startMesh(options: DemoOptions = {}): Promise<DemoMesh> {
       const z = await Ztunnel.start({ node, config: first, certificates: nodeCerts, ...opts });
       started.push(z);
       plane.attach(z);
+      plane.registerMetrics(z.registry);
       return z;
     };
     const nodeB = await ztunnel("node-b", "127.0.0.2", {

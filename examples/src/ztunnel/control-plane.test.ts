@@ -58,8 +58,7 @@ describe("reference ztunnel on a control plane", () => {
       keyAlgorithm: "ec-p256",
     });
     cp = await LocalControlPlane.start(config(), { ca });
-    for (const host of ["127.0.130.2", "127.0.130.3"])
-      apps.push(await startTcpEcho(host, 9100));
+    for (const host of ["127.0.130.2", "127.0.130.3"]) apps.push(await startTcpEcho(host, 9100));
     plane = new ZtunnelControlPlane({
       xdsAddress: cp.address,
       caAddress: cp.address,
@@ -79,6 +78,7 @@ describe("reference ztunnel on a control plane", () => {
       log: (l) => logs.push(l),
     });
     plane.attach(z);
+    plane.registerMetrics(z.registry);
     clientCerts = new WorkloadCertificates(ca);
   });
   afterAll(async () => {
@@ -146,6 +146,17 @@ describe("reference ztunnel on a control plane", () => {
     );
     await push(config());
     (await tunnel("127.0.130.2", "server")).destroy();
+  });
+
+  it("counts xDS messages on the ztunnel's metrics, as ztunnel names them", async () => {
+    const text = await z.registry.metrics();
+    expect(text).toMatch(
+      /istio_xds_message_total\{url="type.googleapis.com\/istio.workload.Address"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /istio_xds_message_bytes_total\{url="type.googleapis.com\/istio.security.Authorization"\} \d+/,
+    );
+    expect(text).toContain("# TYPE istio_xds_connection_terminations_total counter");
   });
 
   it("reads ztunnel's settings from the environment", () => {

@@ -10,10 +10,11 @@ import {
   IstioCaClient,
   MeshStateStore,
   type XdsLogger,
-  type XdsMetrics,
+  XdsMetrics,
   ztunnelNode,
 } from "@ambientkit/xds";
 import type { LocalConfig } from "@ambientkit/xds-types";
+import { Counter, type Registry } from "prom-client";
 import type { CertificateSource } from "../mesh/certs.js";
 import { ExampleError } from "../mesh/errors.js";
 
@@ -116,6 +117,8 @@ export class ZtunnelControlPlane {
   readonly state: MeshStateStore = new MeshStateStore();
   readonly xds: DeltaXdsClient;
   readonly ca: IstioCaClient | undefined;
+  /** ztunnel's istio_xds_* counters. */
+  readonly metrics: XdsMetrics = new XdsMetrics();
   readonly #log: XdsLogger;
   #target: Reconfigurable | undefined;
   #applying: Promise<void> = Promise.resolve();
@@ -146,7 +149,7 @@ export class ZtunnelControlPlane {
       ...(settings.onDemand !== undefined ? { onDemand: settings.onDemand } : {}),
       headers: { clusterid: settings.clusterId ?? "Kubernetes" },
       log: this.#log,
-      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+      metrics: this.metrics,
     });
     const caRoot = settings.caRootCert ?? settings.xdsRootCert;
     this.ca =
@@ -199,6 +202,30 @@ export class ZtunnelControlPlane {
   attach(target: Reconfigurable): void {
     this.#target = target;
     this.state.subscribe(() => this.#schedule());
+  }
+
+  /**
+   * Adds the istio_xds_* counters to a prom-client registry (the ztunnel's 15020 scrape); they are
+   * read from `metrics` at every scrape.
+   */
+  registerMetrics(registry: Registry): void {
+    for (const family of this.metrics.collect()) {
+      const name = family.name;
+      const label = name === "istio_xds_connection_terminations_total" ? "reason" : "url";
+      const metrics = this.metrics;
+      new Counter({
+        name,
+        help: family.help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const now = metrics.collect().find((f) => f.name === name);
+          if (now !== undefined && now.type !== "histogram")
+            for (const s of now.samples) this.inc(s.labels, s.value);
+        },
+      });
+    }
   }
 
   /** Resolves once every push received so far has been applied to the attached target. */
