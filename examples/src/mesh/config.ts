@@ -52,6 +52,35 @@ export interface MeshConfig {
   readonly requestAuthentications: readonly RequestAuthenticationResource[];
   readonly rootNamespace: string;
   readonly trustDomain: string;
+  /**
+   * Declared protocols of Service ports, from Kubernetes `Service` documents (`appProtocol`, else
+   * the port name's prefix, as istiod reads them), keyed `namespace/name` then service port.
+   */
+  readonly portProtocols?: ReadonlyMap<string, ReadonlyMap<number, PortProtocol>>;
+}
+
+/** A Service port's protocol as the waypoint treats it: HTTP (any version), or opaque TCP. */
+export type PortProtocol = "http" | "tcp";
+
+/**
+ * istiod's protocol selection for a Kubernetes Service port: `appProtocol` first, else the port
+ * name up to the first `-` (`http-web`, `grpc`, `tcp-db`). `undefined` = not declared (the
+ * waypoint detects it). TLS, Mongo, MySQL, Redis and other opaque protocols are TCP to a waypoint.
+ */
+export function portProtocol(name?: string, appProtocol?: string): PortProtocol | undefined {
+  const of = (p: string): PortProtocol | undefined => {
+    const v = p.toLowerCase();
+    if (["http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c", "h2c"].includes(v))
+      return "http";
+    if (["tcp", "tls", "https", "mongo", "mysql", "redis", "kubernetes.io/wss"].includes(v))
+      return "tcp";
+    return undefined;
+  };
+  if (appProtocol !== undefined && appProtocol !== "") return of(appProtocol);
+  if (name === undefined || name === "") return undefined;
+  const prefix = name.split("-")[0] ?? name;
+  // "grpc-web" is a whole protocol name, not grpc + suffix
+  return name.toLowerCase().startsWith("grpc-web") ? "http" : of(prefix);
 }
 
 /** One input file: its name (for messages) and text. */
@@ -93,6 +122,7 @@ export function parseScenario(
   const httpRoutes: HttpRoute[] = [];
   const requestAuthentications: RequestAuthenticationResource[] = [];
   const converted: Authorization[] = [];
+  const portProtocols = new Map<string, Map<number, PortProtocol>>();
   if (istio) {
     const v = validateYaml(istio.text);
     for (const d of v.documents) {
@@ -140,11 +170,30 @@ export function parseScenario(
           targetRefs: [...(spec.targetRefs ?? []), ...(spec.targetRef ? [spec.targetRef] : [])],
           jwtRules: spec.jwtRules ?? [],
         });
+      } else if (kind === "Service" && obj.apiVersion === "v1") {
+        // only the port declarations: which ports are HTTP or TCP at the waypoint
+        const meta = (obj.metadata ?? {}) as { name?: string; namespace?: string };
+        const key = `${meta.namespace ?? "default"}/${meta.name ?? ""}`;
+        if (!local.services.some((x) => `${x.namespace}/${x.name}` === key))
+          throw configError(istio.file, line, `Service ${key} is not a service in LOCAL_XDS`);
+        const ports = ((obj.spec ?? {}) as { ports?: unknown }).ports;
+        const byPort = new Map<number, PortProtocol>();
+        for (const p of Array.isArray(ports) ? ports : []) {
+          const q = p as { port?: unknown; name?: unknown; appProtocol?: unknown };
+          if (typeof q.port !== "number")
+            throw configError(istio.file, line, `Service ${key}: every port needs a numeric port`);
+          const proto = portProtocol(
+            typeof q.name === "string" ? q.name : undefined,
+            typeof q.appProtocol === "string" ? q.appProtocol : undefined,
+          );
+          if (proto) byPort.set(q.port, proto);
+        }
+        portProtocols.set(key, byPort);
       } else {
         throw configError(
           istio.file,
           line,
-          `unsupported kind ${String(kind)}: the scenario takes AuthorizationPolicy, PeerAuthentication, RequestAuthentication and HTTPRoute`,
+          `unsupported kind ${String(kind)}: the scenario takes AuthorizationPolicy, PeerAuthentication, RequestAuthentication, HTTPRoute and (v1) Service port declarations`,
         );
       }
     }
@@ -175,6 +224,7 @@ export function parseScenario(
     requestAuthentications,
     rootNamespace,
     trustDomain,
+    portProtocols,
   };
 }
 

@@ -43,7 +43,10 @@ export interface Forward {
   /** Request headers after the route's modifiers, hop-by-hop ones removed. */
   headers: Record<string, string | string[] | undefined>;
   responseModifiers: readonly HeaderModifier[];
-  /** HTTPRoute `timeouts.request` (504 when exceeded). */
+  /**
+   * HTTPRoute `timeouts.request` (504 when exceeded). As Envoy's route timeout it starts once the
+   * whole downstream request (body included) has been received.
+   */
   timeoutMs: number | undefined;
   /** Called once with the final status (and Envoy response flags on a local reply). */
   done(status: number, flags?: string): void;
@@ -84,8 +87,27 @@ export function forward(f: Forward): void {
     });
   };
   if (f.timeoutMs !== undefined) {
-    timer = setTimeout(() => fail(504, "UT", "upstream request timeout\n"), f.timeoutMs);
+    const ms = f.timeoutMs;
+    const start = (): void => {
+      if (!finished) timer = setTimeout(() => fail(504, "UT", "upstream request timeout\n"), ms);
+    };
+    if (req.readableEnded) start();
+    else req.once("end", start);
   }
+  // The client went away (FIN or RST mid-upload, or before the response finished): release the
+  // upstream tunnel too; Envoy records response code 0 with DC (downstream connection termination).
+  const downstreamGone = (): void => {
+    if (finished) return;
+    finished = true;
+    if (timer) clearTimeout(timer);
+    tunnel.destroy();
+    f.done(0, "DC");
+  };
+  res.once("close", () => {
+    const r = res as { writableFinished?: boolean; writableEnded: boolean };
+    if (!(r.writableFinished ?? r.writableEnded)) downstreamGone();
+  });
+  req.once("aborted", downstreamGone);
   if (isH2) {
     // HTTP/2 downstream → HTTP/2 upstream (gRPC needs trailers end to end)
     const session = http2.connect(`http://${f.origin}`, {

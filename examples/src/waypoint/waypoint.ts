@@ -34,10 +34,11 @@ import {
 import { MemoryLog } from "../mesh/access-log.js";
 import type { WorkloadCertificates } from "../mesh/certs.js";
 import type { MeshConfig } from "../mesh/config.js";
+import { connectionEndRecorder } from "../mesh/connection-events.js";
 import { ExampleError } from "../mesh/errors.js";
 import type { HttpRoute } from "../mesh/httproute-types.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
-import { type Listener, listen, pipeBoth } from "../mesh/net.js";
+import { type Listener, listen, onceClosed, pipeBoth } from "../mesh/net.js";
 import { MeshState } from "../mesh/state.js";
 import {
   type AnyRequest,
@@ -64,6 +65,10 @@ export interface WaypointOptions {
   random?: () => number;
   /** Each log line (JSON) goes here. */
   log?: (line: string) => void;
+  /** Idle timeout of a tunnel (no first bytes, or no bytes either way on L4); default 1 h. */
+  idleTimeoutMs?: number;
+  /** Per-tunnel, per-direction buffer bound (HTTP/2 stream window); default 1 MiB. */
+  bufferLimitBytes?: number;
 }
 
 /** What the waypoint resolved the CONNECT authority to. */
@@ -77,16 +82,25 @@ interface TunnelTarget {
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-/** How long the waypoint waits for the client's first bytes before treating a tunnel as TCP. */
-const SNIFF_TIMEOUT_MS = 300;
+/** Envoy's HCM `idle_timeout` and tcp_proxy `idle_timeout` default: 1 h. */
+export const WAYPOINT_IDLE_TIMEOUT_MS = 3_600_000;
 
-const HTTP1_REQUEST_LINE = /^[A-Z]{3,10} \S/;
+/**
+ * What one tunnel may make the waypoint buffer per direction: Envoy's
+ * `per_connection_buffer_limit_bytes` default (1 MiB), applied as the HTTP/2 stream windows of
+ * both HBONE sides; backpressure does the rest.
+ */
+export const WAYPOINT_BUFFER_LIMIT_BYTES: number = 1024 * 1024;
 
-/** What the first bytes of a tunnel look like. */
-export function sniff(first: Buffer): "h2" | "http1" | "tcp" {
+/** What the first bytes of a tunnel look like; "more" = too few bytes to tell yet. */
+export function sniff(first: Buffer): "h2" | "http1" | "tcp" | "more" {
   const n = Math.min(first.length, H2_PREFACE.length);
-  if (n >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return "h2";
-  if (HTTP1_REQUEST_LINE.test(first.subarray(0, 16).toString("latin1"))) return "http1";
+  if (n > 0 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n)))
+    return n === H2_PREFACE.length ? "h2" : "more";
+  const head = first.subarray(0, 16).toString("latin1");
+  if (/^[A-Z]{3,10} \S/.test(head)) return "http1";
+  // a method that is still arriving (a slow client) is not TCP yet
+  if (/^[A-Z]{1,10} ?$/.test(head)) return "more";
   return "tcp";
 }
 
@@ -115,7 +129,8 @@ export class Waypoint {
   readonly #opts: WaypointOptions;
   readonly #server: HboneServer;
   readonly #http: http.Server;
-  readonly #pool = new HbonePool();
+  readonly #pool: HbonePool;
+  readonly #idleTimeoutMs: number;
   readonly #targets = new WeakMap<Duplex, TunnelTarget>();
   readonly #tunnels = new Set<HboneStream>();
   readonly #listeners: Listener[] = [];
@@ -150,10 +165,16 @@ export class Waypoint {
     this.metrics = new IstioMetrics({ build: { component: "proxy", tag: "ambientkit" } });
     this.registry = new Registry();
     registerPrometheus(this.metrics, { registry: this.registry });
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? WAYPOINT_IDLE_TIMEOUT_MS;
+    const window = opts.bufferLimitBytes ?? WAYPOINT_BUFFER_LIMIT_BYTES;
+    const onConnectionEnd = connectionEndRecorder(this.log, this.registry);
     this.#server = new HboneServer({
       credentials: () => opts.certificates.current(workloadIdentity(this.#self)),
       handler: (req) => this.#onConnect(req),
+      streamWindowSize: window,
+      hooks: { onConnectionEnd },
     });
+    this.#pool = new HbonePool({ streamWindowSize: window, hooks: { onConnectionEnd } });
     this.#http = http.createServer((req, res) => {
       void this.#onRequest(req, res);
     });
@@ -250,39 +271,68 @@ export class Waypoint {
         }
         this.#tunnels.add(tunnel);
         tunnel.once("close", () => this.#tunnels.delete(tunnel));
-        // Protocol sniffing on the first bytes: HTTP/2 prior knowledge (e.g. gRPC), HTTP/1.1, or
-        // anything else (or nothing within SNIFF_TIMEOUT_MS, a server-first protocol) → L4 TCP.
-        let decided = false;
-        const dispatch = (first: Buffer | undefined): void => {
-          if (decided) return;
-          decided = true;
-          clearTimeout(sniffTimer);
-          tunnel.removeListener("data", onFirst);
-          tunnel.pause();
-          if (first) tunnel.unshift(first);
-          const kind = first ? sniff(first) : "tcp";
-          if (kind === "h2") {
-            const h2 = http2.createServer();
-            h2.on("request", (req, res) => {
-              void this.#onRequest(req, res, t);
-            });
-            h2.on("sessionError", () => tunnel.destroy());
-            h2.emit("connection", tunnel);
-          } else if (kind === "http1") {
-            this.#targets.set(tunnel, t);
-            this.#http.emit("connection", tunnel);
-          } else {
-            void this.#onTcp(tunnel, t);
-            return;
-          }
-          tunnel.resume();
-        };
-        const onFirst = (first: Buffer): void => dispatch(first);
-        const sniffTimer = setTimeout(() => dispatch(undefined), SNIFF_TIMEOUT_MS);
-        tunnel.on("data", onFirst);
-        tunnel.once("close", () => clearTimeout(sniffTimer));
+        this.#dispatch(tunnel, t);
       },
     };
+  }
+
+  /**
+   * Picks the protocol of a tunnel as Istio's waypoint does: from the Service port's declared
+   * protocol (`appProtocol`, port name); TCP goes to L4 at once; HTTP (or an undeclared port, or a
+   * workload address) waits for the client's first bytes — with no short deadline, so a slow HTTP
+   * client is never mistaken for TCP (Istio's `protocolDetectionTimeout` is off by default) — then
+   * the HTTP/2 preface selects HTTP/2, a request line HTTP/1.1, anything else on an undeclared port
+   * L4. The wait is bounded by the idle timeout.
+   */
+  #dispatch(tunnel: HboneStream, t: TunnelTarget): void {
+    const declared = t.service
+      ? this.#config.portProtocols?.get(`${t.service.namespace}/${t.service.name}`)?.get(t.port)
+      : undefined;
+    if (declared === "tcp") {
+      void this.#onTcp(tunnel, t);
+      return;
+    }
+    const idle = setTimeout(() => tunnel.destroy(), this.#idleTimeoutMs);
+    idle.unref();
+    let first: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
+      const seen = sniff(first);
+      if (seen === "more") return;
+      clearTimeout(idle);
+      tunnel.removeListener("data", onData);
+      tunnel.removeListener("end", onEnd);
+      tunnel.pause();
+      tunnel.unshift(first);
+      decide(declared === "http" && seen === "tcp" ? "http1" : seen);
+    };
+    // FIN before the protocol is clear: an undeclared port carries what arrived as TCP
+    const onEnd = (): void => {
+      clearTimeout(idle);
+      tunnel.removeListener("data", onData);
+      if (declared === "http") tunnel.destroy();
+      else void this.#onTcp(tunnel, t, first);
+    };
+    const decide = (kind: "h2" | "http1" | "tcp"): void => {
+      if (kind === "h2") {
+        const h2 = http2.createServer();
+        h2.on("request", (req, res) => {
+          void this.#onRequest(req, res, t);
+        });
+        h2.on("sessionError", () => tunnel.destroy());
+        h2.emit("connection", tunnel);
+      } else if (kind === "http1") {
+        this.#targets.set(tunnel, t);
+        this.#http.emit("connection", tunnel);
+      } else {
+        void this.#onTcp(tunnel, t);
+        return;
+      }
+      tunnel.resume();
+    };
+    tunnel.on("data", onData);
+    tunnel.once("end", onEnd);
+    onceClosed(tunnel, () => clearTimeout(idle));
   }
 
   /**
@@ -330,7 +380,7 @@ export class Waypoint {
   }
 
   /** L4 at the waypoint: TCP authorization (no request attributes), then a tunnel to a pod. */
-  async #onTcp(tunnel: HboneStream, t: TunnelTarget): Promise<void> {
+  async #onTcp(tunnel: HboneStream, t: TunnelTarget, head?: Buffer): Promise<void> {
     const source = this.#state.workloadByIp(t.req.remoteAddress);
     const decision = this.#policies.decide(this.#decisionInput(t, "tcp", null));
     const ctx: TrafficContext = {
@@ -373,6 +423,10 @@ export class Waypoint {
       return;
     }
     let upstream: HboneStream;
+    // the client may leave while we dial: abandon the dial, never pipe to a closed tunnel
+    const gone = new AbortController();
+    const onGone = (): void => gone.abort();
+    onceClosed(tunnel, onGone);
     try {
       upstream = await this.#pool.open({
         address: { host: dest.ip, port: this.#opts.hbonePort ?? 15008 },
@@ -384,8 +438,10 @@ export class Waypoint {
           for: t.req.forwarded.for ?? addrs.src,
           ...(t.service ? { host: t.service.hostname } : {}),
         },
+        signal: gone.signal,
       });
     } catch (e) {
+      tunnel.removeListener("close", onGone);
       this.log.warn(
         { authority: `${dest.ip}:${dest.port}`, error: (e as Error).message },
         "upstream connect failed",
@@ -393,6 +449,12 @@ export class Waypoint {
       tunnel.destroy();
       return;
     }
+    tunnel.removeListener("close", onGone);
+    if (tunnel.destroyed || this.#closed) {
+      upstream.destroy();
+      return;
+    }
+    if (head && head.length > 0) upstream.write(head);
     const h = this.metrics.openConnection(
       envoyTcpLabels({
         ...ctx,
@@ -401,11 +463,16 @@ export class Waypoint {
       }),
       addrs,
     );
-    pipeBoth(tunnel, upstream, () => {
-      h.received(tunnel.bytesReceived);
-      h.sent(tunnel.bytesSent);
-      h.close();
-    });
+    pipeBoth(
+      tunnel,
+      upstream,
+      () => {
+        h.received(tunnel.bytesReceived);
+        h.sent(tunnel.bytesSent);
+        h.close();
+      },
+      { idleTimeoutMs: this.#idleTimeoutMs },
+    );
     tunnel.resume();
   }
 

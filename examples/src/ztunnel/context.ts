@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { ZtunnelConnection, ZtunnelRbacResult } from "@ambientkit/authz";
 import type { IstioMetrics } from "@ambientkit/telemetry";
 import type { LocalConfig, Workload } from "@ambientkit/xds-types";
-import { HboneError } from "../hbone.js";
+import { type ConnectionEnd, HboneError } from "../hbone.js";
 import type { MemoryLog } from "../mesh/access-log.js";
 import type { WorkloadCertificates } from "../mesh/certs.js";
 import type { MeshState } from "../mesh/state.js";
@@ -51,7 +51,25 @@ export interface ZtunnelOptions {
   log?: (line: string) => void;
   /** HBONE connection timeouts etc. (tests shorten them). */
   connectTimeoutMs?: number;
+  /** SOCKS5 greeting + request deadline (default 15 s, Envoy's `listener_filters_timeout`). */
+  socks5HandshakeTimeoutMs?: number;
+  /**
+   * Close a proxied connection on which no byte moved either way for this long (default 1 h,
+   * Envoy tcp_proxy `idle_timeout`; ztunnel has none).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Downstream connections (SOCKS5 + captured) this node accepts at once; beyond it new ones are
+   * refused and readiness reports 503 (default 10,000; Envoy's overload manager
+   * `global_downstream_max_connections` plays this role).
+   */
+  maxDownstreamConnections?: number;
 }
+
+/** Envoy tcp_proxy `idle_timeout` default. */
+export const IDLE_TIMEOUT_MS = 3_600_000;
+/** Default cap on downstream connections. */
+export const MAX_DOWNSTREAM_CONNECTIONS = 10_000;
 
 /** The ztunnel as its parts see it. */
 export interface ZtunnelContext {
@@ -66,6 +84,8 @@ export interface ZtunnelContext {
   readonly state: MeshState;
   readonly closed: boolean;
   readonly localWorkloads: Workload[];
+  /** Logs and counts a connection-level HBONE end. */
+  readonly connectionEnd: (end: ConnectionEnd) => void;
 }
 
 /** ztunnel's wording of an RBAC outcome. */

@@ -43,10 +43,13 @@ export class Inbound {
       credentials: (local) => this.#credentialsFor(local),
       handler: (req) => this.#decide(req),
       requireLocalAuthority: true,
-      hooks: tunnelRecorder(ctx.metrics, {
-        labels: (info) => this.#recorded.get(info.headers)?.labels,
-        addresses: (info) => this.#recorded.get(info.headers)?.addrs,
-      }),
+      hooks: {
+        ...tunnelRecorder(ctx.metrics, {
+          labels: (info) => this.#recorded.get(info.headers)?.labels,
+          addresses: (info) => this.#recorded.get(info.headers)?.addrs,
+        }),
+        onConnectionEnd: ctx.connectionEnd,
+      },
       ...(ctx.opts.connectTimeoutMs !== undefined
         ? { upstreamConnectTimeoutMs: ctx.opts.connectTimeoutMs }
         : {}),

@@ -29,6 +29,10 @@ class ListenerSet {
     for (const k of want) if (!this.#open.has(k)) this.#open.set(k, await open(k));
   }
 
+  values(): Listener[] {
+    return [...this.#open.values()];
+  }
+
   take(): Listener[] {
     const all = [...this.#open.values()];
     this.#open.clear();
@@ -94,6 +98,11 @@ export class ZtunnelListeners {
         `ztunnel ${ctx.node} outbound capture`,
       );
     });
+  }
+
+  /** Every open listener. */
+  all(): Listener[] {
+    return [...this.#inbound.values(), ...this.#passthrough.values(), ...this.#vips.values()];
   }
 
   /** Closes every listener (and the sockets they accepted). */

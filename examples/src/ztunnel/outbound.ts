@@ -14,9 +14,15 @@ import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-t
 import { HbonePool } from "../hbone.js";
 import { ExampleError } from "../mesh/errors.js";
 import { serviceInfo, workloadBaggage, workloadInfo } from "../mesh/labels.js";
-import { connectTcp, type Listener, listen, pipeBoth } from "../mesh/net.js";
+import { connectTcp, type Listener, listen, onceClosed, pipeBoth } from "../mesh/net.js";
 import { type GatewayTarget, ILLEGAL_PORTS } from "../mesh/state.js";
-import { describeError, unmap, type ZtunnelContext } from "./context.js";
+import {
+  describeError,
+  IDLE_TIMEOUT_MS,
+  MAX_DOWNSTREAM_CONNECTIONS,
+  unmap,
+  type ZtunnelContext,
+} from "./context.js";
 import {
   SOCKS5_CONNECTION_REFUSED,
   SOCKS5_HOST_UNREACHABLE,
@@ -55,9 +61,12 @@ export class Outbound {
   readonly #ctx: ZtunnelContext;
   readonly #pool: HbonePool;
   readonly #sockets = new Set<Duplex>();
+  readonly #max: number;
+  #downstream = 0;
 
   constructor(ctx: ZtunnelContext) {
     this.#ctx = ctx;
+    this.#max = ctx.opts.maxDownstreamConnections ?? MAX_DOWNSTREAM_CONNECTIONS;
     this.#pool = new HbonePool(
       ctx.opts.connectTimeoutMs !== undefined
         ? { handshakeTimeoutMs: ctx.opts.connectTimeoutMs }
@@ -65,30 +74,58 @@ export class Outbound {
     );
   }
 
+  /** Downstream connections open now (SOCKS5 and captured, handshaking or proxying). */
+  get downstreamConnections(): number {
+    return this.#downstream;
+  }
+
+  /** True while another downstream connection can be taken. */
+  get hasCapacity(): boolean {
+    return this.#downstream < this.#max;
+  }
+
+  /** Counts an accepted downstream socket; false (and closed) when over the cap. */
+  admit(socket: net.Socket): boolean {
+    if (this.#downstream >= this.#max) {
+      socket.destroy();
+      return false;
+    }
+    this.#downstream++;
+    onceClosed(socket, () => this.#downstream--);
+    return true;
+  }
+
   /** The SOCKS5 listener (15080): no auth, CONNECT; service hostnames resolve to their VIP. */
   listenSocks5(host: string, port: number): Promise<Listener> {
     const ctx = this.#ctx;
     const srv = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => {
       s.on("error", () => {});
-      serveSocks5(s, async (target, head) => {
-        let ip = target.host;
-        if (target.kind === "domain") {
-          const svc = ctx.state.serviceByHostname(target.host);
-          const vip = svc?.vips[0]?.address;
-          if (vip !== undefined) ip = vip;
-          else if (target.host === "localhost") ip = "127.0.0.1";
-          else return SOCKS5_HOST_UNREACHABLE;
-        }
-        if (ILLEGAL_PORTS.has(target.port) && ip.startsWith("127.")) return SOCKS5_NOT_ALLOWED;
-        const ok = await this.connect(s, ip, target.port, head);
-        return ok ? true : SOCKS5_CONNECTION_REFUSED;
-      });
+      if (!this.admit(s)) return;
+      const handshakeTimeoutMs = ctx.opts.socks5HandshakeTimeoutMs;
+      serveSocks5(
+        s,
+        async (target, head) => {
+          let ip = target.host;
+          if (target.kind === "domain") {
+            const svc = ctx.state.serviceByHostname(target.host);
+            const vip = svc?.vips[0]?.address;
+            if (vip !== undefined) ip = vip;
+            else if (target.host === "localhost") ip = "127.0.0.1";
+            else return SOCKS5_HOST_UNREACHABLE;
+          }
+          if (ILLEGAL_PORTS.has(target.port) && ip.startsWith("127.")) return SOCKS5_NOT_ALLOWED;
+          const ok = await this.connect(s, ip, target.port, head);
+          return ok ? true : SOCKS5_CONNECTION_REFUSED;
+        },
+        handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs } : {},
+      );
     });
     return listen(srv, host, port, `ztunnel ${ctx.node} SOCKS5`);
   }
 
   /** A connection captured on a service VIP:port. */
   async captured(socket: net.Socket, ip: string, port: number): Promise<void> {
+    if (!this.admit(socket)) return;
     socket.pause();
     const ok = await this.connect(socket, ip, port, Buffer.alloc(0));
     if (!ok) socket.destroy();
@@ -212,11 +249,16 @@ export class Outbound {
         ...(hboneAddr ? { hboneAddr } : {}),
       });
     const creds = ctx.certs.current(workloadIdentity(src));
+    // the client may leave while we connect: abandon the dial, and never pipe to a closed socket
+    const gone = new AbortController();
+    const onGone = (): void => gone.abort();
+    onceClosed(socket, onGone);
     let upstream: Duplex;
     try {
       if (route.kind === "passthrough") {
         upstream = await connectTcp(route.host, route.port, {
           timeoutMs: ctx.opts.connectTimeoutMs ?? 10_000,
+          signal: gone.signal,
         });
       } else {
         if (!creds)
@@ -236,17 +278,23 @@ export class Outbound {
           authority: route.authority,
           baggage: workloadBaggage(src),
           forwarded: { for: addrs.src, ...(route.service ? { host: route.service.hostname } : {}) },
+          signal: gone.signal,
           ...(ctx.opts.connectTimeoutMs !== undefined
             ? { timeoutMs: ctx.opts.connectTimeoutMs }
             : {}),
         });
       }
     } catch (e) {
-      open().close({ error: describeError(e) });
+      socket.removeListener("close", onGone);
+      open().close({
+        error: gone.signal.aborted ? "client closed before connect" : describeError(e),
+      });
       return false;
     }
-    if (ctx.closed) {
+    socket.removeListener("close", onGone);
+    if (ctx.closed || socket.destroyed) {
       upstream.destroy();
+      if (!ctx.closed) open().close({ error: "client closed before connect" });
       return false;
     }
     const h = open();
@@ -266,12 +314,17 @@ export class Outbound {
     upstream.once("error", (e) => {
       err = e;
     });
-    pipeBoth(downstream, upstream, () => {
-      this.#sockets.delete(downstream);
-      h.received(downstream.bytesRead - base);
-      h.sent(bytesFrom(upstream));
-      h.close(err === undefined ? undefined : { error: describeError(err) });
-    });
+    pipeBoth(
+      downstream,
+      upstream,
+      () => {
+        this.#sockets.delete(downstream);
+        h.received(downstream.bytesRead - base);
+        h.sent(bytesFrom(upstream));
+        h.close(err === undefined ? undefined : { error: describeError(err) });
+      },
+      { idleTimeoutMs: this.#ctx.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS },
+    );
     downstream.resume();
   }
 

@@ -10,10 +10,12 @@ import { IstioMetrics } from "@ambientkit/telemetry";
 import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
 import type { LocalConfig, Workload } from "@ambientkit/xds-types";
 import { Registry } from "prom-client";
+import type { ConnectionEnd } from "../hbone.js";
 import { MemoryLog } from "../mesh/access-log.js";
 import type { WorkloadCertificates } from "../mesh/certs.js";
+import { connectionEndRecorder } from "../mesh/connection-events.js";
 import { ExampleError } from "../mesh/errors.js";
-import type { Listener } from "../mesh/net.js";
+import { acceptingAll, type Listener } from "../mesh/net.js";
 import { MeshState } from "../mesh/state.js";
 import { startAdmin } from "./admin.js";
 import {
@@ -52,6 +54,7 @@ export class Ztunnel implements ZtunnelContext {
   readonly opts: ZtunnelOptions;
   readonly certs: WorkloadCertificates;
   readonly random: () => number;
+  readonly connectionEnd: (end: ConnectionEnd) => void;
   /** Open inbound connections (HBONE and plaintext passthrough), for policy re-checks. */
   readonly #inbound = new Set<InboundConn>();
   readonly #in: Inbound;
@@ -88,6 +91,7 @@ export class Ztunnel implements ZtunnelContext {
     });
     this.registry = new Registry();
     registerPrometheus(this.metrics, { registry: this.registry, l7: false });
+    this.connectionEnd = connectionEndRecorder(this.log, this.registry);
     this.#in = new Inbound(this, this.#inbound);
     this.#out = new Outbound(this);
     this.#passthrough = new Passthrough(this, this.#inbound);
@@ -103,7 +107,7 @@ export class Ztunnel implements ZtunnelContext {
     const z = new Ztunnel(opts);
     try {
       await z.#listeners.sync();
-      const admin = await startAdmin(z, z.registry, () => z.#ready);
+      const admin = await startAdmin(z, z.registry, () => z.ready);
       z.#adminListeners.push(...admin.listeners);
       Object.assign(z.addresses, admin.addresses);
       if (z.ports.socks5 !== null) {
@@ -118,6 +122,24 @@ export class Ztunnel implements ZtunnelContext {
       await z.close();
       throw e;
     }
+  }
+
+  /**
+   * Whether this node can serve: started, not closing, below its downstream connection cap, and
+   * no listener failed to accept (out of file descriptors) in the last few seconds.
+   */
+  get ready(): boolean {
+    return (
+      this.#ready &&
+      !this.#closed &&
+      this.#out.hasCapacity &&
+      acceptingAll([...this.#adminListeners, ...this.#listeners.all()])
+    );
+  }
+
+  /** Downstream (SOCKS5 and captured) connections open now. */
+  get downstreamConnections(): number {
+    return this.#out.downstreamConnections;
   }
 
   /** The current config state. */
@@ -166,6 +188,14 @@ export class Ztunnel implements ZtunnelContext {
   /** ztunnel's outbound decision tree for a connection from `source` to `ip:port`. */
   route(source: Workload, ip: string, port: number): OutboundRoute {
     return this.#out.route(source, ip, port);
+  }
+
+  /**
+   * Sends GOAWAY on every inbound HBONE connection (ztunnel's drain before it exits); their open
+   * tunnels finish, clients open new connections.
+   */
+  drainInbound(): void {
+    this.#in.server.drain();
   }
 
   /** Number of open inbound tunnels (HBONE and plaintext passthrough). */

@@ -31,7 +31,13 @@ import {
   PING_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
 } from "./settings.js";
-import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
+import {
+  type ConnectionEnd,
+  type ConnectionEndReason,
+  type HboneHooks,
+  HboneStream,
+  type TunnelInfo,
+} from "./stream.js";
 import { clientTlsOptions, type HboneCredentials, identityOfCredentials } from "./tls.js";
 
 /** How to reach and authenticate one HBONE peer (one HTTP/2 connection). */
@@ -61,6 +67,9 @@ export interface DialOptions {
   pingTimeoutMs?: number;
   /** Telemetry hooks for every tunnel opened on this connection. */
   hooks?: HboneHooks;
+  /** Per-stream and connection receive windows (default 4 MiB / 16 MiB, as ztunnel). */
+  streamWindowSize?: number;
+  connectionWindowSize?: number;
   /**
    * Replaces the TLS options built from `credentials`/`expectedIdentities` (which come from
    * `hboneClientTlsOptions()` of `@ambientkit/identity/node` already). They must still require
@@ -145,7 +154,10 @@ export class HboneConnection extends EventEmitter {
   error: HboneError | undefined;
   readonly #maxStreams: number;
   readonly #hooks: HboneHooks | undefined;
+  readonly #started = Date.now();
   #stopKeepalive: (() => void) | undefined;
+  /** How the connection began to end (the first signal wins), reported once it has closed. */
+  #end: Omit<ConnectionEnd, keyof TunnelInfo | "role" | "durationMs"> | undefined;
 
   constructor(
     session: http2.ClientHttp2Session,
@@ -166,17 +178,20 @@ export class HboneConnection extends EventEmitter {
     this.localIdentity = localIdentity;
     this.#maxStreams = opts.maxStreams;
     this.#hooks = opts.hooks;
-    session.on("goaway", () => {
+    session.on("goaway", (code: number) => {
       this.draining = true;
+      this.#mark("goaway", { goawayCode: code });
       this.emit("goaway");
     });
     session.on("error", (err: Error) => {
       this.error = toHboneError(err, "HBONE connection");
+      this.#mark("error", { error: this.error });
     });
     session.on("close", () => {
       this.draining = true;
       this.closed = true;
       this.#stopPing();
+      this.#reportEnd();
       this.emit("close");
     });
     if (opts.pingIntervalMs > 0) this.#startPing(opts.pingIntervalMs, opts.pingTimeoutMs);
@@ -201,7 +216,49 @@ export class HboneConnection extends EventEmitter {
   }
 
   #startPing(interval: number, timeout: number): void {
-    this.#stopKeepalive = startKeepalive(this.session, interval, timeout, (e) => this.#fail(e));
+    this.#stopKeepalive = startKeepalive(
+      this.session,
+      interval,
+      timeout,
+      (e) => this.#fail(e),
+      () => this.socket.bytesRead,
+    );
+  }
+
+  #mark(
+    reason: ConnectionEndReason,
+    extra: { goawayCode?: number; error?: HboneError | undefined } = {},
+  ): void {
+    if (this.#end) return;
+    this.#end = {
+      reason,
+      streams: this.activeStreams,
+      ...(extra.goawayCode !== undefined ? { goawayCode: extra.goawayCode } : {}),
+      ...(extra.error !== undefined ? { error: extra.error } : {}),
+    };
+  }
+
+  #reportEnd(): void {
+    this.#mark("reset");
+    const end = this.#end;
+    const hook = this.#hooks?.onConnectionEnd;
+    if (!end || !hook) return;
+    const e: ConnectionEnd = {
+      role: "client",
+      ...end,
+      durationMs: Date.now() - this.#started,
+      peerIdentity: this.peerIdentity,
+      localIdentity: this.localIdentity,
+      localAddress: this.socket.localAddress ?? "",
+      localPort: this.socket.localPort ?? 0,
+      remoteAddress: this.socket.remoteAddress ?? "",
+      remotePort: this.socket.remotePort ?? 0,
+    };
+    try {
+      hook(e);
+    } catch {
+      // hooks never break the data path
+    }
   }
 
   #stopPing(): void {
@@ -210,6 +267,7 @@ export class HboneConnection extends EventEmitter {
   }
 
   #fail(error: HboneError): void {
+    this.#mark(error.code === "ERR_HBONE_PING_TIMEOUT" ? "keepalive-timeout" : "error", { error });
     this.error = error;
     this.draining = true;
     this.#stopPing();
@@ -339,8 +397,9 @@ export class HboneConnection extends EventEmitter {
     });
   }
 
-  /** Sends GOAWAY and closes once open tunnels finish. */
-  close(): Promise<void> {
+  /** Sends GOAWAY and closes once open tunnels finish (`reason` is what `onConnectionEnd` reports). */
+  close(reason: ConnectionEndReason = "closed"): Promise<void> {
+    this.#mark(reason);
     this.draining = true;
     this.#stopPing();
     if (this.closed) return Promise.resolve();
@@ -351,6 +410,7 @@ export class HboneConnection extends EventEmitter {
 
   /** Tears the connection down now; open tunnels fail. */
   destroy(error?: HboneError): void {
+    this.#mark(error ? "error" : "destroyed", { error });
     this.draining = true;
     this.#stopPing();
     this.session.destroy(error);
@@ -416,7 +476,7 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
           {
             createConnection: () => s,
-            settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE),
+            settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE, undefined, opts.streamWindowSize),
             maxSessionMemory: MAX_SESSION_MEMORY_MB,
             peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
           },
@@ -430,7 +490,7 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
         );
         sess.once("connect", () => {
           try {
-            sess.setLocalWindowSize(CONNECTION_WINDOW_SIZE);
+            sess.setLocalWindowSize(opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
           } catch (e) {
             fail(e);
           }

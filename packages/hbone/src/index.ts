@@ -84,7 +84,14 @@ export {
 } from "./settings.js";
 
 // --- integration hooks (telemetry recorders plug in here) ---
-export type { ByteDirection, HboneHooks, TunnelInfo, TunnelSummary } from "./stream.js";
+export type {
+  ByteDirection,
+  ConnectionEnd,
+  ConnectionEndReason,
+  HboneHooks,
+  TunnelInfo,
+  TunnelSummary,
+} from "./stream.js";
 export { HboneStream } from "./stream.js";
 // --- TLS and settings ---
 export {

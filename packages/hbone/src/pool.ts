@@ -29,6 +29,9 @@ export interface HbonePoolOptions {
   pingTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   hooks?: HboneHooks;
+  /** Per-stream and connection receive windows of dialled connections (default 4 MiB / 16 MiB). */
+  streamWindowSize?: number;
+  connectionWindowSize?: number;
   /** Replaces `dialHbone` (tests, custom transports). */
   dial?: (opts: DialOptions) => Promise<HboneConnection>;
 }
@@ -150,6 +153,10 @@ export class HbonePool {
       pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
       pingTimeoutMs: o.pingTimeoutMs ?? PING_TIMEOUT_MS,
       ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.streamWindowSize !== undefined ? { streamWindowSize: o.streamWindowSize } : {}),
+      ...(o.connectionWindowSize !== undefined
+        ? { connectionWindowSize: o.connectionWindowSize }
+        : {}),
     });
     if (this.#closed) {
       conn.destroy();
@@ -178,7 +185,7 @@ export class HbonePool {
         entry.idle = undefined;
         if (conn.activeStreams === 0) {
           remove();
-          void conn.close();
+          void conn.close("idle");
         }
       }, idleMs);
       entry.idle.unref();

@@ -1,6 +1,7 @@
 import { EventEmitter, setMaxListeners } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { type HboneServerTlsConfig, verifyHboneClient } from "@ambientkit/identity/node";
 import { type Authority, parseAuthority } from "./authority.js";
@@ -32,7 +33,13 @@ import {
   SERVER_MAX_HEADER_LIST_SIZE,
   UPSTREAM_CONNECT_TIMEOUT_MS,
 } from "./settings.js";
-import { type HboneHooks, HboneStream, type TunnelInfo } from "./stream.js";
+import {
+  type ConnectionEnd,
+  type ConnectionEndReason,
+  type HboneHooks,
+  HboneStream,
+  type TunnelInfo,
+} from "./stream.js";
 import {
   type HboneCredentials,
   identityOfCredentials,
@@ -154,6 +161,13 @@ export interface HboneServerOptions {
    * dialled (the pod IP), else 400. Off by default (waypoints and gateways accept other targets).
    */
   requireLocalAuthority?: boolean;
+  /**
+   * Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE, default 4 MiB as ztunnel's
+   * `HTTP2_STREAM_WINDOW_SIZE`) and connection window (default 16 MiB). They bound what one tunnel
+   * (one connection) can make us buffer; a proxy that holds many tunnels may want less.
+   */
+  streamWindowSize?: number;
+  connectionWindowSize?: number;
   /** Cap on simultaneously open HBONE connections (default 10,000). */
   maxConnections?: number;
 }
@@ -167,6 +181,7 @@ interface TlsEntry {
 }
 
 interface ConnCtx {
+  socket: tls.TLSSocket;
   peerIdentity: string;
   localIdentity: string;
   localAddress: string;
@@ -213,6 +228,8 @@ export class HboneServer extends EventEmitter {
   #closing = false;
   #pendingCtx: ConnCtx | undefined;
   readonly #ctxBySession = new WeakMap<http2.Http2Session, ConnCtx>();
+  /** Records why a session is ending (for `onConnectionEnd`). */
+  readonly #markEnd = new WeakMap<http2.Http2Session, (reason: ConnectionEndReason) => void>();
 
   constructor(opts: HboneServerOptions) {
     super();
@@ -225,6 +242,7 @@ export class HboneServer extends EventEmitter {
       settings: h2Settings(
         opts.maxHeaderListSize ?? SERVER_MAX_HEADER_LIST_SIZE,
         opts.maxConcurrentStreams ?? SERVER_MAX_CONCURRENT_STREAMS,
+        opts.streamWindowSize,
       ),
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       maxHeaderListPairs: 128,
@@ -302,6 +320,7 @@ export class HboneServer extends EventEmitter {
         return;
       }
       const ctx: ConnCtx = {
+        socket,
         peerIdentity,
         localIdentity: identity,
         localAddress: unmap(socket.localAddress),
@@ -394,23 +413,44 @@ export class HboneServer extends EventEmitter {
     this.emit("session", session);
     session.on("error", () => {});
     try {
-      session.setLocalWindowSize(CONNECTION_WINDOW_SIZE);
+      session.setLocalWindowSize(this.#opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
     } catch {
       // not fatal: the 64 KiB default window still works, just slower
     }
     const opts = this.#opts;
+    let active = 0;
+    const started = Date.now();
+    let end: Pick<ConnectionEnd, "reason" | "streams" | "goawayCode" | "error"> | undefined;
+    // the first signal of an end wins; it is reported once the session has closed
+    const mark = (
+      reason: ConnectionEndReason,
+      extra: { goawayCode?: number; error?: HboneError } = {},
+    ): void => {
+      end ??= { reason, streams: active, ...extra };
+    };
+    this.#markEnd.set(session, mark);
+    session.on("goaway", (code: number) => mark("goaway", { goawayCode: code }));
+    session.on("error", (e: Error) =>
+      mark("error", { error: toHboneError(e, "HBONE connection") }),
+    );
     const stopPing = startKeepalive(
       session,
       opts.pingIntervalMs ?? PING_INTERVAL_MS,
       opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
-      () => session.destroy(),
+      (error) => {
+        mark("keepalive-timeout", { error });
+        session.destroy();
+      },
+      () => ctx.socket.bytesRead,
     );
-    let active = 0;
     let idleTimer: NodeJS.Timeout | undefined;
     const idleMs = opts.idleTimeoutMs ?? 3_600_000;
     const armIdle = (): void => {
       if (idleMs <= 0) return;
-      idleTimer = setTimeout(() => session.close(), idleMs);
+      idleTimer = setTimeout(() => {
+        mark("idle");
+        session.close();
+      }, idleMs);
       idleTimer.unref();
     };
     armIdle();
@@ -436,6 +476,7 @@ export class HboneServer extends EventEmitter {
                   `rapid reset: more than ${rr.maxResets} streams cancelled within ${rr.windowMs} ms; connection closed`,
                 ),
               );
+              mark("rapid-reset", { goawayCode: RST_ENHANCE_YOUR_CALM });
               session.goaway(RST_ENHANCE_YOUR_CALM);
               session.destroy();
               return;
@@ -448,6 +489,25 @@ export class HboneServer extends EventEmitter {
     session.once("close", () => {
       stopPing();
       if (idleTimer) clearTimeout(idleTimer);
+      mark("reset");
+      const hook = opts.hooks?.onConnectionEnd;
+      if (hook && end) {
+        try {
+          hook({
+            role: "server",
+            ...end,
+            durationMs: Date.now() - started,
+            peerIdentity: ctx.peerIdentity,
+            localIdentity: ctx.localIdentity,
+            localAddress: ctx.localAddress,
+            localPort: ctx.localPort,
+            remoteAddress: ctx.remoteAddress,
+            remotePort: ctx.remotePort,
+          });
+        } catch {
+          // hooks never break the server
+        }
+      }
       this.#sessions.delete(session);
       if (this.#closing && this.#sessions.size === 0) this.emit("drained");
     });
@@ -654,7 +714,11 @@ export class HboneServer extends EventEmitter {
 
   /** Sends GOAWAY on every open connection (they finish their tunnels); keeps listening. */
   drain(): void {
-    for (const s of this.#sessions) if (!s.closed && !s.destroyed) s.close();
+    for (const s of this.#sessions) {
+      if (s.closed || s.destroyed) continue;
+      this.#markEnd.get(s)?.("closed");
+      s.close();
+    }
   }
 
   /**
@@ -679,26 +743,56 @@ export class HboneServer extends EventEmitter {
       });
     }
     this.#abort.abort();
-    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sessions) {
+      this.#markEnd.get(s)?.("destroyed");
+      s.destroy();
+    }
     for (const s of this.#sockets) s.destroy();
     await listening;
   }
 }
 
+/** How long a side whose peer has gone may take to flush what was already written to it. */
+const LINGER_MS = 5_000;
+
+function whenClosed(s: Duplex, fn: () => void): void {
+  if (s.closed) queueMicrotask(fn);
+  else s.once("close", fn);
+}
+
+/**
+ * `gone` has closed: release `other` too, so nothing stays half-open. After an abort (error, reset,
+ * destroy) at once; after a clean close `other` gets END_STREAM/FIN and, if it is still sending to
+ * a side that can no longer take it, is destroyed once that is flushed (at most LINGER_MS).
+ */
+function release(gone: Duplex, other: Duplex): void {
+  if (other.destroyed) return;
+  if (gone.errored || !gone.readableEnded) {
+    other.destroy();
+    return;
+  }
+  if (!other.writableEnded) other.end();
+  if (other.readableEnded) return;
+  if (other.writableFinished) {
+    other.destroy();
+    return;
+  }
+  const t = setTimeout(() => other.destroy(), LINGER_MS);
+  t.unref();
+  other.once("finish", () => other.destroy());
+  other.once("close", () => clearTimeout(t));
+}
+
 /**
  * Pipes a tunnel and a TCP socket both ways with half-close: END_STREAM → FIN and FIN → END_STREAM;
- * an error on either side tears down both (the tunnel with CANCEL).
+ * an error on either side tears down both (the tunnel with CANCEL); once either side has closed the
+ * other is released as well (see `release`), also when it closed before this was called.
  */
 export function pipeHalfClose(tunnel: HboneStream, socket: net.Socket): void {
+  socket.on("error", () => tunnel.destroy());
+  tunnel.on("error", () => socket.destroy());
   tunnel.pipe(socket);
   socket.pipe(tunnel);
-  socket.once("error", () => tunnel.destroy());
-  tunnel.once("error", () => socket.destroy());
-  socket.once("close", (hadError) => {
-    if (hadError) tunnel.destroy();
-  });
-  tunnel.once("close", () => {
-    if (!socket.writableFinished) socket.end();
-    if (tunnel.errored) socket.destroy();
-  });
+  whenClosed(socket, () => release(socket, tunnel));
+  whenClosed(tunnel, () => release(tunnel, socket));
 }

@@ -36,6 +36,7 @@ export const MAX_SESSION_MEMORY_MB = 256;
 export function h2Settings(
   maxHeaderListSize: number,
   maxConcurrentStreams?: number,
+  streamWindowSize: number = STREAM_WINDOW_SIZE,
 ): {
   enablePush: boolean;
   initialWindowSize: number;
@@ -45,7 +46,7 @@ export function h2Settings(
 } {
   return {
     enablePush: false,
-    initialWindowSize: STREAM_WINDOW_SIZE,
+    initialWindowSize: streamWindowSize,
     maxFrameSize: MAX_FRAME_SIZE,
     maxHeaderListSize,
     ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),

@@ -34,6 +34,43 @@ export interface TunnelSummary {
   error?: HboneError;
 }
 
+/** Why an HBONE (HTTP/2) connection ended. */
+export type ConnectionEndReason =
+  /** The peer sent GOAWAY (it is draining or refused us). */
+  | "goaway"
+  /** A PING went unanswered for the keepalive timeout. */
+  | "keepalive-timeout"
+  /** No streams for the idle timeout (server) or the pool's release timeout. */
+  | "idle"
+  /** Rapid-reset defence: GOAWAY(ENHANCE_YOUR_CALM). */
+  | "rapid-reset"
+  /** We closed it gracefully (drain, pool close, server close). */
+  | "closed"
+  /** We tore it down (destroy). */
+  | "destroyed"
+  /** The peer closed or reset the TCP connection without GOAWAY. */
+  | "reset"
+  /** A session or socket error. */
+  | "error";
+
+/** A connection-level end, passed to `onConnectionEnd`. */
+export interface ConnectionEnd {
+  role: "client" | "server";
+  reason: ConnectionEndReason;
+  /** Streams (tunnels) that were open when the end began; they end with the connection. */
+  streams: number;
+  durationMs: number;
+  peerIdentity: string;
+  localIdentity: string;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** The GOAWAY error code, when a GOAWAY was involved. */
+  goawayCode?: number;
+  error?: HboneError;
+}
+
 /**
  * Hook points a telemetry recorder plugs into (hbone does not depend on telemetry). Hooks must be
  * cheap and must not throw; an exception from a hook is swallowed.
@@ -42,6 +79,8 @@ export interface HboneHooks {
   onConnect?(info: TunnelInfo): void;
   onBytes?(info: TunnelInfo, direction: ByteDirection, bytes: number): void;
   onClose?(info: TunnelInfo, summary: TunnelSummary): void;
+  /** Once per HBONE connection, when it has closed (GOAWAY, keepalive timeout, reset, …). */
+  onConnectionEnd?(end: ConnectionEnd): void;
 }
 
 function safe(fn: () => void): void {
