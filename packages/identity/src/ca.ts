@@ -29,6 +29,7 @@ import { fromBER, RawData } from "asn1js";
 import { type CertificateSigningRequest, createCsr, parseCsr } from "./csr.js";
 import { IdentityError } from "./errors.js";
 import {
+  bufferSource,
   exportPrivateKeyPem,
   generateKeyPair,
   importPrivateKeyPem,
@@ -473,7 +474,7 @@ export class CertificateAuthority {
     let signature: Uint8Array;
     try {
       const raw = new Uint8Array(
-        await globalThis.crypto.subtle.sign(t.signing, p.key.privateKey, tbs),
+        await globalThis.crypto.subtle.sign(t.signing, p.key.privateKey, bufferSource(tbs)),
       );
       signature = t.signing.name === "ECDSA" ? ecdsaRawToDer(raw) : raw;
     } catch (cause) {
@@ -804,7 +805,7 @@ function parseCerts(text: string, file: string): X509Certificate[] {
   }
   return ders.map((der) => {
     try {
-      return new X509Certificate(der);
+      return new X509Certificate(bufferSource(der));
     } catch (cause) {
       throw caConfigError(
         `failed to parse a certificate in ${file}: ${(cause as Error).message}`,

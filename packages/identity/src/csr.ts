@@ -6,7 +6,7 @@ import { RSAPublicKey } from "@peculiar/asn1-rsa";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Extensions, SubjectAlternativeName } from "@peculiar/asn1-x509";
 import { IdentityError } from "./errors.js";
-import { type KeyPair, parseDer, signingAlgorithm } from "./keys.js";
+import { bufferSource, type KeyPair, parseDer, signingAlgorithm } from "./keys.js";
 import { decodePemCsr, encodePem } from "./pem.js";
 import { parseSpiffeId, type SpiffeId } from "./spiffe-id.js";
 import {
@@ -101,7 +101,7 @@ export async function parseCsr(input: string | Uint8Array): Promise<CertificateS
     valid = await globalThis.crypto.subtle.verify(
       sig.hash === undefined ? { name: sig.name } : { name: sig.name, hash: sig.hash },
       publicKey,
-      signature,
+      bufferSource(signature),
       infoDer,
     );
   } catch (cause) {

@@ -193,7 +193,7 @@ export async function importPrivateKeyDer(
   try {
     // Always import extractable first: WebCrypto cannot derive the public key from a private
     // CryptoKey, so we go through JWK once and re-import non-extractable if asked.
-    privateKey = await subtle().importKey("pkcs8", pkcs8, s.importParams, true, ["sign"]);
+    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, true, ["sign"]);
   } catch (cause) {
     throw keyError(`cannot import the ${guess} private key: ${(cause as Error).message}`, cause);
   }
@@ -233,7 +233,7 @@ export async function importPrivateKeyDer(
     );
   }
   if (options.extractable === false) {
-    privateKey = await subtle().importKey("pkcs8", pkcs8, s.importParams, false, ["sign"]);
+    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, false, ["sign"]);
   }
   return { algorithm, privateKey, publicKey };
 }
@@ -322,6 +322,15 @@ const CURVE_NAMES: Record<string, string> = {
   "1.3.132.0.35": "P-521",
   "1.3.132.0.10": "secp256k1",
 };
+
+/**
+ * The same bytes typed as WebCrypto's `BufferSource` wants them (an ArrayBuffer-backed view). Every
+ * buffer passed here comes from a decoder or a Uint8Array we made, never a SharedArrayBuffer.
+ * @internal shared by csr.ts, ca.ts and verify.ts
+ */
+export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes as Uint8Array<ArrayBuffer>;
+}
 
 /**
  * Parses DER `der` as the ASN.1 type `target`; any failure of the parser (truncated or corrupted

@@ -6,7 +6,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
 import type { TrustBundleSource } from "./bundle.js";
 import { IdentityError } from "./errors.js";
-import { parseDer } from "./keys.js";
+import { bufferSource, parseDer } from "./keys.js";
 import type { SpiffeId } from "./spiffe-id.js";
 import {
   type CertificateFacts,
@@ -153,18 +153,23 @@ function fastVerify(child: X509Certificate, key: WebCryptoKey): Promise<boolean>
       const size = CURVE_BYTES[(key.algorithm as { namedCurve?: string }).namedCurve ?? ""];
       const raw = size === undefined ? undefined : ecdsaRaw(parts.signature, size);
       if (raw === undefined || alg.hash === undefined) return undefined;
-      return subtle.verify({ name: "ECDSA", hash: alg.hash } as EcdsaParams, key, raw, parts.tbs);
+      return subtle.verify(
+        { name: "ECDSA", hash: alg.hash } as EcdsaParams,
+        key,
+        bufferSource(raw),
+        bufferSource(parts.tbs),
+      );
     }
     case "RSASSA-PKCS1-v1_5":
     case "Ed25519":
-      return subtle.verify({ name: alg.name }, key, parts.signature, parts.tbs);
+      return subtle.verify({ name: alg.name }, key, bufferSource(parts.signature), bufferSource(parts.tbs));
     case "RSA-PSS":
       if (alg.saltLength === undefined) return undefined;
       return subtle.verify(
         { name: "RSA-PSS", saltLength: alg.saltLength },
         key,
-        parts.signature,
-        parts.tbs,
+        bufferSource(parts.signature),
+        bufferSource(parts.tbs),
       );
     default:
       return undefined;
