@@ -306,7 +306,11 @@ export class CompiledPolicies {
     return [...new Set(parts.flat())].sort(byKey);
   }
 
-  /** Decides one connection/request at the input's enforcement point. Never throws for a decision. */
+  /**
+   * Decides one connection/request at the input's enforcement point. The only throw is an
+   * AuthzError (ERR_AUTHZ_INVALID_INPUT) for something that is not a DecisionInput, e.g. an address
+   * that does not parse; a request Envoy would refuse is a deny (`implicit:invalid-request`).
+   */
   decide(input: DecisionInput): Decision {
     const addrs = assertDecisionInput(input);
     return input.enforcement === "ztunnel"
@@ -587,7 +591,10 @@ export class CompiledPolicies {
   }
 }
 
-/** Compiles parsed policies for a mesh into an index; reuse it for many decisions. */
+/**
+ * Compiles parsed policies for a mesh into an index; reuse it for many decisions. AuthzError
+ * (ERR_AUTHZ_INVALID_RESOURCE / ERR_AUTHZ_INVALID_INPUT) if a policy or the mesh is malformed.
+ */
 export function compilePolicies(
   resources: readonly PolicyResource[],
   mesh: MeshSettings,

@@ -208,6 +208,28 @@ spec:
   );
 });
 
+describe("ambientkit authz convert: unparsable values are named, and the DENY still denies", () => {
+  it("a DENY with ipBlocks 10.0.0.0/33 becomes a match-everything entry with a note", async () => {
+    const f = file(
+      "deny-bad-cidr.yaml",
+      `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-bad, namespace: foo}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {ipBlocks: [10.0.0.0/33]}}]
+`,
+    );
+    const r = await runCli(["authz", "convert", "--policies", f]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '# foo/deny-bad: rule 0 from.source.ipBlocks "10.0.0.0/33" does not parse: read as matching every connection (fail closed)',
+    );
+    expect(r.stdout).toContain("0.0.0.0/0");
+  });
+});
+
 describe("ambientkit authz test: a case file that tests nothing is an error", () => {
   it.each([
     ["an empty file", ""],

@@ -404,6 +404,15 @@ async function runConvert(
       notes.push(
         `${p.namespace}/${p.name}: not sent to ztunnel (${c.ignored[0]?.reason ?? "targetRefs"})`,
       );
+    // istiod would drop these silently; say what the output does with them instead.
+    for (const u of c.unparsable ?? [])
+      notes.push(
+        `${p.namespace}/${p.name}: rule ${u.rule} ${u.attribute} ${JSON.stringify(u.value)} does not parse: ${
+          c.authorization?.action === "Deny"
+            ? "read as matching every connection (fail closed)"
+            : "the ALLOW rule is dropped (fail closed)"
+        }`,
+      );
   }
   const pas = loaded.policies.filter((p) => p.kind === "PeerAuthentication");
   for (const a of convertPeerAuthentications(pas, o.rootNamespace))
