@@ -97,6 +97,13 @@ describe("public entry points with random arguments", () => {
       (a) => authz.ztunnelAuthorizationMatches(a[0] as never, a[1] as never),
     ],
     ["CompiledPolicies#decide", (a) => compilePolicies([], MESH).decide(a[0] as never)],
+    [
+      "CompiledZtunnelAuthorization#firstMatch",
+      (a) =>
+        authz
+          .compileZtunnelAuthorization(authz.staticStrictAuthorization("istio-system"))
+          .firstMatch(a[0] as never),
+    ],
     ["CompiledPolicies#applicable", (a) => compilePolicies([], MESH).applicable(a[0] as never)],
   ];
 

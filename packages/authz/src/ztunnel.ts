@@ -705,6 +705,19 @@ export function prepareZtunnelConnection(conn: ZtunnelConnection): PreparedConne
   return c;
 }
 
+function isPreparedShape(c: unknown): c is PreparedConnection {
+  const p = c as PreparedConnection | null;
+  return (
+    typeof p === "object" &&
+    p !== null &&
+    typeof p.src?.value === "bigint" &&
+    typeof p.dst?.value === "bigint" &&
+    typeof p.port === "number" &&
+    typeof p.id === "string" &&
+    typeof p.ns === "string"
+  );
+}
+
 const ALWAYS: Pred<PreparedConnection> = () => true;
 const NEVER: Pred<PreparedConnection> = () => false;
 
@@ -802,8 +815,8 @@ function compileMatch(m: ZtunnelMatch, deny: boolean): CompiledMatch {
 /** A ztunnel Authorization compiled for fast matching. */
 export interface CompiledZtunnelAuthorization {
   readonly authorization: ZtunnelAuthorization;
-  /** Index of the first matching rule, or -1. */
-  firstMatch(conn: PreparedConnection): number;
+  /** Index of the first matching rule, or -1. Takes a prepared or a plain ZtunnelConnection. */
+  firstMatch(conn: PreparedConnection | ZtunnelConnection): number;
 }
 
 const compiledAuthorizations = new WeakSet<object>();
@@ -825,7 +838,11 @@ export function compileChecked(a: ZtunnelAuthorization): CompiledZtunnelAuthoriz
   );
   const compiled: CompiledZtunnelAuthorization = {
     authorization: a,
-    firstMatch(conn) {
+    firstMatch(input) {
+      // A public method: anything but a prepared connection is checked (and prepared) first.
+      const conn = isPreparedShape(input)
+        ? input
+        : prepareZtunnelConnection(input as unknown as ZtunnelConnection);
       for (let r = 0; r < rules.length; r++) {
         const clauses = rules[r] ?? [];
         let ok = true;
