@@ -22,8 +22,10 @@ export type {
 } from "./validate/types.js";
 export { validate } from "./validate/validate.js";
 export {
+  decodeYamlBytes,
   loadYamlDocuments,
   validateYaml,
+  validateYamlDocuments,
   type YamlValidationResult,
 } from "./validate/yaml.js";
 /**

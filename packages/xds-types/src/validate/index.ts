@@ -13,4 +13,10 @@ export type {
   ValidationResult,
 } from "./types.js";
 export { validate } from "./validate.js";
-export { loadYamlDocuments, validateYaml, type YamlValidationResult } from "./yaml.js";
+export {
+  decodeYamlBytes,
+  loadYamlDocuments,
+  validateYaml,
+  validateYamlDocuments,
+  type YamlValidationResult,
+} from "./yaml.js";

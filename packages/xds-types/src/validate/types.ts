@@ -7,6 +7,9 @@ export type Severity = "error" | "warning";
  */
 export type IssueCode =
   | "yaml/syntax"
+  | "yaml/encoding"
+  | "document/too-deep"
+  | "document/too-large"
   | "document/not-object"
   | "document/missing-type"
   | "kind/unknown"

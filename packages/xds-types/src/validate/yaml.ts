@@ -6,16 +6,17 @@ import {
   isPair,
   isScalar,
   isSeq,
-  LineCounter,
   type Node,
-  parseAllDocuments,
+  type Pair,
   Scalar,
   visit,
+  type YAMLMap,
 } from "yaml";
 import type { InternalIssue } from "./metadata.js";
 import type { PathSeg } from "./structural.js";
 import type { DocumentResult, ValidateOptions, ValidationIssue } from "./types.js";
 import { validateInternal } from "./validate.js";
+import { LinePositions, readYamlStream, type StreamDocument } from "./yaml-stream.js";
 
 /** The result of validating a YAML/JSON text. */
 export interface YamlValidationResult {
@@ -25,15 +26,33 @@ export interface YamlValidationResult {
   documents: DocumentResult[];
 }
 
+// Maps with many keys get an index, so that N issues in one map cost N lookups, not N².
+const keyIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function findPair(map: YAMLMap, key: string): Pair | undefined {
+  if (map.items.length <= 16) {
+    return map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);
+  }
+  let index = keyIndex.get(map);
+  if (index === undefined) {
+    index = new Map();
+    for (const p of map.items) {
+      // The first pair with a key wins, as with find() above.
+      if (isPair(p) && isScalar(p.key) && !index.has(String(p.key.value)))
+        index.set(String(p.key.value), p);
+    }
+    keyIndex.set(map, index);
+  }
+  return index.get(key);
+}
+
 /** Offset of the node (or map key) at `segs`; falls back to the deepest node that exists. */
 function locate(root: Node | null | undefined, segs: readonly PathSeg[]): number | undefined {
   let node: unknown = root;
   let best: number | undefined = (root as Node | null | undefined)?.range?.[0];
   for (const seg of segs) {
     if (isMap(node)) {
-      const pair = node.items.find(
-        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg),
-      );
+      const pair = findPair(node, String(seg));
       if (pair === undefined) return best;
       const keyStart = (pair.key as Node | null)?.range?.[0];
       if (keyStart !== undefined) best = keyStart;
@@ -57,8 +76,10 @@ const FLOW_COLON = /\S:[\],]/;
  * reads it as a one-key map `{"001:db8:": null}` because of the trailing `:`. Istio's own examples rely
  * on go-yaml here, so such items (a single key with no value and no whitespace) become strings.
  */
-function goYamlFlowScalars(doc: Document, text: string): void {
-  if (!FLOW_COLON.test(text)) return; // no `x:]` or `x:,` anywhere: nothing to fix
+function goYamlFlowScalars(doc: Document.Parsed, text: string): void {
+  // Only this document's own text: testing the whole stream for every document was quadratic.
+  const range = doc.range;
+  if (!FLOW_COLON.test(text.slice(range[0], range[2]))) return; // no `x:]` or `x:,`: nothing to fix
   visit(doc, {
     Seq(_key, seq) {
       if (!seq.flow) return;
@@ -81,70 +102,175 @@ function goYamlFlowScalars(doc: Document, text: string): void {
 
 /**
  * Every document of a YAML/JSON stream as plain values, read the way {@link validateYaml} reads them
- * (empty documents included as null, so indexes match the stream). Throws on syntax errors.
+ * (empty documents included as null, so indexes match the stream). Throws on syntax errors and on
+ * documents {@link validateYaml} would refuse to read (too deep, too large).
  */
 export function loadYamlDocuments(text: string): unknown[] {
-  return parseAllDocuments(text, { uniqueKeys: true, merge: true }).map((doc) => {
-    if (doc.errors.length > 0) throw doc.errors[0];
-    goYamlFlowScalars(doc, text);
-    return doc.toJS({ maxAliasCount: 1000 });
-  });
+  const out: unknown[] = [];
+  for (const d of readYamlStream(text)) {
+    if (d.problem !== undefined) {
+      const pos = new LinePositions(text).at(d.problem.offset);
+      throw new SyntaxError(`${d.problem.message} (line ${pos.line}, column ${pos.col})`);
+    }
+    if (d.doc.errors.length > 0) throw d.doc.errors[0];
+    goYamlFlowScalars(d.doc, text);
+    out.push(d.doc.toJS({ maxAliasCount: 1000 }));
+  }
+  return out;
+}
+
+/** Where a byte sequence stops being UTF-8: its offset, or -1 when it is all UTF-8. */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  const n = bytes.length;
+  let i = 0;
+  while (i < n) {
+    const b = bytes[i] as number;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // Lead byte → sequence length and the allowed range of the second byte (Unicode table 3-7):
+    // no overlong forms, no surrogates, nothing above U+10FFFF.
+    let len: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) len = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      len = 3;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      len = 4;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    if (i + len > n) return i;
+    const b1 = bytes[i + 1] as number;
+    if (b1 < lo || b1 > hi) return i;
+    for (let k = 2; k < len; k++) {
+      const c = bytes[i + k] as number;
+      if (c < 0x80 || c > 0xbf) return i;
+    }
+    i += len;
+  }
+  return -1;
+}
+
+// In every runtime this package targets (browsers, Node, Deno, workers), but not in the es2023 lib.
+const { TextDecoder: Decoder } = globalThis as unknown as {
+  TextDecoder: new (
+    label?: string,
+    options?: { fatal?: boolean; ignoreBOM?: boolean },
+  ) => { decode(bytes: Uint8Array): string };
+};
+const utf8 = new Decoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes UTF-8 input strictly. Invalid bytes are not replaced by U+FFFD (which would validate
+ * something other than the file): they come back as a `yaml/encoding` issue at the first bad byte.
+ */
+export function decodeYamlBytes(
+  bytes: Uint8Array,
+): { text: string; issue?: undefined } | { text?: undefined; issue: ValidationIssue } {
+  try {
+    return { text: utf8.decode(bytes) };
+  } catch {
+    const at = Math.max(0, firstInvalidUtf8(bytes));
+    let lineStart = at;
+    while (lineStart > 0 && bytes[lineStart - 1] !== 0x0a) lineStart--;
+    let line = 1;
+    for (let i = 0; i < lineStart; i++) if (bytes[i] === 0x0a) line++;
+    // Columns count characters as the rest of the validator does (UTF-16 code units).
+    const column = new Decoder().decode(bytes.subarray(lineStart, at)).length + 1;
+    const shown = Array.from(
+      bytes.subarray(at, Math.min(at + 4, bytes.length)),
+      (b) => `0x${b.toString(16).toUpperCase().padStart(2, "0")}`,
+    ).join(" ");
+    return {
+      issue: {
+        code: "yaml/encoding",
+        severity: "error",
+        path: "",
+        message: `invalid UTF-8 at byte ${at} (${shown}…): YAML and JSON manifests must be UTF-8; the file was not validated`,
+        line,
+        column,
+      },
+    };
+  }
+}
+
+function syntaxResult(index: number, line: number, issue: ValidationIssue): DocumentResult {
+  return { index, line, valid: false, skipped: false, issues: [issue] };
 }
 
 /**
- * Validates every document of a YAML (1.2) or JSON text. Never throws: syntax errors become a
- * `yaml/syntax` issue at their position, and the document they are in is reported invalid.
+ * Validates the documents of a YAML (1.2) or JSON stream one at a time, yielding each document's
+ * result as soon as it is known: nothing of a document is kept once the caller moves on, so memory
+ * does not grow with the stream. Never throws; see {@link validateYaml}. Bytes are decoded as
+ * UTF-8 strictly (see {@link decodeYamlBytes}).
  */
-export function validateYaml(text: string, options: ValidateOptions = {}): YamlValidationResult {
-  const lineCounter = new LineCounter();
-  const documents: DocumentResult[] = [];
-  let parsed: ReturnType<typeof parseAllDocuments>;
-  try {
-    // merge: `<<` merge keys, which go-yaml (kubectl) honours; uniqueKeys: duplicate keys are errors.
-    parsed = parseAllDocuments(text, {
-      lineCounter,
-      prettyErrors: false,
-      uniqueKeys: true,
-      merge: true,
-    });
-  } catch (error) {
-    const issue: ValidationIssue = {
-      code: "yaml/syntax",
-      severity: "error",
-      path: "",
-      message: `cannot parse YAML: ${error instanceof Error ? error.message : String(error)}`,
-      line: 1,
-      column: 1,
-    };
-    return {
-      valid: false,
-      documents: [{ index: 0, line: 1, valid: false, skipped: false, issues: [issue] }],
-    };
+export function* validateYamlDocuments(
+  input: string | Uint8Array,
+  options: ValidateOptions = {},
+): Generator<DocumentResult, void, undefined> {
+  let text: string;
+  if (typeof input === "string") text = input;
+  else {
+    const decoded = decodeYamlBytes(input);
+    if (decoded.issue !== undefined) {
+      yield syntaxResult(0, decoded.issue.line ?? 1, decoded.issue);
+      return;
+    }
+    text = decoded.text;
   }
-  const docs = Array.isArray(parsed) ? parsed : [];
+  const lines = new LinePositions(text);
   let index = 0;
-  for (const doc of docs) {
-    const start = doc.contents?.range?.[0] ?? doc.range?.[0] ?? 0;
-    const startPos = lineCounter.linePos(start);
+  const stream = readYamlStream(text);
+  for (;;) {
+    let next: IteratorResult<StreamDocument, void>;
+    try {
+      next = stream.next();
+    } catch (error) {
+      // Not expected (the parser reports errors as tokens); a bug must not look like "valid".
+      yield syntaxResult(index, 1, {
+        code: "yaml/syntax",
+        severity: "error",
+        path: "",
+        message: `cannot parse YAML: ${error instanceof Error ? error.message : String(error)}`,
+        line: 1,
+        column: 1,
+      });
+      return;
+    }
+    if (next.done === true) return;
+    const d = next.value;
+    if (d.problem !== undefined) {
+      const startLine = lines.at(d.start).line;
+      const pos = lines.at(d.problem.offset);
+      yield syntaxResult(index++, startLine, {
+        code: d.problem.code,
+        severity: "error",
+        path: "",
+        message: d.problem.message,
+        line: pos.line,
+        column: pos.col,
+      });
+      continue;
+    }
+    const doc = d.doc;
+    const start = d.start;
     if (doc.errors.length > 0) {
       const e = doc.errors[0];
-      const pos = e?.linePos?.[0] ?? lineCounter.linePos(e?.pos[0] ?? start);
+      const pos = lines.at(e?.pos[0] ?? start);
+      const startLine = lines.at(start).line;
       const message = (e?.message ?? "syntax error").split("\n")[0] ?? "syntax error";
-      documents.push({
-        index: index++,
-        line: startPos.line,
-        valid: false,
-        skipped: false,
-        issues: [
-          {
-            code: "yaml/syntax",
-            severity: "error",
-            path: "",
-            message: `YAML syntax error: ${message}`,
-            line: pos.line,
-            column: pos.col,
-          },
-        ],
+      yield syntaxResult(index++, startLine, {
+        code: "yaml/syntax",
+        severity: "error",
+        path: "",
+        message: `YAML syntax error: ${message}`,
+        line: pos.line,
+        column: pos.col,
       });
       continue;
     }
@@ -154,21 +280,14 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
       goYamlFlowScalars(doc, text);
       value = doc.toJS({ maxAliasCount: 1000 });
     } catch (error) {
-      documents.push({
-        index: index++,
-        line: startPos.line,
-        valid: false,
-        skipped: false,
-        issues: [
-          {
-            code: "yaml/syntax",
-            severity: "error",
-            path: "",
-            message: `YAML error: ${error instanceof Error ? error.message : String(error)}`,
-            line: startPos.line,
-            column: startPos.col,
-          },
-        ],
+      const pos = lines.at(start);
+      yield syntaxResult(index++, pos.line, {
+        code: "yaml/syntax",
+        severity: "error",
+        path: "",
+        message: `YAML error: ${error instanceof Error ? error.message : String(error)}`,
+        line: pos.line,
+        column: pos.col,
       });
       continue;
     }
@@ -185,14 +304,35 @@ export function validateYaml(text: string, options: ValidateOptions = {}): YamlV
       : [[value, []]];
     for (const [item, prefix] of items) {
       const r = validateInternal(item, options);
-      const issues = r.issues.map(({ segs, ...issue }: InternalIssue) => {
-        const offset = locate(doc.contents, [...prefix, ...(segs ?? [])]) ?? start;
-        const pos = lineCounter.linePos(offset);
+      // Offsets first, then positions in increasing order: one forward pass over the text.
+      const offsets = r.issues.map(
+        (i: InternalIssue) => locate(doc.contents, [...prefix, ...(i.segs ?? [])]) ?? start,
+      );
+      const itemOffset = locate(doc.contents, prefix) ?? start;
+      const positions = new Map<number, { line: number; col: number }>();
+      for (const o of [itemOffset, ...offsets].sort((a, b) => a - b))
+        if (!positions.has(o)) positions.set(o, lines.at(o));
+      const issues = r.issues.map(({ segs: _segs, ...issue }: InternalIssue, n) => {
+        const pos = positions.get(offsets[n] as number) as { line: number; col: number };
         return { ...issue, line: pos.line, column: pos.col };
       });
-      const itemLine = lineCounter.linePos(locate(doc.contents, prefix) ?? start).line;
-      documents.push({ ...r, index: index++, line: itemLine, issues });
+      const itemLine = (positions.get(itemOffset) as { line: number }).line;
+      yield { ...r, index: index++, line: itemLine, issues };
     }
   }
+}
+
+/**
+ * Validates every document of a YAML (1.2) or JSON text. Never throws: syntax errors become a
+ * `yaml/syntax` issue at their position, and the document they are in is reported invalid; a
+ * document nested deeper than 128 levels (`document/too-deep`) or longer than 3 MiB
+ * (`document/too-large`) is reported and not validated. Bytes are decoded as UTF-8 strictly
+ * (`yaml/encoding`). For large streams, {@link validateYamlDocuments} yields results one at a time.
+ */
+export function validateYaml(
+  input: string | Uint8Array,
+  options: ValidateOptions = {},
+): YamlValidationResult {
+  const documents = Array.from(validateYamlDocuments(input, options));
   return { valid: documents.every((d) => d.valid), documents };
 }
