@@ -354,4 +354,24 @@ describe("parseLocalXds: rejections", () => {
       path: "workloads",
     });
   });
+
+  it("reports nesting deeper than 128 levels with its position instead of overflowing the stack", () => {
+    const deep = `workloads:\n- uid: x\n  extra: ${"[".repeat(10_000)}${"]".repeat(10_000)}\n`;
+    const issues = issuesOf(deep);
+    expect(issues).toHaveLength(1);
+    // root map, workloads, the workload: the 126th bracket is level 129.
+    expect(issues[0]).toMatchObject({ code: "yaml/syntax", line: 3, column: 10 + 125 });
+    expect(issues[0]?.message).toMatch(/^nesting deeper than 128 levels/);
+    // Within the limit the document is read as usual (here: an unknown field, missing fields).
+    const ok = issuesOf(`workloads:\n- uid: x\n  extra: ${"[".repeat(125)}${"]".repeat(125)}\n`);
+    expect(ok[0]).toMatchObject({ code: "unknown-field", path: "workloads[0].extra" });
+    expect(ok.map((i) => i.code)).not.toContain("yaml/syntax");
+  });
+
+  it("reports a second document as an error, as before", () => {
+    expect(issuesOf("workloads: []\n---\nservices: []\n")[0]).toMatchObject({
+      code: "yaml/syntax",
+      line: 2,
+    });
+  });
 });

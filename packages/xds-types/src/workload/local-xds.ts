@@ -9,6 +9,7 @@
 // parse → serialize → parse gives an equal config.
 
 import {
+  Composer,
   type Document,
   isAlias,
   isMap,
@@ -16,10 +17,12 @@ import {
   isSeq,
   LineCounter,
   type Node,
-  parseDocument,
+  Parser,
   stringify,
   type YAMLMap,
+  YAMLParseError,
 } from "yaml";
+import { checkTree } from "../validate/yaml-stream.js";
 import {
   type Authorization,
   RBAC_ACTIONS,
@@ -813,12 +816,45 @@ function readPolicy(r: Reader, node: N, path: string): Authorization | Bad {
 export function parseLocalXds(text: string): LocalXdsParseResult {
   const lc = new LineCounter();
   const r = new Reader(lc);
-  let doc: ReturnType<typeof parseDocument>;
+  let doc: Document.Parsed | undefined;
   try {
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+    const tokens = Array.from(new Parser(lc.addNewLine).parse(text));
+    // The composer recurses once per level: nesting deeper than serde_yaml's (ztunnel's) limit
+    // is reported here, before it could exhaust the stack.
+    for (const token of tokens) {
+      const problem = token.type === "document" ? checkTree(token).problem : undefined;
+      if (problem === undefined) continue;
+      const p = lc.linePos(problem.offset);
+      r.issues.push({
+        code: "yaml/syntax",
+        severity: "error",
+        path: "",
+        message: problem.message,
+        line: p.line,
+        column: p.col,
+      });
+      return { ok: false, issues: r.issues };
+    }
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: true });
+    for (const d of composer.compose(tokens, true, text.length)) {
+      if (doc === undefined) doc = d;
+      else {
+        doc.errors.push(
+          new YAMLParseError(
+            [d.range[0], d.range[1]],
+            "MULTIPLE_DOCS",
+            "Source contains multiple documents; LOCAL_XDS is one document",
+          ),
+        );
+        break;
+      }
+    }
   } catch (cause) {
     r.issue("yaml/syntax", "", `the file is not YAML: ${(cause as Error).message}`);
     return { ok: false, issues: r.issues };
+  }
+  if (doc === undefined) {
+    return { ok: true, config: { workloads: [], policies: [], services: [] }, issues: [] };
   }
   for (const e of doc.errors) {
     const p = lc.linePos(e.pos[0]);
