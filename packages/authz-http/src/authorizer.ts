@@ -1,0 +1,305 @@
+// The decision core every adapter calls: facts → identity → one decision against the set in force,
+// fail-closed. Any error on the way (no policy set yet, a malformed attribute, an engine error, a
+// JWT verifier that throws) is a deny with a log line, never an allow.
+import type {
+  CustomProviderDecision,
+  Decision,
+  DecisionInput,
+  DryRunResult,
+  IgnoredAttribute,
+  ZtunnelRbacResult,
+} from "@ambientkit/authz";
+import { evaluateZtunnelAuthorizations } from "@ambientkit/authz";
+import { type AuthzHttpMetrics, type DecisionLogOptions, logDecision } from "./decision-log.js";
+import { AuthzHttpError } from "./errors.js";
+import {
+  type CallerIdentity,
+  createIdentityResolver,
+  type IdentityOptions,
+  type IdentityResolver,
+} from "./identity.js";
+import {
+  type AppTarget,
+  PolicyHolder,
+  type PolicySet,
+  type PolicySetEvent,
+  type PolicySource,
+} from "./policy-set.js";
+import { formatSourceIssue } from "./policy-yaml.js";
+import {
+  DENY_BODY,
+  DENY_STATUS,
+  INVALID_JWT_BODY,
+  INVALID_JWT_STATUS,
+  type RequestFacts,
+} from "./request.js";
+
+/** Operational log lines (a broken policy file, an error-deny). Default: console. */
+export interface AuthzLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface AuthorizerOptions {
+  readonly app: AppTarget;
+  /** Where policies come from; the set is served once every source delivered good content. */
+  readonly sources: readonly PolicySource[];
+  readonly identity?: IdentityOptions;
+  /** `dry-run`: decide and log, let every request through (`enforced: false`). Default `enforce`. */
+  readonly mode?: "enforce" | "dry-run";
+  /** CUSTOM providers' answers (ext_authz stand-in); a provider without an answer denies. */
+  readonly customProviders?:
+    | Readonly<Record<string, CustomProviderDecision>>
+    | ((provider: string, policy: string) => CustomProviderDecision | undefined);
+  /** The port policies see (`ports`, `destination.port`); default the socket's local port. */
+  readonly destinationPort?: number;
+  readonly decisionLog?: DecisionLogOptions;
+  readonly metrics?: AuthzHttpMetrics;
+  readonly logger?: AuthzLogger;
+}
+
+/** The decision attached to the request for handlers to read. */
+export interface AppDecision {
+  /** What the middleware does: false = refuse. In dry-run mode always true. */
+  readonly allowed: boolean;
+  /** What the policies say. */
+  readonly decision: "allow" | "deny";
+  readonly enforced: boolean;
+  /** `ns/name`, `custom:<provider>`, `implicit:*`, `ztunnel:<ns/name>|implicit:*`, or `error:<code>`. */
+  readonly decidedBy: string;
+  readonly rule?: number;
+  /** HTTP status of a refusal (403 RBAC, 401 invalid JWT). */
+  readonly status: number;
+  readonly body: string;
+  readonly dryRun: readonly DryRunResult[];
+  readonly ignored: readonly IgnoredAttribute[];
+  readonly identity: CallerIdentity;
+  /** The waypoint-semantics decision, when one was taken. */
+  readonly policy?: Decision;
+  /** ztunnel Authorization (L4) result, when such policies apply. */
+  readonly ztunnel?: ZtunnelRbacResult;
+  readonly policyRevision: string | null;
+  readonly request: RequestFacts;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+const NO_IDENTITY: CallerIdentity = { principal: null, source: "none", jwt: null, notes: [] };
+
+const consoleLogger: AuthzLogger = {
+  warn: (m) => console.warn(m),
+  error: (m) => console.error(m),
+};
+
+/** Decides requests for one app; create with {@link createAuthorizer}. */
+export class Authorizer {
+  readonly #options: AuthorizerOptions;
+  readonly #holder: PolicyHolder;
+  readonly #identity: IdentityResolver;
+  readonly #logger: AuthzLogger;
+  readonly #dryRun: boolean;
+
+  constructor(options: AuthorizerOptions) {
+    if (!options || !Array.isArray(options.sources) || options.sources.length === 0)
+      throw new AuthzHttpError(
+        "ERR_AUTHZ_HTTP_INVALID_OPTIONS",
+        "sources must list at least one policy source (a directory, a LOCAL_XDS file, the mesh state, or staticPolicySource([]) for none)",
+      );
+    if (options.mode !== undefined && options.mode !== "enforce" && options.mode !== "dry-run")
+      throw new AuthzHttpError(
+        "ERR_AUTHZ_HTTP_INVALID_OPTIONS",
+        `mode must be "enforce" or "dry-run"`,
+      );
+    this.#options = options;
+    this.#holder = new PolicyHolder(options.app);
+    this.#identity = createIdentityResolver(options.identity);
+    this.#logger = options.logger ?? consoleLogger;
+    this.#dryRun = options.mode === "dry-run";
+    for (const s of options.sources) this.#holder.expect(s.name);
+    this.#holder.subscribe((e) => {
+      options.metrics?.reload(e.type);
+      if (e.type === "rejected")
+        this.#logger.error(
+          `authz-http: policy source ${e.source} rejected, ${e.serving ? `still serving revision ${e.serving}` : "no policy set yet: denying every request"}:\n${e.issues.map((i) => `  ${formatSourceIssue(i)}`).join("\n")}`,
+        );
+    });
+  }
+
+  /** Starts every source; resolves when each delivered content or failed (failures are logged). */
+  async start(): Promise<this> {
+    await Promise.all(
+      this.#options.sources.map(async (s) => {
+        const sink = this.#holder.sink(s.name);
+        try {
+          await s.start(sink);
+        } catch (cause) {
+          sink.error([
+            {
+              file: s.name,
+              message: `cannot start: ${(cause as Error)?.message ?? String(cause)}`,
+            },
+          ]);
+        }
+      }),
+    );
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#options.sources.map((s) => s.close()));
+  }
+
+  /** The set in force (undefined: nothing loaded, every request denied). */
+  get policySet(): PolicySet | undefined {
+    return this.#holder.current;
+  }
+
+  /** Policy set events (swapped / rejected), for readiness checks and tests. */
+  onPolicyChange(listener: (e: PolicySetEvent) => void): () => void {
+    return this.#holder.subscribe(listener);
+  }
+
+  get dryRun(): boolean {
+    return this.#dryRun;
+  }
+
+  /** Decides one request. Never rejects: every failure is a deny value. */
+  authorize(facts: RequestFacts): Promise<AppDecision> {
+    // One set for the whole decision, even if a swap lands meanwhile.
+    const set = this.#holder.current;
+    let identity: CallerIdentity | Promise<CallerIdentity>;
+    try {
+      identity = this.#identity.resolve(facts);
+    } catch (cause) {
+      return Promise.resolve(this.#finish(this.#failed(facts, NO_IDENTITY, set, cause)));
+    }
+    if (identity instanceof Promise)
+      return identity.then(
+        (id) => this.#finish(this.#decide(facts, id, set)),
+        (cause: unknown) => this.#finish(this.#failed(facts, NO_IDENTITY, set, cause)),
+      );
+    return Promise.resolve(this.#finish(this.#decide(facts, identity, set)));
+  }
+
+  #finish(d: AppDecision): AppDecision {
+    try {
+      this.#options.metrics?.record(d);
+      if (this.#options.decisionLog) logDecision(this.#options.decisionLog, d);
+      if (d.identity.notes.length > 0)
+        for (const n of d.identity.notes)
+          this.#logger.warn(`authz-http: ${d.request.method} ${d.request.path}: ${n}`);
+    } catch {
+      // A failing sink must not change the decision.
+    }
+    return d;
+  }
+
+  #failed(
+    facts: RequestFacts,
+    identity: CallerIdentity,
+    set: PolicySet | undefined,
+    cause: unknown,
+  ): AppDecision {
+    const code =
+      cause instanceof AuthzHttpError
+        ? cause.code
+        : typeof (cause as { code?: unknown })?.code === "string"
+          ? String((cause as { code: string }).code)
+          : "ERR_AUTHZ_HTTP_EVALUATION";
+    const message = (cause as Error)?.message ?? String(cause);
+    this.#logger.error(
+      `authz-http: deny ${facts?.method} ${facts?.path} from ${facts?.sourceIp}: ${code}: ${message}`,
+    );
+    const jwt = code === "ERR_AUTHZ_HTTP_INVALID_JWT";
+    return {
+      allowed: this.#dryRun,
+      decision: "deny",
+      enforced: !this.#dryRun,
+      decidedBy: `error:${code}`,
+      status: jwt ? INVALID_JWT_STATUS : DENY_STATUS,
+      body: jwt ? INVALID_JWT_BODY : DENY_BODY,
+      dryRun: [],
+      ignored: [],
+      identity,
+      policyRevision: set?.revision ?? null,
+      request: facts,
+      error: { code, message },
+    };
+  }
+
+  #decide(facts: RequestFacts, identity: CallerIdentity, set: PolicySet | undefined): AppDecision {
+    try {
+      if (!set)
+        throw new AuthzHttpError(
+          "ERR_AUTHZ_HTTP_NO_POLICY_SET",
+          "no policy set loaded (a source failed at start or has not delivered yet); fix the source named in the earlier log line",
+        );
+      const port = this.#options.destinationPort ?? facts.destinationPort;
+      const input: DecisionInput = {
+        enforcement: "waypoint",
+        workload: this.#options.app.workload,
+        waypoint: set.waypoint,
+        service: set.service,
+        connection: {
+          sourcePrincipal: identity.principal,
+          sourceIp: facts.sourceIp,
+          destinationIp: facts.destinationIp,
+          destinationPort: port,
+          ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
+        },
+        request: {
+          host: facts.authority,
+          method: facts.method,
+          path: facts.path,
+          headers: facts.headers as Record<string, string | readonly string[]>,
+          jwt: identity.jwt,
+        },
+        ...(this.#options.customProviders !== undefined
+          ? {
+              customProviders: this.#options.customProviders as DecisionInput["customProviders"] &
+                object,
+            }
+          : {}),
+      };
+      const policy = set.policies.decide(input);
+      let ztunnel: ZtunnelRbacResult | undefined;
+      if (set.authorizations.length > 0)
+        ztunnel = evaluateZtunnelAuthorizations(set.authorizations, {
+          sourceIp: facts.sourceIp,
+          destinationIp: facts.destinationIp,
+          destinationPort: port,
+          sourceIdentity: identity.principal,
+        });
+      // ztunnel's L4 verdict comes first on the wire: a deny there is the decision.
+      const l4Deny = ztunnel !== undefined && !ztunnel.allowed;
+      const decision = l4Deny ? "deny" : policy.decision;
+      const decidedBy = l4Deny
+        ? `ztunnel:${ztunnel?.policy ?? `implicit:${ztunnel?.reason}`}`
+        : policy.decidedBy;
+      const rule = l4Deny ? ztunnel?.rule : policy.rule;
+      const allowed = decision === "allow" || this.#dryRun;
+      return {
+        allowed,
+        decision,
+        enforced: !this.#dryRun,
+        decidedBy,
+        ...(rule !== undefined ? { rule } : {}),
+        status: DENY_STATUS,
+        body: DENY_BODY,
+        dryRun: policy.dryRun,
+        ignored: policy.ignored,
+        identity,
+        policy,
+        ...(ztunnel ? { ztunnel } : {}),
+        policyRevision: set.revision,
+        request: facts,
+      };
+    } catch (cause) {
+      return this.#failed(facts, identity, set, cause);
+    }
+  }
+}
+
+/** Creates an authorizer and starts its sources. A source failing at start is logged; requests are then denied. */
+export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
+  return new Authorizer(options).start();
+}

@@ -1,0 +1,99 @@
+// node:http / node:http2 requests → RequestFacts, with the mTLS peer verified once per connection.
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import type { Socket } from "node:net";
+import type { PeerCertificate, TLSSocket } from "node:tls";
+import type { RequestFacts } from "../request.js";
+
+/**
+ * Verifies a peer's certificate chain (leaf first, DER) as an X.509-SVID and returns its SPIFFE
+ * URI; throws when it does not verify. With @ambientkit/identity:
+ * `async (chain) => (await verifyX509Svid(chain, bundles)).id.toString()`.
+ */
+export type PeerVerifier = (chain: readonly Uint8Array[]) => Promise<string>;
+
+export interface NodeAdapterOptions {
+  /** Set when the app terminates mTLS itself: the peer's identity is then read and verified. */
+  readonly peerVerifier?: PeerVerifier;
+}
+
+/** The chain the peer sent, leaf first, without a self-signed root. */
+export function peerChain(cert: PeerCertificate | undefined): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  type Linked = PeerCertificate & { issuerCertificate?: Linked };
+  let c = cert as Linked | undefined;
+  const seen = new Set<unknown>();
+  while (c?.raw && !seen.has(c)) {
+    seen.add(c);
+    const issuer: Linked | undefined = c.issuerCertificate;
+    const selfSigned = issuer === c || (issuer?.raw && Buffer.compare(issuer.raw, c.raw) === 0);
+    if (selfSigned && out.length > 0) break;
+    out.push(new Uint8Array(c.raw));
+    if (selfSigned) break;
+    c = issuer;
+  }
+  return out;
+}
+
+const verified = new WeakMap<object, Promise<string | null>>();
+
+/**
+ * The verified SPIFFE identity of a TLS socket's peer, or null (plaintext, no certificate, or a
+ * certificate that does not verify). Verified once per connection: the peer cannot change on it.
+ */
+export function tlsPeerIdentity(socket: Socket, verifier: PeerVerifier): Promise<string | null> {
+  const tls = socket as Partial<TLSSocket>;
+  if (typeof tls.getPeerCertificate !== "function") return Promise.resolve(null);
+  let p = verified.get(socket);
+  if (!p) {
+    const chain = peerChain(tls.getPeerCertificate(true));
+    p =
+      chain.length === 0
+        ? Promise.resolve(null)
+        : verifier(chain).then(
+            (id) => id,
+            () => null,
+          );
+    verified.set(socket, p);
+  }
+  return p;
+}
+
+function headerMap(h: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (const k in h) {
+    if (k.startsWith(":")) continue;
+    const v = h[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** Facts of a node:http or node:http2 (compat) request; a promise only when mTLS is verified. */
+export function nodeRequestFacts(
+  req: IncomingMessage | Http2ServerRequest,
+  options: NodeAdapterOptions = {},
+  url?: string,
+): RequestFacts | Promise<RequestFacts> {
+  const socket = req.socket as Socket;
+  const headers = req.headers;
+  const authority = (headers[":authority"] as string | undefined) ?? headers.host ?? "";
+  const facts: RequestFacts = {
+    method: (headers[":method"] as string | undefined) ?? req.method ?? "",
+    authority,
+    // The raw target as received; Express rewrites req.url inside routers, so callers pass originalUrl.
+    path: url ?? (headers[":path"] as string | undefined) ?? req.url ?? "",
+    headers: headerMap(headers),
+    sourceIp: socket?.remoteAddress ?? "",
+    destinationIp: socket?.localAddress ?? "",
+    destinationPort: socket?.localPort ?? 0,
+    ...((socket as Partial<TLSSocket>)?.servername
+      ? { sni: String((socket as TLSSocket).servername) }
+      : {}),
+  };
+  if (!options.peerVerifier || !socket) return facts;
+  return tlsPeerIdentity(socket, options.peerVerifier).then((peerPrincipal) => ({
+    ...facts,
+    peerPrincipal,
+  }));
+}

@@ -1,0 +1,139 @@
+// node:http / node:http2 handlers, Express 5 middleware and a Fastify 5 plugin: all the same
+// core, answering a deny as Envoy's RBAC filter does (403, `RBAC: access denied`).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { AppDecision, Authorizer } from "../authorizer.js";
+import type { RequestFacts } from "../request.js";
+import { type NodeAdapterOptions, nodeRequestFacts } from "./facts.js";
+
+/** The decision a handler reads: `req.authz` (node:http, Express) / `request.authz` (Fastify). */
+export interface WithAuthz {
+  authz?: AppDecision;
+}
+
+type AnyReq = IncomingMessage | Http2ServerRequest;
+type AnyRes = ServerResponse | Http2ServerResponse;
+
+/** Decides a node request; never rejects (a failure is a deny value). */
+export async function authorizeNodeRequest(
+  authorizer: Authorizer,
+  req: AnyReq,
+  options: NodeAdapterOptions = {},
+  url?: string,
+): Promise<AppDecision> {
+  let facts: RequestFacts;
+  try {
+    facts = await nodeRequestFacts(req, options, url);
+  } catch {
+    facts = {
+      method: req.method ?? "",
+      authority: "",
+      path: "",
+      headers: {},
+      sourceIp: req.socket?.remoteAddress ?? "",
+      destinationIp: "",
+      destinationPort: 0,
+    };
+  }
+  const d = await authorizer.authorize(facts);
+  (req as AnyReq & WithAuthz).authz = d;
+  return d;
+}
+
+/** Writes the refusal. */
+export function sendDeny(res: AnyRes, d: Pick<AppDecision, "status" | "body">): void {
+  const r = res as ServerResponse;
+  if (r.headersSent) {
+    r.destroy();
+    return;
+  }
+  r.writeHead(d.status, {
+    "content-type": "text/plain",
+    "content-length": Buffer.byteLength(d.body),
+  });
+  r.end(d.body);
+}
+
+/** Wraps a node:http or node:http2 (compat API) request handler. */
+export function withAuthz<Req extends AnyReq, Res extends AnyRes>(
+  authorizer: Authorizer,
+  handler: (req: Req & WithAuthz, res: Res) => void,
+  options: NodeAdapterOptions = {},
+): (req: Req, res: Res) => void {
+  return (req, res) => {
+    void authorizeNodeRequest(authorizer, req, options).then((d) => {
+      if (!d.allowed) sendDeny(res, d);
+      else handler(req as Req & WithAuthz, res);
+    });
+  };
+}
+
+/** The parts of Express's req the middleware reads (no runtime dependency on express). */
+interface ExpressLikeRequest extends IncomingMessage, WithAuthz {
+  originalUrl?: string;
+}
+
+/** Express 5 middleware: `app.use(expressAuthz(authorizer))`; the decision is `req.authz`. */
+export function expressAuthz(
+  authorizer: Authorizer,
+  options: NodeAdapterOptions = {},
+): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+  return (req, res, next) => {
+    const r = req as ExpressLikeRequest;
+    authorizeNodeRequest(authorizer, r, options, r.originalUrl ?? r.url).then((d) => {
+      if (d.allowed) next();
+      else sendDeny(res, d);
+    }, next);
+  };
+}
+
+/** Structural Fastify types, so `./node` loads without fastify installed. */
+interface FastifyLikeRequest {
+  readonly raw: IncomingMessage | Http2ServerRequest;
+  authz?: AppDecision | null;
+}
+interface FastifyLikeReply {
+  code(status: number): FastifyLikeReply;
+  header(name: string, value: string): FastifyLikeReply;
+  send(body: string): FastifyLikeReply;
+}
+interface FastifyLikeInstance {
+  decorateRequest(name: "authz", value: null): unknown;
+  addHook(
+    name: "onRequest",
+    hook: (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<unknown>,
+  ): unknown;
+}
+
+export interface FastifyAuthzOptions extends NodeAdapterOptions {
+  readonly authorizer: Authorizer;
+}
+
+/**
+ * Fastify 5 plugin. Marked with fastify-plugin's `skip-override` so its onRequest hook applies to
+ * the context it is registered in and that context's children, not to siblings: register it at the
+ * root to protect every route, inside a child plugin to protect only that plugin's routes.
+ * The decision is `request.authz`.
+ */
+export const fastifyAuthz: ((
+  instance: FastifyLikeInstance,
+  opts: FastifyAuthzOptions,
+) => Promise<void>) &
+  Record<symbol, unknown> = Object.assign(
+  async (instance: FastifyLikeInstance, opts: FastifyAuthzOptions): Promise<void> => {
+    const { authorizer, ...adapter } = opts;
+    instance.decorateRequest("authz", null);
+    instance.addHook("onRequest", async (request, reply) => {
+      const d = await authorizeNodeRequest(authorizer, request.raw, adapter);
+      request.authz = d;
+      if (!d.allowed) return reply.code(d.status).header("content-type", "text/plain").send(d.body);
+      return undefined;
+    });
+  },
+  {
+    // fastify-plugin's conventions, set directly so fastify-plugin need not be installed.
+    [Symbol.for("skip-override")]: true,
+    [Symbol.for("fastify.display-name")]: "@ambientkit/authz-http",
+    [Symbol.for("plugin-meta")]: { name: "@ambientkit/authz-http", fastify: "5.x" },
+  },
+);
