@@ -53,6 +53,8 @@ export interface AuthorizerOptions {
     | ((provider: string, policy: string) => CustomProviderDecision | undefined);
   /** The port policies see (`ports`, `destination.port`); default the socket's local port. */
   readonly destinationPort?: number;
+  /** The address policies see as `destination.ip`; default the socket's local address. */
+  readonly destinationIp?: string;
   readonly decisionLog?: DecisionLogOptions;
   readonly metrics?: AuthzHttpMetrics;
   readonly logger?: AuthzLogger;
@@ -234,6 +236,7 @@ export class Authorizer {
           "no policy set loaded (a source failed at start or has not delivered yet); fix the source named in the earlier log line",
         );
       const port = this.#options.destinationPort ?? facts.destinationPort;
+      const destinationIp = this.#options.destinationIp ?? facts.destinationIp;
       const input: DecisionInput = {
         enforcement: "waypoint",
         workload: this.#options.app.workload,
@@ -242,7 +245,7 @@ export class Authorizer {
         connection: {
           sourcePrincipal: identity.principal,
           sourceIp: facts.sourceIp,
-          destinationIp: facts.destinationIp,
+          destinationIp,
           destinationPort: port,
           ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
         },
@@ -265,7 +268,7 @@ export class Authorizer {
       if (set.authorizations.length > 0)
         ztunnel = evaluateZtunnelAuthorizations(set.authorizations, {
           sourceIp: facts.sourceIp,
-          destinationIp: facts.destinationIp,
+          destinationIp,
           destinationPort: port,
           sourceIdentity: identity.principal,
         });
