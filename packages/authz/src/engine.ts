@@ -8,7 +8,7 @@ import {
   type EnvoyCompiled,
   type EnvoyContext,
   TrustDomainBundle,
-} from "./envoy.js";
+} from "./waypoint.js";
 import {
   assertDecisionInput,
   assertMesh,

@@ -5,7 +5,7 @@ export {
   parseDecisionCase,
   runCaseFile,
   runDecisionCase,
-} from "./cases.js";
+} from "./policy-tests.js";
 export { CompiledPolicies, compilePolicies, evaluate, isHttpProtocol } from "./engine.js";
 export { AuthzError, type AuthzErrorCode } from "./errors.js";
 export { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
