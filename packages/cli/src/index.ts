@@ -1,5 +1,3 @@
-export { CliError, type CliErrorCode } from "./errors.js";
-export { type CliIo, readInput, writeFileAtomic } from "./io.js";
 export {
   type CommandContext,
   type CommandResult,
@@ -7,5 +5,7 @@ export {
   EXIT_OK,
   EXIT_USAGE,
   outputOption,
-  run,
-} from "./main.js";
+} from "./command.js";
+export { CliError, type CliErrorCode } from "./errors.js";
+export { type CliIo, readInput, writeFileAtomic } from "./io.js";
+export { run } from "./main.js";

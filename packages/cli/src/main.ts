@@ -1,27 +1,8 @@
 import { createRequire } from "node:module";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
+import { type CommandContext, EXIT_OK, EXIT_USAGE } from "./command.js";
 import { CliError } from "./errors.js";
 import { type CliIo, describe } from "./io.js";
-
-/** Exit codes shared by every command. */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE_FOUND = 1;
-export const EXIT_USAGE = 2;
-
-/** What a command action returns: its exit code. */
-export type CommandResult = Promise<number>;
-
-/** Context handed to command registrations. */
-export interface CommandContext {
-  io: CliIo;
-  /** Sets the process exit code for the current run. */
-  setExit(code: number): void;
-}
-
-/** `--output text|json` (and more formats where a command supports them). */
-export function outputOption(formats: readonly string[] = ["text", "json"]): Option {
-  return new Option("-o, --output <format>", "output format").choices(formats).default("text");
-}
 
 /**
  * Runs the CLI with `argv` (without `node` and the script path) and returns the exit code:

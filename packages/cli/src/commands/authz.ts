@@ -18,9 +18,9 @@ import {
 } from "@ambientkit/authz";
 import { type Command, Option } from "commander";
 import { type Document, LineCounter, parseAllDocuments, stringify } from "yaml";
+import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_USAGE, outputOption } from "../command.js";
 import { CliError } from "../errors.js";
 import { readInput } from "../io.js";
-import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_USAGE, outputOption } from "../main.js";
 
 interface LoadedDoc {
   file: string;

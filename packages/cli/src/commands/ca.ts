@@ -14,9 +14,9 @@ import {
 } from "@ambientkit/identity";
 import { loadCaDirectory, writeCaDirectory, writeWorkloadFiles } from "@ambientkit/identity/node";
 import { type Command, Option } from "commander";
+import { type CommandContext, EXIT_OK, outputOption } from "../command.js";
 import { CliError } from "../errors.js";
 import { readInput, resolvePath } from "../io.js";
-import { type CommandContext, EXIT_OK, outputOption } from "../main.js";
 
 type Output = "text" | "json";
 

@@ -11,9 +11,9 @@ import {
 } from "@ambientkit/hbone";
 import { TrustBundle, TrustBundleSet } from "@ambientkit/identity";
 import type { Command } from "commander";
+import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK, outputOption } from "../command.js";
 import { CliError } from "../errors.js";
 import { type CliIo, readInput } from "../io.js";
-import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK, outputOption } from "../main.js";
 
 interface DialFlags {
   connect: string;

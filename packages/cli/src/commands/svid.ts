@@ -14,9 +14,9 @@ import {
   verifyX509Svid,
 } from "@ambientkit/identity";
 import type { Command } from "commander";
+import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK, outputOption } from "../command.js";
 import { CliError } from "../errors.js";
 import { readInput } from "../io.js";
-import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK, outputOption } from "../main.js";
 
 interface VerifyFlags {
   bundle: string;

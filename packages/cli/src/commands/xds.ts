@@ -6,9 +6,9 @@ import type { StateEvent } from "@ambientkit/xds";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { stringify } from "yaml";
+import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK } from "../command.js";
 import { CliError } from "../errors.js";
 import { type CliIo, describe, resolvePath } from "../io.js";
-import { type CommandContext, EXIT_FAILURE_FOUND, EXIT_OK } from "../main.js";
 
 interface WatchFlags {
   address: string;
