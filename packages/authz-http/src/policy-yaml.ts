@@ -71,8 +71,7 @@ export function parsePolicyYaml(
     };
     const parsed = parsePolicyResource(obj);
     if (!parsed.ok) {
-      for (const i of parsed.issues as readonly Issue[])
-        issues.push(at(nodeAt(i.path), `${i.path.join(".") || "(document)"}: ${i.message}`));
+      for (const i of parsed.issues as readonly Issue[]) issues.push(at(nodeAt(i.path), i.message));
       continue;
     }
     const r = parsed.value;
