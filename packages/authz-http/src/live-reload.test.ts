@@ -5,6 +5,7 @@ import { mkdtemp, rename, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { formatPrometheusText } from "@ambientkit/telemetry";
 import { MeshStateStore } from "@ambientkit/xds";
 import { parseLocalXds } from "@ambientkit/xds-types";
 import express from "express";
@@ -138,12 +139,12 @@ describe("watched directory", () => {
     expect(failures).toEqual([]);
     expect(requests).toBeGreaterThan(100);
     expect(metrics.decisions({ decision: "deny" })).toBe(100);
-    const reloads = metrics
-      .collect()
-      .find((f) => f.name === "ambientkit_authz_http_policy_reloads_total");
-    expect(
-      reloads?.samples.find((s) => s.labels.result === "swapped")?.value,
-    ).toBeGreaterThanOrEqual(101);
+    // Scraped as Prometheus text beside the Istio metrics.
+    const text = formatPrometheusText(metrics.collect());
+    const swapped = /ambientkit_authz_http_policy_reloads_total\{result="swapped"\} (\d+)/.exec(
+      text,
+    );
+    expect(Number(swapped?.[1])).toBeGreaterThanOrEqual(101);
   });
 
   it("a broken file keeps the last good set serving and is reported with file:line", async () => {
