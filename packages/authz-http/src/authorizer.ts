@@ -276,7 +276,7 @@ export class Authorizer {
       const l4Deny = ztunnel !== undefined && !ztunnel.allowed;
       const decision = l4Deny ? "deny" : policy.decision;
       const decidedBy = l4Deny
-        ? `ztunnel:${ztunnel?.policy ?? `implicit:${ztunnel?.reason}`}`
+        ? `ztunnel:${ztunnel?.policy ?? "implicit:no-allow-match"}`
         : policy.decidedBy;
       const rule = l4Deny ? ztunnel?.rule : policy.rule;
       const allowed = decision === "allow" || this.#dryRun;

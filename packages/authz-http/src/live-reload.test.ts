@@ -168,7 +168,7 @@ describe("watched directory", () => {
     await atomicWrite(file, policyFile(2).replace('paths: ["/probe", "/gen/2"]', "paths: 42"));
     const e = await rejected;
     expect(e.type === "rejected" && e.issues[0]).toMatchObject({ file, line: 7 });
-    expect(e.type === "rejected" && e.serving).toMatch(/#1$/);
+    expect(e.type === "rejected" && e.serving).toMatch(/@1$/);
     expect(logger.lines.join("\n")).toMatch(
       new RegExp(`rejected, still serving revision .*\\n  ${file.replace(/[.]/g, "\\.")}:7:\\d+ `),
     );

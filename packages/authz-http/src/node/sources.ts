@@ -88,7 +88,7 @@ class Watched {
           continue;
         }
         this.#lastText = text;
-        sink.update({ ...r.content, revision: `${this.target}#${++this.#version}` });
+        sink.update({ ...r.content, revision: String(++this.#version) });
       } while (this.#again && !this.#closed);
     } finally {
       this.#running = false;
@@ -117,10 +117,15 @@ const MANIFEST = /\.(ya?ml|json)$/i;
  */
 export function directoryPolicySource(
   dir: string,
-  options: WatchOptions & { rootNamespace?: string } = {},
+  options: WatchOptions & {
+    rootNamespace?: string;
+    /** Which file names to read (default `*.yaml`, `*.yml`, `*.json`). */
+    include?: RegExp;
+  } = {},
 ): PolicySource {
+  const include = options.include ?? MANIFEST;
   const files = async (): Promise<string[]> =>
-    (await readdir(dir)).filter((f) => !f.startsWith(".") && MANIFEST.test(f)).sort();
+    (await readdir(dir)).filter((f) => !f.startsWith(".") && include.test(f)).sort();
   const w = new Watched(
     dir,
     async () => {
