@@ -1,11 +1,18 @@
 // Workload metadata → @ambientkit/telemetry's WorkloadInfo / ServiceInfo (cached per object, as
 // ztunnel resolves labels once per workload), and ztunnel's baggage for CONNECT requests.
-import type { ServiceInfo, WorkloadInfo, WorkloadType } from "@ambientkit/telemetry";
+import {
+  baggageFromWorkload,
+  formatBaggage,
+  type ServiceInfo,
+  type WorkloadInfo,
+  type WorkloadType,
+} from "@ambientkit/telemetry";
 import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
 
 const WORKLOAD_TYPES = new Set(["deployment", "cronjob", "job", "pod"]);
 const wlCache = new WeakMap<Workload, WorkloadInfo>();
 const svcCache = new WeakMap<Service, ServiceInfo>();
+const baggageCache = new WeakMap<Workload, string>();
 
 export function workloadInfo(w: Workload): WorkloadInfo {
   let info = wlCache.get(w);
@@ -35,17 +42,12 @@ export function serviceInfo(s: Service): ServiceInfo {
   return info;
 }
 
-/** ztunnel's source baggage (`k8s.*`, `service.*`), empty values omitted. */
-export function workloadBaggage(w: Workload): Record<string, string> {
-  const type = WORKLOAD_TYPES.has(w.workloadType) ? w.workloadType : "pod";
-  const out: Record<string, string> = {};
-  const put = (k: string, v: string): void => {
-    if (v) out[k] = v;
-  };
-  put("k8s.cluster.name", w.clusterId || "Kubernetes");
-  put("k8s.namespace.name", w.namespace);
-  put(`k8s.${type}.name`, w.workloadName || w.name);
-  put("service.name", w.canonicalName || w.workloadName || w.name);
-  put("service.version", w.canonicalRevision || "latest");
-  return out;
+/** ztunnel's source baggage header (`k8s.*`, `service.*`), formatted once per workload by telemetry. */
+export function workloadBaggage(w: Workload): string {
+  let header = baggageCache.get(w);
+  if (header === undefined) {
+    header = formatBaggage(baggageFromWorkload(workloadInfo(w)));
+    baggageCache.set(w, header);
+  }
+  return header;
 }

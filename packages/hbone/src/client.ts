@@ -7,17 +7,14 @@ import { peerIdentity } from "@ambientkit/identity/node";
 import { formatAuthority, formatSocketAddress, parseAuthority } from "./authority.js";
 import { HboneError } from "./errors.js";
 import {
-  type Baggage,
   checkExtraHeader,
   type Forwarded,
-  formatBaggage,
   formatForwarded,
-  formatTraceParent,
   HEADER_BAGGAGE,
   HEADER_FORWARDED,
   HEADER_TRACEPARENT,
   HEADER_X_FORWARDED_NETWORK,
-  newTraceParent,
+  randomTraceparentHeader,
 } from "./headers.js";
 import { startKeepalive } from "./keepalive.js";
 import { RST_CANCEL, toHboneError } from "./node-error.js";
@@ -82,8 +79,11 @@ export interface DialOptions {
 export interface TunnelRequest {
   /** `ip:port`, `[v6]:port` or `host:port` (validated). */
   authority: string;
-  /** Source metadata; a record is encoded as `k=v,...`. */
-  baggage?: Baggage | string;
+  /**
+   * The `baggage` header as sent (source workload metadata, `k8s.namespace.name=…,…`); build it
+   * with @ambientkit/telemetry's `formatBaggage(baggageFromWorkload(…))`. Validated for CR/LF.
+   */
+  baggage?: string;
   /** `for="ip:port";host=svc` — an object is formatted, a string is sent as is (validated for CR/LF). */
   forwarded?: Forwarded | string;
   /** A traceparent to send; by default a fresh random one (as ztunnel); `false` sends none. */
@@ -106,8 +106,7 @@ export function buildConnectHeaders(req: TunnelRequest): Record<string, string> 
     ":authority": req.authority,
   };
   if (req.baggage !== undefined) {
-    const b = typeof req.baggage === "string" ? req.baggage : formatBaggage(req.baggage);
-    if (b !== "") out[HEADER_BAGGAGE] = b;
+    if (req.baggage !== "") out[HEADER_BAGGAGE] = req.baggage;
   }
   if (req.forwarded !== undefined) {
     out[HEADER_FORWARDED] =
@@ -116,7 +115,7 @@ export function buildConnectHeaders(req: TunnelRequest): Record<string, string> 
         : formatForwarded(req.forwarded.for ?? "", req.forwarded.host);
   }
   if (req.traceparent !== false) {
-    out[HEADER_TRACEPARENT] = req.traceparent ?? formatTraceParent(newTraceParent());
+    out[HEADER_TRACEPARENT] = req.traceparent ?? randomTraceparentHeader();
   }
   if (req.forwardedNetwork !== undefined) out[HEADER_X_FORWARDED_NETWORK] = req.forwardedNetwork;
   for (const [k, v] of Object.entries(req.headers ?? {})) {

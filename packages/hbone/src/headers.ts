@@ -61,74 +61,14 @@ export function parseForwarded(value: string | undefined): Forwarded {
   return out;
 }
 
-/** Baggage entries as ztunnel sends them (`k8s.namespace.name`, `service.name`, ...). */
-export type Baggage = Record<string, string>;
-
-const BAGGAGE_KEY = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** `k=v,k=v` with empty values omitted (ztunnel `baggage.rs`); values are percent-encoded as W3C baggage asks. */
-export function formatBaggage(entries: Baggage): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(entries)) {
-    if (v === "") continue;
-    if (!BAGGAGE_KEY.test(k))
-      throw new HboneError(
-        "ERR_HBONE_BAD_HEADER",
-        `baggage key ${JSON.stringify(k)} is not a token`,
-      );
-    parts.push(`${k}=${encodeURIComponent(v)}`);
-  }
-  return parts.join(",");
-}
-
-/** Parses `k=v;prop,k=v` into a record (properties dropped, values percent-decoded); bad members are skipped. */
-export function parseBaggage(value: string | undefined): Baggage {
-  const out: Baggage = {};
-  if (!value) return out;
-  for (const member of value.split(",")) {
-    const kv = member.split(";")[0] ?? "";
-    const eq = kv.indexOf("=");
-    if (eq <= 0) continue;
-    const k = kv.slice(0, eq).trim();
-    const raw = kv.slice(eq + 1).trim();
-    if (!BAGGAGE_KEY.test(k)) continue;
-    try {
-      out[k] = decodeURIComponent(raw);
-    } catch {
-      out[k] = raw;
-    }
-  }
-  return out;
-}
-
-/** A W3C `traceparent`: version 00, 32-hex trace id, 16-hex parent id, flags. */
-export interface TraceParent {
-  traceId: string;
-  parentId: string;
-  flags: number;
-}
-
-/** A fresh random traceparent, as ztunnel makes one per outbound connection (flags 00). */
-export function newTraceParent(random: (n: number) => Uint8Array = randomBytes): TraceParent {
-  const hex = (n: number): string => {
-    let s = Buffer.from(random(n)).toString("hex");
-    if (/^0+$/.test(s)) s = `${s.slice(0, -1)}1`;
-    return s;
-  };
-  return { traceId: hex(16), parentId: hex(8), flags: 0 };
-}
-
-export function formatTraceParent(tp: TraceParent): string {
-  return `00-${tp.traceId}-${tp.parentId}-${tp.flags.toString(16).padStart(2, "0")}`;
-}
-
-/** Parses a traceparent (length 55, version 00, non-zero ids); anything else is `undefined`, as ztunnel ignores it. */
-export function parseTraceParent(value: string | undefined): TraceParent | undefined {
-  if (value?.length !== 55) return undefined;
-  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(value);
-  if (!m?.[1] || !m[2] || !m[3]) return undefined;
-  if (/^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
-  return { traceId: m[1], parentId: m[2], flags: Number.parseInt(m[3], 16) };
+/**
+ * A fresh random W3C traceparent header (`00-<trace id>-<parent id>-00`), as ztunnel sends one per
+ * outbound connection. Only generated here: parsing and formatting trace context is
+ * @ambientkit/telemetry's (`parseTraceparent`, `formatTraceparent`); this package carries the
+ * header as a string and does not depend on telemetry.
+ */
+export function randomTraceparentHeader(): string {
+  return `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-00`;
 }
 
 /** Validates a header name/value an embedder adds; CR/LF and pseudo-headers are refused. */

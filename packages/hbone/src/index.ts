@@ -19,20 +19,14 @@ export {
 export { type DoubleTunnelOptions, gatewayHandler, openDoubleTunnel } from "./double.js";
 export { HboneError, type HboneErrorCode } from "./errors.js";
 export {
-  type Baggage,
   type Forwarded,
-  formatBaggage,
   formatForwarded,
-  formatTraceParent,
   HEADER_BAGGAGE,
   HEADER_FORWARDED,
   HEADER_TRACEPARENT,
   HEADER_X_FORWARDED_NETWORK,
-  newTraceParent,
-  parseBaggage,
   parseForwarded,
-  parseTraceParent,
-  type TraceParent,
+  randomTraceparentHeader,
 } from "./headers.js";
 export {
   isCleanReset,

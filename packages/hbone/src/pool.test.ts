@@ -211,7 +211,7 @@ describe("double HBONE", () => {
       inner: { expectedIdentities: [svcLeaf.id] },
       authority: "echo.default.svc.cluster.local:80",
       network: "network-a",
-      baggage: { "k8s.namespace.name": "default" },
+      baggage: "k8s.namespace.name=default",
     });
     expect(t.info.peerIdentity).toBe(svcLeaf.id);
     t.end("through two tunnels");
@@ -220,7 +220,7 @@ describe("double HBONE", () => {
     expect(outer?.peerIdentity).toBe(client.id);
     expect(inner?.forwardedNetwork).toBe("network-a");
     expect(inner?.peerIdentity).toBe(client.id);
-    expect(inner?.baggage).toEqual({ "k8s.namespace.name": "default" });
+    expect(inner?.baggage).toBe("k8s.namespace.name=default");
     // the gateway refuses IP authorities (double HBONE is service-addressed)
     await expect(
       pool.open({

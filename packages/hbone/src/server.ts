@@ -7,16 +7,12 @@ import { type HboneServerTlsConfig, verifyHboneClient } from "@ambientkit/identi
 import { type Authority, parseAuthority } from "./authority.js";
 import { HboneError } from "./errors.js";
 import {
-  type Baggage,
   type Forwarded,
   HEADER_BAGGAGE,
   HEADER_FORWARDED,
   HEADER_TRACEPARENT,
   HEADER_X_FORWARDED_NETWORK,
-  parseBaggage,
   parseForwarded,
-  parseTraceParent,
-  type TraceParent,
 } from "./headers.js";
 import { startKeepalive } from "./keepalive.js";
 import { RST_ENHANCE_YOUR_CALM, RST_REFUSED_STREAM, toHboneError } from "./node-error.js";
@@ -61,9 +57,14 @@ export interface HboneServerRequest {
   localPort: number;
   remoteAddress: string;
   remotePort: number;
-  baggage: Baggage;
+  /**
+   * The `baggage` header as received (the source's workload metadata); parse it with
+   * @ambientkit/telemetry's `parseBaggage` / `workloadFromBaggage`.
+   */
+  baggage: string | undefined;
   forwarded: Forwarded;
-  traceparent: TraceParent | undefined;
+  /** The `traceparent` header as received; @ambientkit/telemetry's `tryParseTraceparent` reads it. */
+  traceparent: string | undefined;
   /** `x-forwarded-network` (set on double HBONE inner CONNECTs). */
   forwardedNetwork: string | undefined;
   /** All request headers (lower-case names). */
@@ -567,9 +568,9 @@ export class HboneServer extends EventEmitter {
       localPort: ctx.localPort,
       remoteAddress: ctx.remoteAddress,
       remotePort: ctx.remotePort,
-      baggage: parseBaggage(headers[HEADER_BAGGAGE]),
+      baggage: headers[HEADER_BAGGAGE],
       forwarded: parseForwarded(headers[HEADER_FORWARDED]),
-      traceparent: parseTraceParent(headers[HEADER_TRACEPARENT]),
+      traceparent: headers[HEADER_TRACEPARENT],
       forwardedNetwork: headers[HEADER_X_FORWARDED_NETWORK],
       headers,
       signal: abort.signal,
