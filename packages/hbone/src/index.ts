@@ -28,18 +28,6 @@ export {
   parseForwarded,
   randomTraceparentHeader,
 } from "./headers.js";
-export {
-  isCleanReset,
-  RST_CANCEL,
-  RST_CONNECT_ERROR,
-  RST_ENHANCE_YOUR_CALM,
-  RST_INTERNAL_ERROR,
-  RST_NO_ERROR,
-  RST_PROTOCOL_ERROR,
-  RST_REFUSED_STREAM,
-  rstCodeName,
-  toHboneError,
-} from "./node-error.js";
 export { HbonePool, type HbonePoolOptions, type PoolKey, type PoolRequest } from "./pool.js";
 export {
   decodeProxyV2,
@@ -49,7 +37,6 @@ export {
   PROXY_V2_SIGNATURE,
   type ProxyHeader,
 } from "./proxy-protocol.js";
-export { ReadAhead } from "./read-ahead.js";
 export {
   dialAuthority,
   type HboneDecision,
