@@ -1,0 +1,22 @@
+export type { InpodErrorCode } from "./errors.js";
+export { InpodError } from "./errors.js";
+export type { NetnsId, NetnsRef } from "./netns.js";
+export { Netns, runInNetns } from "./netns.js";
+export type {
+  ConnectInNetnsOptions,
+  ListenInNetnsOptions,
+  NetnsSocketOptions,
+  SocketAddress,
+  SocketRef,
+} from "./sockets.js";
+export {
+  connectInNetns,
+  DEFAULT_INPOD_MARK,
+  getMark,
+  getTransparent,
+  listenInNetns,
+  originalDestination,
+  setMark,
+  setTransparent,
+  socketFd,
+} from "./sockets.js";
