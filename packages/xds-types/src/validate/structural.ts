@@ -186,6 +186,43 @@ function celErrorText(err: string): string {
  * `schemaFailed` suppresses CEL evaluation errors that are consequences of schema errors;
  * `checkLists: false` skips uniqueness when the first-error validator already checked it.
  */
+// Per value (object or array) of the document being checked: does it, or anything under it, hold
+// more than its schema allows? Weak, so nothing outlives the document.
+const oversized = new WeakMap<object, boolean>();
+
+const limit = (s: StructuralSchema, key: string): number =>
+  typeof s[key] === "number" ? (s[key] as number) : Number.POSITIVE_INFINITY;
+
+/**
+ * Whether `value` or anything under it is larger than its schema allows (maxItems, maxProperties,
+ * maxLength). The API server accepts a CRD's CEL rules only if their cost, estimated from these
+ * bounds, fits its budget; on data beyond them a rule can cost far more (a uniqueness rule over
+ * a 4,000-item list is 16 million comparisons), and the API server's runtime budget would stop
+ * it. The schema step has already reported the excess, so such rules are not evaluated.
+ */
+function exceedsBounds(s: StructuralSchema | undefined, value: unknown): boolean {
+  if (s === undefined) return false;
+  if (typeof value === "string") return value.length > limit(s, "maxLength");
+  if (typeof value !== "object" || value === null) return false;
+  const known = oversized.get(value);
+  if (known !== undefined) return known;
+  let over = false;
+  if (Array.isArray(value)) {
+    over = value.length > limit(s, "maxItems");
+    for (let i = 0; !over && i < value.length; i++) over = exceedsBounds(s.items, value[i]);
+  } else {
+    const keys = Object.keys(value);
+    over = keys.length > limit(s, "maxProperties");
+    const extra = typeof s.additionalProperties === "object" ? s.additionalProperties : undefined;
+    for (let i = 0; !over && i < keys.length; i++) {
+      const k = keys[i] as string;
+      over = exceedsBounds(s.properties?.[k] ?? extra, (value as Record<string, unknown>)[k]);
+    }
+  }
+  oversized.set(value, over);
+  return over;
+}
+
 export function checkRules(
   s: StructuralSchema,
   value: unknown,
@@ -199,7 +236,12 @@ export function checkRules(
   const needs = info(s);
   if (!((evalCel && needs.cel) || (checkLists && needs.lists))) return;
   const rules = s["x-kubernetes-validations"];
-  if (evalCel && rules !== undefined && value !== null) {
+  if (
+    evalCel &&
+    rules !== undefined &&
+    value !== null &&
+    !(schemaFailed && exceedsBounds(s, value))
+  ) {
     for (const r of rules) {
       if (isTransitionRule(r.rule)) continue; // needs the old object: cannot apply offline (CREATE)
       const result = evalRule(r.rule, toCel(s, value));

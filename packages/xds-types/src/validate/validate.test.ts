@@ -288,6 +288,36 @@ describe("validate: Istio webhook checks", () => {
   });
 });
 
+describe("CEL rules on data beyond the schema's size limits", () => {
+  const gateway = (n: number) => ({
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "Gateway",
+    metadata: { name: "g", namespace: "ns" },
+    spec: {
+      gatewayClassName: "c",
+      listeners: Array.from({ length: n }, (_, i) => ({
+        name: "l",
+        port: i + 1,
+        protocol: "HTTP",
+      })),
+    },
+  });
+  const messages = (n: number) => validate(gateway(n)).issues.map((i) => i.message);
+
+  it("are evaluated within the limits (64 listeners)", () => {
+    expect(messages(3)).toContain(
+      'spec.listeners: Invalid value: "array": Listener name must be unique within the Gateway',
+    );
+  });
+
+  it("are not evaluated on a list longer than maxItems: the API server's cost budget would stop them", () => {
+    const m = messages(500);
+    expect(m[0]).toBe("spec.listeners: Too many: 500: must have at most 64 items");
+    expect(m.filter((x) => x.includes("Listener name must be unique"))).toEqual([]);
+    expect(validate(gateway(500)).valid).toBe(false);
+  });
+});
+
 describe("validateYaml", () => {
   it("reports garbage YAML as one issue with its position", () => {
     const r = validateYaml("apiVersion: v1\nkind: [unclosed\n  metadata: {\n");

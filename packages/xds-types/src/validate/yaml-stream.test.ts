@@ -135,6 +135,35 @@ describe("document size cap", () => {
   });
 });
 
+describe("duplicate keys", () => {
+  it("are a syntax error at the repeated key, in block and flow maps of any size", () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) => `  k${i}: v`);
+    const block = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n${keys.join("\n")}\n  k7: again\n`;
+    expect(validateYaml(block).documents[0]?.issues).toEqual([
+      {
+        code: "yaml/syntax",
+        severity: "error",
+        path: "",
+        message: "YAML syntax error: Map keys must be unique",
+        line: 5 + keys.length,
+        column: 3,
+      },
+    ]);
+    expect(validateYaml("a: {x: 1, y: 2, x: 3}\n").documents[0]?.issues[0]).toMatchObject({
+      line: 1,
+      column: 17,
+    });
+    // Equal values, not equal text, as the yaml package compares them: 1 and 0x1 are one key.
+    expect(validateYaml("a: {1: x, 0x1: y}\n").documents[0]?.issues[0]?.code).toBe("yaml/syntax");
+    expect(validateYaml('a: {1: x, "1": y}\n').documents[0]?.issues).toEqual([
+      expect.objectContaining({ code: "document/missing-type" }),
+    ]);
+    // Merge keys may repeat.
+    const merged = loadYamlDocuments("b: &b {x: 1}\nc: &c {y: 2}\nd:\n  <<: *b\n  <<: *c\n");
+    expect(merged).toEqual([{ b: { x: 1 }, c: { y: 2 }, d: { x: 1, y: 2 } }]);
+  });
+});
+
 describe("validateYamlDocuments", () => {
   it("validates one document per step: nothing ahead of what the caller asked for", () => {
     // Every validation reads options.istio once; counting the reads counts the documents validated.

@@ -8,10 +8,12 @@ import {
   isAlias,
   isMap,
   isPair,
+  isScalar,
   isSeq,
   Lexer,
   type Node,
   Parser,
+  YAMLParseError,
 } from "yaml";
 
 /**
@@ -54,8 +56,10 @@ export function* readYamlStream(
   options: { maxChars?: number } = {},
 ): Generator<StreamDocument, void, undefined> {
   const maxChars = options.maxChars ?? MAX_DOCUMENT_CHARS;
-  // merge: `<<` merge keys, which go-yaml (kubectl) honours; uniqueKeys: duplicate keys are errors.
-  const composer = new Composer({ prettyErrors: false, uniqueKeys: true, merge: true });
+  // merge: `<<` merge keys, which go-yaml (kubectl) honours. Duplicate keys are errors, but the
+  // composer's own check compares each key with every earlier one (quadratic in a map's size):
+  // checkDuplicateKeys does it with a set instead.
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: false, merge: true });
   const lexer = new Lexer();
   let parser = new Parser();
   // Offset of the next lexeme, counted as the parser counts (control lexemes are not source).
@@ -69,6 +73,7 @@ export function* readYamlStream(
   // For each document handed to the composer and not yet out of it: does it use aliases?
   const usesAliases: boolean[] = [];
   const out = (doc: Document.Parsed): StreamDocument => {
+    checkDuplicateKeys(doc);
     const start = rangeStart(doc);
     if (usesAliases.shift() !== true) return { doc, start };
     const problem = checkAliases(doc);
@@ -153,6 +158,41 @@ function tooDeep(offset: number, detail = ""): DocumentProblem {
     message: `nesting deeper than ${MAX_NESTING_DEPTH} levels${detail}: no manifest needs this much, and deeper input would exhaust the parser's stack`,
     offset,
   };
+}
+
+/**
+ * Adds a "Map keys must be unique" error for every scalar key that repeats an earlier one of its
+ * map (what the composer's `uniqueKeys` reports), in one pass with a set per map.
+ */
+function checkDuplicateKeys(doc: Document.Parsed): void {
+  const root = doc.contents;
+  if (root === null) return;
+  const found: YAMLParseError[] = [];
+  const stack: unknown[] = [root];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        const key = pair.key;
+        if (isScalar(key) && !Number.isNaN(key.value)) {
+          if (seen.has(key.value)) {
+            const at = key.range?.[0] ?? 0;
+            found.push(
+              new YAMLParseError([at, at + 1], "DUPLICATE_KEY", "Map keys must be unique"),
+            );
+          } else seen.add(key.value);
+        }
+        if (key !== null && typeof key === "object") stack.push(key);
+        if (pair.value !== null && typeof pair.value === "object") stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items)
+        if (item !== null && typeof item === "object") stack.push(item);
+    }
+  }
+  if (found.length === 0) return;
+  // In document order with the composer's own errors, as the composer would have reported them.
+  doc.errors = [...doc.errors, ...found].sort((a, b) => a.pos[0] - b.pos[0]);
 }
 
 /**
