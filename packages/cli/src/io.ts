@@ -29,6 +29,26 @@ export async function readInput(io: CliIo, path: string): Promise<string> {
   }
 }
 
+/**
+ * Reads a file, or standard input for `-`, as bytes, for callers that decode strictly (`validate`
+ * reports invalid UTF-8 instead of reading U+FFFD); unreadable input is a CliError (exit 2).
+ */
+export async function readInputBytes(io: CliIo, path: string): Promise<Uint8Array> {
+  if (path === "-") {
+    const chunks: Buffer[] = [];
+    for await (const chunk of io.stdinStream())
+      chunks.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : (chunk as Buffer));
+    return Buffer.concat(chunks);
+  }
+  try {
+    return await readFile(resolvePath(io, path));
+  } catch (cause) {
+    throw new CliError("ERR_CLI_INPUT_UNREADABLE", `cannot read ${path}: ${describe(cause)}`, {
+      cause,
+    });
+  }
+}
+
 export function resolvePath(io: CliIo, path: string): string {
   return path.startsWith("/") ? path : join(io.cwd, path);
 }

@@ -146,3 +146,68 @@ describe("ambientkit validate", () => {
     expect((await runCli(["validate", "--istio", "1.2", "good"], { cwd: dir })).code).toBe(2);
   });
 });
+
+describe("ambientkit validate on hostile input (issue #14)", () => {
+  const latin1 = Buffer.concat([
+    Buffer.from(`${GOOD_AP}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caf`),
+    Buffer.from([0xe9]), // "é" in Latin-1: not UTF-8
+    Buffer.from("\n"),
+  ]);
+
+  it("reports invalid UTF-8 with its byte offset, line and column, and validates nothing of the file", async () => {
+    await mkdir(join(dir, "enc"), { recursive: true });
+    await writeFile(join(dir, "enc", "latin1.yaml"), latin1);
+    const r = await runCli(["validate", "enc/latin1.yaml"], { cwd: dir });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(1);
+    const at = latin1.indexOf(0xe9);
+    expect(r.stdout.split("\n")).toEqual([
+      `enc/latin1.yaml:16:12: error yaml/encoding invalid UTF-8 at byte ${at} (0xE9 0x0A…): YAML and JSON manifests must be UTF-8; the file was not validated (?/?)`,
+      "1 file(s), 1 document(s): 0 valid, 1 invalid, 0 skipped",
+      "",
+    ]);
+    const json = JSON.parse((await runCli(["validate", "-o", "json", "enc"], { cwd: dir })).stdout);
+    expect(json.results).toEqual([
+      expect.objectContaining({
+        file: "enc/latin1.yaml",
+        line: 16,
+        valid: false,
+        issues: [expect.objectContaining({ code: "yaml/encoding", line: 16, column: 12 })],
+      }),
+    ]);
+  });
+
+  it("reports a 10,000-deep document as nesting deeper than 128, and goes on with the next", async () => {
+    await mkdir(join(dir, "deep"), { recursive: true });
+    const deep = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata: ${"[".repeat(10_000)}${"]".repeat(10_000)}\n`;
+    await writeFile(join(dir, "deep", "deep.yaml"), `${deep}---\n${BAD_AP}`);
+    const r = await runCli(["validate", "deep/deep.yaml"], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain("call stack");
+    const lines = r.stdout.split("\n");
+    // `data: ` then brackets; the root map is level 1, so the 128th bracket is level 129.
+    expect(lines[0]).toBe(
+      "deep/deep.yaml:4:134: error document/too-deep nesting deeper than 128 levels: no manifest needs this much, and deeper input would exhaust the parser's stack (?/?)",
+    );
+    expect(lines[1]).toMatch(/^deep\/deep.yaml:13:5: error unknown-field spec.rules\[0\].form/);
+    expect(lines.at(-2)).toBe("1 file(s), 2 document(s): 0 valid, 2 invalid, 0 skipped");
+  });
+
+  it("refuses a document longer than 3 MiB as an issue on that document only", async () => {
+    await mkdir(join(dir, "big"), { recursive: true });
+    const data = Array.from({ length: 120_000 }, (_, i) => `  k${i}: ${"v".repeat(20)}`);
+    const big = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n${data.join("\n")}\n`;
+    expect(big.length).toBeGreaterThan(3 * 1024 * 1024);
+    await writeFile(join(dir, "big", "big.yaml"), `${GOOD_AP}---\n${big}---\n${GOOD_AP}`);
+    const r = await runCli(["validate", "-o", "json", "big/big.yaml"], { cwd: dir });
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ documents: 3, valid: 2, invalid: 1 });
+    expect(report.results[1]).toMatchObject({
+      line: 13,
+      kind: null,
+      issues: [{ code: "document/too-large", line: 13, column: 1 }],
+    });
+    expect(report.results[2]).toMatchObject({ line: 13 + big.split("\n").length, valid: true });
+  });
+});

@@ -5,21 +5,22 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type DocumentResult,
+  decodeYamlBytes,
   type GatewayApiChannel,
   type IstioVersion,
   type ValidationIssue,
-  validateYaml,
+  validateYamlDocuments,
 } from "@ambientkit/xds-types/validate";
 import { type Command, Option } from "commander";
 import { CliError } from "../errors.js";
-import { readInput, resolvePath } from "../io.js";
+import { readInputBytes, resolvePath } from "../io.js";
 import {
   type CommandContext,
   EXIT_FAILURE_FOUND,
   EXIT_OK,
   EXIT_USAGE,
   outputOption,
-} from "../main.js";
+} from "../command.js";
 
 const EXTENSIONS = [".yaml", ".yml", ".json"];
 
@@ -100,18 +101,28 @@ async function walk(ctx: CommandContext, dir: string): Promise<string[]> {
   return out;
 }
 
-/** Reads every file, up to 32 at a time (order kept); stdin is read once. */
-async function readAll(ctx: CommandContext, files: readonly string[]): Promise<string[]> {
-  const out: string[] = new Array(files.length);
+/** How many files are read ahead of the one being validated: reads overlap, memory stays bounded. */
+const READ_AHEAD = 8;
+
+/**
+ * The files' text in order, read a few ahead and decoded strictly as UTF-8 (invalid bytes become
+ * an issue, not U+FFFD); the bytes are dropped as soon as they are decoded.
+ */
+async function* readEach(
+  ctx: CommandContext,
+  files: readonly string[],
+): AsyncGenerator<[string, ReturnType<typeof decodeYamlBytes>], void, undefined> {
+  const pending: Array<Promise<Uint8Array>> = [];
   let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < files.length) {
-      const i = next++;
-      out[i] = await readInput(ctx.io, files[i] as string);
+  for (const file of files) {
+    while (next < files.length && pending.length < READ_AHEAD) {
+      const read = readInputBytes(ctx.io, files[next++] as string);
+      // Awaited in order below; until then a failure must not count as unhandled.
+      read.catch(() => undefined);
+      pending.push(read);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(32, files.length) }, worker));
-  return out;
+    yield [file, decodeYamlBytes(await (pending.shift() as Promise<Uint8Array>))];
+  }
 }
 
 function displayName(file: string): string {
@@ -165,6 +176,9 @@ function ruleDescription(code: string): string {
   if (code.startsWith("schema/")) return `OpenAPI schema: ${code.slice(7)}`;
   const known: Record<string, string> = {
     "yaml/syntax": "YAML or JSON syntax error",
+    "yaml/encoding": "file is not valid UTF-8",
+    "document/too-deep": "document nested too deeply",
+    "document/too-large": "document larger than the API server accepts",
     "document/not-object": "document is not a mapping",
     "document/missing-type": "document lacks apiVersion or kind",
     "kind/unknown": "kind not known for this group",
@@ -214,37 +228,57 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
         gatewayApi: flags.gatewayApi,
         strict: flags.strict === true,
       };
+      // Documents are validated one at a time and only what the output needs is kept: counts
+      // for text (issue lines are printed as they are found), results for json and sarif.
+      const keep = flags.output !== "text";
       const results: ValidateJsonResult[] = [];
-      const text: string[] = [];
-      const sources = await readAll(ctx, files);
-      for (const [n, file] of files.entries()) {
-        const r = validateYaml(sources[n] ?? "", options);
-        for (const d of r.documents) {
-          results.push({
-            file: displayName(file),
-            line: d.line,
-            apiVersion: d.apiVersion ?? null,
-            kind: d.kind ?? null,
-            name: d.name ?? null,
-            namespace: d.namespace ?? null,
-            valid: d.valid,
-            skipped: d.skipped,
-            issues: d.issues,
-          });
-          for (const i of d.issues) {
-            text.push(
-              `${displayName(file)}:${i.line ?? d.line}:${i.column ?? 1}: ${i.severity} ${i.code} ${i.message} (${label(d)})\n`,
-            );
+      let documents = 0;
+      let skipped = 0;
+      let invalid = 0;
+      for await (const [file, decoded] of readEach(ctx, files)) {
+        const name = displayName(file);
+        const docs: Iterable<DocumentResult> =
+          decoded.issue === undefined
+            ? validateYamlDocuments(decoded.text, options)
+            : [
+                {
+                  index: 0,
+                  line: decoded.issue.line ?? 1,
+                  valid: false,
+                  skipped: false,
+                  issues: [decoded.issue],
+                },
+              ];
+        for (const d of docs) {
+          documents++;
+          if (d.skipped) skipped++;
+          if (!d.valid) invalid++;
+          if (keep) {
+            results.push({
+              file: name,
+              line: d.line,
+              apiVersion: d.apiVersion ?? null,
+              kind: d.kind ?? null,
+              name: d.name ?? null,
+              namespace: d.namespace ?? null,
+              valid: d.valid,
+              skipped: d.skipped,
+              issues: d.issues,
+            });
+          } else {
+            for (const i of d.issues) {
+              ctx.io.stdout(
+                `${name}:${i.line ?? d.line}:${i.column ?? 1}: ${i.severity} ${i.code} ${i.message} (${label(d)})\n`,
+              );
+            }
           }
         }
       }
-      const skipped = results.filter((r) => r.skipped).length;
-      const invalid = results.filter((r) => !r.valid).length;
       const report: ValidateJsonReport = {
         files: files.length,
-        documents: results.length,
+        documents,
         skipped,
-        valid: results.length - skipped - invalid,
+        valid: documents - skipped - invalid,
         invalid,
         results,
       };
@@ -253,7 +287,6 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
       } else if (flags.output === "sarif") {
         ctx.io.stdout(`${JSON.stringify(sarif(results), null, 2)}\n`);
       } else {
-        for (const line of text) ctx.io.stdout(line);
         ctx.io.stdout(
           `${report.files} file(s), ${report.documents} document(s): ${report.valid} valid, ${report.invalid} invalid, ${report.skipped} skipped\n`,
         );
