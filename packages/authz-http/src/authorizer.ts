@@ -85,6 +85,51 @@ export interface AppDecision {
   readonly error?: { readonly code: string; readonly message: string };
 }
 
+/** A decision of the engine(s) for one input, shared by every request with that input. */
+interface Cached {
+  readonly policy: Decision;
+  readonly ztunnel: ZtunnelRbacResult | undefined;
+}
+
+const CACHE_LIMIT = 10_000;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const BAD_VALUE = /[\0\r\n]/;
+
+/**
+ * The headers a decision can depend on, and a key of them; undefined when some header is not a
+ * lower-case token with a clean value (or is named __proto__): then the engine sees them all.
+ */
+function narrowHeaders(
+  all: Readonly<Record<string, string | readonly string[]>>,
+  names: readonly string[],
+): { headers: Record<string, string | readonly string[]>; key: string } | undefined {
+  for (const k in all) {
+    const name = k.charCodeAt(0) === 58 ? k.slice(1) : k;
+    if (!TOKEN.test(name) || k === "__proto__") return undefined;
+    const v = all[k];
+    if (typeof v === "string") {
+      if (BAD_VALUE.test(v)) return undefined;
+    } else if (v !== undefined) for (const x of v) if (BAD_VALUE.test(x)) return undefined;
+  }
+  const headers: Record<string, string | readonly string[]> = {};
+  let key = "";
+  for (const n of names) {
+    if (!Object.hasOwn(all, n)) continue;
+    const v = all[n] as string | readonly string[];
+    headers[n] = v;
+    key += `${n}\u0001${typeof v === "string" ? v : v.join("\u0002")}\u0001`;
+  }
+  return { headers, key };
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
 const NO_IDENTITY: CallerIdentity = { principal: null, source: "none", jwt: null, notes: [] };
 
 const consoleLogger: AuthzLogger = {
@@ -166,20 +211,29 @@ export class Authorizer {
 
   /** Decides one request. Never rejects: every failure is a deny value. */
   authorize(facts: RequestFacts): Promise<AppDecision> {
+    const d = this.decide(facts);
+    return d instanceof Promise ? d : Promise.resolve(d);
+  }
+
+  /**
+   * Decides one request, synchronously unless the JWT verifier is asynchronous: adapters continue
+   * in the same tick when they can, which keeps a framework's fast path fast. Never throws.
+   */
+  decide(facts: RequestFacts): AppDecision | Promise<AppDecision> {
     // One set for the whole decision, even if a swap lands meanwhile.
     const set = this.#holder.current;
     let identity: CallerIdentity | Promise<CallerIdentity>;
     try {
       identity = this.#identity.resolve(facts);
     } catch (cause) {
-      return Promise.resolve(this.#finish(this.#failed(facts, NO_IDENTITY, set, cause)));
+      return this.#finish(this.#failed(facts, NO_IDENTITY, set, cause));
     }
     if (identity instanceof Promise)
       return identity.then(
         (id) => this.#finish(this.#decide(facts, id, set)),
         (cause: unknown) => this.#finish(this.#failed(facts, NO_IDENTITY, set, cause)),
       );
-    return Promise.resolve(this.#finish(this.#decide(facts, identity, set)));
+    return this.#finish(this.#decide(facts, identity, set));
   }
 
   #finish(d: AppDecision): AppDecision {
@@ -188,11 +242,30 @@ export class Authorizer {
       if (this.#options.decisionLog) logDecision(this.#options.decisionLog, d);
       if (d.identity.notes.length > 0)
         for (const n of d.identity.notes)
-          this.#logger.warn(`authz-http: ${d.request.method} ${d.request.path}: ${n}`);
+          this.#warnThrottled(`authz-http: ${d.request.method} ${d.request.path}: ${n}`, n);
     } catch {
       // A failing sink must not change the decision.
     }
     return d;
+  }
+
+  readonly #warned = new Map<string, { at: number; suppressed: number }>();
+
+  /**
+   * A peer that keeps forging a header must not flood the log: one line per kind of note every
+   * 10 s, with the count of the lines left out (the decision log still has every entry).
+   */
+  #warnThrottled(line: string, note: string): void {
+    const kind = note.replace(/\d+\.\d+\.\d+\.\d+|[0-9a-f]*:[0-9a-f:.]+|\(spiffe:[^)]*\)/gi, "*");
+    const now = Date.now();
+    const w = this.#warned.get(kind);
+    if (w && now - w.at < 10_000) {
+      w.suppressed++;
+      return;
+    }
+    if (this.#warned.size > 1000) this.#warned.clear();
+    this.#warned.set(kind, { at: now, suppressed: 0 });
+    this.#logger.warn(w?.suppressed ? `${line} (${w.suppressed} similar lines suppressed)` : line);
   }
 
   #failed(
@@ -237,41 +310,62 @@ export class Authorizer {
         );
       const port = this.#options.destinationPort ?? facts.destinationPort;
       const destinationIp = this.#options.destinationIp ?? facts.destinationIp;
-      const input: DecisionInput = {
-        enforcement: "waypoint",
-        workload: this.#options.app.workload,
-        waypoint: set.waypoint,
-        service: set.service,
-        connection: {
-          sourcePrincipal: identity.principal,
-          sourceIp: facts.sourceIp,
-          destinationIp,
-          destinationPort: port,
-          ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
-        },
-        request: {
-          host: facts.authority,
-          method: facts.method,
-          path: facts.path,
-          headers: facts.headers as Record<string, string | readonly string[]>,
-          jwt: identity.jwt,
-        },
-        ...(this.#options.customProviders !== undefined
-          ? {
-              customProviders: this.#options.customProviders as DecisionInput["customProviders"] &
-                object,
-            }
-          : {}),
-      };
-      const policy = set.policies.decide(input);
-      let ztunnel: ZtunnelRbacResult | undefined;
-      if (set.authorizations.length > 0)
-        ztunnel = evaluateZtunnelAuthorizations(set.authorizations, {
-          sourceIp: facts.sourceIp,
-          destinationIp,
-          destinationPort: port,
-          sourceIdentity: identity.principal,
-        });
+      // Only the headers a policy reads go to the engine, once all of them are known to be
+      // well-formed (a malformed one is Envoy's 400, which the engine must see to deny).
+      const narrowed = narrowHeaders(facts.headers, set.headerNames);
+      const key =
+        narrowed && set.cacheable
+          ? `${identity.principal}\0${facts.sourceIp}\0${destinationIp}\0${port}\0${facts.sni ?? ""}\0${facts.method}\0${facts.authority}\0${facts.path}\0${narrowed.key}\0${identity.jwt === null ? "" : JSON.stringify(identity.jwt)}`
+          : undefined;
+      let cached = key !== undefined ? (set.cache.get(key) as Cached | undefined) : undefined;
+      if (!cached) {
+        const input: DecisionInput = {
+          enforcement: "waypoint",
+          workload: this.#options.app.workload,
+          waypoint: set.waypoint,
+          service: set.service,
+          connection: {
+            sourcePrincipal: identity.principal,
+            sourceIp: facts.sourceIp,
+            destinationIp,
+            destinationPort: port,
+            ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
+          },
+          request: {
+            host: facts.authority,
+            method: facts.method,
+            path: facts.path,
+            headers: narrowed
+              ? narrowed.headers
+              : (facts.headers as Record<string, string | readonly string[]>),
+            jwt: identity.jwt,
+          },
+          ...(this.#options.customProviders !== undefined
+            ? {
+                customProviders: this.#options.customProviders as DecisionInput["customProviders"] &
+                  object,
+              }
+            : {}),
+        };
+        const decided = set.policies.decide(input);
+        const zt =
+          set.authorizations.length > 0
+            ? evaluateZtunnelAuthorizations(set.authorizations, {
+                sourceIp: facts.sourceIp,
+                destinationIp,
+                destinationPort: port,
+                sourceIdentity: identity.principal,
+              })
+            : undefined;
+        cached = deepFreeze({ policy: decided, ztunnel: zt });
+        if (key !== undefined) {
+          // Bounded: a client cycling through paths costs a clear, not memory.
+          if (set.cache.size >= CACHE_LIMIT) set.cache.clear();
+          set.cache.set(key, cached);
+        }
+      }
+      const policy = cached.policy;
+      const ztunnel = cached.ztunnel;
       // ztunnel's L4 verdict comes first on the wire: a deny there is the decision.
       const l4Deny = ztunnel !== undefined && !ztunnel.allowed;
       const decision = l4Deny ? "deny" : policy.decision;

@@ -61,10 +61,21 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     return prefix;
   });
   const proxyIds = new Set(options.xfcc?.trustedProxies.identities ?? []);
+  // Peers are few and come back: the CIDR answer per address is kept (bounded).
+  const trustedIps = new Map<string, boolean>();
   const trustedPeer = (facts: RequestFacts, mtlsPrincipal: string | null): boolean => {
     if (mtlsPrincipal !== null && proxyIds.has(mtlsPrincipal)) return true;
     if (cidrs.length === 0) return false;
-    const ip = parseIp(facts.sourceIp);
+    const known = trustedIps.get(facts.sourceIp);
+    if (known !== undefined) return known;
+    const trusted = trustedByCidr(facts.sourceIp);
+    if (trustedIps.size >= 4096) trustedIps.clear();
+    trustedIps.set(facts.sourceIp, trusted);
+    return trusted;
+  };
+  const trustedByCidr = (sourceIp: string): boolean => {
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; that is the IPv4 address.
+    const ip = parseIp(sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""));
     return ip !== undefined && cidrs.some((p) => prefixContains(p, ip));
   };
   const sync = (
@@ -90,7 +101,9 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     }
     if (mtlsPrincipal !== null) return { principal: mtlsPrincipal, source: "mtls", notes };
     if (options.workloads) {
-      const w = options.workloads.workloadByIp(facts.sourceIp.replace(/^::ffff:(?=\d+\.)/i, ""));
+      const w = options.workloads.workloadByIp(
+        facts.sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""),
+      );
       if (w) return { principal: meshWorkloadIdentity(w), source: "workload-state", notes };
       notes.push(`source ${facts.sourceIp} is no workload of the mesh state`);
     }

@@ -76,6 +76,38 @@ export interface PolicySet {
   readonly mesh: MeshSettings;
   readonly service: ServiceTarget;
   readonly waypoint: WaypointTarget;
+  /**
+   * Lower-case names of the headers any attached policy can read (`request.headers[...]` keys, and
+   * x-forwarded-for when `remote.ip` / `remoteIpBlocks` is used). Other headers cannot change a
+   * decision once they are known to be well-formed.
+   */
+  readonly headerNames: readonly string[];
+  /** false when a decision may depend on more than its inputs (CUSTOM providers are callbacks). */
+  readonly cacheable: boolean;
+  /** Decisions of this set by input key; dies with the set, so a swap never serves an old answer. */
+  readonly cache: Map<string, unknown>;
+}
+
+/** Which headers the policies read, and whether a decision is a pure function of the request. */
+function policyInputs(policies: readonly AuthorizationPolicy[]): {
+  headerNames: string[];
+  cacheable: boolean;
+} {
+  const names = new Set<string>();
+  let cacheable = true;
+  for (const p of policies) {
+    if (p.spec.action === "CUSTOM") cacheable = false;
+    for (const rule of p.spec.rules ?? []) {
+      for (const f of rule?.from ?? [])
+        if (f.source?.remoteIpBlocks || f.source?.notRemoteIpBlocks) names.add("x-forwarded-for");
+      for (const c of rule?.when ?? []) {
+        if (c.key === "remote.ip") names.add("x-forwarded-for");
+        const m = /^request\.headers\[(.*)\]$/.exec(c.key);
+        if (m) names.add((m[1] ?? "").toLowerCase());
+      }
+    }
+  }
+  return { headerNames: [...names].sort(), cacheable };
 }
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
@@ -206,6 +238,8 @@ export function compilePolicySet(app: AppTarget, content: PolicyContent): Policy
     mesh,
     service,
     waypoint,
+    ...policyInputs(out),
+    cache: new Map(),
   };
 }
 

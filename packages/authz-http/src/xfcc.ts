@@ -87,10 +87,18 @@ export function parseXfcc(value: string | readonly string[]): XfccElement[] {
   }
 }
 
+// A proxy forwards the same few client certificates over and over: parse each text once.
+const memo = new Map<string, string | null>();
+
 /** The client identity an XFCC header carries: the URI SAN of the nearest hop's element. */
 export function xfccPrincipal(value: string | readonly string[]): string | null {
-  const elements = parseXfcc(value);
+  const text = typeof value === "string" ? value : value.join(",");
+  const known = memo.get(text);
+  if (known !== undefined) return known;
+  const elements = parseXfcc(text);
   const last = elements.at(-1);
-  const uri = last?.uris.find((u) => u.startsWith("spiffe://"));
-  return uri ?? null;
+  const uri = last?.uris.find((u) => u.startsWith("spiffe://")) ?? null;
+  if (memo.size >= 1024) memo.clear();
+  memo.set(text, uri);
+  return uri;
 }

@@ -1,5 +1,5 @@
 // node:http / node:http2 requests → RequestFacts, with the mTLS peer verified once per connection.
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Socket } from "node:net";
 import type { PeerCertificate, TLSSocket } from "node:tls";
@@ -59,16 +59,6 @@ export function tlsPeerIdentity(socket: Socket, verifier: PeerVerifier): Promise
   return p;
 }
 
-function headerMap(h: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null);
-  for (const k in h) {
-    if (k.startsWith(":")) continue;
-    const v = h[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
-}
-
 /** Facts of a node:http or node:http2 (compat) request; a promise only when mTLS is verified. */
 export function nodeRequestFacts(
   req: IncomingMessage | Http2ServerRequest,
@@ -83,7 +73,8 @@ export function nodeRequestFacts(
     authority,
     // The raw target as received; Express rewrites req.url inside routers, so callers pass originalUrl.
     path: url ?? (headers[":path"] as string | undefined) ?? req.url ?? "",
-    headers: headerMap(headers),
+    // As received, pseudo-headers included (Envoy's header matchers see them too); not copied.
+    headers: headers as Record<string, string | string[]>,
     sourceIp: socket?.remoteAddress ?? "",
     destinationIp: socket?.localAddress ?? "",
     destinationPort: socket?.localPort ?? 0,

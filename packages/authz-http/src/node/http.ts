@@ -15,29 +15,54 @@ type AnyReq = IncomingMessage | Http2ServerRequest;
 type AnyRes = ServerResponse | Http2ServerResponse;
 
 /** Decides a node request; never rejects (a failure is a deny value). */
-export async function authorizeNodeRequest(
+export function authorizeNodeRequest(
   authorizer: Authorizer,
   req: AnyReq,
   options: NodeAdapterOptions = {},
   url?: string,
 ): Promise<AppDecision> {
-  let facts: RequestFacts;
+  const d = decideNodeRequest(authorizer, req, options, url);
+  return d instanceof Promise ? d : Promise.resolve(d);
+}
+
+/** As authorizeNodeRequest, synchronous when nothing asynchronous (mTLS check, JWT) is needed. */
+export function decideNodeRequest(
+  authorizer: Authorizer,
+  req: AnyReq,
+  options: NodeAdapterOptions = {},
+  url?: string,
+  attachToReq = true,
+): AppDecision | Promise<AppDecision> {
+  const attach = (d: AppDecision): AppDecision => {
+    if (attachToReq) (req as AnyReq & WithAuthz).authz = d;
+    return d;
+  };
+  const decide = (facts: RequestFacts): AppDecision | Promise<AppDecision> => {
+    const d = authorizer.decide(facts);
+    return d instanceof Promise ? d.then(attach) : attach(d);
+  };
+  let facts: RequestFacts | Promise<RequestFacts>;
   try {
-    facts = await nodeRequestFacts(req, options, url);
+    facts = nodeRequestFacts(req, options, url);
   } catch {
-    facts = {
-      method: req.method ?? "",
-      authority: "",
-      path: "",
-      headers: {},
-      sourceIp: req.socket?.remoteAddress ?? "",
-      destinationIp: "",
-      destinationPort: 0,
-    };
+    facts = unreadable(req);
   }
-  const d = await authorizer.authorize(facts);
-  (req as AnyReq & WithAuthz).authz = d;
-  return d;
+  return facts instanceof Promise
+    ? facts.then(decide, () => decide(unreadable(req)))
+    : decide(facts);
+}
+
+/** What is left of a request whose attributes could not be read: it decides as a deny. */
+function unreadable(req: AnyReq): RequestFacts {
+  return {
+    method: req.method ?? "",
+    authority: "",
+    path: "",
+    headers: {},
+    sourceIp: req.socket?.remoteAddress ?? "",
+    destinationIp: "",
+    destinationPort: 0,
+  };
 }
 
 /** Writes the refusal. */
@@ -61,10 +86,13 @@ export function withAuthz<Req extends AnyReq, Res extends AnyRes>(
   options: NodeAdapterOptions = {},
 ): (req: Req, res: Res) => void {
   return (req, res) => {
-    void authorizeNodeRequest(authorizer, req, options).then((d) => {
+    const go = (d: AppDecision): void => {
       if (!d.allowed) sendDeny(res, d);
       else handler(req as Req & WithAuthz, res);
-    });
+    };
+    const d = decideNodeRequest(authorizer, req, options);
+    if (d instanceof Promise) void d.then(go);
+    else go(d);
   };
 }
 
@@ -80,10 +108,19 @@ export function expressAuthz(
 ): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
   return (req, res, next) => {
     const r = req as ExpressLikeRequest;
-    authorizeNodeRequest(authorizer, r, options, r.originalUrl ?? r.url).then((d) => {
+    const go = (d: AppDecision): void => {
       if (d.allowed) next();
       else sendDeny(res, d);
-    }, next);
+    };
+    let d: AppDecision | Promise<AppDecision>;
+    try {
+      d = decideNodeRequest(authorizer, r, options, r.originalUrl ?? r.url);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    if (d instanceof Promise) d.then(go, next);
+    else go(d);
   };
 }
 
@@ -101,7 +138,7 @@ interface FastifyLikeInstance {
   decorateRequest(name: "authz", value: null): unknown;
   addHook(
     name: "onRequest",
-    hook: (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<unknown>,
+    hook: (request: FastifyLikeRequest, reply: FastifyLikeReply, done: () => void) => void,
   ): unknown;
 }
 
@@ -123,11 +160,17 @@ export const fastifyAuthz: ((
   async (instance: FastifyLikeInstance, opts: FastifyAuthzOptions): Promise<void> => {
     const { authorizer, ...adapter } = opts;
     instance.decorateRequest("authz", null);
-    instance.addHook("onRequest", async (request, reply) => {
-      const d = await authorizeNodeRequest(authorizer, request.raw, adapter);
-      request.authz = d;
-      if (!d.allowed) return reply.code(d.status).header("content-type", "text/plain").send(d.body);
-      return undefined;
+    // Callback style: a decision available in the same tick continues in the same tick.
+    instance.addHook("onRequest", (request, reply, done) => {
+      const go = (d: AppDecision): void => {
+        request.authz = d;
+        if (d.allowed) done();
+        else reply.code(d.status).header("content-type", "text/plain").send(d.body);
+      };
+      // On Fastify's request (decorated, so its shape is stable), not on the raw one.
+      const d = decideNodeRequest(authorizer, request.raw, adapter, undefined, false);
+      if (d instanceof Promise) void d.then(go);
+      else go(d);
     });
   },
   {

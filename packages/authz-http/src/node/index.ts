@@ -15,6 +15,7 @@ export {
 } from "./grpc.js";
 export {
   authorizeNodeRequest,
+  decideNodeRequest,
   expressAuthz,
   type FastifyAuthzOptions,
   fastifyAuthz,
