@@ -20,3 +20,11 @@ export {
   setTransparent,
   socketFd,
 } from "./sockets.js";
+export type {
+  InpodWorkload,
+  WorkloadInfo,
+  ZdsClientOptions,
+  ZdsRequestKind,
+  ZdsWorkloadHandler,
+} from "./zds.js";
+export { DEFAULT_INPOD_UDS, MAX_ZDS_MESSAGE_BYTES, ZdsClient } from "./zds.js";

@@ -1,0 +1,516 @@
+// The ztunnel side of ZDS: a client of istio-cni's node agent over a UNIX SOCK_SEQPACKET socket.
+// Facts from ztunnel (src/inpod/*): hello first, one Ack per request, the netns fd as SCM_RIGHTS
+// on AddWorkload only, a 1024-byte read buffer, reconcile on SnapshotSent, reconnect 10 ms → 15 s.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { InpodError } from "./errors.js";
+import {
+  Version,
+  type WorkloadRequest,
+  WorkloadRequestSchema,
+  WorkloadResponseSchema,
+  ZdsHelloSchema,
+} from "./gen/zds_pb.js";
+import { errnoName, libc, linux, type PollHandle } from "./native.js";
+import { Netns } from "./netns.js";
+
+/** ztunnel's INPOD_UDS default. */
+export const DEFAULT_INPOD_UDS = "/var/run/ztunnel/ztunnel.sock";
+/** The largest request accepted, as ztunnel's read buffer; larger ones get an error Ack. */
+export const MAX_ZDS_MESSAGE_BYTES = 1024;
+
+/** Who a pod is (ZDS WorkloadInfo). */
+export interface WorkloadInfo {
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+/** A pod this ztunnel proxies. The client owns `netns` and closes it once the workload is gone. */
+export interface InpodWorkload {
+  readonly uid: string;
+  readonly info: WorkloadInfo;
+  readonly netns: Netns;
+}
+
+/**
+ * What the ztunnel does with workloads. A throw (or rejection) refuses the request: the node
+ * agent gets the message in its Ack and the client's state does not change.
+ */
+export interface ZdsWorkloadHandler {
+  /** Start proxying (listeners inside `workload.netns`). Called again for a uid whose netns changed. */
+  addWorkload(workload: InpodWorkload): void | Promise<void>;
+  /** Stop proxying; the netns is closed right after this returns. */
+  removeWorkload(workload: InpodWorkload): void | Promise<void>;
+}
+
+/** Kinds of WorkloadRequest, plus "invalid" for a datagram that is not one. */
+export type ZdsRequestKind = "add" | "keep" | "del" | "snapshot_sent" | "invalid";
+
+export interface ZdsClientOptions {
+  /** The node agent's socket; default INPOD_UDS or DEFAULT_INPOD_UDS. */
+  readonly path?: string;
+  readonly handler: ZdsWorkloadHandler;
+  /** Reconnect delay: starts at `initialMs` (10), doubles to `maxMs` (15 000), reset on connect. */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** Observability hooks (logs, metrics, tests); they must not throw. */
+  readonly on?: {
+    readonly connected?: () => void;
+    readonly disconnected?: (error: InpodError) => void;
+    readonly ack?: (kind: ZdsRequestKind, uid: string, error: string) => void;
+  };
+}
+
+interface Datagram {
+  readonly data: Buffer;
+  readonly fds: number[];
+  readonly truncated: boolean;
+}
+
+interface Connection {
+  readonly fd: number;
+  readonly poll: PollHandle;
+  open: boolean;
+}
+
+/** A refused request: its message becomes the Ack's error. */
+function refused(message: string): InpodError {
+  return new InpodError("ERR_INPOD_ZDS_PROTOCOL", message);
+}
+
+/**
+ * Keeps the set of in-pod workloads in step with istio-cni's node agent. Start it with `start()`;
+ * `ready()` resolves after the first complete snapshot; `close()` removes every workload.
+ */
+export class ZdsClient {
+  readonly path: string;
+  #handler: ZdsWorkloadHandler;
+  #on: NonNullable<ZdsClientOptions["on"]>;
+  #initialMs: number;
+  #maxMs: number;
+  #delayMs: number;
+  #workloads = new Map<string, InpodWorkload>();
+  /** uids named since this connection began (Add, Keep), for the reconcile on SnapshotSent. */
+  #snapshotNames = new Set<string>();
+  #snapshotReceived = false;
+  #conn: Connection | undefined;
+  #queue: { conn: Connection; dgram: Datagram }[] = [];
+  #processing: Promise<void> | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+  #started = false;
+  #readyWaiters: (() => void)[] = [];
+  #everReady = false;
+
+  constructor(options: ZdsClientOptions) {
+    this.path = options.path ?? process.env.INPOD_UDS ?? DEFAULT_INPOD_UDS;
+    this.#handler = options.handler;
+    this.#on = options.on ?? {};
+    this.#initialMs = options.backoff?.initialMs ?? 10;
+    this.#maxMs = options.backoff?.maxMs ?? 15_000;
+    this.#delayMs = this.#initialMs;
+    if (Buffer.byteLength(this.path) > 107) {
+      throw new InpodError(
+        "ERR_INPOD_ZDS_CONNECTION",
+        `INPOD_UDS path is longer than a UNIX socket address allows (107 bytes): ${this.path}`,
+      );
+    }
+  }
+
+  /** Connects (and keeps reconnecting) to the node agent. */
+  start(): this {
+    if (this.#closed)
+      throw new InpodError("ERR_INPOD_CLOSED", "this ZdsClient was closed; create a new one");
+    if (!this.#started) {
+      this.#started = true;
+      this.#connect();
+    }
+    return this;
+  }
+
+  /** Workloads by uid, as the last applied requests left them. */
+  get workloads(): ReadonlyMap<string, InpodWorkload> {
+    return this.#workloads;
+  }
+
+  /** True between the SnapshotSent of the current connection and its end. */
+  get snapshotReceived(): boolean {
+    return this.#snapshotReceived;
+  }
+
+  /** Resolves once a full snapshot has been applied (at most once per client). */
+  ready(): Promise<void> {
+    if (this.#everReady) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
+  /** Stops reconnecting, closes the socket, removes every workload and closes its netns. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#teardown();
+    await this.#processing;
+    for (const w of [...this.#workloads.values()]) {
+      try {
+        await this.#handler.removeWorkload(w);
+      } catch {
+        // closing anyway: the netns must not outlive the client
+      }
+      w.netns.close();
+    }
+    this.#workloads.clear();
+    this.#snapshotNames.clear();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    const c = libc();
+    const fd = c.socket(
+      linux.AF_UNIX,
+      linux.SOCK_SEQPACKET | linux.SOCK_NONBLOCK | linux.SOCK_CLOEXEC,
+      0,
+    );
+    if (fd < 0) {
+      this.#retryLater(this.#connError("socket()", c.errno()));
+      return;
+    }
+    const addr = Buffer.alloc(110); // sockaddr_un: family + 108-byte path
+    addr.writeUInt16LE(linux.AF_UNIX, 0);
+    addr.write(this.path, 2);
+    const hello = Buffer.from(
+      toBinary(ZdsHelloSchema, create(ZdsHelloSchema, { version: Version.V1 })),
+    );
+    // A UNIX connect never waits for the peer: it succeeds or fails (EAGAIN = backlog full).
+    if (c.connect(fd, addr, 2 + Buffer.byteLength(this.path) + 1) !== 0) {
+      const err = this.#connError(`connect(${this.path})`, c.errno());
+      c.close(fd);
+      this.#retryLater(err);
+      return;
+    }
+    if (c.send(fd, hello, hello.length, linux.MSG_DONTWAIT | linux.MSG_NOSIGNAL) !== hello.length) {
+      const err = this.#connError("sending ZdsHello", c.errno());
+      c.close(fd);
+      this.#retryLater(err);
+      return;
+    }
+    let conn: Connection | undefined;
+    const poll = c.poll(fd, () => {
+      if (conn) this.#readable(conn);
+    });
+    conn = { fd, poll, open: true };
+    this.#conn = conn;
+    // A new connection starts a new snapshot; the workloads themselves stay until reconciled.
+    this.#snapshotReceived = false;
+    this.#snapshotNames.clear();
+    this.#delayMs = this.#initialMs;
+    this.#on.connected?.();
+  }
+
+  #connError(what: string, errno: number): InpodError {
+    const e = errnoName(errno);
+    return new InpodError(
+      "ERR_INPOD_ZDS_CONNECTION",
+      `${what} failed with ${e}: is the Istio CNI node agent running and serving ${this.path} (INPOD_UDS)?`,
+    );
+  }
+
+  #retryLater(err: InpodError): void {
+    this.#on.disconnected?.(err);
+    if (this.#closed) return;
+    const delay = this.#delayMs;
+    this.#delayMs = Math.min(this.#maxMs, this.#delayMs * 2);
+    this.#retry = setTimeout(() => this.#connect(), delay);
+  }
+
+  /** Drains every datagram the kernel holds; called from the uv_poll callback. */
+  #readable(conn: Connection): void {
+    const c = libc();
+    while (conn.open) {
+      const data = Buffer.alloc(MAX_ZDS_MESSAGE_BYTES);
+      // Room for several fds, so that a sender of too many is caught (and all of them closed).
+      const control = Buffer.alloc(64);
+      const msg = {
+        name: null,
+        namelen: 0,
+        iov: [{ base: data, len: data.length }],
+        iovlen: 1,
+        control,
+        controllen: control.length,
+        flags: 0,
+      };
+      const n = c.recvmsg(conn.fd, msg, linux.MSG_DONTWAIT | linux.MSG_CMSG_CLOEXEC);
+      if (n < 0) {
+        const errno = c.errno();
+        if (errnoName(errno) === "EAGAIN") break; // drained
+        this.#lost(conn, this.#connError("recvmsg", errno));
+        return;
+      }
+      const fds = scmRights(control, msg.controllen);
+      if (n === 0 && fds.length === 0) {
+        this.#lost(
+          conn,
+          new InpodError(
+            "ERR_INPOD_ZDS_CONNECTION",
+            `the node agent closed ${this.path}; reconnecting`,
+          ),
+        );
+        return;
+      }
+      this.#queue.push({
+        conn,
+        dgram: {
+          data: data.subarray(0, n),
+          fds,
+          truncated: (msg.flags & (linux.MSG_TRUNC | linux.MSG_CTRUNC)) !== 0,
+        },
+      });
+    }
+    this.#pump();
+  }
+
+  #lost(conn: Connection, err: InpodError): void {
+    if (this.#conn !== conn) return;
+    this.#teardown();
+    this.#retryLater(err);
+  }
+
+  #teardown(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    this.#conn = undefined;
+    conn.open = false;
+    conn.poll.close(); // before close(fd): libuv must stop watching it first
+    libc().close(conn.fd);
+    this.#snapshotReceived = false;
+    this.#snapshotNames.clear();
+    // Requests read but not yet handled die with the connection; their fds must not leak.
+    for (const { dgram } of this.#queue.splice(0)) closeAll(dgram.fds);
+  }
+
+  /** Handles queued datagrams one at a time: the node agent waits for each Ack anyway. */
+  #pump(): void {
+    if (this.#processing !== undefined) return;
+    const next = this.#queue.shift();
+    if (!next) return;
+    this.#processing = (async () => {
+      const { conn, dgram } = next;
+      let kind: ZdsRequestKind = "invalid";
+      let uid = "";
+      let error = "";
+      try {
+        const req = decode(dgram);
+        kind = req.kind;
+        uid = req.uid;
+        await this.#apply(req, conn);
+      } catch (err) {
+        error = err instanceof Error ? err.message : String(err);
+      }
+      if (conn.open && this.#conn === conn) this.#ack(conn, kind, uid, error);
+    })().finally(() => {
+      this.#processing = undefined;
+      this.#pump();
+    });
+  }
+
+  #ack(conn: Connection, kind: ZdsRequestKind, uid: string, error: string): void {
+    const c = libc();
+    const bytes = Buffer.from(
+      toBinary(
+        WorkloadResponseSchema,
+        create(WorkloadResponseSchema, { payload: { case: "ack", value: { error } } }),
+      ),
+    );
+    this.#on.ack?.(kind, uid, error);
+    if (
+      c.send(conn.fd, bytes, bytes.length, linux.MSG_DONTWAIT | linux.MSG_NOSIGNAL) !== bytes.length
+    ) {
+      this.#lost(conn, this.#connError("sending Ack", c.errno()));
+    }
+  }
+
+  async #apply(req: Decoded, conn: Connection): Promise<void> {
+    switch (req.kind) {
+      case "add":
+        return await this.#add(req.workload);
+      case "keep": {
+        if (this.#snapshotReceived) {
+          throw refused(
+            `KeepWorkload for ${req.uid} after SnapshotSent: keep is only meaningful while the snapshot is being sent; nothing changed`,
+          );
+        }
+        if (!this.#workloads.has(req.uid)) {
+          throw refused(
+            `KeepWorkload for unknown uid ${req.uid}: this ztunnel has no such workload, so there is nothing to keep`,
+          );
+        }
+        this.#snapshotNames.add(req.uid);
+        return;
+      }
+      case "del": {
+        const w = this.#workloads.get(req.uid);
+        if (!w)
+          throw refused(
+            `DelWorkload for unknown uid ${req.uid}: this ztunnel has no such workload; nothing changed`,
+          );
+        await this.#remove(w, "DelWorkload");
+        this.#snapshotNames.delete(req.uid);
+        return;
+      }
+      case "snapshot_sent": {
+        if (this.#snapshotReceived)
+          throw refused("SnapshotSent twice on one connection; nothing changed");
+        const failures: string[] = [];
+        for (const w of [...this.#workloads.values()]) {
+          if (this.#snapshotNames.has(w.uid)) continue;
+          try {
+            await this.#remove(w, "reconcile");
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+        }
+        this.#snapshotNames.clear();
+        if (conn !== this.#conn) return; // the connection ended meanwhile: this snapshot is void
+        this.#snapshotReceived = true;
+        if (!this.#everReady) {
+          this.#everReady = true;
+          for (const resolve of this.#readyWaiters.splice(0)) resolve();
+        }
+        if (failures.length > 0) throw refused(`snapshot applied, but ${failures.join("; ")}`);
+        return;
+      }
+    }
+  }
+
+  async #add(w: InpodWorkload): Promise<void> {
+    const old = this.#workloads.get(w.uid);
+    if (old?.netns.sameAs(w.netns)) {
+      // A repeat of what we have (same pod, same namespace): nothing to start.
+      w.netns.close();
+      if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
+      return;
+    }
+    try {
+      await this.#handler.addWorkload(w);
+    } catch (cause) {
+      w.netns.close();
+      throw new InpodError(
+        "ERR_INPOD_ZDS_HANDLER",
+        `workload ${w.uid} (${w.info.namespace}/${w.info.name}) was not started: ${(cause as Error)?.message ?? String(cause)}`,
+        { cause },
+      );
+    }
+    this.#workloads.set(w.uid, w);
+    if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
+    // The pod got a new namespace (sandbox recreated): the new proxy runs, retire the old one.
+    if (old) {
+      try {
+        await this.#handler.removeWorkload(old);
+      } finally {
+        old.netns.close();
+      }
+    }
+  }
+
+  async #remove(w: InpodWorkload, why: string): Promise<void> {
+    try {
+      await this.#handler.removeWorkload(w);
+    } catch (cause) {
+      throw new InpodError(
+        "ERR_INPOD_ZDS_HANDLER",
+        `workload ${w.uid} (${w.info.namespace}/${w.info.name}) could not be removed (${why}): ${(cause as Error)?.message ?? String(cause)}; it is kept`,
+        { cause },
+      );
+    }
+    this.#workloads.delete(w.uid);
+    w.netns.close();
+  }
+}
+
+type Decoded =
+  | { kind: "add"; uid: string; workload: InpodWorkload }
+  | { kind: "keep" | "del"; uid: string }
+  | { kind: "snapshot_sent"; uid: "" };
+
+/**
+ * Turns one datagram into a request, or throws ERR_INPOD_ZDS_PROTOCOL with the reason. Every received fd is
+ * either handed over (inside the returned Netns) or closed here, on every path.
+ */
+function decode(d: Datagram): Decoded {
+  const refuse = (why: string): never => {
+    closeAll(d.fds);
+    throw refused(why);
+  };
+  if (d.truncated) {
+    refuse(
+      `request larger than ${MAX_ZDS_MESSAGE_BYTES} bytes (or with too much ancillary data) was truncated and ignored`,
+    );
+  }
+  let req: WorkloadRequest;
+  try {
+    req = fromBinary(WorkloadRequestSchema, d.data);
+  } catch (err) {
+    return refuse(
+      `cannot decode WorkloadRequest (${(err as Error).message}); is the node agent speaking ZDS V1?`,
+    );
+  }
+  const p = req.payload;
+  if (p.case === undefined)
+    return refuse(
+      "WorkloadRequest without a known payload (add, keep, del, snapshot_sent); nothing changed",
+    );
+  if (p.case !== "add") {
+    if (d.fds.length > 0)
+      refuse(
+        `${p.case} request carries ${d.fds.length} fd(s); only AddWorkload may carry a netns fd`,
+      );
+    if (p.case === "snapshotSent") return { kind: "snapshot_sent", uid: "" };
+    if (p.value.uid === "") refuse(`${p.case} request without a uid`);
+    return { kind: p.case, uid: p.value.uid };
+  }
+  const { uid, workloadInfo } = p.value;
+  if (d.fds.length !== 1) {
+    refuse(
+      `AddWorkload for ${uid || "(no uid)"} carries ${d.fds.length} fds; it needs exactly one, the pod's netns (SCM_RIGHTS)`,
+    );
+  }
+  if (uid === "") refuse("AddWorkload without a uid");
+  if (!workloadInfo) refuse(`AddWorkload for ${uid} without workload_info; it is required`);
+  let netns: Netns;
+  try {
+    netns = Netns.fromFd(d.fds[0] as number, { own: true }); // closes the fd when it is no netns
+  } catch (err) {
+    throw refused(`AddWorkload for ${uid}: ${(err as Error).message}`);
+  }
+  const info = workloadInfo as NonNullable<typeof workloadInfo>;
+  return {
+    kind: "add",
+    uid,
+    workload: {
+      uid,
+      info: { name: info.name, namespace: info.namespace, serviceAccount: info.serviceAccount },
+      netns,
+    },
+  };
+}
+
+/** The fds of every SCM_RIGHTS control message (struct cmsghdr: size_t len, int level, int type). */
+function scmRights(control: Buffer, length: number): number[] {
+  const fds: number[] = [];
+  let off = 0;
+  while (off + 16 <= length) {
+    const len = Number(control.readBigUInt64LE(off));
+    if (len < 16 || off + len > length) break;
+    const level = control.readInt32LE(off + 8);
+    const type = control.readInt32LE(off + 12);
+    if (level === linux.SOL_SOCKET && type === linux.SCM_RIGHTS) {
+      for (let i = off + 16; i + 4 <= off + len; i += 4) fds.push(control.readInt32LE(i));
+    }
+    off += (len + 7) & ~7;
+  }
+  return fds;
+}
+
+function closeAll(fds: number[]): void {
+  const c = libc();
+  for (const fd of fds) c.close(fd);
+}
