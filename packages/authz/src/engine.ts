@@ -3,12 +3,7 @@
  * root namespace, selector namespace; waypoint: Service/ServiceEntry/Gateway/GatewayClass refs), so
  * a decision only touches the policies that apply to its target.
  */
-import {
-  compileEnvoyRules,
-  type EnvoyCompiled,
-  type EnvoyContext,
-  TrustDomainBundle,
-} from "./waypoint.js";
+
 import {
   assertDecisionInput,
   assertMesh,
@@ -30,6 +25,12 @@ import type {
   PeerAuthentication,
   PolicyResource,
 } from "./types.js";
+import {
+  compileEnvoyRules,
+  type EnvoyCompiled,
+  type EnvoyContext,
+  TrustDomainBundle,
+} from "./waypoint.js";
 import {
   type CompiledZtunnelAuthorization,
   compileChecked,

@@ -1,3 +1,8 @@
+export { CompiledPolicies, compilePolicies, evaluate, isHttpProtocol } from "./engine.js";
+export { AuthzError, type AuthzErrorCode } from "./errors.js";
+export { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
+export { type Issue, type ParseResult, parsePolicyResource } from "./parse.js";
+export { normalizeRequestPath } from "./path.js";
 export {
   type CaseFileReport,
   type CaseResult,
@@ -6,11 +11,6 @@ export {
   runCaseFile,
   runDecisionCase,
 } from "./policy-tests.js";
-export { CompiledPolicies, compilePolicies, evaluate, isHttpProtocol } from "./engine.js";
-export { AuthzError, type AuthzErrorCode } from "./errors.js";
-export { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
-export { type Issue, type ParseResult, parsePolicyResource } from "./parse.js";
-export { normalizeRequestPath } from "./path.js";
 export type {
   AuditResult,
   AuthorizationPolicy,

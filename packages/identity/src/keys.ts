@@ -193,7 +193,9 @@ export async function importPrivateKeyDer(
   try {
     // Always import extractable first: WebCrypto cannot derive the public key from a private
     // CryptoKey, so we go through JWK once and re-import non-extractable if asked.
-    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, true, ["sign"]);
+    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, true, [
+      "sign",
+    ]);
   } catch (cause) {
     throw keyError(`cannot import the ${guess} private key: ${(cause as Error).message}`, cause);
   }
@@ -233,7 +235,9 @@ export async function importPrivateKeyDer(
     );
   }
   if (options.extractable === false) {
-    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, false, ["sign"]);
+    privateKey = await subtle().importKey("pkcs8", bufferSource(pkcs8), s.importParams, false, [
+      "sign",
+    ]);
   }
   return { algorithm, privateKey, publicKey };
 }

@@ -162,7 +162,12 @@ function fastVerify(child: X509Certificate, key: WebCryptoKey): Promise<boolean>
     }
     case "RSASSA-PKCS1-v1_5":
     case "Ed25519":
-      return subtle.verify({ name: alg.name }, key, bufferSource(parts.signature), bufferSource(parts.tbs));
+      return subtle.verify(
+        { name: alg.name },
+        key,
+        bufferSource(parts.signature),
+        bufferSource(parts.tbs),
+      );
     case "RSA-PSS":
       if (alg.saltLength === undefined) return undefined;
       return subtle.verify(

@@ -12,8 +12,6 @@ import {
   validateYamlDocuments,
 } from "@ambientkit/xds-types/validate";
 import { type Command, Option } from "commander";
-import { CliError } from "../errors.js";
-import { readInputBytes, resolvePath } from "../io.js";
 import {
   type CommandContext,
   EXIT_FAILURE_FOUND,
@@ -21,6 +19,8 @@ import {
   EXIT_USAGE,
   outputOption,
 } from "../command.js";
+import { CliError } from "../errors.js";
+import { readInputBytes, resolvePath } from "../io.js";
 
 const EXTENSIONS = [".yaml", ".yml", ".json"];
 
