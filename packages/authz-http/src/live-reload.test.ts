@@ -264,4 +264,24 @@ describe("ztunnel Authorizations", () => {
     load(false);
     expect((await fetch(`${url}/x`)).status).toBe(200);
   });
+
+  it("a control plane that has not delivered yet does not hold the start, and denies until it does", async () => {
+    const store = new MeshStateStore();
+    const log: string[] = [];
+    const authorizer = await createAuthorizer({
+      app: APP,
+      sources: [meshStatePolicySource(store, { namespace: "shop", name: "api" })],
+      logger: memoryLogger(),
+      decisionLog: { sink: (e) => log.push(e.decidedBy) },
+    });
+    const url = await serve(authorizer);
+    expect((await fetch(`${url}/x`)).status).toBe(403);
+    expect(log.at(-1)).toBe("error:ERR_AUTHZ_HTTP_NO_POLICY_SET");
+    const swapped = swappedWithin(authorizer, 1000, () => true);
+    const r = parseLocalXds(LOCAL_XDS(false));
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    store.loadLocalConfig(r.config, "v1");
+    await swapped;
+    expect((await fetch(`${url}/x`)).status).toBe(200);
+  });
 });

@@ -43,10 +43,15 @@ export function meshStatePolicySource(
 ): PolicySource {
   let unsubscribe: (() => void) | undefined;
   let version = 0;
+  let ready = false;
   return {
     name,
+    // Resolves at once: a control plane that is not there yet must not hold the app's start. Until
+    // the store has a complete first state nothing is published, so the app denies meanwhile
+    // (publishing a partial state could miss a DENY that istiod has not sent yet).
     async start(sink) {
       const publish = (): void => {
+        if (!ready) return;
         let me: MeshWorkload | undefined;
         for (const w of store.workloads())
           if (
@@ -60,8 +65,10 @@ export function meshStatePolicySource(
         });
       };
       unsubscribe = store.subscribe(() => publish());
-      await store.whenReady();
-      publish();
+      void store.whenReady().then(() => {
+        ready = true;
+        publish();
+      });
     },
     close() {
       unsubscribe?.();
