@@ -292,3 +292,157 @@ spec:
     expect(await bad.text()).toBe("Jwt verification fails");
   });
 });
+
+describe("mTLS over node:http2 and gRPC", () => {
+  it("node:http2 secure server: the client's SVID is the principal", async () => {
+    const { createSecureServer, connect } = await import("node:http2");
+    const { withAuthz } = await import("./node/index.js");
+    const { testAuthorizer } = await import("./harness.testutil.js");
+    const ca = await testCa();
+    const server = await ca.issue("spiffe://cluster.local/ns/shop/sa/api");
+    const { authorizer } = await testAuthorizer(POLICIES, { identity: { mtls: true } });
+    const h2 = createSecureServer(
+      {
+        cert: server.cert,
+        key: server.key,
+        ca: ca.rootPem,
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      withAuthz(
+        authorizer,
+        (req, res) => res.end(JSON.stringify({ principal: req.authz?.identity.principal })),
+        { peerVerifier: ca.verifier },
+      ),
+    );
+    const port = await listen(h2);
+    closers.push(() => h2.close());
+    const call = async (client?: { cert: string; key: string }) => {
+      const session = connect(`https://127.0.0.1:${port}`, {
+        ca: ca.rootPem,
+        checkServerIdentity: () => undefined,
+        ...(client ?? {}),
+      });
+      try {
+        return await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const s = session.request({ ":method": "POST", ":path": "/orders" });
+          let status = 0;
+          let body = "";
+          s.on("response", (h) => {
+            status = Number(h[":status"]);
+          });
+          s.setEncoding("utf8").on("data", (c: string) => {
+            body += c;
+          });
+          s.on("end", () => resolve({ status, body })).on("error", reject);
+          s.end();
+        });
+      } finally {
+        session.close();
+      }
+    };
+    expect(await call(await ca.issue(WRITER))).toEqual({
+      status: 200,
+      body: JSON.stringify({ principal: WRITER }),
+    });
+    expect(await call()).toEqual({ status: 403, body: DENY_BODY });
+  });
+
+  it("grpc-js over mTLS: the interceptor reads the peer certificate of the call", async () => {
+    const grpc = await import("@grpc/grpc-js");
+    const { grpcAuthzInterceptor, grpcDecision } = await import("./node/index.js");
+    const { testAuthorizer } = await import("./harness.testutil.js");
+    const ca = await testCa();
+    const serverId = await ca.issue("spiffe://cluster.local/ns/shop/sa/api");
+    // Only the writer may call Orders/Create over gRPC.
+    const { authorizer } = await testAuthorizer(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: grpc-writer, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  rules:
+    - from: [{ source: { principals: ["cluster.local/ns/shop/sa/writer"] } }]
+      to: [{ operation: { paths: ["/test.Orders/Create"] } }]
+`,
+      { identity: { mtls: true } },
+    );
+    const server = new grpc.Server({
+      interceptors: [await grpcAuthzInterceptor(authorizer, { peerVerifier: ca.verifier })],
+    });
+    const json = {
+      serialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+      deserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+    };
+    const definition = {
+      Create: {
+        path: "/test.Orders/Create",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: json.serialize,
+        requestDeserialize: json.deserialize,
+        responseSerialize: json.serialize,
+        responseDeserialize: json.deserialize,
+      },
+    } as unknown as import("@grpc/grpc-js").ServiceDefinition;
+    server.addService(definition, {
+      Create: (
+        call: { metadata: import("@grpc/grpc-js").Metadata },
+        cb: (e: null, r: unknown) => void,
+      ) => cb(null, grpcDecision(call.metadata)),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(
+        "127.0.0.1:0",
+        grpc.ServerCredentials.createSsl(
+          Buffer.from(ca.rootPem),
+          [{ cert_chain: Buffer.from(serverId.cert), private_key: Buffer.from(serverId.key) }],
+          // grpc-js asks for a client certificate only when it also requires one.
+          true,
+        ),
+        (e, p) => (e ? reject(e) : resolve(p)),
+      ),
+    );
+    closers.push(() => server.forceShutdown());
+    const Client = grpc.makeGenericClientConstructor(definition, "Orders");
+    const call = async (id?: { cert: string; key: string }) => {
+      const creds = grpc.credentials.createSsl(
+        Buffer.from(ca.rootPem),
+        id ? Buffer.from(id.key) : null,
+        id ? Buffer.from(id.cert) : null,
+        { checkServerIdentity: () => undefined },
+      );
+      const client = new Client(`127.0.0.1:${port}`, creds) as unknown as Record<
+        string,
+        (
+          r: unknown,
+          cb: (e: import("@grpc/grpc-js").ServiceError | null, r?: unknown) => void,
+        ) => void
+      >;
+      try {
+        return await new Promise<{ code: number; res?: unknown }>((resolve) =>
+          client.Create?.({}, (e, res) => resolve({ code: e ? e.code : 0, res })),
+        );
+      } finally {
+        (client as unknown as import("@grpc/grpc-js").Client).close();
+      }
+    };
+    expect(await call(await ca.issue(WRITER))).toEqual({
+      code: 0,
+      res: {
+        decision: "allow",
+        enforced: true,
+        decidedBy: "shop/grpc-writer",
+        rule: 0,
+        principal: WRITER,
+        identitySource: "mtls",
+      },
+    });
+    expect((await call(await ca.issue("spiffe://cluster.local/ns/shop/sa/reader"))).code).toBe(
+      grpc.status.PERMISSION_DENIED,
+    );
+    // Without a certificate the TLS handshake itself is refused (grpc-js requires one when it asks).
+    expect((await call()).code).not.toBe(grpc.status.OK);
+  });
+});
