@@ -213,18 +213,30 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     const path = sockPath();
     const handler = new ProxyHandler();
     const disconnects: string[] = [];
+    const failedAt: number[] = [];
     let connects = 0;
     const client = new ZdsClient({
       path,
       handler,
       backoff: { initialMs: 20, maxMs: 200 },
-      on: { connected: () => connects++, disconnected: (e) => disconnects.push(e.code) },
+      on: {
+        connected: () => connects++,
+        disconnected: (e) => {
+          disconnects.push(e.code);
+          failedAt.push(performance.now());
+        },
+      },
     }).start();
     let agent: FakeAgent | undefined;
     try {
       // no agent yet: connect fails, with backoff, and says what to check
-      expect(await eventually(() => disconnects.length >= 2)).toBe(true);
+      expect(await eventually(() => disconnects.length >= 4)).toBe(true);
       expect(disconnects.every((c) => c === "ERR_INPOD_ZDS_CONNECTION")).toBe(true);
+      // the delay doubles (20, 40, 80 ms): timers never fire early, so these are lower bounds
+      const gaps = failedAt.slice(1, 4).map((t, i) => t - (failedAt[i] as number));
+      expect(gaps[0]).toBeGreaterThanOrEqual(19);
+      expect(gaps[1]).toBeGreaterThanOrEqual(39);
+      expect(gaps[2]).toBeGreaterThanOrEqual(79);
       agent = await FakeAgent.start(path);
       expect((await agent.send({ op: "accept" })).hello).toBe("0801");
       expect(await agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");

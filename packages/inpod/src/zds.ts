@@ -405,6 +405,12 @@ export class ZdsClient {
     if (old) {
       try {
         await this.#handler.removeWorkload(old);
+      } catch (cause) {
+        throw new InpodError(
+          "ERR_INPOD_ZDS_HANDLER",
+          `workload ${w.uid} moved to a new network namespace and its new proxy runs, but removing the old proxy failed: ${(cause as Error)?.message ?? String(cause)}`,
+          { cause },
+        );
       } finally {
         old.netns.close();
       }
