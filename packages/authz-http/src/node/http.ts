@@ -12,6 +12,14 @@ export interface WithAuthz {
 }
 
 type AnyReq = IncomingMessage | Http2ServerRequest;
+
+/**
+ * The decision on a request (node:http, Express `req`, Fastify `request`), typed, without
+ * augmenting a framework's Request type; undefined if no adapter decided it.
+ */
+export function authzOf(req: object): AppDecision | undefined {
+  return (req as WithAuthz).authz ?? undefined;
+}
 type AnyRes = ServerResponse | Http2ServerResponse;
 
 /** Decides a node request; never rejects (a failure is a deny value). */

@@ -15,6 +15,7 @@ export {
 } from "./grpc.js";
 export {
   authorizeNodeRequest,
+  authzOf,
   decideNodeRequest,
   expressAuthz,
   type FastifyAuthzOptions,
