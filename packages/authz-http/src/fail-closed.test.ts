@@ -245,3 +245,22 @@ spec:
     expect(log.map((e) => e.decision)).toEqual(["deny"]);
   });
 });
+
+describe("policy text that bites", () => {
+  it("an alias bomb is an issue with its position, not a crash or half a set", async () => {
+    const { parsePolicyYaml } = await import("./index.js");
+    const bomb = [
+      "apiVersion: security.istio.io/v1",
+      "kind: AuthorizationPolicy",
+      "metadata: { name: b, namespace: shop }",
+      "spec:",
+      "  a: &a [x, x, x, x, x, x, x, x, x, x]",
+      "  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
+      "  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
+      "  d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
+    ].join("\n");
+    const r = parsePolicyYaml(bomb, "bomb.yaml");
+    expect(r.resources).toEqual([]);
+    expect(r.issues[0]).toMatchObject({ file: "bomb.yaml", line: 1 });
+  });
+});

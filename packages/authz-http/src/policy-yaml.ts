@@ -58,7 +58,14 @@ export function parsePolicyYaml(
   for (const doc of docs) {
     for (const e of doc.errors) issues.push(at(e.pos[0], e.message.split("\n")[0] ?? e.message));
     if (doc.errors.length > 0) continue;
-    const obj: unknown = doc.toJS();
+    let obj: unknown;
+    try {
+      obj = doc.toJS();
+    } catch (e) {
+      // e.g. more alias expansions than yaml's maxAliasCount: refuse, never half-read.
+      issues.push(at(doc.contents?.range?.[0], (e as Error).message));
+      continue;
+    }
     if (obj === null || obj === undefined) continue;
     const kind = typeof obj === "object" ? (obj as { kind?: unknown }).kind : undefined;
     if (typeof kind === "string" && !POLICY_KINDS.has(kind)) continue;

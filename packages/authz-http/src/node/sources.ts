@@ -82,7 +82,15 @@ class Watched {
           continue;
         }
         if (text === this.#lastText) continue;
-        const r = parse();
+        let r: PolicyContentOrIssues;
+        try {
+          r = parse();
+        } catch (cause) {
+          // A parser failure is a broken file like any other: report it, keep the last good set.
+          r = {
+            issues: [{ file: this.target, message: `cannot parse: ${(cause as Error).message}` }],
+          };
+        }
         if ("issues" in r) {
           sink.error(r.issues);
           continue;
