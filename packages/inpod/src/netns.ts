@@ -144,8 +144,9 @@ export function runInNetns<T>(netnsFd: number, fn: () => T): T {
         `setns(fd ${netnsFd}, CLONE_NEWNET) failed with ${e}: ${e === "EPERM" ? "the process needs CAP_SYS_ADMIN (run as root or grant the capability)" : "the fd is not a network namespace"}`,
       );
     }
+    let result: T;
     try {
-      return fn();
+      result = fn();
     } finally {
       if (c.setns(home, linux.CLONE_NEWNET) !== 0) {
         // Staying in the pod's namespace would silently put every later socket of this thread
@@ -157,6 +158,14 @@ export function runInNetns<T>(netnsFd: number, fn: () => T): T {
         process.abort();
       }
     }
+    if (typeof (result as { then?: unknown } | null)?.then === "function") {
+      // Only the part before the first await ran inside; the rest would run in the wrong place.
+      throw new InpodError(
+        "ERR_INPOD_NETNS",
+        "runInNetns needs a synchronous function: create the socket inside, await outside",
+      );
+    }
+    return result;
   } finally {
     closeSync(home);
   }

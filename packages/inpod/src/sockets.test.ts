@@ -5,7 +5,7 @@ import { openSync } from "node:fs";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
-import { Netns } from "./netns.js";
+import { Netns, runInNetns } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
@@ -285,6 +285,18 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
     );
     expect((e3 as InpodError).message).toMatch(/not an IP literal/);
     expect(threadNetns()).toBe(home);
+  });
+
+  it("runs a synchronous body inside a namespace and refuses an async one", () => {
+    const ns = Netns.open(pair.pathA);
+    try {
+      expect(runInNetns(ns.fd, threadNetns)).not.toBe(home);
+      expect(threadNetns()).toBe(home);
+      expect(() => runInNetns(ns.fd, async () => {})).toThrow(/needs a synchronous function/);
+      expect(threadNetns()).toBe(home);
+    } finally {
+      ns.close();
+    }
   });
 
   it("leaves the main thread in its own namespace: node:net still listens on the host", async () => {
