@@ -373,6 +373,14 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     }
   });
 
+  it("close() before any snapshot rejects ready() instead of leaving it pending", async () => {
+    const client = new ZdsClient({ path: sockPath(), handler: new ProxyHandler() }).start();
+    const ready = client.ready();
+    await client.close();
+    await expect(ready).rejects.toMatchObject({ code: "ERR_INPOD_CLOSED" });
+    await expect(client.ready()).rejects.toBeInstanceOf(InpodError);
+  });
+
   it("close() removes every workload, and nothing is left open afterwards", async () => {
     const s = await session();
     expect(await s.agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");

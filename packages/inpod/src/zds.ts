@@ -72,6 +72,13 @@ interface Connection {
   open: boolean;
 }
 
+function closedError(): InpodError {
+  return new InpodError(
+    "ERR_INPOD_CLOSED",
+    "the ZdsClient was closed before the node agent sent a full snapshot",
+  );
+}
+
 /** A refused request: its message becomes the Ack's error. */
 function refused(message: string): InpodError {
   return new InpodError("ERR_INPOD_ZDS_PROTOCOL", message);
@@ -98,7 +105,7 @@ export class ZdsClient {
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   #started = false;
-  #readyWaiters: (() => void)[] = [];
+  #readyWaiters: { resolve: () => void; reject: (err: InpodError) => void }[] = [];
   #everReady = false;
 
   constructor(options: ZdsClientOptions) {
@@ -137,10 +144,11 @@ export class ZdsClient {
     return this.#snapshotReceived;
   }
 
-  /** Resolves once a full snapshot has been applied (at most once per client). */
+  /** Resolves once a full snapshot has been applied (once per client); rejects on close() before. */
   ready(): Promise<void> {
     if (this.#everReady) return Promise.resolve();
-    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+    if (this.#closed) return Promise.reject(closedError());
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
   }
 
   /** Stops reconnecting, closes the socket, removes every workload and closes its netns. */
@@ -149,6 +157,7 @@ export class ZdsClient {
     this.#closed = true;
     clearTimeout(this.#retry);
     this.#teardown();
+    for (const w of this.#readyWaiters.splice(0)) w.reject(closedError());
     await this.#processing;
     for (const w of [...this.#workloads.values()]) {
       try {
@@ -194,9 +203,22 @@ export class ZdsClient {
       return;
     }
     let conn: Connection | undefined;
-    const poll = c.poll(fd, () => {
-      if (conn) this.#readable(conn);
-    });
+    let poll: PollHandle;
+    try {
+      poll = c.poll(fd, () => {
+        if (conn) this.#readable(conn);
+      });
+    } catch (cause) {
+      c.close(fd);
+      this.#retryLater(
+        new InpodError(
+          "ERR_INPOD_ZDS_CONNECTION",
+          `cannot watch the ZDS socket on the event loop: ${(cause as Error).message}`,
+          { cause },
+        ),
+      );
+      return;
+    }
     conn = { fd, poll, open: true };
     this.#conn = conn;
     // A new connection starts a new snapshot; the workloads themselves stay until reconciled.
@@ -373,7 +395,7 @@ export class ZdsClient {
         this.#snapshotReceived = true;
         if (!this.#everReady) {
           this.#everReady = true;
-          for (const resolve of this.#readyWaiters.splice(0)) resolve();
+          for (const w of this.#readyWaiters.splice(0)) w.resolve();
         }
         if (failures.length > 0) throw refused(`snapshot applied, but ${failures.join("; ")}`);
         return;
