@@ -373,6 +373,22 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     }
   });
 
+  it("keeps its fd count flat over 50 add/delete cycles", async () => {
+    const s = await session();
+    try {
+      expect(await s.agent.ack({ op: "snapshot" })).toBe("");
+      const fds = openFds();
+      for (let i = 0; i < 50; i++) {
+        expect(await s.agent.ack({ ...addA, uid: `pod-${i}`, fds: [pair.pathB] })).toBe("");
+        expect(await s.agent.ack({ op: "del", uid: `pod-${i}` })).toBe("");
+      }
+      expect(s.client.workloads.size).toBe(0);
+      expect(await eventually(() => openFds() === fds)).toBe(true);
+    } finally {
+      await s.done();
+    }
+  });
+
   it("close() before any snapshot rejects ready() instead of leaving it pending", async () => {
     const client = new ZdsClient({ path: sockPath(), handler: new ProxyHandler() }).start();
     const ready = client.ready();
