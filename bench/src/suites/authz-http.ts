@@ -2,8 +2,8 @@
 // attached, on Express 5 and Fastify 5, against the bare route and against casbin's Express
 // middleware (casbin-express-authz) with an equivalent 100-row policy, all measured in one run by
 // autocannon. The servers live in a child process so the load generator does not share their
-// event loop; one server is under load at a time, in three interleaved rounds (the best of three is
-// kept, so a neighbour's burst on the shared machine does not decide a ratio).
+// event loop; after a warm-up, one server is under load at a time, in five short interleaved rounds
+// (the best of five is kept, so a neighbour's burst on the shared machine does not decide a ratio).
 import { type ChildProcess, fork } from "node:child_process";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -19,9 +19,9 @@ import type { BenchGroup, BenchSuite, MeasureRow } from "../harness.js";
 
 const POLICIES = 100;
 const CALLER = POLICIES - 1;
-const DURATION_S = 3;
+const DURATION_S = 2;
 const CONNECTIONS = 10;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 /** 100 ALLOW policies on the app's Service, one per caller; the benchmark's caller is the last. */
 function policyYaml(): string {
@@ -55,19 +55,25 @@ const casbinRows = (): string =>
 
 type Target =
   | "express"
+  | "express+no-op"
   | "express+authz-http"
   | "express+casbin"
   | "fastify"
+  | "fastify+no-op"
   | "fastify+authz-http";
+// The no-op rows are the framework's own price of one middleware / one onRequest hook: the floor
+// under any authorization middleware.
 const TARGETS: Target[] = [
   "express",
+  "express+no-op",
   "express+authz-http",
   "express+casbin",
   "fastify",
+  "fastify+no-op",
   "fastify+authz-http",
 ];
 
-/** Child side: all five servers on 127.0.0.1, ports sent back over IPC. */
+/** Child side: all the servers on 127.0.0.1, ports sent back over IPC. */
 async function serveAll(): Promise<Record<Target, number>> {
   const parsed = parsePolicyYaml(policyYaml(), "bench.yaml");
   if (parsed.issues.length > 0) throw new Error(parsed.issues.map((i) => i.message).join("\n"));
@@ -86,6 +92,9 @@ async function serveAll(): Promise<Record<Target, number>> {
 
   const bare = express();
   bare.get("/hello", hello);
+  const noop = express();
+  noop.use((_req, _res, next) => next());
+  noop.get("/hello", hello);
   const ours = express();
   ours.use(expressAuthz(authorizer));
   ours.get("/hello", hello);
@@ -102,19 +111,22 @@ async function serveAll(): Promise<Record<Target, number>> {
   casbin.use(casbinAuthz({ newEnforcer: enforcer }));
   casbin.get("/hello", hello);
 
-  const fastifyPort = async (withAuthz: boolean): Promise<number> => {
+  const fastifyPort = async (kind: "bare" | "no-op" | "authz"): Promise<number> => {
     const f = Fastify();
-    if (withAuthz) await f.register(fastifyAuthz, { authorizer });
+    if (kind === "no-op") f.addHook("onRequest", (_request, _reply, done) => done());
+    if (kind === "authz") await f.register(fastifyAuthz, { authorizer });
     f.get("/hello", async () => "hello");
     await f.listen({ port: 0, host: "127.0.0.1" });
     return (f.server.address() as AddressInfo).port;
   };
   return {
     express: await listen(bare),
+    "express+no-op": await listen(noop),
     "express+authz-http": await listen(ours),
     "express+casbin": await listen(casbin),
-    fastify: await fastifyPort(false),
-    "fastify+authz-http": await fastifyPort(true),
+    fastify: await fastifyPort("bare"),
+    "fastify+no-op": await fastifyPort("no-op"),
+    "fastify+authz-http": await fastifyPort("authz"),
   };
 }
 
@@ -123,11 +135,14 @@ if (process.env.AMBIENTKIT_AUTHZ_HTTP_BENCH_CHILD === "1") {
   process.send?.({ ports });
 }
 
-async function load(port: number): Promise<{ rps: number; non2xx: number; errors: number }> {
+async function load(
+  port: number,
+  duration = DURATION_S,
+): Promise<{ rps: number; non2xx: number; errors: number }> {
   const r = await autocannon({
     url: `http://127.0.0.1:${port}/hello`,
     connections: CONNECTIONS,
-    duration: DURATION_S,
+    duration,
     headers: {
       // Ours reads the caller from XFCC, casbin-express-authz from HTTP basic auth: same caller.
       "x-forwarded-client-cert": `URI=spiffe://cluster.local/ns/bench/sa/user-${CALLER}`,
@@ -147,6 +162,8 @@ async function measure(): Promise<MeasureRow[]> {
       child.once("message", (m) => resolve((m as { ports: Record<Target, number> }).ports));
       child.once("exit", (code) => reject(new Error(`bench servers exited (${code})`)));
     });
+    // Warm-up: JIT and the decision memo, so round one measures the steady state too.
+    for (const t of TARGETS) await load(ports[t], 1);
     const best = new Map<Target, number>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of TARGETS) {
@@ -163,7 +180,9 @@ async function measure(): Promise<MeasureRow[]> {
     const casbin = addedUs("express+casbin", "express");
     return [
       ...TARGETS.map((t) => ({
-        name: `${t} (${POLICIES} policies)`.replace(/^(express|fastify) \(.*\)$/, "$1 bare route"),
+        name: t.endsWith("+no-op")
+          ? `${t} (one empty middleware / hook)`
+          : `${t} (${POLICIES} policies)`.replace(/^(express|fastify) \(.*\)$/, "$1 bare route"),
         value: Math.round(rps(t)),
         unit: "req/s",
         ...(t === "express+casbin" ? { peer: true } : {}),
@@ -176,6 +195,16 @@ async function measure(): Promise<MeasureRow[]> {
       {
         name: "Fastify: req/s lost to authz-http (target ≤ 5 %)",
         value: +((1 - rps("fastify+authz-http") / rps("fastify")) * 100).toFixed(1),
+        unit: "%",
+      },
+      {
+        name: "Express: req/s lost to an empty middleware (the framework's floor)",
+        value: +((1 - rps("express+no-op") / rps("express")) * 100).toFixed(1),
+        unit: "%",
+      },
+      {
+        name: "Fastify: req/s lost to an empty onRequest hook (the framework's floor)",
+        value: +((1 - rps("fastify+no-op") / rps("fastify")) * 100).toFixed(1),
         unit: "%",
       },
       { name: "Express: added cost per request, authz-http", value: +ours.toFixed(2), unit: "µs" },

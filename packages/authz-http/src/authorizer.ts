@@ -374,22 +374,24 @@ export class Authorizer {
         : policy.decidedBy;
       const rule = l4Deny ? ztunnel?.rule : policy.rule;
       const allowed = decision === "allow" || this.#dryRun;
-      return {
+      // Built in place: this runs once per request.
+      const out: { -readonly [K in keyof AppDecision]: AppDecision[K] } = {
         allowed,
         decision,
         enforced: !this.#dryRun,
         decidedBy,
-        ...(rule !== undefined ? { rule } : {}),
         status: DENY_STATUS,
         body: DENY_BODY,
         dryRun: policy.dryRun,
         ignored: policy.ignored,
         identity,
         policy,
-        ...(ztunnel ? { ztunnel } : {}),
         policyRevision: set.revision,
         request: facts,
       };
+      if (rule !== undefined) out.rule = rule;
+      if (ztunnel) out.ztunnel = ztunnel;
+      return out;
     } catch (cause) {
       return this.#failed(facts, identity, set, cause);
     }

@@ -78,42 +78,50 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     const ip = parseIp(sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""));
     return ip !== undefined && cidrs.some((p) => prefixContains(p, ip));
   };
-  const sync = (
-    facts: RequestFacts,
-  ): { principal: string | null; source: IdentitySource; notes: string[] } => {
-    const notes: string[] = [];
+  // The common cases allocate one object: notes only when there is something to say.
+  const NONE: readonly string[] = Object.freeze([]);
+  const id = (
+    principal: string | null,
+    source: IdentitySource,
+    notes: readonly string[] = NONE,
+  ): CallerIdentity => ({ principal, source, jwt: null, notes });
+  const sync = (facts: RequestFacts): CallerIdentity => {
     const mtlsPrincipal = options.mtls ? (facts.peerPrincipal ?? null) : null;
-    if (!options.mtls && facts.peerPrincipal)
-      notes.push("mTLS peer identity present but identity.mtls is off");
+    const pre =
+      !options.mtls && facts.peerPrincipal
+        ? ["mTLS peer identity present but identity.mtls is off"]
+        : [];
     const xfcc = facts.headers["x-forwarded-client-cert"];
     if (xfcc !== undefined) {
       if (options.xfcc && trustedPeer(facts, mtlsPrincipal)) {
         // Throws on a malformed header: the caller turns it into a deny.
         const p = xfccPrincipal(xfcc);
-        if (p !== null) return { principal: p, source: "xfcc", notes };
-        notes.push("x-forwarded-client-cert from a trusted proxy carries no SPIFFE URI");
-        return { principal: null, source: "none", notes };
+        if (p !== null) return id(p, "xfcc", pre.length > 0 ? pre : NONE);
+        return id(null, "none", [
+          ...pre,
+          "x-forwarded-client-cert from a trusted proxy carries no SPIFFE URI",
+        ]);
       }
-      notes.push(
+      return id(null, "none", [
+        ...pre,
         `x-forwarded-client-cert from untrusted peer ${facts.sourceIp}${mtlsPrincipal ? ` (${mtlsPrincipal})` : ""} ignored; request treated as unauthenticated`,
-      );
-      return { principal: null, source: "none", notes };
+      ]);
     }
-    if (mtlsPrincipal !== null) return { principal: mtlsPrincipal, source: "mtls", notes };
+    if (mtlsPrincipal !== null) return id(mtlsPrincipal, "mtls");
     if (options.workloads) {
       const w = options.workloads.workloadByIp(
         facts.sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""),
       );
-      if (w) return { principal: meshWorkloadIdentity(w), source: "workload-state", notes };
-      notes.push(`source ${facts.sourceIp} is no workload of the mesh state`);
+      if (w) return id(meshWorkloadIdentity(w), "workload-state", pre.length > 0 ? pre : NONE);
+      pre.push(`source ${facts.sourceIp} is no workload of the mesh state`);
     }
-    return { principal: null, source: "none", notes };
+    return id(null, "none", pre.length > 0 ? pre : NONE);
   };
   const jwt = options.jwt;
   return {
     resolve(facts) {
       const base = sync(facts);
-      if (!jwt) return { ...base, jwt: null };
+      if (!jwt) return base;
       return Promise.resolve(jwt(facts)).then(
         (claims) => ({ ...base, jwt: claims ?? null }),
         (cause: unknown) => {

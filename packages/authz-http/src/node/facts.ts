@@ -68,7 +68,7 @@ export function nodeRequestFacts(
   const socket = req.socket as Socket;
   const headers = req.headers;
   const authority = (headers[":authority"] as string | undefined) ?? headers.host ?? "";
-  const facts: RequestFacts = {
+  const facts: { -readonly [K in keyof RequestFacts]: RequestFacts[K] } = {
     method: (headers[":method"] as string | undefined) ?? req.method ?? "",
     authority,
     // The raw target as received; Express rewrites req.url inside routers, so callers pass originalUrl.
@@ -78,10 +78,9 @@ export function nodeRequestFacts(
     sourceIp: socket?.remoteAddress ?? "",
     destinationIp: socket?.localAddress ?? "",
     destinationPort: socket?.localPort ?? 0,
-    ...((socket as Partial<TLSSocket>)?.servername
-      ? { sni: String((socket as TLSSocket).servername) }
-      : {}),
   };
+  const sni = (socket as Partial<TLSSocket>)?.servername;
+  if (sni) facts.sni = String(sni);
   if (!options.peerVerifier || !socket) return facts;
   return tlsPeerIdentity(socket, options.peerVerifier).then((peerPrincipal) => ({
     ...facts,
