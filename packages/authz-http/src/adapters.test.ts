@@ -11,7 +11,11 @@ import {
   StringValueSchema,
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  connectNodeAdapter,
+  createConnectTransport,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
@@ -316,5 +320,17 @@ describe("gRPC adapters", () => {
     expect((err as ConnectError).code).toBe(Code.PermissionDenied);
     expect((err as ConnectError).code).toBe(7);
     expect((err as ConnectError).rawMessage).toBe(DENY_BODY);
+    // The same server over the Connect protocol (HTTP/2 POST, JSON errors): same decisions.
+    const connectClient = createClient(
+      Echo,
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2" }),
+    ) as unknown as Record<"allowed" | "denied", (m: unknown) => Promise<{ value: string }>>;
+    expect((await connectClient.allowed(create(StringValueSchema, { value: "c" }))).value).toBe(
+      "c:shop/allow-reads",
+    );
+    const cerr = await connectClient
+      .denied(create(StringValueSchema, { value: "c" }))
+      .catch((e: unknown) => e);
+    expect((cerr as ConnectError).code).toBe(Code.PermissionDenied);
   });
 });
