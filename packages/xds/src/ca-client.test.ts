@@ -7,40 +7,14 @@ import { join } from "node:path";
 import { CertificateManager, decodePemCertificates, parseCertificate } from "@ambientkit/identity";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { IstioCaClient } from "./ca-client.js";
-import { ControlPlane } from "./testing.testutil.js";
+import { ControlPlane, opensslRoot } from "./testing.testutil.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xds-ca-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const id = "spiffe://cluster.local/ns/default/sa/app";
 
-function openssl(args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-}
-
 beforeAll(() => {
-  for (const name of ["mesh-root", "other-root"]) {
-    openssl([
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "3",
-      "-subj",
-      `/O=${name}`,
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-  }
+  for (const name of ["mesh-root", "other-root"]) opensslRoot(dir, name);
 });
 
 const planes: ControlPlane[] = [];

@@ -15,7 +15,7 @@ import type { XdsClientError } from "./errors.js";
 import { XdsMetrics, type XdsTerminationReason } from "./metrics.js";
 import { ztunnelNode } from "./node-info.js";
 import { MeshStateStore, type StateEvent } from "./state.js";
-import { ControlPlane, type CpRequest } from "./testing.testutil.js";
+import { ControlPlane, type CpRequest, opensslRoot } from "./testing.testutil.js";
 
 const node = ztunnelNode({
   instanceIp: "10.0.0.9",
@@ -392,25 +392,7 @@ describe("TLS to the control plane (istiod's port 15012 shape)", () => {
     // An independent PKI from the openssl CLI: a root, and a serving cert for istiod's name.
     execFileSync("mkdir", ["-p", pki]);
     const sh = (args: string[]) => execFileSync("openssl", args, { cwd: pki, stdio: "pipe" });
-    for (const name of ["root", "other"]) {
-      sh([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        `${name}.key`,
-        "-out",
-        `${name}.pem`,
-        "-days",
-        "2",
-        "-subj",
-        `/O=${name}`,
-      ]);
-    }
+    for (const name of ["root", "other"]) opensslRoot(pki, name);
     sh([
       "req",
       "-newkey",

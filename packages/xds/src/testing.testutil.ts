@@ -1,6 +1,6 @@
 // Drives the python-grpcio control plane (testdata/control_plane.py): an independent gRPC server that
 // speaks delta ADS and the Istio CA by field number. Commands go in on stdin, events come out on stdout.
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -134,4 +134,36 @@ export class ControlPlane {
     this.#proc.kill("SIGKILL");
     await exited;
   }
+}
+
+/**
+ * A self-signed P-256 root from the openssl CLI (an independent PKI): `<dir>/<name>.pem` and
+ * `<dir>/<name>.key`, marked as a CA that signs certificates.
+ */
+export function opensslRoot(dir: string, name: string): void {
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "3",
+      "-subj",
+      `/O=${name}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    { cwd: dir, stdio: "pipe" },
+  );
 }
