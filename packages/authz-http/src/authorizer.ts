@@ -94,6 +94,8 @@ interface Cached {
 const CACHE_LIMIT = 10_000;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
+/** Header names already seen to be lower-case tokens: the same few names arrive on every request. */
+const GOOD_NAMES = new Set<string>();
 
 /**
  * The headers a decision can depend on, and a key of them; undefined when some header is not a
@@ -104,8 +106,11 @@ function narrowHeaders(
   names: readonly string[],
 ): { headers: Record<string, string | readonly string[]>; key: string } | undefined {
   for (const k in all) {
-    const name = k.charCodeAt(0) === 58 ? k.slice(1) : k;
-    if (!TOKEN.test(name) || k === "__proto__") return undefined;
+    if (!GOOD_NAMES.has(k)) {
+      const name = k.charCodeAt(0) === 58 ? k.slice(1) : k;
+      if (!TOKEN.test(name) || k === "__proto__") return undefined;
+      if (GOOD_NAMES.size < 1024) GOOD_NAMES.add(k);
+    }
     const v = all[k];
     if (typeof v === "string") {
       if (BAD_VALUE.test(v)) return undefined;
