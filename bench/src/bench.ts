@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -77,13 +77,32 @@ async function main(): Promise<void> {
   const files = readdirSync(suiteDir).filter((f) => f.endsWith(".js") && !f.includes(".test."));
   const results: GroupResult[] = [];
   for (const file of files.sort()) results.push(...(await runSuite(file)));
-  const md = render(results);
+  const md = render(results) + measuredElsewhere();
   process.stdout.write(md);
   if (write) {
     const out = join(here, "..", "..", "docs", "benchmarks.md");
     await writeFile(out, md);
     process.stdout.write(`\nwrote ${out}\n`);
   }
+}
+
+/**
+ * Reports that other commands write (e.g. `npm run soak`, minutes long, its own processes), kept in
+ * bench/results/*.md and appended as they are, each with its own date and machine line.
+ */
+function measuredElsewhere(): string {
+  const dir = join(here, "..", "results");
+  let files: string[];
+  try {
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith(".md"))
+      .sort();
+  } catch {
+    return "";
+  }
+  if (files.length === 0) return "";
+  const parts = files.map((f) => readFileSync(join(dir, f), "utf8").trimEnd());
+  return `\n## Measured by other commands\n\n${parts.join("\n\n")}\n`;
 }
 
 /** Round-robin slices of ~25 ms per case until the group's time budget is spent. */
