@@ -4,6 +4,7 @@
  * AuthzError with a code and a path, never an untyped TypeError from deep inside a matcher.
  */
 import { AuthzError, type AuthzErrorCode } from "./errors.js";
+import { OPERATION_FIELDS, SOURCE_FIELDS } from "./fields.js";
 import { canonicalIp, type IpAddress, parseIp } from "./ip.js";
 
 type Path = readonly (string | number)[];
@@ -125,33 +126,6 @@ export function checkPath(path: unknown): void {
 
 const ACTIONS = ["ALLOW", "DENY", "AUDIT", "CUSTOM"] as const;
 const MODES = ["UNSET", "DISABLE", "PERMISSIVE", "STRICT"] as const;
-const SOURCE_KEYS = [
-  "principals",
-  "notPrincipals",
-  "requestPrincipals",
-  "notRequestPrincipals",
-  "namespaces",
-  "notNamespaces",
-  "serviceAccounts",
-  "notServiceAccounts",
-  "ipBlocks",
-  "notIpBlocks",
-  "remoteIpBlocks",
-  "notRemoteIpBlocks",
-  "trustDomains",
-  "notTrustDomains",
-] as const;
-const OPERATION_KEYS = [
-  "hosts",
-  "notHosts",
-  "ports",
-  "notPorts",
-  "methods",
-  "notMethods",
-  "paths",
-  "notPaths",
-] as const;
-
 function checkSelector(g: Guard, v: unknown, path: Path): void {
   if (v === undefined) return;
   const s = g.record(v, path);
@@ -167,7 +141,7 @@ function checkRule(g: Guard, v: unknown, path: Path): void {
       const e = g.record(f, p);
       if (e.source === undefined) return;
       const s = g.record(e.source, [...p, "source"]);
-      for (const k of SOURCE_KEYS) g.strings(s[k], [...p, "source", k]);
+      for (const k of SOURCE_FIELDS) g.strings(s[k], [...p, "source", k]);
     });
   if (r.to !== undefined)
     each(g.list(r.to, [...path, "to"]), (t, i) => {
@@ -175,7 +149,7 @@ function checkRule(g: Guard, v: unknown, path: Path): void {
       const e = g.record(t, p);
       if (e.operation === undefined) return;
       const o = g.record(e.operation, [...p, "operation"]);
-      for (const k of OPERATION_KEYS) g.strings(o[k], [...p, "operation", k]);
+      for (const k of OPERATION_FIELDS) g.strings(o[k], [...p, "operation", k]);
     });
   if (r.when !== undefined)
     each(g.list(r.when, [...path, "when"]), (w, i) => {

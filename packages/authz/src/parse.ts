@@ -1,3 +1,4 @@
+import { OPERATION_FIELDS, SOURCE_FIELDS } from "./fields.js";
 import { checkPath, show } from "./guards.js";
 import type {
   AuthorizationPolicy,
@@ -84,35 +85,6 @@ class Ctx {
     return out;
   }
 }
-
-/** Every `from.source` field, in the API's order. */
-export const SOURCE_FIELDS: readonly (keyof Source)[] = [
-  "principals",
-  "notPrincipals",
-  "requestPrincipals",
-  "notRequestPrincipals",
-  "namespaces",
-  "notNamespaces",
-  "serviceAccounts",
-  "notServiceAccounts",
-  "ipBlocks",
-  "notIpBlocks",
-  "remoteIpBlocks",
-  "notRemoteIpBlocks",
-  "trustDomains",
-  "notTrustDomains",
-];
-
-const OPERATION_FIELDS = [
-  "hosts",
-  "notHosts",
-  "ports",
-  "notPorts",
-  "methods",
-  "notMethods",
-  "paths",
-  "notPaths",
-] as const satisfies readonly (keyof Operation)[];
 
 function parseSelector(ctx: Ctx, v: unknown, path: Path): WorkloadSelector | undefined {
   if (v === undefined || v === null) return undefined;

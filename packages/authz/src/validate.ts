@@ -3,9 +3,10 @@
  * pkg/config/security, plus the CRD's CEL rules), with Istio's wording. Issues are values.
  */
 import { AuthzError } from "./errors.js";
+import { SOURCE_FIELDS } from "./fields.js";
 import { assertAuthorizationPolicy } from "./guards.js";
 import { parsePrefix } from "./ip.js";
-import { type Issue, SOURCE_FIELDS } from "./parse.js";
+import type { Issue } from "./parse.js";
 import type { AuthorizationPolicy, PolicyTargetReference, Source } from "./types.js";
 
 /** Result of validating one policy: `valid` is false if any issue is an error. */
