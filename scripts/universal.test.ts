@@ -1,4 +1,4 @@
-// The universal packages (authz, xds-types) and the cores of identity, telemetry and authz-http must run in
+// The universal packages (authz, xds-types, crds) and the cores of identity, telemetry and authz-http must run in
 // browsers and edge workers: their projects compile with `types: []`, so a `node:` import (or
 // Buffer, process) fails the build. This proves it with a probe file compiled under each project's
 // settings, next to a control probe that must compile.
@@ -17,6 +17,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const UNIVERSAL = [
   "packages/authz/tsconfig.json",
   "packages/xds-types/tsconfig.json",
+  "packages/crds/tsconfig.json",
   "packages/identity/tsconfig.json",
   "packages/telemetry/tsconfig.json",
   "packages/authz-http/tsconfig.json",

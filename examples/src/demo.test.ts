@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { writeCaDirectory } from "@ambientkit/identity/node";
-import { parseLocalXds } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpRequest } from "./apps/echo.js";
 import { type DemoMesh, formatTable, runTour, SCENARIO_DIR, startMesh } from "./demo.js";

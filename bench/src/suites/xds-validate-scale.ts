@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { validateYamlDocuments } from "@ambientkit/xds-types";
+import { validateYamlDocuments } from "@ambientkit/crds";
 import type { BenchGroup, BenchSuite, MeasureRow } from "../harness.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");

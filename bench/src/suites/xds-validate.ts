@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { validate } from "@ambientkit/xds-types";
+import { validate } from "@ambientkit/crds";
 import * as k8sIstio from "@kubernetes-models/istio";
 import { Ajv, type ValidateFunction } from "ajv";
 import { parseAllDocuments, stringify } from "yaml";

@@ -6,12 +6,11 @@ import {
   decodeWorkload,
   encodeWorkload,
   type LocalConfig,
-  parseLocalXds,
-  serializeLocalXds,
   workloadFromProto,
   workloadProto,
   workloadToProto,
 } from "@ambientkit/xds-types";
+import { parseLocalXds, serializeLocalXds } from "@ambientkit/xds-types/local-xds";
 import { parse as yamlParse } from "yaml";
 import type { BenchGroup, BenchSuite } from "../harness.js";
 

@@ -12,15 +12,15 @@ import {
   parsePolicyResource,
   STATIC_STRICT_POLICY_NAME,
 } from "@ambientkit/authz";
+import { validateYaml } from "@ambientkit/crds";
 import {
   type Authorization,
   authorizationKey,
   isNetworkAddress,
   type LocalConfig,
-  parseLocalXds,
   serviceKey,
-  validateYaml,
 } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { LineCounter, parseAllDocuments, parseDocument } from "yaml";
 import type { JwtRule } from "../waypoint/jwt.js";
 import { configError } from "./errors.js";

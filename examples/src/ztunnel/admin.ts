@@ -2,7 +2,7 @@
 // /certs), Prometheus metrics (15020) and readiness (15021). SOCKS5 (15080) is in outbound.ts.
 import http from "node:http";
 import { decodePemCertificates, parseCertificate } from "@ambientkit/identity";
-import { serializeLocalXds } from "@ambientkit/xds-types";
+import { serializeLocalXds } from "@ambientkit/xds-types/local-xds";
 import type { Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
 import { type Listener, listen } from "../mesh/net.js";

@@ -9,7 +9,8 @@
 // addresses are printed as one JSON line on stdout.
 import { existsSync, readFileSync } from "node:fs";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { type LocalConfig, parseLocalXds } from "@ambientkit/xds-types";
+import type { LocalConfig } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { ExampleError } from "../mesh/errors.js";
 import {

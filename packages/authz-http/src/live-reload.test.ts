@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatPrometheusText } from "@ambientkit/telemetry";
 import { MeshStateStore } from "@ambientkit/xds";
-import { parseLocalXds } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import express from "express";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, describe, expect, it } from "vitest";

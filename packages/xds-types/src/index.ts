@@ -1,40 +1,7 @@
-// biome-ignore-all assist/source/organizeImports: the blocks below are owned by different teams; keep them apart
-// @ambientkit/xds-types — typed Istio + Gateway API resources, offline validation, ztunnel's workload API.
-// Universal: nothing here imports from node:.
+// @ambientkit/xds-types — ztunnel's workload API: Address, Workload, Service and Authorization as
+// domain types and protobuf codecs. Universal (no node:) and light: @bufbuild/protobuf only. The
+// LOCAL_XDS YAML format is the `./local-xds` subpath; typed CRDs and validation are @ambientkit/crds.
 
-// --- CRD types and validation (xds-validate) ---
-import * as gatewayApi from "./gen/gateway-api-types.js";
-import * as istioMaster from "./gen/istio-master-types.js";
-import * as istio from "./gen/istio-types.js";
-
-export type { CrdKindData, CrdSetData, CrdVersionData } from "./crd-model.js";
-export { type ObjectMeta, ObjectMetaSchema } from "./object-meta.js";
-export { familyOf, schemaSetIds } from "./validate/registry.js";
-export type {
-  DocumentResult,
-  GatewayApiChannel,
-  IssueCode,
-  IstioVersion,
-  Severity,
-  ValidateOptions,
-  ValidationIssue,
-  ValidationResult,
-} from "./validate/types.js";
-export { validate } from "./validate/validate.js";
-export {
-  decodeYamlBytes,
-  loadYamlDocuments,
-  validateYaml,
-  validateYamlDocuments,
-  type YamlValidationResult,
-} from "./validate/yaml.js";
-/**
- * Generated TS types and zod schemas: Istio (stable release 1.30, and master) and Gateway API
- * (experimental channel, a superset of standard).
- */
-export { gatewayApi, istio, istioMaster };
-
-// --- ztunnel workload API (xds-workload) ---
 export { XdsTypesError, type XdsTypesErrorCode } from "./errors.js";
 export {
   type Authorization,
@@ -98,13 +65,6 @@ export {
   parseCidr,
   parseIp,
 } from "./workload/ip.js";
-export {
-  type LocalXdsIssue,
-  type LocalXdsIssueCode,
-  type LocalXdsParseResult,
-  parseLocalXds,
-  serializeLocalXds,
-} from "./workload/local-xds.js";
 export { securityProto, workloadProto } from "./workload/proto.js";
 export {
   type ApplicationTunnel,
@@ -128,8 +88,8 @@ export {
   networkAddressKey,
   type PortMap,
   type Service,
-  serviceKey,
   type ServiceVisibility,
+  serviceKey,
   type WeightedWaypoint,
   type Workload,
   workloadIdentity,

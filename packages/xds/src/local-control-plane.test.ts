@@ -2,7 +2,8 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { type LocalConfig, parseLocalXds, type Workload } from "@ambientkit/xds-types";
+import type { LocalConfig, Workload } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { afterEach, describe, expect, it } from "vitest";
 import { IstioCaClient } from "./ca-client.js";
 import { DeltaXdsClient } from "./client.js";

@@ -15,6 +15,7 @@ it("the README example runs and prints what it claims", async () => {
   const modules: Record<string, Record<string, unknown>> = {
     "@ambientkit/xds": await import("./index.js"),
     "@ambientkit/xds-types": await import("@ambientkit/xds-types"),
+    "@ambientkit/xds-types/local-xds": await import("@ambientkit/xds-types/local-xds"),
   };
   const { transformWithOxc } = await import("vite");
   const js = (await transformWithOxc(code, "readme.ts", { lang: "ts" })).code;

@@ -9,9 +9,9 @@ import {
   decodeAddress,
   encodeAddress,
   type LocalConfig,
-  parseLocalXds,
   type Workload,
 } from "@ambientkit/xds-types";
+import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { describe, expect, it } from "vitest";
 import { MeshStateStore, type Named, type StateEvent } from "./state.js";
 

@@ -10,7 +10,7 @@ import {
   type IstioVersion,
   type ValidationIssue,
   validateYamlDocuments,
-} from "@ambientkit/xds-types/validate";
+} from "@ambientkit/crds/validate";
 import { type Command, Option } from "commander";
 import {
   type CommandContext,

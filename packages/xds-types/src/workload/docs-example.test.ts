@@ -5,9 +5,8 @@ import {
   decodeAuthorization,
   encodeAuthorization,
   localConfigToProto,
-  parseLocalXds,
-  serializeLocalXds,
 } from "../index.js";
+import { parseLocalXds, serializeLocalXds } from "../local-xds-entry.js";
 
 it("the guide's example runs", () => {
   const text = `

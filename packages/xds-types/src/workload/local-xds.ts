@@ -22,7 +22,7 @@ import {
   type YAMLMap,
   YAMLParseError,
 } from "yaml";
-import { checkTree } from "../validate/yaml-stream.js";
+import { checkTree } from "../yaml-stream.js";
 import {
   type Authorization,
   RBAC_ACTIONS,

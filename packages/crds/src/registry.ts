@@ -1,9 +1,9 @@
 // Looks up kinds and versions in the generated schema sets, and turns a structural schema into the
 // ajv schema used for validation (compiled once per schema, lazily, cached).
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import type { CrdKindData, CrdSetData } from "../crd-model.js";
-import { CRD_SETS, SCHEMA_TEXTS } from "../gen/crd-data.js";
+import type { CrdKindData, CrdSetData } from "./crd-model.js";
 import { addFastKeywords, toFastSchema } from "./fast-path.js";
+import { CRD_SETS, SCHEMA_TEXTS } from "./gen/crd-data.js";
 import { isIPv4, isIPv6 } from "./net.js";
 import type { GatewayApiChannel, IstioVersion } from "./types.js";
 

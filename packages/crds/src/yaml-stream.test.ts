@@ -1,5 +1,7 @@
 // Hostile YAML (issue #14): deep nesting, oversized documents, invalid UTF-8 and long streams
 // come back as issues with positions, one document at a time, instead of crashing or stalling.
+
+import { LinePositions, MAX_DOCUMENT_CHARS, MAX_NESTING_DEPTH } from "@ambientkit/xds-types/yaml";
 import { describe, expect, it } from "vitest";
 import type { IstioVersion, ValidateOptions } from "./types.js";
 import {
@@ -9,7 +11,6 @@ import {
   validateYaml,
   validateYamlDocuments,
 } from "./yaml.js";
-import { LinePositions, MAX_DOCUMENT_CHARS, MAX_NESTING_DEPTH } from "./yaml-stream.js";
 
 const policy = (i: number): string => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy

@@ -1,10 +1,10 @@
-// Every indexed corpus document (packages/xds-types/testdata/corpus) against its expectation:
+// Every indexed corpus document (packages/crds/testdata/corpus) against its expectation:
 // `expect: valid` must validate; every deliberately invalid one must be rejected, with
 // `expectedError` (Istio's `_err`) contained in one of the messages. The exceptions are exactly
 // the committed corpus-known-failures.txt.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { loadCorpus } from "../testdata/corpus.js";
+import { loadCorpus } from "./testdata/corpus.js";
 import { validate } from "./validate.js";
 
 const known = new Map(

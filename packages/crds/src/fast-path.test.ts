@@ -2,9 +2,9 @@
 // ajv all-errors on the reporting schema plus the list-type walk. The fast path may only be
 // stricter, never looser; on real documents and their mutations the verdicts must be the same.
 import { describe, expect, it } from "vitest";
-import { loadCorpus } from "../testdata/corpus.js";
 import { ajvValidator, lookupKind, structuralSchema } from "./registry.js";
 import { applyDefaults, checkRules } from "./structural.js";
+import { loadCorpus } from "./testdata/corpus.js";
 import type { GatewayApiChannel, IstioVersion } from "./types.js";
 
 interface Verdicts {

@@ -1,9 +1,9 @@
-// Loads the manifest corpus (packages/xds-types/testdata/corpus: index.jsonl + YAML files, origin
+// Loads the manifest corpus (packages/crds/testdata/corpus: index.jsonl + YAML files, origin
 // and licences in its SOURCE.md) for the corpus tests and the benchmark.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadYamlDocuments } from "../validate/yaml.js";
+import { loadYamlDocuments } from "../yaml.js";
 
 export const corpusRoot: string = join(
   dirname(fileURLToPath(import.meta.url)),

@@ -1,11 +1,11 @@
 // Runs the README example (the same code) and checks what its comments say.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { istio, validate, validateYaml } from "../index.js";
+import { istio, validate, validateYaml } from "./index.js";
 
 describe("README example", () => {
   it("runs and prints what the README says", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
     const code = /```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
     expect(code).toContain("validateYaml(text).documents");
     const text = /const text = `([\s\S]*?)`;/.exec(code)?.[1] ?? "";

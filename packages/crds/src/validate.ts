@@ -95,7 +95,7 @@ function resolveUncached(
       code: "kind/unknown",
       severity: "error",
       path: "",
-      message: `no ${set} CRDs in this build of @ambientkit/xds-types (available: ${schemaSetIds().join(", ")})`,
+      message: `no ${set} CRDs in this build of @ambientkit/crds (available: ${schemaSetIds().join(", ")})`,
       segs: [],
     });
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { gatewayApi, istio, istioMaster } from "../index.js";
+import { gatewayApi, istio, istioMaster } from "./index.js";
 import { validate } from "./validate.js";
 import { validateYaml } from "./yaml.js";
 
@@ -412,7 +412,7 @@ describe("generated zod schemas", () => {
 
 describe("robustness", () => {
   it("never throws when any node of a real document is replaced by an odd value", async () => {
-    const { loadCorpus } = await import("../testdata/corpus.js");
+    const { loadCorpus } = await import("./testdata/corpus.js");
     const docs = loadCorpus().filter((d) => d.expect === "valid");
     const sample = docs.filter((_, i) => i % 40 === 0);
     const odd: unknown[] = [null, 1.5, -1, "", "x*y", [], [null], {}, { "": 1 }, true, 2 ** 60];

@@ -1,5 +1,7 @@
 // validateYaml(): multi-document YAML or JSON text in, one result per document out, every issue
 // with the line and column of the field it is about (via the yaml package's source ranges).
+
+import { LinePositions, readYamlStream, type StreamDocument } from "@ambientkit/xds-types/yaml";
 import {
   type Document,
   isMap,
@@ -16,7 +18,6 @@ import type { InternalIssue } from "./metadata.js";
 import type { PathSeg } from "./structural.js";
 import type { DocumentResult, ValidateOptions, ValidationIssue } from "./types.js";
 import { validateInternal } from "./validate.js";
-import { LinePositions, readYamlStream, type StreamDocument } from "./yaml-stream.js";
 
 /** The result of validating a YAML/JSON text. */
 export interface YamlValidationResult {

@@ -1,6 +1,5 @@
-// @ambientkit/xds-types/validate — the validator alone (no generated zod types, no workload API),
-// for tools such as the CLI that should start fast.
-
+// @ambientkit/crds/validate — the validator alone (no generated zod types), for tools such as the
+// CLI that should start fast.
 export { familyOf, schemaSetIds } from "./registry.js";
 export type {
   DocumentResult,

@@ -1,7 +1,7 @@
 // Mutations of valid corpus documents: each must be rejected with a useful code, path and line.
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { type CorpusDoc, loadCorpus } from "../testdata/corpus.js";
+import { type CorpusDoc, loadCorpus } from "./testdata/corpus.js";
 import { validateYaml } from "./yaml.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: mutations poke into arbitrary manifest shapes
