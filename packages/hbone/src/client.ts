@@ -55,6 +55,12 @@ export interface DialOptions {
    * connection then owns it and destroys it on close.
    */
   socket?: Duplex;
+  /**
+   * Opens the TCP connection instead of `net.connect` (ignored when `socket` is given): e.g. from
+   * inside a pod's network namespace with ztunnel's packet mark (`connectInNetns` of
+   * `@ambientkit/inpod`). See {@link HboneSocketFactory}.
+   */
+  connect?: HboneSocketFactory;
   /** TCP connect + TLS handshake + first SETTINGS must finish within this (default 10 s). */
   handshakeTimeoutMs?: number;
   /** Cap on concurrent streams we open (default 100, lowered to the peer's SETTINGS). */
@@ -74,6 +80,24 @@ export interface DialOptions {
    */
   tlsOptions?: tls.ConnectionOptions;
 }
+
+/** Where a {@link HboneSocketFactory} must connect to. */
+export interface HboneSocketTarget {
+  readonly host: string;
+  readonly port: number;
+  /** Source IP to bind, when the caller asked for one (`DialOptions.localAddress`). */
+  readonly localAddress?: string;
+  /** Aborted when the dial gives up (handshake timeout): stop connecting then. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Opens the TCP connection an HBONE dial runs TLS over, in place of `net.connect`. It may resolve
+ * before the socket has connected (as `net.connect` returns); the connection owns the socket from
+ * then on and destroys it on close or failure. A rejection fails the dial with
+ * ERR_HBONE_CONNECT_FAILED (an HboneError passes through unchanged).
+ */
+export type HboneSocketFactory = (target: HboneSocketTarget) => Duplex | Promise<Duplex>;
 
 /** One CONNECT request. */
 export interface TunnelRequest {
@@ -423,14 +447,8 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
   formatAuthority(opts.address);
   const timeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const where = `HBONE dial ${formatSocketAddress(opts.address.host, opts.address.port)}`;
-  const raw: Duplex =
-    opts.socket ??
-    net.connect({
-      host: opts.address.host,
-      port: opts.address.port,
-      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
-      noDelay: true,
-    });
+  const abort = new AbortController();
+  let raw: Duplex | undefined;
   let socket: tls.TLSSocket | undefined;
   let session: http2.ClientHttp2Session | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -440,6 +458,7 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
       const fail = (err: unknown): void => {
         if (done) return;
         done = true;
+        abort.abort();
         reject(toHboneError(err, where));
       };
       timer = setTimeout(
@@ -452,74 +471,123 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           ),
         timeoutMs,
       );
-      raw.once("error", fail);
-      const s = tls.connect({ ...tlsOpts, socket: raw });
-      socket = s;
-      s.once("error", fail);
-      s.once("close", () =>
-        fail(
-          new HboneError(
-            "ERR_HBONE_SESSION",
-            `${where}: the peer closed the connection during the handshake; it may have rejected our certificate`,
-          ),
-        ),
-      );
-      s.once("secureConnect", () => {
-        if (s.alpnProtocol !== "h2") {
-          fail(new HboneError("ERR_HBONE_TLS", `${where}: the peer did not negotiate ALPN h2`));
+      const overTls = (r: Duplex): void => {
+        raw = r;
+        if (done) {
+          r.destroy();
           return;
         }
-        // the server's one SPIFFE ID (a valid X509-SVID leaf, checked by @ambientkit/identity)
-        const peer = peerIdentity(s) ?? "";
-        const sess = http2.connect(
-          `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
-          {
-            createConnection: () => s,
-            settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE, undefined, opts.streamWindowSize),
-            maxSessionMemory: MAX_SESSION_MEMORY_MB,
-            peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
-          },
+        r.once("error", fail);
+        handshake(r);
+      };
+      if (opts.socket) overTls(opts.socket);
+      else if (opts.connect) {
+        const factory = opts.connect;
+        const target: HboneSocketTarget = {
+          host: opts.address.host,
+          port: opts.address.port,
+          ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+          signal: abort.signal,
+        };
+        Promise.resolve()
+          .then(() => factory(target))
+          .then(
+            (r) => {
+              if (r instanceof net.Socket) r.setNoDelay(true);
+              overTls(r);
+            },
+            (e: unknown) =>
+              fail(
+                e instanceof HboneError
+                  ? e
+                  : new HboneError(
+                      "ERR_HBONE_CONNECT_FAILED",
+                      `${where}: the socket factory (DialOptions.connect) failed: ${(e as Error)?.message ?? String(e)}`,
+                      { cause: e },
+                    ),
+              ),
+          );
+      } else
+        overTls(
+          net.connect({
+            host: opts.address.host,
+            port: opts.address.port,
+            ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+            noDelay: true,
+          }),
         );
-        session = sess;
-        sess.once("error", fail);
-        sess.once("close", () =>
+      function handshake(r: Duplex): void {
+        const s = tls.connect({ ...tlsOpts, socket: r });
+        socket = s;
+        s.once("error", fail);
+        s.once("close", () =>
           fail(
-            new HboneError("ERR_HBONE_SESSION", `${where}: the HTTP/2 session closed during setup`),
+            new HboneError(
+              "ERR_HBONE_SESSION",
+              `${where}: the peer closed the connection during the handshake; it may have rejected our certificate`,
+            ),
           ),
         );
-        sess.once("connect", () => {
-          try {
-            sess.setLocalWindowSize(opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
-          } catch (e) {
-            fail(e);
+        s.once("secureConnect", () => {
+          if (s.alpnProtocol !== "h2") {
+            fail(new HboneError("ERR_HBONE_TLS", `${where}: the peer did not negotiate ALPN h2`));
+            return;
           }
-        });
-        sess.once("remoteSettings", () => {
-          if (done) return;
-          done = true;
-          sess.removeAllListeners("error");
-          sess.removeAllListeners("close");
-          s.removeAllListeners("close");
-          raw.removeListener("error", fail);
-          s.removeListener("error", fail);
-          s.on("error", () => {
-            // surfaced through the session
-          });
-          resolve(
-            new HboneConnection(sess, s, peer, localIdentity, {
-              maxStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
-              pingIntervalMs: opts.pingIntervalMs ?? PING_INTERVAL_MS,
-              pingTimeoutMs: opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
-              hooks: opts.hooks,
-            }),
+          // the server's one SPIFFE ID (a valid X509-SVID leaf, checked by @ambientkit/identity)
+          const peer = peerIdentity(s) ?? "";
+          const sess = http2.connect(
+            `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
+            {
+              createConnection: () => s,
+              settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE, undefined, opts.streamWindowSize),
+              maxSessionMemory: MAX_SESSION_MEMORY_MB,
+              peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
+            },
           );
+          session = sess;
+          sess.once("error", fail);
+          sess.once("close", () =>
+            fail(
+              new HboneError(
+                "ERR_HBONE_SESSION",
+                `${where}: the HTTP/2 session closed during setup`,
+              ),
+            ),
+          );
+          sess.once("connect", () => {
+            try {
+              sess.setLocalWindowSize(opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
+            } catch (e) {
+              fail(e);
+            }
+          });
+          sess.once("remoteSettings", () => {
+            if (done) return;
+            done = true;
+            sess.removeAllListeners("error");
+            sess.removeAllListeners("close");
+            s.removeAllListeners("close");
+            r.removeListener("error", fail);
+            s.removeListener("error", fail);
+            s.on("error", () => {
+              // surfaced through the session
+            });
+            resolve(
+              new HboneConnection(sess, s, peer, localIdentity, {
+                maxStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
+                pingIntervalMs: opts.pingIntervalMs ?? PING_INTERVAL_MS,
+                pingTimeoutMs: opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
+                hooks: opts.hooks,
+              }),
+            );
+          });
         });
-      });
+      }
     });
   } catch (e) {
     session?.destroy();
     socket?.destroy();
-    raw.destroy();
+    raw?.destroy();
     throw e;
   } finally {
     if (timer) clearTimeout(timer);

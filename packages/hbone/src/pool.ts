@@ -1,6 +1,12 @@
 import type { ConnectionOptions } from "node:tls";
 import { formatSocketAddress } from "./authority.js";
-import { type DialOptions, dialHbone, type HboneConnection, type TunnelRequest } from "./client.js";
+import {
+  type DialOptions,
+  dialHbone,
+  type HboneConnection,
+  type HboneSocketFactory,
+  type TunnelRequest,
+} from "./client.js";
 import { HboneError } from "./errors.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
@@ -32,6 +38,12 @@ export interface HbonePoolOptions {
   /** Per-stream and connection receive windows of dialled connections (default 4 MiB / 16 MiB). */
   streamWindowSize?: number;
   connectionWindowSize?: number;
+  /**
+   * Opens every dialled connection's TCP socket instead of `net.connect` (`DialOptions.connect`):
+   * an in-pod ztunnel gives each pod its own pool whose sockets start inside that pod's network
+   * namespace with ztunnel's packet mark.
+   */
+  connect?: HboneSocketFactory;
   /** Replaces `dialHbone` (tests, custom transports). */
   dial?: (opts: DialOptions) => Promise<HboneConnection>;
 }
@@ -148,6 +160,7 @@ export class HbonePool {
       expectedIdentities: req.expectedIdentities,
       ...(req.sourceIp !== undefined ? { localAddress: req.sourceIp } : {}),
       ...(req.tlsOptions !== undefined ? { tlsOptions: req.tlsOptions } : {}),
+      ...(o.connect !== undefined ? { connect: o.connect } : {}),
       handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       maxStreams: o.maxStreamsPerConnection ?? POOL_MAX_STREAMS_PER_CONNECTION,
       pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
