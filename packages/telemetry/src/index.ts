@@ -85,7 +85,6 @@ export {
   type ZtunnelResponseFlag,
   ztunnelTcpLabels,
 } from "./labels.js";
-export { bridgeToOpenTelemetry, type OpenTelemetryBridge } from "./otel.js";
 // Recording
 export {
   type ConnectionHandle,

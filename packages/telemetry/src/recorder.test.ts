@@ -1,6 +1,5 @@
 import {
   type AccessLogger,
-  bridgeToOpenTelemetry,
   formatAccessLogJson,
   formatAccessLogPlain,
   httpLabels,
@@ -11,6 +10,7 @@ import {
   tcpLabels,
   workloadFromKubernetes,
 } from "@ambientkit/telemetry";
+import { bridgeToOpenTelemetry } from "@ambientkit/telemetry/otel";
 import {
   AggregationTemporality,
   type DataPoint,
