@@ -3,7 +3,9 @@
 // dialled (validate_destination, 400); here: the local workload exists (503), the port is not a
 // ztunnel port (503), the L4 policies allow it (401); then the server's `connect` decision dials the
 // app from the original client IP and answers 200 only once connected (else 503). Tunnels are
-// recorded by `tunnelRecorder` through the server's hooks.
+// recorded by `tunnelRecorder` through the server's hooks. An in-pod ztunnel passes `dialApp`: the
+// app is then dialled inside the pod's network namespace before the 200 (inpod.ts).
+import type { Duplex } from "node:stream";
 import type { ZtunnelConnection } from "@ambientkit/authz";
 import {
   type ConnectionAddresses,
@@ -13,7 +15,7 @@ import {
   tunnelRecorder,
   ztunnelTcpLabels,
 } from "@ambientkit/telemetry";
-import { workloadIdentity } from "@ambientkit/xds-types";
+import { type Workload, workloadIdentity } from "@ambientkit/xds-types";
 import {
   type HboneCredentials,
   type HboneDecision,
@@ -21,6 +23,7 @@ import {
   type HboneServerRequest,
 } from "../hbone.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
+import { pipeBoth } from "../mesh/net.js";
 import { ILLEGAL_PORTS } from "../mesh/state.js";
 import { describeError, type InboundConn, rbacReason, type ZtunnelContext } from "./context.js";
 
@@ -29,16 +32,24 @@ interface Recorded {
   addrs: ConnectionAddresses;
 }
 
+/** Dials the app of `local` at `host:port` as `sourceIp` (in-pod: inside the pod's netns). */
+export type InboundAppDialer = (
+  local: Workload,
+  target: { host: string; port: number; sourceIp: string; signal: AbortSignal },
+) => Promise<Duplex>;
+
 export class Inbound {
   readonly server: HboneServer;
   readonly #ctx: ZtunnelContext;
   readonly #open: Set<InboundConn>;
   /** Labels of an accepted CONNECT, keyed by its header object (TunnelInfo.headers is the same). */
   readonly #recorded = new WeakMap<object, Recorded>();
+  readonly #dialApp: InboundAppDialer | undefined;
 
-  constructor(ctx: ZtunnelContext, open: Set<InboundConn>) {
+  constructor(ctx: ZtunnelContext, open: Set<InboundConn>, dialApp?: InboundAppDialer) {
     this.#ctx = ctx;
     this.#open = open;
+    this.#dialApp = dialApp;
     this.server = new HboneServer({
       credentials: (local) => this.#credentialsFor(local),
       handler: (req) => this.#decide(req),
@@ -69,7 +80,7 @@ export class Inbound {
   }
 
   /** The checks after CONNECT and :authority (HboneServer answers those with 400). */
-  #decide(req: HboneServerRequest): HboneDecision {
+  #decide(req: HboneServerRequest): HboneDecision | Promise<HboneDecision> {
     const ctx = this.#ctx;
     const st = ctx.state;
     // validate_destination for hostname authorities (IP ones: requireLocalAuthority)
@@ -121,6 +132,23 @@ export class Inbound {
       return { action: "deny", reason: rbacReason(rbac) };
     }
     this.#recorded.set(req.headers, rec);
+    const onTunnel = (tunnel: Duplex, upstream: Duplex): void => {
+      if (ctx.closed) {
+        tunnel.destroy();
+        upstream.destroy();
+        return;
+      }
+      const open: InboundConn = { workload: local, conn, tunnel, upstream };
+      this.#open.add(open);
+      let n = 0;
+      const gone = (): void => {
+        if (++n === 2) this.#open.delete(open);
+      };
+      tunnel.once("close", gone);
+      upstream.once("close", gone);
+    };
+    const dialApp = this.#dialApp;
+    if (dialApp) return this.#viaDialer(dialApp, req, local, port, failed, onTunnel);
     return {
       action: "connect",
       host: req.localAddress,
@@ -128,20 +156,43 @@ export class Inbound {
       // as the original source (ztunnel spoofs the client IP; on loopback any 127/8 address binds)
       localAddress: req.remoteAddress.startsWith("127.") ? req.remoteAddress : req.localAddress,
       onError: (e) => failed(describeError(e)),
-      onTunnel: (tunnel, upstream) => {
-        if (ctx.closed) {
-          tunnel.destroy();
-          upstream.destroy();
-          return;
-        }
-        const open: InboundConn = { workload: local, conn, tunnel, upstream };
-        this.#open.add(open);
-        let n = 0;
-        const gone = (): void => {
-          if (++n === 2) this.#open.delete(open);
-        };
-        tunnel.once("close", gone);
-        upstream.once("close", gone);
+      onTunnel,
+    };
+  }
+
+  /** The app dialled by `dialApp` first, then 200 and the bytes piped (else 503). */
+  async #viaDialer(
+    dialApp: InboundAppDialer,
+    req: HboneServerRequest,
+    local: Workload,
+    port: number,
+    failed: (error: string) => void,
+    onTunnel: (tunnel: Duplex, upstream: Duplex) => void,
+  ): Promise<HboneDecision> {
+    let upstream: Duplex;
+    try {
+      upstream = await dialApp(local, {
+        host: req.localAddress,
+        port,
+        sourceIp: req.remoteAddress,
+        signal: req.signal,
+      });
+    } catch (e) {
+      failed(describeError(e));
+      return { action: "no-route", reason: describeError(e) };
+    }
+    if (req.signal.aborted || this.#ctx.closed) {
+      // the client left while we dialled: the server will not call onTunnel
+      upstream.destroy();
+      return { action: "no-route", reason: "client closed before connect" };
+    }
+    return {
+      action: "accept",
+      onTunnel: (tunnel) => {
+        onTunnel(tunnel, upstream);
+        pipeBoth(tunnel, upstream, undefined, {
+          idleTimeoutMs: this.#ctx.opts.idleTimeoutMs ?? 0,
+        });
       },
     };
   }

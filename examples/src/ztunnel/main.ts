@@ -6,7 +6,10 @@
 // file and certificates come from an in-process self-signed CA (ztunnel's `FAKE_CA`). Readiness
 // (15021) answers only once the first complete config is applied. SIGTERM/SIGINT close everything.
 // `AMBIENTKIT_EPHEMERAL_PORTS=true` binds admin/metrics/readiness on port 0 (tests), and the
-// addresses are printed as one JSON line on stdout.
+// addresses are printed as one JSON line on stdout. `PROXY_MODE=shared` runs ztunnel's in-pod mode:
+// pods from istio-cni over ZDS at `INPOD_UDS`, listeners inside each pod's netns, sockets marked
+// `PACKET_MARK` (1337), the app dialled as the original client unless `ENABLE_ORIG_SRC=false`;
+// readiness then also waits for the node agent's first snapshot.
 import { existsSync, readFileSync } from "node:fs";
 import { CertificateAuthority } from "@ambientkit/identity";
 import type { LocalConfig } from "@ambientkit/xds-types";
@@ -18,6 +21,7 @@ import {
   DEFAULT_TOKEN_FILE,
   ZtunnelControlPlane,
 } from "./control-plane.js";
+import { inpodSettingsFromEnv } from "./inpod.js";
 import { ZTUNNEL_PORTS, Ztunnel } from "./ztunnel.js";
 
 function log(level: string, message: string, fields: Record<string, unknown> = {}): void {
@@ -35,6 +39,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     readiness: ephemeral ? 0 : ZTUNNEL_PORTS.readiness,
     socks5: ephemeral ? 0 : ZTUNNEL_PORTS.socks5,
   };
+  const inpod = inpodSettingsFromEnv(env);
   const settings = controlPlaneSettingsFromEnv({
     ...env,
     ...(env.XDS_ADDRESS && !env.CA_ADDRESS && env.FAKE_CA !== "true"
@@ -102,6 +107,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     certificates,
     ports,
     log: (line) => process.stderr.write(`${line}\n`),
+    ...(inpod ? { inpod } : {}),
   });
   if (plane !== undefined) {
     plane.attach(z);

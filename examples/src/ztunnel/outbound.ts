@@ -1,6 +1,7 @@
 // Outbound: ztunnel's decision tree (`OutboundConnection::build_request`) for a connection captured
 // on a service VIP:port or asked for over SOCKS5 (15080), then HBONE through the pool (to a waypoint
-// or podIP:15008) or plain TCP passthrough, and the bytes copied both ways.
+// or podIP:15008) or plain TCP passthrough, and the bytes copied both ways. An in-pod ztunnel
+// passes an `OutboundVia` per source pod: its sockets then start inside that pod's netns (inpod.ts).
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import {
@@ -56,6 +57,20 @@ export type OutboundRoute =
       service: Service | undefined;
     }
   | { kind: "reject"; reason: string };
+
+/** Where a source's upstream sockets start (in-pod: inside the source pod's netns, marked). */
+export interface OutboundVia {
+  /** The source workload (in-pod: the pod the connection was captured in), not looked up by IP. */
+  readonly source: Workload;
+  /** HBONE pool for this source (its socket factory dials from the source's namespace). */
+  readonly pool: HbonePool;
+  /** Plain TCP for passthrough routes, from the source's namespace. */
+  tcp(
+    host: string,
+    port: number,
+    opts: { timeoutMs: number; signal: AbortSignal },
+  ): Promise<Duplex>;
+}
 
 export class Outbound {
   readonly #ctx: ZtunnelContext;
@@ -124,10 +139,10 @@ export class Outbound {
   }
 
   /** A connection captured on a service VIP:port. */
-  async captured(socket: net.Socket, ip: string, port: number): Promise<void> {
+  async captured(socket: net.Socket, ip: string, port: number, via?: OutboundVia): Promise<void> {
     if (!this.admit(socket)) return;
     socket.pause();
-    const ok = await this.connect(socket, ip, port, Buffer.alloc(0));
+    const ok = await this.connect(socket, ip, port, Buffer.alloc(0), via);
     if (!ok) socket.destroy();
   }
 
@@ -218,10 +233,16 @@ export class Outbound {
   }
 
   /** Connects a captured downstream socket to `ip:port`; resolves true once bytes can flow. */
-  async connect(socket: net.Socket, ip: string, port: number, head: Buffer): Promise<boolean> {
+  async connect(
+    socket: net.Socket,
+    ip: string,
+    port: number,
+    head: Buffer,
+    via?: OutboundVia,
+  ): Promise<boolean> {
     const ctx = this.#ctx;
     const srcIp = unmap(socket.remoteAddress);
-    const src = this.#sourceFor(srcIp);
+    const src = via ? via.source : this.#sourceFor(srcIp);
     const addrs = { src: socketAddr(srcIp, socket.remotePort ?? 0), dst: socketAddr(ip, port) };
     if (!src) {
       logEarlyDeny(ctx.log, addrs, "source", `unknown source ${srcIp}: no local workload`);
@@ -256,10 +277,10 @@ export class Outbound {
     let upstream: Duplex;
     try {
       if (route.kind === "passthrough") {
-        upstream = await connectTcp(route.host, route.port, {
-          timeoutMs: ctx.opts.connectTimeoutMs ?? 10_000,
-          signal: gone.signal,
-        });
+        const o = { timeoutMs: ctx.opts.connectTimeoutMs ?? 10_000, signal: gone.signal };
+        upstream = via
+          ? await via.tcp(route.host, route.port, o)
+          : await connectTcp(route.host, route.port, o);
       } else {
         if (!creds)
           throw new ExampleError(
@@ -270,7 +291,7 @@ export class Outbound {
           route.kind === "waypoint"
             ? { host: route.via.ip, port: route.via.port }
             : { host: route.host, port: route.port };
-        upstream = await this.#pool.open({
+        upstream = await (via?.pool ?? this.#pool).open({
           address: next,
           credentials: creds,
           expectedIdentities: route.kind === "waypoint" ? route.via.identities : route.identities,

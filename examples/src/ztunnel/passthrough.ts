@@ -4,7 +4,9 @@
 // `podIP:port` (its source is the original client). Anything else is closed. The destination must
 // be a local workload and its port not a ztunnel port; L4 authz runs with no source identity (so
 // STRICT mTLS or a principal-requiring ALLOW rejects it), then the app is dialled and bytes copied.
+// In-pod, the destination comes from SO_ORIGINAL_DST instead (`serveRedirected`, inpod.ts).
 import type net from "node:net";
+import type { Duplex } from "node:stream";
 import type { ZtunnelConnection } from "@ambientkit/authz";
 import {
   logEarlyDeny,
@@ -24,6 +26,14 @@ import {
   unmap,
   type ZtunnelContext,
 } from "./context.js";
+
+/** Dials the app at `host:port` as `sourceIp` (in-pod: inside the pod's netns). */
+export type PassthroughAppDialer = (target: {
+  host: string;
+  port: number;
+  sourceIp: string;
+  timeoutMs: number;
+}) => Promise<Duplex>;
 
 export class Passthrough {
   readonly #ctx: ZtunnelContext;
@@ -71,7 +81,31 @@ export class Passthrough {
     socket.once("close", () => clearTimeout(timer));
   }
 
-  async #connect(socket: net.Socket, header: ProxyHeader, head: Buffer): Promise<void> {
+  /**
+   * Serves one socket whose original destination the caller already knows (in-pod: read with
+   * SO_ORIGINAL_DST); `dial` reaches the app.
+   */
+  serveRedirected(
+    socket: net.Socket,
+    destination: { address: string; port: number },
+    dial: PassthroughAppDialer,
+  ): void {
+    socket.pause();
+    const header: ProxyHeader = {
+      command: "PROXY",
+      source: { address: unmap(socket.remoteAddress), port: socket.remotePort ?? 0 },
+      destination,
+      tlvs: [],
+    };
+    void this.#connect(socket, header, Buffer.alloc(0), dial);
+  }
+
+  async #connect(
+    socket: net.Socket,
+    header: ProxyHeader,
+    head: Buffer,
+    dial?: PassthroughAppDialer,
+  ): Promise<void> {
     const ctx = this.#ctx;
     const st = ctx.state;
     const src = header.source;
@@ -119,12 +153,15 @@ export class Passthrough {
       socket.destroy();
       return;
     }
-    let upstream: net.Socket;
+    let upstream: Duplex;
+    const timeoutMs = ctx.opts.connectTimeoutMs ?? 10_000;
     try {
-      upstream = await connectTcp(dst.address, dst.port, {
-        localAddress: srcIp.startsWith("127.") ? srcIp : dst.address,
-        timeoutMs: ctx.opts.connectTimeoutMs ?? 10_000,
-      });
+      upstream = dial
+        ? await dial({ host: dst.address, port: dst.port, sourceIp: srcIp, timeoutMs })
+        : await connectTcp(dst.address, dst.port, {
+            localAddress: srcIp.startsWith("127.") ? srcIp : dst.address,
+            timeoutMs,
+          });
     } catch (e) {
       ctx.metrics.openConnection(labels, addrs).close({ error: describeError(e) });
       socket.destroy();
@@ -140,10 +177,11 @@ export class Passthrough {
     const rec: InboundConn = { workload: local, conn, tunnel: socket, upstream };
     this.#open.add(rec);
     if (head.length > 0) upstream.write(head);
+    const up = upstream as Partial<net.Socket>;
     pipeBoth(socket, upstream, () => {
       this.#open.delete(rec);
-      h.received(upstream.bytesWritten);
-      h.sent(upstream.bytesRead);
+      h.received(up.bytesWritten ?? 0);
+      h.sent(up.bytesRead ?? 0);
       h.close();
     });
     socket.resume();

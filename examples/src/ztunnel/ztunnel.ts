@@ -5,7 +5,10 @@
 // in-mesh workload → HBONE to podIP:15008; out-of-mesh → plain TCP). Admin (15000 /config_dump),
 // metrics (15020) and readiness (15021) listen on 127.0.0.1. Optionally it serves ztunnel's inbound
 // plaintext passthrough (15006) on each local workload IP. Everything closes with close().
-// This class only wires the parts: listeners.ts, inbound.ts, outbound.ts, passthrough.ts, admin.ts.
+// With `inpod` it runs in ztunnel's in-pod mode instead: pods arrive over ZDS from istio-cni and get
+// their listeners inside their own network namespaces (inpod.ts); no listener binds a pod IP here.
+// This class only wires the parts: listeners.ts, inbound.ts, outbound.ts, passthrough.ts, admin.ts,
+// inpod.ts.
 import { IstioMetrics } from "@ambientkit/telemetry";
 import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
 import type { LocalConfig, Workload } from "@ambientkit/xds-types";
@@ -26,12 +29,14 @@ import {
   type ZtunnelPorts,
 } from "./context.js";
 import { Inbound } from "./inbound.js";
+import { InpodManager, type InpodSettings } from "./inpod.js";
 import { ZtunnelListeners } from "./listeners.js";
 import { Outbound, type OutboundRoute } from "./outbound.js";
 import { Passthrough } from "./passthrough.js";
 
 export type { ZtunnelOptions, ZtunnelPorts } from "./context.js";
 export { rbacReason } from "./context.js";
+export type { InpodSettings } from "./inpod.js";
 export type { OutboundRoute } from "./outbound.js";
 
 /** The real ztunnel port numbers (what the demo uses). */
@@ -61,6 +66,7 @@ export class Ztunnel implements ZtunnelContext {
   readonly #out: Outbound;
   readonly #passthrough: Passthrough;
   readonly #listeners: ZtunnelListeners;
+  readonly #inpod: InpodManager | undefined;
   readonly #adminListeners: Listener[] = [];
   #state: MeshState;
   #ready = false;
@@ -69,7 +75,7 @@ export class Ztunnel implements ZtunnelContext {
   readonly addresses: { admin?: string; metrics?: string; readiness?: string; socks5?: string } =
     {};
 
-  private constructor(opts: ZtunnelOptions) {
+  private constructor(opts: ZtunnelOptions & { inpod?: InpodSettings }) {
     this.opts = opts;
     this.node = opts.node;
     this.ports = {
@@ -92,7 +98,14 @@ export class Ztunnel implements ZtunnelContext {
     this.registry = new Registry();
     registerPrometheus(this.metrics, { registry: this.registry, l7: false });
     this.connectionEnd = connectionEndRecorder(this.log, this.registry);
-    this.#in = new Inbound(this, this.#inbound);
+    this.#inpod = opts.inpod
+      ? new InpodManager(this, opts.inpod, {
+          outbound: (s, ip, port, via) => void this.#out.captured(s, ip, port, via),
+          hbone: (s) => this.#in.server.handle(s),
+          plaintext: (s, dst, dial) => this.#passthrough.serveRedirected(s, dst, dial),
+        })
+      : undefined;
+    this.#in = new Inbound(this, this.#inbound, this.#inpod?.dialApp);
     this.#out = new Outbound(this);
     this.#passthrough = new Passthrough(this, this.#inbound);
     this.#listeners = new ZtunnelListeners(this, {
@@ -103,10 +116,11 @@ export class Ztunnel implements ZtunnelContext {
   }
 
   /** Issues certificates, binds every listener; on any failure closes what was opened and throws. */
-  static async start(opts: ZtunnelOptions): Promise<Ztunnel> {
+  static async start(opts: ZtunnelOptions & { inpod?: InpodSettings }): Promise<Ztunnel> {
     const z = new Ztunnel(opts);
     try {
-      await z.#listeners.sync();
+      if (z.#inpod) z.#inpod.start();
+      else await z.#listeners.sync();
       const admin = await startAdmin(z, z.registry, () => z.ready);
       z.#adminListeners.push(...admin.listeners);
       Object.assign(z.addresses, admin.addresses);
@@ -132,6 +146,7 @@ export class Ztunnel implements ZtunnelContext {
     return (
       this.#ready &&
       !this.#closed &&
+      (this.#inpod?.ready ?? true) &&
       this.#out.hasCapacity &&
       acceptingAll([...this.#adminListeners, ...this.#listeners.all()])
     );
@@ -140,6 +155,11 @@ export class Ztunnel implements ZtunnelContext {
   /** Downstream (SOCKS5 and captured) connections open now. */
   get downstreamConnections(): number {
     return this.#out.downstreamConnections;
+  }
+
+  /** The in-pod workload manager (ZDS), when started with `inpod`. */
+  get inpod(): InpodManager | undefined {
+    return this.#inpod;
   }
 
   /** The current config state. */
@@ -164,7 +184,7 @@ export class Ztunnel implements ZtunnelContext {
   async setConfig(config: LocalConfig): Promise<void> {
     if (this.#closed) throw new ExampleError("ERR_EXAMPLES_CLOSED", "this ztunnel is closed");
     this.#state = new MeshState(config);
-    await this.#listeners.sync();
+    if (!this.#inpod) await this.#listeners.sync();
     for (const c of [...this.#inbound]) {
       const w = this.#state.workloadByIp(c.conn.destinationIp);
       const r = w ? this.#state.authorize(w, c.conn) : undefined;
@@ -208,6 +228,7 @@ export class Ztunnel implements ZtunnelContext {
     if (this.#closed) return;
     this.#closed = true;
     this.#ready = false;
+    await this.#inpod?.close();
     for (const c of this.#inbound) {
       c.tunnel.destroy();
       c.upstream.destroy();

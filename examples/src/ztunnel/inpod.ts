@@ -1,0 +1,366 @@
+// The reference ztunnel's in-pod mode (ztunnel's `PROXY_MODE=shared`, src/inpod/*): istio-cni's node
+// agent hands over each pod's network namespace over ZDS (`INPOD_UDS`), and for every pod this opens
+// ztunnel's three listeners inside that namespace: 15001 (outbound, where the pod's iptables
+// REDIRECT sends its TCP; the destination is read with SO_ORIGINAL_DST), 15006 (inbound plaintext)
+// and 15008 (HBONE), all carrying ztunnel's packet mark (`PACKET_MARK`, 1337) so the pod's rules
+// let ztunnel's own sockets pass. Upstream sockets start inside the pod too: outbound HBONE and
+// passthrough from the source pod (its own HbonePool), the app dial from the destination pod, as
+// the original client (`ENABLE_ORIG_SRC`, IP_TRANSPARENT). DelWorkload (or a reconcile) stops the
+// listeners and closes the pod's connections. The request handling itself is the ztunnel's
+// (outbound.ts, inbound.ts, passthrough.ts); this file owns sockets and their lifetime only.
+import type net from "node:net";
+import type { Duplex } from "node:stream";
+import {
+  connectInNetns,
+  DEFAULT_INPOD_MARK,
+  DEFAULT_INPOD_UDS,
+  type InpodWorkload,
+  listenInNetns,
+  type Netns,
+  originalDestination,
+  type SocketAddress,
+  ZdsClient,
+  type ZdsWorkloadHandler,
+} from "@ambientkit/inpod";
+import { type Workload, workloadIdentity } from "@ambientkit/xds-types";
+import { HbonePool } from "../hbone.js";
+import { ExampleError } from "../mesh/errors.js";
+import type { ZtunnelContext } from "./context.js";
+import type { InboundAppDialer } from "./inbound.js";
+import type { OutboundVia } from "./outbound.js";
+import type { PassthroughAppDialer } from "./passthrough.js";
+
+/** ztunnel's in-pod ports. */
+export const INPOD_PORTS = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 } as const;
+
+/** The in-pod settings, as ztunnel names them in its environment. */
+export interface InpodSettings {
+  /** `INPOD_UDS`: the node agent's ZDS socket (default /var/run/ztunnel/ztunnel.sock). */
+  readonly uds?: string;
+  /** `PACKET_MARK`: SO_MARK of every socket ztunnel opens in a pod (default 1337 = 0x539). */
+  readonly mark?: number;
+  /**
+   * `ENABLE_ORIG_SRC`: connect to the app as the original client IP (IP_TRANSPARENT), so the
+   * app sees who called it (default true, as ztunnel in-pod).
+   */
+  readonly originalSource?: boolean;
+  /** Ports inside each pod (default 15001 / 15006 / 15008); tests and benches keep the defaults. */
+  readonly ports?: Partial<{ outbound: number; inboundPlaintext: number; hbone: number }>;
+  /** ZDS reconnect backoff (default 10 ms doubling to 15 s, as ztunnel). */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+}
+
+/** ztunnel's in-pod settings from the environment; undefined unless `PROXY_MODE=shared`. */
+export function inpodSettingsFromEnv(env: NodeJS.ProcessEnv): InpodSettings | undefined {
+  const mode = env.PROXY_MODE;
+  if (mode === undefined || mode === "" || mode === "dedicated") return undefined;
+  if (mode !== "shared")
+    throw new ExampleError(
+      "ERR_EXAMPLES_CONFIG",
+      `PROXY_MODE=${mode}: expected shared (in-pod, pods from istio-cni) or dedicated`,
+    );
+  const markText = env.PACKET_MARK;
+  let mark: number | undefined;
+  if (markText !== undefined && markText !== "") {
+    mark = /^(0x[0-9a-f]+|\d+)$/i.test(markText.trim()) ? Number(markText.trim()) : Number.NaN;
+    if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff)
+      throw new ExampleError(
+        "ERR_EXAMPLES_CONFIG",
+        `PACKET_MARK=${markText}: expected a 32-bit mark such as 1337 or 0x539`,
+      );
+  }
+  const orig = env.ENABLE_ORIG_SRC;
+  if (orig !== undefined && orig !== "" && orig !== "true" && orig !== "false")
+    throw new ExampleError(
+      "ERR_EXAMPLES_CONFIG",
+      `ENABLE_ORIG_SRC=${orig}: expected true or false`,
+    );
+  return {
+    ...(env.INPOD_UDS ? { uds: env.INPOD_UDS } : {}),
+    ...(mark !== undefined ? { mark } : {}),
+    ...(orig === "false" ? { originalSource: false } : {}),
+  };
+}
+
+/** Where the in-pod listeners hand their sockets: the ztunnel's request handling. */
+export interface InpodHandlers {
+  /** A connection captured on 15001, to `ip:port` (its original destination). */
+  outbound(socket: net.Socket, ip: string, port: number, via: OutboundVia): void;
+  /** A connection accepted on 15008. */
+  hbone(socket: net.Socket): void;
+  /** A connection captured on 15006, to `destination` (its original destination). */
+  plaintext(socket: net.Socket, destination: SocketAddress, dial: PassthroughAppDialer): void;
+}
+
+/** One pod this ztunnel proxies: its listeners, its pool and every socket it has open. */
+class PodProxy {
+  readonly workload: InpodWorkload;
+  readonly identity: string;
+  readonly listeners: net.Server[] = [];
+  readonly sockets = new Set<Duplex>();
+  readonly pool: HbonePool;
+  closed = false;
+
+  constructor(workload: InpodWorkload, identity: string, pool: HbonePool) {
+    this.workload = workload;
+    this.identity = identity;
+    this.pool = pool;
+  }
+
+  get netns(): Netns {
+    return this.workload.netns;
+  }
+
+  track<T extends Duplex>(s: T): T {
+    if (this.closed) {
+      s.destroy();
+      return s;
+    }
+    this.sockets.add(s);
+    s.once("close", () => this.sockets.delete(s));
+    return s;
+  }
+
+  /** Stops accepting, then closes every connection of the pod (the pod is gone or replaced). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const stopped = this.listeners.map(
+      (l) => new Promise<void>((resolve) => l.close(() => resolve())),
+    );
+    this.pool.destroy();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await Promise.all(stopped);
+  }
+}
+
+/**
+ * The in-pod workload manager: a ZdsClient whose handler runs one {@link PodProxy} per pod.
+ * `ready` is true once the node agent's first snapshot has been applied.
+ */
+export class InpodManager implements ZdsWorkloadHandler {
+  readonly zds: ZdsClient;
+  readonly #ctx: ZtunnelContext;
+  readonly #on: InpodHandlers;
+  readonly #mark: number;
+  readonly #origSrc: boolean;
+  readonly #ports: { outbound: number; inboundPlaintext: number; hbone: number };
+  readonly #pods = new Map<InpodWorkload, PodProxy>();
+  #snapshot = false;
+  #closed = false;
+
+  constructor(ctx: ZtunnelContext, settings: InpodSettings, handlers: InpodHandlers) {
+    this.#ctx = ctx;
+    this.#on = handlers;
+    this.#mark = settings.mark ?? DEFAULT_INPOD_MARK;
+    this.#origSrc = settings.originalSource ?? true;
+    this.#ports = { ...INPOD_PORTS, hbone: ctx.ports.hbone, ...settings.ports };
+    this.zds = new ZdsClient({
+      path: settings.uds ?? DEFAULT_INPOD_UDS,
+      handler: this,
+      ...(settings.backoff ? { backoff: settings.backoff } : {}),
+      on: {
+        connected: () =>
+          ctx.log.info({ uds: this.zds.path }, "in-pod: connected to the node agent"),
+        disconnected: (e) =>
+          ctx.log.warn({ uds: this.zds.path, error: e.message }, "in-pod: node agent connection"),
+        ack: (kind, uid, error) => {
+          if (error !== "")
+            ctx.log.warn({ kind, uid, error }, "in-pod: refused a request of the node agent");
+        },
+      },
+    });
+  }
+
+  /** Connects to the node agent (and keeps reconnecting). */
+  start(): void {
+    this.zds.start();
+    void this.zds.ready().then(
+      () => {
+        this.#snapshot = true;
+      },
+      () => {},
+    );
+  }
+
+  /** True once the node agent's first snapshot is applied and while not closed. */
+  get ready(): boolean {
+    return this.#snapshot && !this.#closed;
+  }
+
+  /** Pods served now, by uid. */
+  get pods(): ReadonlyMap<string, { identity: string; listeners: number; connections: number }> {
+    const out = new Map<string, { identity: string; listeners: number; connections: number }>();
+    for (const p of this.#pods.values())
+      out.set(p.workload.uid, {
+        identity: p.identity,
+        listeners: p.listeners.length,
+        connections: p.sockets.size,
+      });
+    return out;
+  }
+
+  /** The config's workload for a pod the node agent named (none while xDS has not sent it). */
+  #workloadOf(w: InpodWorkload): Workload | undefined {
+    const found = this.#ctx.state.workloadByName(w.info.namespace, w.info.name);
+    return found?.node === this.#ctx.node ? found : undefined;
+  }
+
+  /** ZdsWorkloadHandler: start proxying a pod. A throw refuses it (the node agent sees why). */
+  async addWorkload(w: InpodWorkload): Promise<void> {
+    if (this.#closed) throw new ExampleError("ERR_EXAMPLES_CLOSED", "this ztunnel is closing");
+    const ctx = this.#ctx;
+    const known = this.#workloadOf(w);
+    const identity = workloadIdentity({
+      trustDomain: known?.trustDomain ?? "cluster.local",
+      namespace: w.info.namespace,
+      serviceAccount: w.info.serviceAccount,
+    });
+    // ztunnel fetches certificates lazily; a CA hiccup must not refuse the pod (first dial retries)
+    await ctx.certs.ensure(identity).catch((e: unknown) => {
+      ctx.log.warn({ identity, error: (e as Error).message }, "in-pod: certificate not issued yet");
+    });
+    const mark = this.#mark;
+    const netns = w.netns;
+    const timeoutMs = ctx.opts.connectTimeoutMs ?? 10_000;
+    let pod: PodProxy | undefined;
+    const pool = new HbonePool({
+      ...(ctx.opts.connectTimeoutMs !== undefined
+        ? { handshakeTimeoutMs: ctx.opts.connectTimeoutMs }
+        : {}),
+      // outbound HBONE leaves from inside the source pod, marked so its rules let it pass
+      connect: async (t) =>
+        (pod as PodProxy).track(
+          await connectInNetns(netns, { host: t.host, port: t.port, mark, timeoutMs }),
+        ),
+    });
+    pod = new PodProxy(w, identity, pool);
+    const p = pod;
+    try {
+      const listen = (port: number, onSocket: (s: net.Socket) => void): Promise<net.Server> =>
+        listenInNetns(netns, { host: "0.0.0.0", port, mark }).then((server) => {
+          server.on("connection", (s: net.Socket) => {
+            s.on("error", () => {});
+            p.track(s);
+            if (!p.closed) onSocket(s);
+          });
+          // a failed accept (out of fds) must not kill the process
+          server.on("error", (e) =>
+            ctx.log.warn({ uid: w.uid, error: e.message }, "in-pod: accept failed"),
+          );
+          p.listeners.push(server);
+          return server;
+        });
+      await listen(this.#ports.outbound, (s) => this.#outbound(p, s));
+      await listen(this.#ports.inboundPlaintext, (s) => this.#plaintext(p, s));
+      await listen(this.#ports.hbone, (s) => this.#on.hbone(s));
+    } catch (e) {
+      await p.close();
+      throw new ExampleError(
+        "ERR_EXAMPLES_LISTEN",
+        `in-pod listeners for ${w.info.namespace}/${w.info.name}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    this.#pods.set(w, p);
+    ctx.log.info(
+      { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}`, identity },
+      "in-pod: proxying pod",
+    );
+  }
+
+  /** ZdsWorkloadHandler: stop proxying; its listeners and connections close. */
+  async removeWorkload(w: InpodWorkload): Promise<void> {
+    const p = this.#pods.get(w);
+    if (!p) return;
+    this.#pods.delete(w);
+    await p.close();
+    this.#ctx.log.info(
+      { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}` },
+      "in-pod: pod removed",
+    );
+  }
+
+  #dialIn(p: PodProxy, host: string, port: number, sourceIp: string, timeoutMs: number) {
+    return connectInNetns(p.netns, {
+      host,
+      port,
+      mark: this.#mark,
+      timeoutMs,
+      ...(this.#origSrc && sourceIp !== host ? { localAddress: sourceIp, transparent: true } : {}),
+    }).then((s) => p.track(s));
+  }
+
+  #outbound(p: PodProxy, s: net.Socket): void {
+    let dst: SocketAddress;
+    try {
+      dst = originalDestination(s);
+    } catch (e) {
+      this.#ctx.log.warn({ uid: p.workload.uid, error: (e as Error).message }, "in-pod outbound");
+      s.destroy();
+      return;
+    }
+    const source = this.#workloadOf(p.workload);
+    if (!source) {
+      this.#ctx.log.warn(
+        { workload: `${p.workload.info.namespace}/${p.workload.info.name}` },
+        "in-pod outbound: the pod is not in the config yet; connection closed",
+      );
+      s.destroy();
+      return;
+    }
+    const via: OutboundVia = {
+      source,
+      pool: p.pool,
+      tcp: (host, port, o) =>
+        connectInNetns(p.netns, { host, port, mark: this.#mark, timeoutMs: o.timeoutMs }).then(
+          (up) => p.track(up),
+        ),
+    };
+    this.#on.outbound(s, dst.address, dst.port, via);
+  }
+
+  #plaintext(p: PodProxy, s: net.Socket): void {
+    let dst: SocketAddress;
+    try {
+      dst = originalDestination(s);
+    } catch (e) {
+      this.#ctx.log.warn({ uid: p.workload.uid, error: (e as Error).message }, "in-pod inbound");
+      s.destroy();
+      return;
+    }
+    this.#on.plaintext(s, dst, (t) => this.#dialIn(p, t.host, t.port, t.sourceIp, t.timeoutMs));
+  }
+
+  /** Inbound's app dial: inside the namespace of the pod that is `local`. */
+  readonly dialApp: InboundAppDialer = async (local, t) => {
+    const p = [...this.#pods.values()].find(
+      (x) =>
+        !x.closed &&
+        x.workload.info.namespace === local.namespace &&
+        x.workload.info.name === local.name,
+    );
+    if (!p)
+      throw new ExampleError(
+        "ERR_EXAMPLES_ROUTE",
+        `${local.namespace}/${local.name} is not a pod this ztunnel proxies in-pod`,
+      );
+    return await this.#dialIn(
+      p,
+      t.host,
+      t.port,
+      t.sourceIp,
+      this.#ctx.opts.connectTimeoutMs ?? 10_000,
+    );
+  };
+
+  /** Stops the ZDS client and closes every pod's listeners and connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.zds.close(); // calls removeWorkload for each pod
+    await Promise.all([...this.#pods.values()].map((p) => p.close()));
+    this.#pods.clear();
+  }
+}
