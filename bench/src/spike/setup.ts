@@ -12,12 +12,9 @@ import type net from "node:net";
 import type { Duplex, Writable } from "node:stream";
 import tls from "node:tls";
 import {
-  CONNECTION_WINDOW_SIZE,
   clientTlsOptions,
+  HBONE_DEFAULTS,
   type HboneCredentials,
-  MAX_FRAME_SIZE,
-  MAX_SESSION_MEMORY_MB,
-  STREAM_WINDOW_SIZE,
   serverTlsOptions,
 } from "@ambientkit/hbone";
 import { CertificateAuthority } from "@ambientkit/identity";
@@ -143,16 +140,16 @@ export async function rawTls(fx: Fixture, total: number, mode: Mode): Promise<Tr
 export async function bareHttp2(fx: Fixture, total: number, mode: Mode): Promise<Transfer> {
   const settings = {
     enablePush: false,
-    initialWindowSize: STREAM_WINDOW_SIZE,
-    maxFrameSize: MAX_FRAME_SIZE,
+    initialWindowSize: HBONE_DEFAULTS.streamWindowSize,
+    maxFrameSize: HBONE_DEFAULTS.maxFrameSize,
   };
   const got = counter(total);
   const server = http2.createSecureServer({
     ...serverTlsOptions(fx.server),
     settings,
-    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
   });
-  server.on("session", (s) => s.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  server.on("session", (s) => s.setLocalWindowSize(HBONE_DEFAULTS.connectionWindowSize));
   server.on("stream", (stream) => {
     stream.respond({ ":status": 200 });
     serve(stream, mode, got.add);
@@ -161,10 +158,10 @@ export async function bareHttp2(fx: Fixture, total: number, mode: Mode): Promise
   const session = http2.connect(`https://127.0.0.1:${port}`, {
     ...clientTlsOptions(fx.client, [fx.serverId]),
     settings,
-    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
   });
   session.on("error", () => {});
-  session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  session.on("connect", () => session.setLocalWindowSize(HBONE_DEFAULTS.connectionWindowSize));
   const stream = session.request({ ":method": "CONNECT", ":authority": "127.0.0.1:9" });
   stream.on("error", () => {});
   await new Promise((r) => stream.once("response", r));

@@ -6,15 +6,12 @@ import net from "node:net";
 import type { Writable } from "node:stream";
 import tls from "node:tls";
 import {
-  CONNECTION_WINDOW_SIZE,
   clientTlsOptions,
+  HBONE_DEFAULTS,
   type HboneCredentials,
   HbonePool,
   HboneServer,
   type HboneStream,
-  MAX_FRAME_SIZE,
-  MAX_SESSION_MEMORY_MB,
-  STREAM_WINDOW_SIZE,
   serverTlsOptions,
 } from "@ambientkit/hbone";
 import { CertificateAuthority } from "@ambientkit/identity";
@@ -64,16 +61,16 @@ async function pump(w: Writable, total: number, received: () => number): Promise
 async function bareHttp2(fx: Fixture, total: number): Promise<number> {
   const settings = {
     enablePush: false,
-    initialWindowSize: STREAM_WINDOW_SIZE,
-    maxFrameSize: MAX_FRAME_SIZE,
+    initialWindowSize: HBONE_DEFAULTS.streamWindowSize,
+    maxFrameSize: HBONE_DEFAULTS.maxFrameSize,
   };
   let got = 0;
   const server = http2.createSecureServer({
     ...serverTlsOptions(fx.server),
     settings,
-    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
   });
-  server.on("session", (s) => s.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  server.on("session", (s) => s.setLocalWindowSize(HBONE_DEFAULTS.connectionWindowSize));
   server.on("stream", (stream) => {
     stream.respond({ ":status": 200 });
     stream.on("data", (c: Buffer) => {
@@ -85,9 +82,9 @@ async function bareHttp2(fx: Fixture, total: number): Promise<number> {
   const session = http2.connect(`https://127.0.0.1:${port}`, {
     ...clientTlsOptions(fx.client, [fx.serverId]),
     settings,
-    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
   });
-  session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW_SIZE));
+  session.on("connect", () => session.setLocalWindowSize(HBONE_DEFAULTS.connectionWindowSize));
   const stream = session.request({ ":method": "CONNECT", ":authority": "127.0.0.1:9" });
   await new Promise((r) => stream.once("response", r));
   const mbps = await pump(stream, total, () => got);

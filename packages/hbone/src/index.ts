@@ -47,22 +47,7 @@ export {
   pipeHalfClose,
   type ServerCredentials,
 } from "./server.js";
-export {
-  CLIENT_MAX_HEADER_LIST_SIZE,
-  CONNECTION_WINDOW_SIZE,
-  HANDSHAKE_TIMEOUT_MS,
-  MAX_FRAME_SIZE,
-  MAX_SESSION_MEMORY_MB,
-  PING_INTERVAL_MS,
-  PING_TIMEOUT_MS,
-  POOL_MAX_STREAMS_PER_CONNECTION,
-  POOL_UNUSED_RELEASE_TIMEOUT_MS,
-  SERVER_MAX_CONCURRENT_STREAMS,
-  SERVER_MAX_HEADER_LIST_SIZE,
-  STREAM_WINDOW_SIZE,
-  TLS_CIPHERSUITES,
-  UPSTREAM_CONNECT_TIMEOUT_MS,
-} from "./settings.js";
+export { HBONE_DEFAULTS, type HboneDefaults } from "./settings.js";
 
 // --- integration hooks (telemetry recorders plug in here) ---
 export type {

@@ -18,17 +18,7 @@ import { startKeepalive } from "./keepalive.js";
 import { RST_ENHANCE_YOUR_CALM, RST_REFUSED_STREAM, toHboneError } from "./node-error.js";
 import { encodeProxyV2 } from "./proxy-protocol.js";
 import { ReadAhead } from "./read-ahead.js";
-import {
-  CONNECTION_WINDOW_SIZE,
-  HANDSHAKE_TIMEOUT_MS,
-  h2Settings,
-  MAX_SESSION_MEMORY_MB,
-  PING_INTERVAL_MS,
-  PING_TIMEOUT_MS,
-  SERVER_MAX_CONCURRENT_STREAMS,
-  SERVER_MAX_HEADER_LIST_SIZE,
-  UPSTREAM_CONNECT_TIMEOUT_MS,
-} from "./settings.js";
+import { HBONE_DEFAULTS, h2Settings } from "./settings.js";
 import {
   type ConnectionEnd,
   type ConnectionEndReason,
@@ -241,11 +231,11 @@ export class HboneServer extends EventEmitter {
     if (typeof opts.credentials !== "function") this.#tlsFor(opts.credentials);
     this.#h2 = http2.createServer({
       settings: h2Settings(
-        opts.maxHeaderListSize ?? SERVER_MAX_HEADER_LIST_SIZE,
-        opts.maxConcurrentStreams ?? SERVER_MAX_CONCURRENT_STREAMS,
+        opts.maxHeaderListSize ?? HBONE_DEFAULTS.serverMaxHeaderListSize,
+        opts.maxConcurrentStreams ?? HBONE_DEFAULTS.serverMaxConcurrentStreams,
         opts.streamWindowSize,
       ),
-      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
       maxHeaderListPairs: 128,
     });
     this.#h2.on("session", (s) => this.#onSession(s));
@@ -278,7 +268,7 @@ export class HboneServer extends EventEmitter {
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ["h2"],
-      handshakeTimeout: this.#opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: this.#opts.handshakeTimeoutMs ?? HBONE_DEFAULTS.handshakeTimeoutMs,
       allowHalfOpen: false,
     });
     server.on("tlsClientError", (err, socket) => {
@@ -414,7 +404,9 @@ export class HboneServer extends EventEmitter {
     this.emit("session", session);
     session.on("error", () => {});
     try {
-      session.setLocalWindowSize(this.#opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
+      session.setLocalWindowSize(
+        this.#opts.connectionWindowSize ?? HBONE_DEFAULTS.connectionWindowSize,
+      );
     } catch {
       // not fatal: the 64 KiB default window still works, just slower
     }
@@ -436,8 +428,8 @@ export class HboneServer extends EventEmitter {
     );
     const stopPing = startKeepalive(
       session,
-      opts.pingIntervalMs ?? PING_INTERVAL_MS,
-      opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
+      opts.pingIntervalMs ?? HBONE_DEFAULTS.pingIntervalMs,
+      opts.pingTimeoutMs ?? HBONE_DEFAULTS.pingTimeoutMs,
       (error) => {
         mark("keepalive-timeout", { error });
         session.destroy();
@@ -624,7 +616,9 @@ export class HboneServer extends EventEmitter {
     decision: Extract<HboneDecision, { action: "connect" }>,
   ): void {
     const timeoutMs =
-      decision.timeoutMs ?? this.#opts.upstreamConnectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
+      decision.timeoutMs ??
+      this.#opts.upstreamConnectTimeoutMs ??
+      HBONE_DEFAULTS.upstreamConnectTimeoutMs;
     const upstream = net.connect({
       host: decision.host,
       port: decision.port,

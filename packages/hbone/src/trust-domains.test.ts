@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dialHbone, openTunnel } from "./client.js";
 import { HboneError } from "./errors.js";
 import { HboneServer } from "./server.js";
-import { TLS_CIPHERSUITES } from "./settings.js";
+import { HBONE_DEFAULTS } from "./settings.js";
 import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test.util.js";
 import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
 import {
@@ -263,6 +263,6 @@ describe("trust-domain wildcard and TLS settings", () => {
     }).catch((e: unknown) => e)) as HboneError;
     expect(err).toBeInstanceOf(HboneError);
     expect(err.code).toBe("ERR_HBONE_TLS");
-    expect(TLS_CIPHERSUITES).toBe("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+    expect(HBONE_DEFAULTS.tlsCiphersuites).toBe("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
   });
 });
