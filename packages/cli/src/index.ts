@@ -7,5 +7,5 @@ export {
   outputOption,
 } from "./command.js";
 export { CliError, type CliErrorCode } from "./errors.js";
-export { type CliIo, readInput, writeFileAtomic } from "./io.js";
+export { type CliIo, readInput } from "./io.js";
 export { run } from "./main.js";

@@ -53,31 +53,6 @@ export function resolvePath(io: CliIo, path: string): string {
   return path.startsWith("/") ? path : join(io.cwd, path);
 }
 
-/**
- * Writes a file atomically with identity's writer (`@ambientkit/identity/node`, the one
- * implementation: temp file in the same directory, then rename; pseudo-filesystem targets such as
- * `/proc` refused). Failures become a CliError (exit 2) carrying identity's message and code.
- * Commands that write several files use identity's all-or-nothing writers directly.
- */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  mode = 0o644,
-): Promise<void> {
-  // Loaded on first use: identity/node is slow to load and most commands never write a file.
-  const { writeFileAtomic: write } = await import("@ambientkit/identity/node");
-  try {
-    await write(path, data, mode);
-  } catch (cause) {
-    const code = (cause as { code?: unknown }).code;
-    const message =
-      typeof code === "string" && code.startsWith("ERR_IDENTITY_")
-        ? `${(cause as Error).message} (${code})`
-        : `cannot write ${path}: ${describe(cause)}`;
-    throw new CliError("ERR_CLI_OUTPUT_UNWRITABLE", message, { cause });
-  }
-}
-
 export function describe(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;

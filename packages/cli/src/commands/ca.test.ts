@@ -12,7 +12,6 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../io.js";
 import { runCli } from "../testing.js";
 import type { CaInitJson, CaIssuedJson } from "./ca.js";
 
@@ -287,16 +286,5 @@ describe("ambientkit ca: output is all or nothing (#14)", () => {
       k1,
       /unsupported CSR key curve secp256k1; a CSR key must be ECDSA P-256 \(ztunnel\), P-384 or P-521, RSA ≥ 2048 bits, or Ed25519 \(ERR_IDENTITY_CSR\)/,
     );
-  });
-
-  it("the cli's writeFileAtomic is identity's writer with CLI errors", async () => {
-    const out = mkdtempSync(join(dir, "single-"));
-    await writeFileAtomic(join(out, "a.pem"), "one\n", 0o600);
-    expect(snapshot(out)).toEqual({ "a.pem": "600 one\n" });
-    await expect(writeFileAtomic("/proc/x/a.pem", "x")).rejects.toMatchObject({
-      name: "CliError",
-      code: "ERR_CLI_OUTPUT_UNWRITABLE",
-      message: expect.stringMatching(/pseudo filesystem.*\(ERR_IDENTITY_OUTPUT_REFUSED\)$/),
-    });
   });
 });
