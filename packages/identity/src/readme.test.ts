@@ -1,5 +1,6 @@
-// Runs the README's example verbatim: its imports are resolved to this package's modules and the
-// rest is evaluated as an async function body.
+// Runs the README's example verbatim as a user's TypeScript would run: types stripped (oxc, through
+// vite), its imports resolved to this package's modules and the rest evaluated as an async function
+// body. (scripts/readme-examples.test.ts type-checks it.)
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +19,9 @@ it("the README example runs and prints what it claims", async () => {
   };
   const names: string[] = [];
   const values: unknown[] = [];
-  const body = (code as string).replace(
+  const { transformWithOxc } = await import("vite");
+  const js = (await transformWithOxc(code as string, "readme.ts", { lang: "ts" })).code;
+  const body = js.replace(
     /^import \{([^}]+)\} from "([^"]+)";\n/gm,
     (_m, list: string, from: string) => {
       names.push(`__${names.length}`);
