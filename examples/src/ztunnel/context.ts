@@ -101,12 +101,6 @@ export function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** An IPv4-mapped IPv6 address as plain IPv4. */
-export function unmap(a: string | undefined): string {
-  if (!a) return "";
-  return a.startsWith("::ffff:") ? a.slice(7) : a;
-}
-
 /** An open connection a policy re-check may close: its L4 attributes and its two sides. */
 export interface InboundConn {
   workload: Workload;

@@ -12,6 +12,7 @@ import {
   ztunnelTcpLabels,
 } from "@ambientkit/telemetry";
 import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
+import { canonicalIpText } from "@ambientkit/xds-types/ip";
 import { HbonePool } from "../hbone.js";
 import { ExampleError } from "../mesh/errors.js";
 import { serviceInfo, workloadBaggage, workloadInfo } from "../mesh/labels.js";
@@ -21,7 +22,6 @@ import {
   describeError,
   IDLE_TIMEOUT_MS,
   MAX_DOWNSTREAM_CONNECTIONS,
-  unmap,
   type ZtunnelContext,
 } from "./context.js";
 import {
@@ -241,7 +241,7 @@ export class Outbound {
     via?: OutboundVia,
   ): Promise<boolean> {
     const ctx = this.#ctx;
-    const srcIp = unmap(socket.remoteAddress);
+    const srcIp = canonicalIpText(socket.remoteAddress);
     const src = via ? via.source : this.#sourceFor(srcIp);
     const addrs = { src: socketAddr(srcIp, socket.remotePort ?? 0), dst: socketAddr(ip, port) };
     if (!src) {

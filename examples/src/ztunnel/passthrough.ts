@@ -15,17 +15,12 @@ import {
   ztunnelTcpLabels,
 } from "@ambientkit/telemetry";
 import { workloadIdentity } from "@ambientkit/xds-types";
+import { canonicalIpText } from "@ambientkit/xds-types/ip";
 import { decodeProxyV2, type ProxyHeader } from "../hbone.js";
 import { workloadInfo } from "../mesh/labels.js";
 import { connectTcp, pipeBoth } from "../mesh/net.js";
 import { ILLEGAL_PORTS } from "../mesh/state.js";
-import {
-  describeError,
-  type InboundConn,
-  rbacReason,
-  unmap,
-  type ZtunnelContext,
-} from "./context.js";
+import { describeError, type InboundConn, rbacReason, type ZtunnelContext } from "./context.js";
 
 /** Dials the app at `host:port` as `sourceIp` (in-pod: inside the pod's netns). */
 export type PassthroughAppDialer = (target: {
@@ -61,7 +56,10 @@ export class Passthrough {
       } catch (e) {
         logEarlyDeny(
           this.#ctx.log,
-          { src: socketAddr(unmap(socket.remoteAddress), socket.remotePort ?? 0), dst: "unknown" },
+          {
+            src: socketAddr(canonicalIpText(socket.remoteAddress), socket.remotePort ?? 0),
+            dst: "unknown",
+          },
           "destination",
           `inbound passthrough: ${describeError(e)}`,
         );
@@ -93,7 +91,7 @@ export class Passthrough {
     socket.pause();
     const header: ProxyHeader = {
       command: "PROXY",
-      source: { address: unmap(socket.remoteAddress), port: socket.remotePort ?? 0 },
+      source: { address: canonicalIpText(socket.remoteAddress), port: socket.remotePort ?? 0 },
       destination,
       tlvs: [],
     };
@@ -110,7 +108,7 @@ export class Passthrough {
     const st = ctx.state;
     const src = header.source;
     const dst = header.destination;
-    const srcIp = src?.address ?? unmap(socket.remoteAddress);
+    const srcIp = src?.address ?? canonicalIpText(socket.remoteAddress);
     const addrs = {
       src: socketAddr(srcIp, src?.port ?? socket.remotePort ?? 0),
       dst: dst ? socketAddr(dst.address, dst.port) : "unknown",

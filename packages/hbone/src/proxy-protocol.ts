@@ -1,4 +1,4 @@
-import { isIP } from "node:net";
+import { formatIp, parseIp } from "@ambientkit/xds-types/ip";
 import { HboneError } from "./errors.js";
 
 /** The 12-byte PROXY protocol v2 signature. */
@@ -25,59 +25,26 @@ function perr(msg: string): HboneError {
   return new HboneError("ERR_HBONE_PROXY_PROTOCOL", msg);
 }
 
-function ipBytes(address: string, family: 4 | 6): Buffer {
-  const fam = isIP(address);
-  if (fam === 0) throw perr(`${address} is not an IP address; PROXY v2 carries IPs only`);
-  if (family === 4) return Buffer.from(address.split(".").map(Number));
-  const v6 = fam === 4 ? `::ffff:${address}` : address;
-  const out = Buffer.alloc(16);
-  let [head = "", tail = ""] = v6.split("::") as [string?, string?];
-  if (!v6.includes("::")) tail = "";
-  const expand = (part: string): string[] => {
-    if (part === "") return [];
-    const groups = part.split(":");
-    const last = groups.at(-1) ?? "";
-    if (last.includes(".")) {
-      const b = last.split(".").map(Number);
-      groups.splice(
-        -1,
-        1,
-        (((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16),
-        (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16),
-      );
-    }
-    return groups;
-  };
-  const h = expand(head);
-  const t = expand(tail);
-  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
-  return out;
+// Node's isIP accepts a zone id (`fe80::1%eth0`, as link-local peers carry one); PROXY v2 has no
+// room for it, so it is dropped and the address kept.
+const ZONE = /%[0-9a-zA-Z.:-]+$/;
+
+function ipBytes(address: string, family: 4 | 6): Uint8Array {
+  const bytes =
+    parseIp(address) ?? (address.includes(":") ? parseIp(address.replace(ZONE, "")) : undefined);
+  if (bytes === undefined) throw perr(`${address} is not an IP address; PROXY v2 carries IPs only`);
+  if (family === 4 || bytes.length === 16) return bytes;
+  // An IPv4 end beside an IPv6 one travels IPv4-mapped.
+  const mapped = new Uint8Array(16);
+  mapped[10] = 0xff;
+  mapped[11] = 0xff;
+  mapped.set(bytes, 12);
+  return mapped;
 }
 
-function formatIp(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  // RFC 5952: compress the longest run (≥ 2) of zero groups
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((n) => n.toString(16)).join(":");
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+/** Decoded addresses keep the IPv4-mapped form as hex groups (`::ffff:a00:2`). */
+function addressText(bytes: Uint8Array): string {
+  return formatIp(bytes, { ipv4Mapped: "hex" }) as string; // 4 or 16 bytes by the family byte
 }
 
 /**
@@ -116,7 +83,7 @@ export function encodeProxyV2(header: {
     for (const p of [source.port, destination.port]) {
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw perr(`port ${p} is out of range`);
     }
-    const v4 = isIP(source.address) === 4 && isIP(destination.address) === 4;
+    const v4 = parseIp(source.address)?.length === 4 && parseIp(destination.address)?.length === 4;
     const fam: 4 | 6 = v4 ? 4 : 6;
     famByte = v4 ? 0x11 : 0x21;
     const ports = Buffer.alloc(4);
@@ -160,11 +127,11 @@ export function decodeProxyV2(
     if (body.length < ipLen * 2 + 4) throw perr("address block shorter than its family needs");
     if (cmd === 1) {
       header.source = {
-        address: formatIp(body.subarray(0, ipLen)),
+        address: addressText(body.subarray(0, ipLen)),
         port: body.readUInt16BE(ipLen * 2),
       };
       header.destination = {
-        address: formatIp(body.subarray(ipLen, ipLen * 2)),
+        address: addressText(body.subarray(ipLen, ipLen * 2)),
         port: body.readUInt16BE(ipLen * 2 + 2),
       };
     }

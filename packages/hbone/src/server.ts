@@ -4,6 +4,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { type HboneServerTlsConfig, verifyHboneClient } from "@ambientkit/identity/node";
+import { canonicalIpText } from "@ambientkit/xds-types/ip";
 import { type Authority, parseAuthority } from "./authority.js";
 import { HboneError } from "./errors.js";
 import {
@@ -181,11 +182,6 @@ interface ConnCtx {
   remotePort: number;
 }
 
-function unmap(addr: string | undefined): string {
-  if (!addr) return "";
-  return addr.startsWith("::ffff:") && net.isIPv4(addr.slice(7)) ? addr.slice(7) : addr;
-}
-
 function flatten(headers: http2.IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) {
@@ -314,9 +310,9 @@ export class HboneServer extends EventEmitter {
         socket,
         peerIdentity,
         localIdentity: identity,
-        localAddress: unmap(socket.localAddress),
+        localAddress: canonicalIpText(socket.localAddress),
         localPort: socket.localPort ?? 0,
-        remoteAddress: unmap(socket.remoteAddress),
+        remoteAddress: canonicalIpText(socket.remoteAddress),
         remotePort: socket.remotePort ?? 0,
       };
       // node:http2 creates the session synchronously inside 'connection'; #onSession picks ctx up
@@ -362,7 +358,7 @@ export class HboneServer extends EventEmitter {
       return;
     }
     socket.on("error", () => {});
-    const local = unmap(socket.localAddress);
+    const local = canonicalIpText(socket.localAddress);
     let creds: HboneCredentials | undefined;
     try {
       creds =
@@ -678,7 +674,7 @@ export class HboneServer extends EventEmitter {
           (request.authority.kind === "ip"
             ? { address: request.authority.host, port: request.authority.port }
             : {
-                address: unmap(upstream.remoteAddress),
+                address: canonicalIpText(upstream.remoteAddress),
                 port: upstream.remotePort ?? decision.port,
               });
         try {

@@ -57,13 +57,17 @@ export type {
   Service as XdsService,
   Workload as XdsWorkload,
 } from "./workload/gen/workload_pb.js";
+// The whole IP module (numeric form too) is the `./ip` subpath.
 export {
+  canonicalIpText,
   cidrContains,
+  type FormatIpOptions,
   formatCidr,
   formatIp,
   type IpPrefix,
   parseCidr,
   parseIp,
+  toCanonical,
 } from "./workload/ip.js";
 export { securityProto, workloadProto } from "./workload/proto.js";
 export {

@@ -1,6 +1,21 @@
 import { isIP } from "node:net";
 import { describe, expect, it } from "vitest";
-import { cidrContains, formatCidr, formatIp, parseCidr, parseIp } from "./ip.js";
+import {
+  canonicalIpAddress,
+  canonicalIpText,
+  cidrContains,
+  formatCidr,
+  formatIp,
+  formatIpAddress,
+  formatIpNet,
+  ipNetContains,
+  ipv4Equivalent,
+  parseCidr,
+  parseIp,
+  parseIpAddress,
+  parseIpNet,
+  toCanonical,
+} from "./ip.js";
 
 describe("parseIp / formatIp", () => {
   it.each([
@@ -113,5 +128,94 @@ describe("CIDRs", () => {
     expect(
       cidrContains(parseCidr("2001:db8::/33") as never, parseIp("2001:db8:8000::1") as Uint8Array),
     ).toBe(false);
+  });
+});
+
+describe("IPv4-mapped addresses (ztunnel's to_canonical)", () => {
+  it("toCanonical folds ::ffff:a.b.c.d to its 4 bytes, nothing else", () => {
+    expect(toCanonical(parseIp("::ffff:10.0.0.1") as Uint8Array)).toEqual(
+      new Uint8Array([10, 0, 0, 1]),
+    );
+    expect(toCanonical(parseIp("::ffff:a00:1") as Uint8Array)).toEqual(
+      new Uint8Array([10, 0, 0, 1]),
+    );
+    for (const t of ["10.0.0.1", "::1", "::a00:1", "64:ff9b::a00:1", "::fffe:a00:1"])
+      expect(toCanonical(parseIp(t) as Uint8Array)).toEqual(parseIp(t));
+  });
+  it("canonicalIpText: a socket's address as ztunnel reports it", () => {
+    expect(canonicalIpText("::ffff:10.0.0.1")).toBe("10.0.0.1");
+    expect(canonicalIpText("10.0.0.1")).toBe("10.0.0.1");
+    expect(canonicalIpText("fd00::1")).toBe("fd00::1");
+    expect(canonicalIpText("fe80::1%eth0")).toBe("fe80::1%eth0");
+    expect(canonicalIpText(undefined)).toBe("");
+    expect(canonicalIpText("")).toBe("");
+  });
+  it("formatIp writes them dotted, or as hex groups when asked", () => {
+    const b = parseIp("::ffff:10.0.0.2") as Uint8Array;
+    expect(formatIp(b)).toBe("::ffff:10.0.0.2");
+    expect(formatIp(b, { ipv4Mapped: "hex" })).toBe("::ffff:a00:2");
+    expect(formatIp(parseIp("fd00::1") as Uint8Array, { ipv4Mapped: "hex" })).toBe("fd00::1");
+  });
+});
+
+// The numeric form, as authz's matcher uses it (Go netip parsing rules, as istiod).
+describe("numeric form: universal IP/CIDR matcher", () => {
+  const ip = (s: string) => {
+    const a = parseIpAddress(s);
+    if (!a) throw new Error(`not an IP: ${s}`);
+    return a;
+  };
+  const HEX = { ipv4Mapped: "hex" } as const;
+
+  it("parses IPv4 and rejects what netip.ParseAddr rejects", () => {
+    expect(formatIpAddress(ip("10.0.2.20"))).toBe("10.0.2.20");
+    for (const bad of ["10.0.2", "10.0.2.256", "010.0.0.1", "1.2.3.4.5", "", "a.b.c.d", "1.2.3.4/"])
+      expect(parseIpAddress(bad)).toBeUndefined();
+    expect(parseIpAddress(7 as never)).toBeUndefined();
+  });
+  it("parses IPv6 forms: compressed, full, embedded IPv4; rejects zones and double ::", () => {
+    expect(formatIpAddress(ip("fd00:10:2:0:0:0:0:20"))).toBe("fd00:10:2::20");
+    expect(formatIpAddress(ip("::"))).toBe("::");
+    expect(formatIpAddress(ip("::ffff:10.0.0.1"), HEX)).toBe("::ffff:a00:1");
+    expect(parseIpAddress("fe80::1%eth0")).toBeUndefined();
+    expect(parseIpAddress("1::2::3")).toBeUndefined();
+    expect(parseIpAddress("12345::")).toBeUndefined();
+  });
+  it("results are frozen and memoised", () => {
+    expect(Object.isFrozen(ip("10.9.8.7"))).toBe(true);
+    expect(parseIpAddress("10.9.8.7")).toBe(parseIpAddress("10.9.8.7"));
+  });
+  it("prefixes keep host bits for printing, mask them for matching", () => {
+    const p = parseIpNet("10.0.2.1/24");
+    expect(p && formatIpNet(p)).toBe("10.0.2.1/24");
+    expect(p && ipNetContains(p, ip("10.0.2.200"))).toBe(true);
+    expect(p && ipNetContains(p, ip("10.0.3.1"))).toBe(false);
+    expect(parseIpNet("10.0.0.0/33")).toBeUndefined();
+    expect(parseIpNet("10.0.0.0/08")).toBeUndefined();
+    expect(parseIpNet("fd00::/129")).toBeUndefined();
+    expect(parseIpNet("10.0.0.1")?.bits).toBe(32);
+    expect(parseIpNet("fd00::1")?.bits).toBe(128);
+  });
+  it("families never cross, /0 matches its family only", () => {
+    const all4 = parseIpNet("0.0.0.0/0");
+    const all6 = parseIpNet("::/0");
+    expect(all4 && ipNetContains(all4, ip("::ffff:10.0.0.1"))).toBe(false);
+    expect(all6 && ipNetContains(all6, ip("10.0.0.1"))).toBe(false);
+    expect(all6 && ipNetContains(all6, ip("2001:db8::1"))).toBe(true);
+    const v6 = parseIpNet("fd00:10:2::/64");
+    expect(v6 && ipNetContains(v6, ip("fd00:10:2::20"))).toBe(true);
+    expect(v6 && ipNetContains(v6, ip("fd00:10:3::20"))).toBe(false);
+  });
+  it("canonicalIpAddress and ipv4Equivalent fold ::ffff:0:0/96 to IPv4", () => {
+    expect(canonicalIpAddress(ip("::ffff:10.0.0.1"))).toEqual(ip("10.0.0.1"));
+    expect(canonicalIpAddress(ip("fd00::1"))).toBe(ip("fd00::1"));
+    const v4 = ipv4Equivalent(parseIpNet("::ffff:10.0.0.0/104") as never);
+    expect(v4 && formatIpNet(v4)).toBe("10.0.0.0/8");
+    expect(ipv4Equivalent(parseIpNet("fd00::/104") as never)).toBeUndefined();
+    expect(ipv4Equivalent(parseIpNet("10.0.0.0/8") as never)).toBeUndefined();
+  });
+  it("agrees with the bytes form on every case above", () => {
+    for (const t of ["10.0.2.20", "fd00:10:2::20", "::", "::ffff:10.0.0.1", "2001:db8::1"])
+      expect(formatIpAddress(ip(t))).toBe(formatIp(parseIp(t) as Uint8Array));
   });
 });
