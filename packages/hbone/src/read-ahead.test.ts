@@ -1,0 +1,95 @@
+// ReadAhead's bound: what it reads ahead of node:http2 stays within its limit (plus one TLS record)
+// when the reader stalls, and every byte still arrives, in order, once the reader resumes.
+import { once } from "node:events";
+import type net from "node:net";
+import tls from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReadAhead } from "./read-ahead.js";
+import { createTestCa, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
+
+/** One TLS record's plaintext: what a single socket 'data' event can add past the limit. */
+const TLS_RECORD = 16 * 1024;
+
+let ca: TestCa;
+let leaf: TestLeaf;
+
+beforeAll(() => {
+  ca = createTestCa();
+  leaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
+});
+afterAll(() => ca.cleanup());
+
+/** A TLS connection on loopback: the server side wrapped in a ReadAhead with `limit`. */
+async function pair(limit: number): Promise<{
+  ahead: ReadAhead;
+  client: tls.TLSSocket;
+  close(): void;
+}> {
+  const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem });
+  const accepted = once(server, "secureConnection") as Promise<[tls.TLSSocket]>;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as net.AddressInfo;
+  // the leaf has only a SPIFFE URI SAN; what is under test is the buffer bound, not the name
+  const client = tls.connect({
+    host: "127.0.0.1",
+    port,
+    ca: ca.certPem,
+    checkServerIdentity: () => undefined,
+  });
+  client.on("error", () => {});
+  const [socket] = await accepted;
+  const ahead = new ReadAhead(socket, limit);
+  ahead.on("error", () => {});
+  return {
+    ahead,
+    client,
+    close() {
+      client.destroy();
+      ahead.destroy();
+      server.close();
+    },
+  };
+}
+
+describe("ReadAhead", () => {
+  it("buffers at most its limit plus one TLS record while nothing reads it", async () => {
+    const limit = 64 * 1024;
+    const { ahead, client, close } = await pair(limit);
+    try {
+      // observe after every chunk the socket hands over (ReadAhead's own listener runs first)
+      // and when ReadAhead pauses the socket
+      let most = 0;
+      const observe = (): void => {
+        most = Math.max(most, ahead.readableLength, ahead.bufferedBytes);
+      };
+      ahead.socket.on("data", observe);
+      const sawPause = once(ahead.socket, "pause").then(observe);
+      // the writer pushes 8 MiB (far more than the limit) with backpressure, nothing reads
+      const total = 8 * 1024 * 1024;
+      const data = Buffer.alloc(total);
+      for (let i = 0; i < total; i += 4) data.writeUInt32BE(i / 4, i);
+      const written = (async () => {
+        for (let off = 0; off < total; off += 64 * 1024) {
+          if (!client.write(data.subarray(off, off + 64 * 1024))) await once(client, "drain");
+        }
+        client.end();
+      })();
+      await sawPause;
+      // once more after the joiner's end-of-turn hand-on
+      await new Promise((r) => setImmediate(r));
+      observe();
+      expect(most).toBeLessThanOrEqual(limit + TLS_RECORD);
+      // the reader resumes: everything arrives, in order, and the bound held throughout
+      const got: Buffer[] = [];
+      ahead.on("data", (c: Buffer) => {
+        got.push(c);
+        most = Math.max(most, ahead.readableLength);
+      });
+      await Promise.all([once(ahead, "end"), written]);
+      expect(Buffer.concat(got).equals(data)).toBe(true);
+      expect(most).toBeLessThanOrEqual(limit + TLS_RECORD);
+    } finally {
+      close();
+    }
+  });
+});
