@@ -1,4 +1,4 @@
-// Every package README's ```ts example must type-check as a consumer's code would: written into a
+// Every package README's ```ts example (and the root README's) must type-check as a consumer's code would: written into a
 // project outside the repository whose `@ambientkit/*` resolve to the built packages' `dist` types
 // through their package.json `exports` (no source condition, as an installed package resolves; `tsc
 // -b` runs before vitest in `npm test`), checked with `strict` under `module: nodenext` and under
@@ -21,6 +21,7 @@ import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { transform } from "esbuild";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -35,8 +36,10 @@ interface Example {
 
 function examples(): Example[] {
   const out: Example[] = [];
-  for (const name of readdirSync(join(root, "packages")).sort()) {
-    const readme = `packages/${name}/README.md`;
+  const readmes = readdirSync(join(root, "packages"))
+    .sort()
+    .map((name) => [name, `packages/${name}/README.md`]);
+  for (const [name, readme] of [["root", "README.md"], ...readmes] as [string, string][]) {
     let text: string;
     try {
       text = readFileSync(join(root, readme), "utf8");
@@ -148,6 +151,17 @@ describe("README examples", () => {
       expect(diagnostics.filter((d) => !d.startsWith("src/control-"))).toEqual([]);
     }, 60_000);
   }
+
+  it("the root README's example runs, as a consumer's program, and prints what it claims", async () => {
+    const ex = all.find((e) => e.readme === "README.md");
+    const { code } = await transform(ex?.code ?? "", { loader: "ts", format: "esm" });
+    writeFileSync(join(work, "root-example.mjs"), code);
+    const out = execFileSync(process.execPath, [join(work, "root-example.mjs")], {
+      cwd: work,
+      encoding: "utf8",
+    });
+    expect(out.trim()).toBe(/^\/\/ → (.*)$/m.exec(ex?.code ?? "")?.[1]);
+  });
 
   it("every package an example imports is in its README's npm install line", () => {
     const builtins = new Set(builtinModules);
