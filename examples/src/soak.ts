@@ -20,6 +20,7 @@ import type { Registry } from "prom-client";
 import { startHttpEcho, startTcpEcho } from "./apps/echo.js";
 import { WorkloadCertificates } from "./mesh/certs.js";
 import { parseScenario } from "./mesh/config.js";
+import { mallocStats } from "./mesh/heap-shrinker.js";
 import { parsePrometheus } from "./testing.js";
 import { Waypoint } from "./waypoint/waypoint.js";
 import { Ztunnel } from "./ztunnel/ztunnel.js";
@@ -30,6 +31,7 @@ const TCP_VIP = "127.0.200.3";
 /** Timeouts the soak configures (short, so that it finishes in minutes; defaults in docs). */
 const HANDSHAKE_TIMEOUT_MS = 2_000;
 const IDLE_TIMEOUT_MS = 5_000;
+const MiB = 1024 * 1024;
 /** Misbehaving clients at once (they come and go; a 2-core machine runs all three processes). */
 const STORM_CONCURRENCY = 200;
 
@@ -84,6 +86,11 @@ interface Stats {
   /** V8 heap and off-heap (Buffers) in MiB, for reading the RSS figures. */
   heapMiB: number;
   externalMiB: number;
+  /** glibc's heap: bytes in use and free-but-held (undefined off glibc). */
+  mallocInUseMiB: number | undefined;
+  mallocFreeMiB: number | undefined;
+  /** The waypoint's heap shrinks so far. */
+  shrinks: number;
   open: number;
   downstream: number;
   inbound: number;
@@ -153,14 +160,19 @@ async function runMesh(): Promise<void> {
         (await openConnections(a.registry)) +
         (await openConnections(b.registry)) +
         (await openConnections(wp.registry));
+      const mem = process.memoryUsage();
+      const malloc = mallocStats();
       send({
         type: "stats",
         id: m.id,
         stats: {
           fds: readdirSync("/proc/self/fd").length,
-          rssMiB: process.memoryUsage.rss() / 1024 / 1024,
-          heapMiB: process.memoryUsage().heapTotal / 1024 / 1024,
-          externalMiB: process.memoryUsage().external / 1024 / 1024,
+          rssMiB: mem.rss / MiB,
+          heapMiB: mem.heapTotal / MiB,
+          externalMiB: mem.external / MiB,
+          mallocInUseMiB: malloc && malloc.inUseBytes / MiB,
+          mallocFreeMiB: malloc && malloc.freeBytes / MiB,
+          shrinks: wp.heapShrinker?.shrinkCount ?? 0,
           open,
           downstream: a.downstreamConnections,
           inbound: b.inboundConnections,
@@ -362,21 +374,28 @@ function argNum(name: string, dflt: number): number {
   return Number.isFinite(v) && v > 0 ? v : dflt;
 }
 
-/** 200 × 10 MiB uploads through the waypoint: peak RSS, per connection, and RSS 60 s later. */
+/** "12.3" or "n/a" (malloc figures off glibc). */
+const mib = (v: number | undefined): string => (v === undefined ? "n/a" : v.toFixed(0));
+
+/**
+ * 200 × 10 MiB uploads through the waypoint: peak RSS and per connection (peak − before, over the
+ * 200 concurrent tunnels: every hop of one upload together — SOCKS5 socket, both ztunnels, the
+ * waypoint's two HBONE legs, the app), and RSS 60 s later against idle.
+ */
 async function memoryPhase(
   idle: Stats,
   stats: (gc?: boolean) => Promise<Stats>,
   say: (line: string) => void,
 ): Promise<boolean> {
-  // memory: 200 × 10 MiB uploads through the waypoint
   const base = await stats();
-  let rssPeak = base.rssMiB;
+  let peak = base;
   const mem = setInterval(() => {
     void stats().then((s) => {
-      rssPeak = Math.max(rssPeak, s.rssMiB);
+      if (s.rssMiB > peak.rssMiB) peak = s;
     });
   }, 100);
   const body = Buffer.alloc(1024 * 1024, 9);
+  const t0 = performance.now();
   const uploads = await pool(200, 200, async (i) => {
     const s = await socks5(HTTP_VIP, 8000);
     s.write(
@@ -390,15 +409,16 @@ async function memoryPhase(
     if (!r.startsWith("HTTP/1.1 200")) throw new Error(r.slice(0, 40));
   });
   clearInterval(mem);
+  const secs = (performance.now() - t0) / 1000;
   const okUploads = uploads.filter((r) => r.status === "fulfilled").length;
   say(
-    `200 × 10 MiB through the waypoint: ${okUploads}/200 ok; RSS before ${base.rssMiB.toFixed(0)} MiB, peak ${rssPeak.toFixed(0)} MiB (${((rssPeak - base.rssMiB) / 200).toFixed(2)} MiB per connection)`,
+    `200 × 10 MiB through the waypoint: ${okUploads}/200 ok in ${secs.toFixed(1)} s; RSS before ${base.rssMiB.toFixed(0)} MiB, peak ${peak.rssMiB.toFixed(0)} MiB (malloc in use ${mib(peak.mallocInUseMiB)}, Buffers ${peak.externalMiB.toFixed(0)}); peak per connection ${((peak.rssMiB - base.rssMiB) / 200).toFixed(2)} MiB`,
   );
   const ok = okUploads === 200;
   await sleep(60_000);
   const later = await stats(process.env.SOAK_GC === "1");
   say(
-    `60 s later: RSS ${later.rssMiB.toFixed(0)} MiB = ${(later.rssMiB / idle.rssMiB).toFixed(2)}× idle (${idle.rssMiB.toFixed(0)} MiB; V8 heap ${later.heapMiB.toFixed(0)} vs ${idle.heapMiB.toFixed(0)}, external ${later.externalMiB.toFixed(0)} vs ${idle.externalMiB.toFixed(0)}); ${later.fds} fds, open connections ${later.open}`,
+    `60 s later: RSS ${later.rssMiB.toFixed(0)} MiB = ${(later.rssMiB / idle.rssMiB).toFixed(2)}× idle (${idle.rssMiB.toFixed(0)} MiB; V8 heap ${later.heapMiB.toFixed(0)} vs ${idle.heapMiB.toFixed(0)}, Buffers ${later.externalMiB.toFixed(0)} vs ${idle.externalMiB.toFixed(0)}, malloc in use ${mib(later.mallocInUseMiB)} vs ${mib(idle.mallocInUseMiB)}, free held ${mib(later.mallocFreeMiB)}; heap shrinks ${later.shrinks}); ${later.fds} fds, open connections ${later.open}`,
   );
   return ok && later.rssMiB <= 1.5 * idle.rssMiB;
 }

@@ -461,6 +461,26 @@ describe("the reference waypoint", () => {
     expect([iss.status, iss.body.trim()]).toEqual([401, "Jwt issuer is not configured"]);
   });
 
+  it("releases free heap to the OS as Envoy's shrink_heap: on by default, counted in its metrics", async () => {
+    const shrinker = wp.heapShrinker;
+    expect(shrinker?.available).toBe(true);
+    expect(shrinker?.intervalMs).toBe(10_000);
+    expect(shrinker?.maxUnfreedMemoryBytes).toBe(100 * 1024 * 1024);
+    const count = async (): Promise<number | undefined> =>
+      (await scrape(wp.metricsAddress ?? "")).find(
+        (s) => s.name === "envoy_overload_envoy_overload_actions_shrink_heap_shrink_count",
+      )?.value;
+    const n = (await count()) ?? Number.NaN;
+    expect(n).toBe(shrinker?.shrinkCount);
+    // a shrink that released memory is counted and logged; one that did not, neither
+    const logged = wp.log.entries.filter((e) => e.message === "heap shrunk").length;
+    const r = shrinker?.shrinkIfUnfreed();
+    expect(await count()).toBe(n + (r ? 1 : 0));
+    expect(wp.log.entries.filter((e) => e.message === "heap shrunk").length).toBe(
+      logged + (r ? 1 : 0),
+    );
+  });
+
   it("leaves nothing listening after close()", async () => {
     const ca = await CertificateAuthority.createRoot({
       trustDomain: "cluster.local",
@@ -483,7 +503,9 @@ describe("the reference waypoint", () => {
       config: cfg,
       certificates: c2,
       metricsPort: 0,
+      shrinkHeap: false,
     });
+    expect(w.heapShrinker).toBeUndefined();
     const [h, p] = (w.metricsAddress ?? "").split(":");
     expect(await isListening("127.0.131.9", 15008)).toBe(true);
     await w.close();

@@ -22,7 +22,7 @@ import {
 } from "@ambientkit/telemetry";
 import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
 import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
-import { Registry } from "prom-client";
+import { Counter, Registry } from "prom-client";
 import {
   type HboneDecision,
   HboneError,
@@ -36,6 +36,7 @@ import type { WorkloadCertificates } from "../mesh/certs.js";
 import type { MeshConfig } from "../mesh/config.js";
 import { connectionEndRecorder } from "../mesh/connection-events.js";
 import { ExampleError } from "../mesh/errors.js";
+import { HeapShrinker, type ShrinkHeapOptions } from "../mesh/heap-shrinker.js";
 import type { HttpRoute } from "../mesh/httproute-types.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
 import { type Listener, listen, onceClosed, pipeBoth } from "../mesh/net.js";
@@ -69,6 +70,11 @@ export interface WaypointOptions {
   idleTimeoutMs?: number;
   /** Per-tunnel, per-direction buffer bound (HTTP/2 stream window); default 1 MiB. */
   bufferLimitBytes?: number;
+  /**
+   * Release free heap to the OS as Envoy's `envoy.overload_actions.shrink_heap` (every 10 s once
+   * glibc holds ≥ 100 MiB free; see mesh/heap-shrinker.ts); `false` turns it off. Process-wide.
+   */
+  shrinkHeap?: ShrinkHeapOptions | false;
 }
 
 /** What the waypoint resolved the CONNECT authority to. */
@@ -135,6 +141,7 @@ export class Waypoint {
   readonly #tunnels = new Set<HboneStream>();
   readonly #listeners: Listener[] = [];
   readonly #random: () => number;
+  readonly #shrinker: HeapShrinker | undefined;
   #config: MeshConfig;
   #state: MeshState;
   #policies: CompiledPolicies;
@@ -178,6 +185,30 @@ export class Waypoint {
     this.#http = http.createServer((req, res) => {
       void this.#onRequest(req, res);
     });
+    if (opts.shrinkHeap !== false) {
+      const shrinks = new Counter({
+        name: "envoy_overload_envoy_overload_actions_shrink_heap_shrink_count",
+        help: "Times free heap was released to the OS (Envoy's shrink_heap overload action)",
+        registers: [this.registry],
+      });
+      this.#shrinker = new HeapShrinker(opts.shrinkHeap, (r) => {
+        shrinks.inc();
+        this.log.info(
+          {
+            "free.bytes": r.freeBytes,
+            "rss.before": r.rssBefore,
+            "rss.after": r.rssAfter,
+            "duration.ms": Math.round(r.ms * 10) / 10,
+          },
+          "heap shrunk",
+        );
+      });
+    }
+  }
+
+  /** The heap shrinker (undefined when `shrinkHeap: false`). */
+  get heapShrinker(): HeapShrinker | undefined {
+    return this.#shrinker;
   }
 
   static async start(opts: WaypointOptions): Promise<Waypoint> {
@@ -208,6 +239,7 @@ export class Waypoint {
         w.#listeners.push(l);
         w.metricsAddress = `${w.ip}:${l.port}`;
       }
+      w.#shrinker?.start();
       return w;
     } catch (e) {
       await w.close();
@@ -723,6 +755,7 @@ export class Waypoint {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#shrinker?.stop();
     for (const t of this.#tunnels) t.destroy();
     this.#tunnels.clear();
     this.#pool.destroy();

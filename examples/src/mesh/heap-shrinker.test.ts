@@ -1,0 +1,73 @@
+// The heap shrinker against the real glibc (through koffi): it reads mallinfo2, leaves the heap
+// alone below its threshold, and once free memory is held, malloc_trim gives it back to the OS.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { describe, expect, it } from "vitest";
+import {
+  HeapShrinker,
+  MAX_UNFREED_MEMORY_BYTES,
+  mallocStats,
+  SHRINK_HEAP_INTERVAL_MS,
+} from "./heap-shrinker.js";
+
+// a full GC on demand, so that dropped Buffers are really freed to malloc
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+const MiB = 1024 * 1024;
+
+describe("HeapShrinker", () => {
+  it("uses Envoy's shrink_heap defaults", () => {
+    const s = new HeapShrinker();
+    expect(s.intervalMs).toBe(SHRINK_HEAP_INTERVAL_MS);
+    expect(SHRINK_HEAP_INTERVAL_MS).toBe(10_000);
+    expect(s.maxUnfreedMemoryBytes).toBe(MAX_UNFREED_MEMORY_BYTES);
+    expect(MAX_UNFREED_MEMORY_BYTES).toBe(100 * MiB);
+    expect(s.available).toBe(true);
+  });
+
+  it("gives free heap back to the OS once the threshold is held, not before", async () => {
+    const before = mallocStats();
+    expect(before?.arenaBytes).toBeGreaterThan(0);
+    // 64 MiB in 8 KiB Buffers (below the mmap threshold: they live in the heap), written so their
+    // pages are resident; every 64th stays alive and pins the heap as live connections do
+    const kept: Buffer[] = [];
+    let bufs: Buffer[] | undefined = Array.from({ length: 8192 }, (_, i) => Buffer.alloc(8192, i));
+    for (let i = 0; i < bufs.length; i += 64) kept.push(bufs[i] as Buffer);
+    bufs = undefined;
+    // the backing stores are freed by V8's sweeper, possibly after gc() returns
+    let free = 0;
+    for (let i = 0; i < 1000 && free < 48 * MiB; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+      free = (mallocStats()?.freeBytes ?? 0) - (before?.freeBytes ?? 0);
+    }
+    expect(free).toBeGreaterThanOrEqual(48 * MiB);
+
+    const shrunk: number[] = [];
+    const never = new HeapShrinker({ maxUnfreedMemoryBytes: Number.MAX_SAFE_INTEGER }, () =>
+      shrunk.push(0),
+    );
+    expect(never.shrinkIfUnfreed()).toBeUndefined();
+    expect(never.shrinkCount).toBe(0);
+
+    const s = new HeapShrinker({ maxUnfreedMemoryBytes: 32 * MiB }, (r) =>
+      shrunk.push(r.rssBefore - r.rssAfter),
+    );
+    const r = s.shrinkIfUnfreed();
+    expect(r).toBeDefined();
+    expect(s.shrinkCount).toBe(1);
+    expect(shrunk).toHaveLength(1);
+    // most of the 63 MiB freed was resident and is not any more
+    expect(r && r.rssBefore - r.rssAfter).toBeGreaterThan(32 * MiB);
+    expect(kept).toHaveLength(128);
+  });
+
+  it("starts an unref'd timer and stops it", () => {
+    const s = new HeapShrinker({ intervalMs: 60_000 }).start();
+    s.start(); // idempotent
+    s.stop();
+    s.stop();
+    expect(s.shrinkCount).toBe(0);
+  });
+});

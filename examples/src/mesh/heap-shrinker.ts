@@ -1,0 +1,160 @@
+// Releases free heap to the OS, as Envoy's overload action `envoy.overload_actions.shrink_heap`
+// does (its HeapShrinker: a 10 s timer that calls tcmalloc's ReleaseFreeMemory while the action is
+// active; Memory::Utils::tryShrinkHeap releases once 100 MiB are free but held). Here the
+// allocator is glibc's malloc, under every Buffer, TLS record and HTTP/2 frame Node allocates:
+// after a burst (200 × 10 MiB through the waypoint) nearly all of that is free again, but glibc
+// keeps it resident — it only returns the top of the main heap, and one live allocation near the
+// top pins everything below. malloc_trim(0) gives back every whole free page in every arena
+// (madvise MADV_DONTNEED); the pages are faulted in again if a later burst needs them.
+//
+// libc is reached through koffi (as @ambientkit/inpod does); without koffi, or off glibc, the
+// shrinker reports itself unavailable and does nothing.
+import { createRequire } from "node:module";
+
+/** Envoy HeapShrinker's timer interval (`kTimerInterval`, 10 s). */
+export const SHRINK_HEAP_INTERVAL_MS = 10_000;
+/** Envoy's `max_unfreed_memory_bytes` default (`kDefaultMaxUnfreedMemoryBytes`, 100 MiB). */
+export const MAX_UNFREED_MEMORY_BYTES: number = 100 * 1024 * 1024;
+
+/** glibc's view of its heap (mallinfo2), in bytes. */
+export interface MallocStats {
+  /** Bytes the arenas hold from the OS (brk heap and arena mappings; resident or not). */
+  arenaBytes: number;
+  /** Bytes in use by the program in the arenas. */
+  inUseBytes: number;
+  /** Free bytes held by the arenas (after a trim, most of them are no longer resident). */
+  freeBytes: number;
+  /** Bytes in chunks malloc mmapped on their own (returned to the OS when freed). */
+  mmappedBytes: number;
+}
+
+interface Glibc {
+  mallinfo2(): Record<string, number | bigint>;
+  mallocTrim(pad: number): number;
+}
+
+let glibc: Glibc | null | undefined;
+
+function load(): Glibc | null {
+  if (glibc !== undefined) return glibc;
+  glibc = null;
+  if (process.platform !== "linux") return glibc;
+  try {
+    const koffi = createRequire(import.meta.url)("koffi") as {
+      load(path: string): { func(decl: string): unknown };
+      struct(name: string, fields: Record<string, string>): unknown;
+    };
+    const lib = koffi.load("libc.so.6");
+    koffi.struct("ambientkit_mallinfo2", {
+      arena: "size_t",
+      ordblks: "size_t",
+      smblks: "size_t",
+      hblks: "size_t",
+      hblkhd: "size_t",
+      usmblks: "size_t",
+      fsmblks: "size_t",
+      uordblks: "size_t",
+      fordblks: "size_t",
+      keepcost: "size_t",
+    });
+    glibc = {
+      mallinfo2: lib.func("ambientkit_mallinfo2 mallinfo2()") as Glibc["mallinfo2"],
+      mallocTrim: lib.func("int malloc_trim(size_t pad)") as Glibc["mallocTrim"],
+    };
+  } catch {
+    // no koffi, musl, or a glibc older than 2.33 (no mallinfo2): nothing to shrink with
+    glibc = null;
+  }
+  return glibc;
+}
+
+/** glibc's heap figures, or undefined where they cannot be read (not glibc, no koffi). */
+export function mallocStats(): MallocStats | undefined {
+  const g = load();
+  if (!g) return undefined;
+  const m = g.mallinfo2();
+  return {
+    arenaBytes: Number(m.arena),
+    inUseBytes: Number(m.uordblks),
+    freeBytes: Number(m.fordblks),
+    mmappedBytes: Number(m.hblkhd),
+  };
+}
+
+/** malloc_trim(0): true if glibc gave memory back. Undefined where unavailable. */
+export function releaseFreeMemory(): boolean | undefined {
+  const g = load();
+  return g ? g.mallocTrim(0) === 1 : undefined;
+}
+
+export interface ShrinkHeapOptions {
+  /** How often to look (default 10 s, Envoy's HeapShrinker timer). */
+  intervalMs?: number;
+  /** Release once this many free bytes are held (default 100 MiB, Envoy's default). */
+  maxUnfreedMemoryBytes?: number;
+}
+
+/** What one shrink did (for logs and the counter). */
+export interface ShrinkResult {
+  freeBytes: number;
+  rssBefore: number;
+  rssAfter: number;
+  ms: number;
+}
+
+/**
+ * Every `intervalMs`, if glibc holds at least `maxUnfreedMemoryBytes` free, calls malloc_trim(0).
+ * Bounded: at most one trim per interval, a few ms each (the arenas' free lists are walked once).
+ * The timer is unref'd, so it never keeps a process alive.
+ */
+export class HeapShrinker {
+  readonly intervalMs: number;
+  readonly maxUnfreedMemoryBytes: number;
+  /** Trims that released memory (Envoy's `overload.envoy.overload_actions.shrink_heap.shrink_count`). */
+  shrinkCount = 0;
+  readonly #onShrink: ((r: ShrinkResult) => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: ShrinkHeapOptions = {}, onShrink?: (r: ShrinkResult) => void) {
+    this.intervalMs = options.intervalMs ?? SHRINK_HEAP_INTERVAL_MS;
+    this.maxUnfreedMemoryBytes = options.maxUnfreedMemoryBytes ?? MAX_UNFREED_MEMORY_BYTES;
+    this.#onShrink = onShrink;
+  }
+
+  /** False where glibc's allocator cannot be reached (then `start` does nothing). */
+  get available(): boolean {
+    return load() !== null;
+  }
+
+  start(): this {
+    if (this.#timer || !this.available) return this;
+    this.#timer = setInterval(() => this.shrinkIfUnfreed(), this.intervalMs);
+    this.#timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One look: trims when the free bytes held reach the threshold; the result when it released. */
+  shrinkIfUnfreed(): ShrinkResult | undefined {
+    const stats = mallocStats();
+    if (!stats || stats.freeBytes < this.maxUnfreedMemoryBytes) return undefined;
+    const rssBefore = process.memoryUsage.rss();
+    const t0 = performance.now();
+    const released = releaseFreeMemory();
+    const ms = performance.now() - t0;
+    if (!released) return undefined;
+    this.shrinkCount++;
+    const r: ShrinkResult = {
+      freeBytes: stats.freeBytes,
+      rssBefore,
+      rssAfter: process.memoryUsage.rss(),
+      ms,
+    };
+    this.#onShrink?.(r);
+    return r;
+  }
+}
