@@ -28,15 +28,26 @@ export const PYTHON_MODULES = [
   ["grpc", "python3-grpcio", "xDS client tests against an independent control plane"],
 ];
 
+// Also the sbin folders, which are not on a non-root user's PATH on Debian (iptables lives there)
+// while the tests that need them find them by absolute path or run as root.
+const SBIN = ["/usr/sbin", "/sbin"];
+
 function onPath(command) {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {}
+  // The browser test takes its binary from CHROMIUM when that is set.
+  if (command === "chromium" && process.env.CHROMIUM) return isExecutable(process.env.CHROMIUM);
+  const path = process.env.PATH ?? "";
+  // An empty PATH searches nothing at all: the preflight's test uses it for "a bare machine".
+  const dirs = path === "" ? [] : [...path.split(delimiter), ...SBIN];
+  return dirs.some((dir) => dir !== "" && isExecutable(join(dir, command)));
+}
+
+function isExecutable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 /** Every missing tool as { what, debian, why }. */
