@@ -8,7 +8,7 @@
 // the original client (`ENABLE_ORIG_SRC`, IP_TRANSPARENT). DelWorkload (or a reconcile) stops the
 // listeners and closes the pod's connections. The request handling itself is the ztunnel's
 // (outbound.ts, inbound.ts, passthrough.ts); this file owns sockets and their lifetime only.
-import type net from "node:net";
+import net from "node:net";
 import type { Duplex } from "node:stream";
 import {
   connectInNetns,
@@ -232,14 +232,26 @@ export class InpodManager implements ZdsWorkloadHandler {
       // outbound HBONE leaves from inside the source pod, marked so its rules let it pass
       connect: async (t) =>
         (pod as PodProxy).track(
-          await connectInNetns(netns, { host: t.host, port: t.port, mark, timeoutMs }),
+          await connectInNetns(netns, {
+            host: t.host,
+            port: t.port,
+            mark,
+            timeoutMs,
+            noDelay: true,
+          }),
         ),
     });
     pod = new PodProxy(w, identity, pool);
     const p = pod;
     try {
       const listen = (port: number, onSocket: (s: net.Socket) => void): Promise<net.Server> =>
-        listenInNetns(netns, { host: "0.0.0.0", port, mark }).then((server) => {
+        listenInNetns(netns, {
+          host: "0.0.0.0",
+          port,
+          mark,
+          // half-close is forwarded, as on every other ztunnel listener
+          server: net.createServer({ noDelay: true, allowHalfOpen: true }),
+        }).then((server) => {
           server.on("connection", (s: net.Socket) => {
             s.on("error", () => {});
             p.track(s);
@@ -288,6 +300,8 @@ export class InpodManager implements ZdsWorkloadHandler {
       port,
       mark: this.#mark,
       timeoutMs,
+      allowHalfOpen: true,
+      noDelay: true,
       ...(this.#origSrc && sourceIp !== host ? { localAddress: sourceIp, transparent: true } : {}),
     }).then((s) => p.track(s));
   }
@@ -314,9 +328,14 @@ export class InpodManager implements ZdsWorkloadHandler {
       source,
       pool: p.pool,
       tcp: (host, port, o) =>
-        connectInNetns(p.netns, { host, port, mark: this.#mark, timeoutMs: o.timeoutMs }).then(
-          (up) => p.track(up),
-        ),
+        connectInNetns(p.netns, {
+          host,
+          port,
+          mark: this.#mark,
+          timeoutMs: o.timeoutMs,
+          allowHalfOpen: true,
+          noDelay: true,
+        }).then((up) => p.track(up)),
     };
     this.#on.outbound(s, dst.address, dst.port, via);
   }

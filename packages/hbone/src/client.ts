@@ -520,14 +520,14 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
         const s = tls.connect({ ...tlsOpts, socket: r });
         socket = s;
         s.once("error", fail);
-        s.once("close", () =>
+        const closedEarly = (): void =>
           fail(
             new HboneError(
               "ERR_HBONE_SESSION",
               `${where}: the peer closed the connection during the handshake; it may have rejected our certificate`,
             ),
-          ),
-        );
+          );
+        s.once("close", closedEarly);
         s.once("secureConnect", () => {
           if (s.alpnProtocol !== "h2") {
             fail(new HboneError("ERR_HBONE_TLS", `${where}: the peer did not negotiate ALPN h2`));
@@ -546,14 +546,14 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           );
           session = sess;
           sess.once("error", fail);
-          sess.once("close", () =>
+          const sessionClosedEarly = (): void =>
             fail(
               new HboneError(
                 "ERR_HBONE_SESSION",
                 `${where}: the HTTP/2 session closed during setup`,
               ),
-            ),
-          );
+            );
+          sess.once("close", sessionClosedEarly);
           sess.once("connect", () => {
             try {
               sess.setLocalWindowSize(opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
@@ -564,9 +564,11 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           sess.once("remoteSettings", () => {
             if (done) return;
             done = true;
-            sess.removeAllListeners("error");
-            sess.removeAllListeners("close");
-            s.removeAllListeners("close");
+            // only our own setup listeners: node:http2 watches the socket's close too, and
+            // without it a peer's clean FIN would go unnoticed until the PING timeout
+            sess.removeListener("error", fail);
+            sess.removeListener("close", sessionClosedEarly);
+            s.removeListener("close", closedEarly);
             r.removeListener("error", fail);
             s.removeListener("error", fail);
             s.on("error", () => {

@@ -137,3 +137,37 @@ describe("HBONE socket factory (DialOptions.connect)", () => {
     }
   });
 });
+
+describe("a dialled connection's end", () => {
+  it("notices a peer's clean close at once, not at a PING timeout (pings off here)", async () => {
+    // the server's side of the TCP connection is closed under it: the client sees a FIN only
+    const accepted: net.Socket[] = [];
+    const hbone = new HboneServer({ credentials: credsOf(serverLeaf, ca) });
+    const tcp = net.createServer((s) => {
+      accepted.push(s);
+      hbone.handle(s);
+    });
+    await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+    const tcpPort = (tcp.address() as net.AddressInfo).port;
+    const conn = await dialHbone({
+      ...base(),
+      address: { host: "127.0.0.1", port: tcpPort },
+      pingIntervalMs: 0,
+    });
+    try {
+      const t = await conn.open({ authority: `127.0.0.1:${echo.port}` });
+      t.on("error", () => {});
+      t.resume(); // a tunnel closes once its read side is consumed
+      const closed = new Promise<void>((r) => conn.once("close", () => r()));
+      const tunnelClosed = new Promise<void>((r) => t.once("close", () => r()));
+      for (const s of accepted) s.destroy();
+      await closed;
+      await tunnelClosed;
+      expect(conn.available).toBe(false);
+    } finally {
+      conn.destroy();
+      await hbone.close(0);
+      await new Promise<void>((r) => tcp.close(() => r()));
+    }
+  });
+});

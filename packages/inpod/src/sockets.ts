@@ -42,6 +42,13 @@ export interface ConnectInNetnsOptions extends NetnsSocketOptions {
   readonly localPort?: number;
   /** Give up after this long; default 10 000 ms, ztunnel's CONNECTION_TIMEOUT. */
   readonly timeoutMs?: number;
+  /**
+   * Keep the writable side open after the peer's FIN (as `net.connect`'s option): a proxy must,
+   * to forward a half-close. Default false.
+   */
+  readonly allowHalfOpen?: boolean;
+  /** TCP_NODELAY, as `net.connect`'s `noDelay` (a proxy wants it). Default false. */
+  readonly noDelay?: boolean;
 }
 
 type Family = typeof linux.AF_INET | typeof linux.AF_INET6;
@@ -172,7 +179,12 @@ export async function connectInNetns(
     }
     // node:net connects an fd-backed handle in place (no new socket), so the namespace,
     // mark and source binding survive.
-    socket = new net.Socket({ fd, readable: true, writable: true });
+    socket = new net.Socket({
+      fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen: options.allowHalfOpen ?? false,
+    });
   } catch (err) {
     c.close(fd);
     throw err;
@@ -205,6 +217,7 @@ export async function connectInNetns(
     socket.once("error", fail);
     socket.connect({ host: options.host, port: options.port }, () => {
       clearTimeout(timer);
+      if (options.noDelay) socket.setNoDelay(true);
       socket.off("error", fail);
       resolve(socket);
     });
