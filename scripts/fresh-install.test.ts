@@ -21,6 +21,12 @@ import { afterAll, describe, expect, it } from "vitest";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(root, "packages", "cli");
 const work = mkdtempSync(join(tmpdir(), "fresh-install-"));
+
+// npm run (as in `npm test`) exports npm_config_local_prefix and the like; a child npm that
+// inherited them would act on this repository instead of the folder it runs in.
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== "INIT_CWD"),
+);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const pkg = JSON.parse(readFileSync(join(cli, "package.json"), "utf8")) as {
@@ -37,7 +43,7 @@ function npx(...args: string[]) {
   return spawnSync("npx", ["ambientkit", ...args], {
     cwd: work,
     encoding: "utf8",
-    env: { ...process.env, npm_config_offline: "true" },
+    env: { ...cleanEnv, npm_config_offline: "true" },
   });
 }
 
@@ -66,6 +72,7 @@ describe("a fresh clone's `npx ambientkit` after `npm install`", () => {
     execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts"], {
       cwd: work,
       stdio: "pipe",
+      env: cleanEnv,
     });
     expect(realpathSync(join(work, "node_modules", ".bin", "ambientkit"))).toBe(
       join(realpathSync(work), "packages", "cli", "bin", "ambientkit.js"),

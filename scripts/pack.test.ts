@@ -13,6 +13,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const run = promisify(execFile);
 
+// npm run (as in `npm test`) exports npm_config_local_prefix and the like; a child npm that
+// inherited them would act on this repository instead of the folder it runs in.
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== "INIT_CWD"),
+);
+
 interface PackageJson {
   name: string;
   private?: boolean;
@@ -42,6 +48,7 @@ beforeAll(async () => {
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
       const { stdout } = await run("npm", ["pack", "--dry-run", "--json"], {
         cwd: join(root, "packages", p.dir),
+        env: cleanEnv,
         maxBuffer: 64 * 1024 * 1024,
       });
       const [report] = JSON.parse(stdout) as [{ files: { path: string }[] }];
