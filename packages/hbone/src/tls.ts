@@ -1,7 +1,8 @@
-// HBONE mutual TLS on top of @ambientkit/identity's node-tls (ztunnel's rules): TLS 1.3 only,
-// AES-GCM suites, ALPN h2; the peer's leaf must be a valid X509-SVID whose chain anchors in the
-// bundle of ITS OWN trust domain (never "any root"); SPIFFE IDs are parsed by identity's
-// `parseSpiffeId`, which rejects (never lower-cases) an upper-case trust domain.
+// HBONE mutual TLS: an adapter of @ambientkit/identity's node-tls, which decides the policy
+// (ztunnel's rules: TLS 1.3 only, AES-GCM suites, key-exchange groups, ALPN h2; the peer's leaf must
+// be a valid X509-SVID whose chain anchors in the bundle of ITS OWN trust domain, never "any root";
+// SPIFFE IDs parsed by `parseSpiffeId`, never lower-cased). Here only: hbone's credentials type
+// (PEM + `ca` or bundles) turned into identity's config, and identity's errors as HboneErrors.
 import { X509Certificate } from "node:crypto";
 import type tls from "node:tls";
 import {
@@ -16,11 +17,12 @@ import {
   tryParseSpiffeId,
 } from "@ambientkit/identity";
 import {
-  type HboneClientTlsConfig,
+  checkPeerTrustDomain,
   type HboneServerTlsConfig,
   hboneClientTlsOptions,
   hboneServerTlsOptions,
   type MtlsIdentity,
+  matchesExpectedIdentity,
   peerIdentity,
 } from "@ambientkit/identity/node";
 import { HboneError } from "./errors.js";
@@ -166,49 +168,21 @@ export function identityOfCredentials(creds: Pick<HboneCredentials, "cert">): st
   return leafIdOf(creds.cert).toString();
 }
 
-/** `spiffe://td/ns/x/` → the ID `spiffe://td/ns/x`; undefined when the rest is not a SPIFFE ID. */
-function prefixOf(entry: string): SpiffeId | undefined {
-  const r = tryParseSpiffeId(entry.slice(0, -1));
-  return r.ok ? r.id : undefined;
-}
-
 /**
- * True when `id` (a valid SPIFFE ID) equals an expected SPIFFE ID, or lies under an expected
- * entry that ends in `/`: `spiffe://cluster.local/` = any identity of that trust domain,
- * `spiffe://cluster.local/ns/default/` = any identity under that path (as Envoy's prefix
- * matchers). Both sides are parsed by identity's `parseSpiffeId`: nothing is lower-cased and an
- * invalid `id` matches nothing.
+ * True when `id` equals an expected SPIFFE ID or lies under an expected entry ending in `/`
+ * (`spiffe://cluster.local/` = any identity of that trust domain): identity's
+ * `matchesExpectedIdentity`, the rule `clientTlsOptions` applies.
  */
-export function matchesExpected(id: string, expected: readonly string[]): boolean {
-  const r = tryParseSpiffeId(id);
-  if (!r.ok) return false;
-  return expected.some((e) => {
-    if (!e.endsWith("/")) return e === id;
-    const p = prefixOf(e);
-    return (
-      p !== undefined &&
-      r.id.trustDomain.name === p.trustDomain.name &&
-      r.id.path.startsWith(`${p.path}/`)
-    );
-  });
-}
-
-function leafIdOfPeer(cert: tls.PeerCertificate | undefined): string | undefined {
-  if (!cert?.raw) return undefined;
-  try {
-    return checkX509SvidLeaf(parseCertificate(new Uint8Array(cert.raw))).toString();
-  } catch {
-    return undefined;
-  }
-}
+export const matchesExpected: (id: string, expected: readonly string[]) => boolean =
+  matchesExpectedIdentity;
 
 /**
- * node:tls client options for an HBONE hop, built by identity's `hboneClientTlsOptions`: TLS 1.3
- * only, ztunnel's AES-GCM suites, ALPN h2, no resumption, our SVID as client certificate. The
- * server's leaf must be a valid X509-SVID whose chain anchors in the bundle of ITS trust domain,
- * and its SPIFFE ID must be one of `expected` (exact) or lie under an `expected` entry ending in
- * `/` (see {@link matchesExpected}; the prefix picks the exact ID, then identity's check runs
- * with it). The hostname is ignored. Throws ERR_HBONE_CONFIG on a malformed expected ID.
+ * node:tls client options for an HBONE hop: identity's `hboneClientTlsOptions` (TLS 1.3 only,
+ * ztunnel's AES-GCM suites, ALPN h2, no resumption, our SVID as client certificate; the server's
+ * leaf must be a valid X509-SVID whose chain anchors in the bundle of ITS trust domain, and its
+ * SPIFFE ID one of `expected` or under an entry ending in `/`, see {@link matchesExpected}).
+ * The hostname is ignored. Here only: our credentials type, and identity's errors as
+ * ERR_HBONE_CONFIG (a malformed or empty `expected`) and ERR_HBONE_PEER_IDENTITY.
  */
 export function clientTlsOptions(
   creds: HboneCredentials,
@@ -217,54 +191,21 @@ export function clientTlsOptions(
   if (expected.length === 0) {
     throw configError("expected server identities are empty; pass at least one SPIFFE ID");
   }
-  const exact: string[] = [];
-  const prefixes: string[] = [];
-  for (const e of expected) {
-    if (e.endsWith("/")) {
-      if (prefixOf(e) === undefined) {
-        throw configError(
-          `expected identity ${JSON.stringify(e)} is not a SPIFFE ID prefix (spiffe://<trust-domain>/[path/])`,
-        );
-      }
-      prefixes.push(e);
-    } else {
-      const r = tryParseSpiffeId(e);
-      if (!r.ok) throw configError(`expected identity: ${r.error.message}`, r.error);
-      exact.push(e);
-    }
-  }
   const { identity, bundles } = resolve(creds);
-  const configFor = (ids: readonly string[]): HboneClientTlsConfig => ({
-    identity,
-    trustBundles: bundles,
-    expectedIdentities: ids,
-  });
-  const base = hboneClientTlsOptions(configFor(exact));
+  let base: tls.ConnectionOptions;
+  try {
+    base = hboneClientTlsOptions({ identity, trustBundles: bundles, expectedIdentities: expected });
+  } catch (cause) {
+    throw configError(`expected identity: ${(cause as Error).message}`, cause);
+  }
   const check = base.checkServerIdentity as NonNullable<
     tls.ConnectionOptions["checkServerIdentity"]
   >;
   return {
     ...base,
     checkServerIdentity: (host: string, cert: tls.PeerCertificate): Error | undefined => {
-      let err: Error | undefined;
-      if (exact.length > 0) {
-        err = check(host, cert);
-        if (err === undefined) return undefined;
-      }
-      if (prefixes.length > 0) {
-        const id = leafIdOfPeer(cert);
-        if (id !== undefined && matchesExpected(id, prefixes)) {
-          // the prefix picked the peer's exact ID: identity checks chain, anchor and SAN with it
-          err = hboneClientTlsOptions(configFor([id])).checkServerIdentity?.(host, cert);
-          if (err === undefined) return undefined;
-        } else if (err === undefined) {
-          err = new Error(
-            `identity verification error: peer did not present the expected SAN (${expected.join(", ")}), got ${id ?? "no valid X509-SVID"}`,
-          );
-        }
-      }
-      const e = err as Error;
-      return e instanceof HboneError ? e : peerError(e.message, e);
+      const e = check(host, cert);
+      return e === undefined ? undefined : peerError(e.message, e);
     },
   };
 }
@@ -328,11 +269,9 @@ export function serverTlsOptions(creds: HboneCredentials): tls.TlsOptions {
  * at which root the chain anchors in: `HboneServer` uses identity's `verifyHboneClient`, which does.
  */
 export function checkClientTrustDomain(socket: tls.TLSSocket, trustDomain: string): string {
-  const id = peerIdentity(socket);
-  if (id === undefined || trustDomainOf(id) !== trustDomain) {
-    throw peerError(
-      `identity verification error: peer did not present the expected trustdomain (${trustDomain}), got ${id ?? "no valid X509-SVID"}`,
-    );
+  try {
+    return checkPeerTrustDomain(peerIdentity(socket), [trustDomain]);
+  } catch (cause) {
+    throw peerError((cause as Error).message, cause);
   }
-  return id;
 }

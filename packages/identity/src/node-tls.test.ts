@@ -6,12 +6,15 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TrustBundle, TrustBundleSet } from "./bundle.js";
 import { CertificateAuthority } from "./ca.js";
 import {
+  checkPeerTrustDomain,
   createHboneTlsServer,
   HBONE_TLS_CIPHERSUITES,
   type HboneTlsServerOptions,
   hboneClientTlsOptions,
   hboneServerTlsOptions,
   type MtlsIdentity,
+  matchesExpectedIdentity,
+  peerCertificateIdentity,
   peerIdentity,
   verifyHboneClient,
 } from "./node-tls.js";
@@ -232,6 +235,31 @@ describe("HBONE mTLS between two Node peers", () => {
     );
   });
 
+  it("an expected entry ending in / accepts any server under it, and no other", async () => {
+    const td = await run({}, { identity: clientIdentity, expected: ["spiffe://cluster.local/"] });
+    expect(td.greeting).toMatch(/^hello /);
+    const ns = await run(
+      {},
+      { identity: clientIdentity, expected: ["spiffe://cluster.local/ns/echo/"] },
+    );
+    expect(ns.greeting).toMatch(/^hello /);
+    const other = await run(
+      {},
+      { identity: clientIdentity, expected: ["spiffe://cluster.local/ns/e/"] },
+    );
+    expect(other.greeting).toBeUndefined();
+    expect(other.clientError?.message).toBe(
+      `identity verification error: peer did not present the expected SAN (spiffe://cluster.local/ns/e/), got ${SERVER_ID}`,
+    );
+    expect(() =>
+      hboneClientTlsOptions({
+        identity: clientIdentity,
+        trustBundles: bundles,
+        expectedIdentities: ["spiffe://Cluster.Local/"],
+      }),
+    ).toThrow(/is not a SPIFFE ID prefix/);
+  });
+
   it("rejects expired certificates on either side", async () => {
     const past = new Date(Date.now() - 3 * 24 * 3600_000);
     const oldCa = await CertificateAuthority.createRoot({
@@ -374,5 +402,34 @@ describe("HBONE mTLS between two Node peers", () => {
     session.close();
     expect(body).toBe("CONNECT 10.0.0.1:8080");
     expect(peers).toEqual([CLIENT_ID]);
+  });
+});
+
+describe("the SPIFFE rules the adapters (hbone) apply", () => {
+  it("matchesExpectedIdentity: exact IDs and `/`-ended prefixes, never lower-cased", () => {
+    expect(matchesExpectedIdentity(SERVER_ID, [SERVER_ID])).toBe(true);
+    expect(matchesExpectedIdentity(SERVER_ID, ["spiffe://cluster.local/"])).toBe(true);
+    expect(matchesExpectedIdentity(SERVER_ID, ["spiffe://cluster.local/ns/echo/"])).toBe(true);
+    expect(matchesExpectedIdentity(SERVER_ID, ["spiffe://cluster.local/ns/ec/"])).toBe(false);
+    expect(matchesExpectedIdentity(SERVER_ID, ["spiffe://Cluster.Local/"])).toBe(false);
+    expect(
+      matchesExpectedIdentity("spiffe://Cluster.Local/ns/a/sa/b", ["spiffe://cluster.local/"]),
+    ).toBe(false);
+  });
+  it("checkPeerTrustDomain: the peer's trust domain must be accepted", () => {
+    expect(checkPeerTrustDomain(CLIENT_ID, ["cluster.local"])).toBe(CLIENT_ID);
+    expect(() => checkPeerTrustDomain(CLIENT_ID, ["other.org"])).toThrow(
+      `identity verification error: peer did not present the expected trustdomain (other.org), got ${CLIENT_ID}`,
+    );
+    expect(() => checkPeerTrustDomain(undefined, ["cluster.local"])).toThrow(
+      expect.objectContaining({
+        code: "ERR_IDENTITY_TLS_PEER",
+        message: expect.stringMatching(/got no valid X509-SVID$/),
+      }),
+    );
+  });
+  it("peerCertificateIdentity reads a valid X509-SVID leaf only", () => {
+    expect(peerCertificateIdentity(undefined)).toBeUndefined();
+    expect(peerCertificateIdentity({ raw: Buffer.from([1, 2, 3]) } as never)).toBeUndefined();
   });
 });

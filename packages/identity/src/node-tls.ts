@@ -14,7 +14,7 @@ import {
 import type { TrustBundle, TrustBundleSet } from "./bundle.js";
 import { IdentityError } from "./errors.js";
 import { encodePem } from "./pem.js";
-import { parseSpiffeId, type SpiffeId } from "./spiffe-id.js";
+import { parseSpiffeId, type SpiffeId, tryParseSpiffeId } from "./spiffe-id.js";
 import { checkX509SvidLeaf, parseCertificate } from "./svid.js";
 
 /** ztunnel's TLS 1.3 suites (README: "only TLS 1.3 with … AES_256_GCM_SHA384 and AES_128_GCM_SHA256"). */
@@ -50,7 +50,8 @@ export interface HboneClientTlsConfig extends HboneTlsCommon {
   readonly identity: MtlsIdentity;
   /**
    * The server must present one of these SPIFFE IDs (ztunnel: the destination workload's
-   * identity plus its Service's SANs). An empty list rejects every server.
+   * identity plus its Service's SANs), or one under an entry ending in `/` (see
+   * {@link matchesExpectedIdentity}). An empty list rejects every server.
    */
   readonly expectedIdentities: readonly (string | SpiffeId)[];
 }
@@ -144,9 +145,19 @@ export function hboneServerTlsOptions(config: HboneServerTlsConfig): SecureConte
  * Node sends no SNI for an IP `host`, as ztunnel (`enable_sni = false`). No session is reused.
  */
 export function hboneClientTlsOptions(config: HboneClientTlsConfig): ConnectionOptions {
-  const expected = config.expectedIdentities.map((id) =>
-    typeof id === "string" ? parseSpiffeId(id).toString() : id.toString(),
-  );
+  const expected = config.expectedIdentities.map((id) => {
+    if (typeof id !== "string") return id.toString();
+    if (!id.endsWith("/")) return parseSpiffeId(id).toString();
+    const r = tryParseSpiffeId(id.slice(0, -1));
+    if (!r.ok) {
+      throw new IdentityError(
+        r.error.code,
+        `${JSON.stringify(id)} is not a SPIFFE ID prefix (spiffe://<trust-domain>/[path/]): ${r.error.message}`,
+        { cause: r.error },
+      );
+    }
+    return id;
+  });
   return {
     ...baseOptions(),
     cert: config.identity.certChainPem,
@@ -157,7 +168,7 @@ export function hboneClientTlsOptions(config: HboneClientTlsConfig): ConnectionO
     checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
       try {
         const peer = checkPeerChain(cert, config.trustBundles, "server");
-        if (!expected.includes(peer.identity)) {
+        if (!matchesExpectedIdentity(peer.identity, expected)) {
           return peerError(
             `identity verification error: peer did not present the expected SAN (${expected.join(", ") || "none"}), got ${peer.identity}`,
           );
@@ -168,6 +179,45 @@ export function hboneClientTlsOptions(config: HboneClientTlsConfig): ConnectionO
       }
     },
   };
+}
+
+/**
+ * True when `id` (a valid SPIFFE ID) equals an expected SPIFFE ID, or lies under an expected
+ * entry that ends in `/`: `spiffe://cluster.local/` = any identity of that trust domain,
+ * `spiffe://cluster.local/ns/default/` = any identity under that path (as Envoy's prefix
+ * matchers). Both sides are parsed by `parseSpiffeId`: nothing is lower-cased and an invalid
+ * `id` matches nothing.
+ */
+export function matchesExpectedIdentity(id: string, expected: readonly string[]): boolean {
+  const r = tryParseSpiffeId(id);
+  if (!r.ok) return false;
+  return expected.some((e) => {
+    if (!e.endsWith("/")) return e === id;
+    const p = tryParseSpiffeId(e.slice(0, -1));
+    return (
+      p.ok &&
+      r.id.trustDomain.name === p.id.trustDomain.name &&
+      r.id.path.startsWith(`${p.id.path}/`)
+    );
+  });
+}
+
+/**
+ * The server-side trust-domain rule (ztunnel's `TrustDomainVerifier`, exact, never lower-cased):
+ * `identity` must be a valid SPIFFE ID of one of `accepted`. Returns it; throws
+ * `ERR_IDENTITY_TLS_PEER` (`undefined`, a peer without a valid X509-SVID, fails too).
+ */
+export function checkPeerTrustDomain(
+  identity: string | undefined,
+  accepted: readonly string[],
+): string {
+  const r = identity === undefined ? undefined : tryParseSpiffeId(identity);
+  if (identity === undefined || !r?.ok || !accepted.includes(r.id.trustDomain.name)) {
+    throw peerError(
+      `identity verification error: peer did not present the expected trustdomain (${accepted.join(", ")}), got ${identity ?? "no valid X509-SVID"}`,
+    );
+  }
+  return identity;
 }
 
 /**
@@ -185,20 +235,18 @@ export function verifyHboneClient(socket: TLSSocket, config: HboneServerTlsConfi
   const cert = socket.getPeerCertificate(true);
   const claimed = cert?.raw ? peerIdentity(socket) : undefined;
   const accepted = acceptedDomains(config);
-  if (claimed !== undefined) {
-    const td = parseSpiffeId(claimed).trustDomain.name;
-    if (!accepted.includes(td)) {
-      throw peerError(
-        `identity verification error: peer did not present the expected trustdomain (${accepted.join(", ")}), got ${claimed}`,
-      );
-    }
-  }
+  // A leaf that is no X509-SVID gets checkPeerChain's more precise error.
+  if (claimed !== undefined) checkPeerTrustDomain(claimed, accepted);
   return checkPeerChain(cert, config.trustBundles, "client");
 }
 
 /** The SPIFFE ID of a connected TLS peer (its leaf's one URI SAN), or undefined. */
 export function peerIdentity(socket: TLSSocket): string | undefined {
-  const cert = socket.getPeerCertificate(false);
+  return peerCertificateIdentity(socket.getPeerCertificate(false));
+}
+
+/** The SPIFFE ID of a peer certificate's leaf (a valid X509-SVID), or undefined. */
+export function peerCertificateIdentity(cert: PeerCertificate | undefined): string | undefined {
   if (!cert?.raw) return undefined;
   try {
     return checkX509SvidLeaf(parseCertificate(new Uint8Array(cert.raw))).toString();

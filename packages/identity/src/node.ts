@@ -9,6 +9,7 @@ export {
   writeWorkloadFiles,
 } from "./ca-files.js";
 export {
+  checkPeerTrustDomain,
   createHboneTlsServer,
   HBONE_ALPN,
   HBONE_ECDH_CURVES,
@@ -21,6 +22,8 @@ export {
   hboneServerTlsOptions,
   type LocalAddress,
   type MtlsIdentity,
+  matchesExpectedIdentity,
+  peerCertificateIdentity,
   peerIdentity,
   type VerifiedPeer,
   verifyHboneClient,
