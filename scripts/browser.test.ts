@@ -1,4 +1,5 @@
-// The universal entries (authz, xds-types, crds and identity's root) are claimed to run in browsers.
+// The universal entries (authz, xds-types, crds, and the roots of identity and telemetry) are claimed
+// to run in browsers.
 // This proves it as a user would meet it: each entry bundled by esbuild for the browser platform from
 // the built packages (their package.json `exports` and `sideEffects` as published, no source
 // condition), loaded in headless Chromium, and made to compute something real. A bundler that
@@ -61,6 +62,17 @@ import { validate } from "@ambientkit/crds";
 const bad = validate({ apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: "g" }, spec: { selektor: {} } });
 const good = validate({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "p" }, spec: { action: "ALLOW" } });
 report({ bad: bad.issues.map((i) => i.code), good: good.issues.filter((i) => i.severity === "error").length });
+`,
+  telemetry: `
+import { formatPrometheusText, IstioMetrics, parseBaggage, tcpLabels, workloadFromBaggage, workloadFromKubernetes } from "@ambientkit/telemetry";
+const metrics = new IstioMetrics({ build: { component: "ztunnel", tag: "1.28.0" } });
+const local = workloadFromKubernetes({ name: "echo-7f9c", workloadName: "echo", namespace: "prod", labels: { app: "echo", version: "v1" }, serviceAccount: "echo" });
+const peer = workloadFromBaggage(parseBaggage("k8s.namespace.name=default,k8s.deployment.name=sleep,service.name=sleep"), "spiffe://cluster.local/ns/default/sa/sleep");
+const conn = metrics.openConnection(tcpLabels({ reporter: "destination", derivedSource: peer, destination: local, securityPolicy: "mutual_tls" }), { src: "10.0.0.1:40000", dst: "10.0.0.2:15008" });
+conn.received(67);
+conn.close();
+const line = formatPrometheusText(metrics).split("\\n").find((l) => l.startsWith("istio_tcp_received_bytes_total{"));
+report({ workload: /source_workload="([^"]*)"/.exec(line)?.[1], bytes: line?.split(" ").at(-1) });
 `,
   identity: `
 import { CertificateAuthority, decodePemCertificates, parseX509Svid, TrustBundle, TrustBundleSet, verifyX509Svid } from "@ambientkit/identity";
@@ -194,6 +206,10 @@ describe("universal entries bundled by esbuild run in headless Chromium", () => 
   it("crds validates: an unknown field is an error, a valid policy has none", () => {
     expect(errors.get("crds")).toBeUndefined();
     expect(results.get("crds")).toEqual({ bad: ["unknown-field"], good: 0 });
+  });
+  it("telemetry's root records a connection with Istio's labels and formats it", () => {
+    expect(errors.get("telemetry")).toBeUndefined();
+    expect(results.get("telemetry")).toEqual({ workload: "sleep", bytes: "67" });
   });
   it("identity's root issues, parses and verifies an X.509-SVID with WebCrypto", () => {
     expect(errors.get("identity")).toBeUndefined();
