@@ -158,6 +158,7 @@ beforeAll(async () => {
       "--headless",
       "--no-sandbox",
       "--disable-gpu",
+      "--disable-dev-shm-usage", // a container's small /dev/shm would crash the renderer
       "--disable-quic",
       "--no-first-run",
       "--disable-background-networking",
@@ -173,12 +174,12 @@ beforeAll(async () => {
     allIn,
     new Promise((_r, reject) =>
       setTimeout(
-        () => reject(new Error(`after 30 s Chromium had answered for ${[...results.keys()]} only`)),
-        30_000,
+        () => reject(new Error(`after 45 s Chromium had answered for ${[...results.keys()]} only`)),
+        45_000,
       ),
     ),
   ]);
-}, 60_000);
+}, 90_000);
 
 afterAll(async () => {
   if (chromium?.pid !== undefined && chromium.exitCode === null) {
