@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -106,8 +106,20 @@ let chromium: ChildProcess | undefined;
 let profile: string;
 let allIn: Promise<void>;
 
+// A setup failure (no Chromium, a bundle that does not build, no answer) fails every test below with
+// its message, rather than leaving them reported as skipped.
+let setupError: unknown;
+
 beforeAll(async () => {
-  const binary = chromiumPath(); // throws with the install hint: this test never skips
+  try {
+    await setup();
+  } catch (e) {
+    setupError = e;
+  }
+}, 90_000);
+
+async function setup(): Promise<void> {
+  const binary = chromiumPath(); // throws with the install hint
   for (const [name, code] of Object.entries(ENTRIES)) {
     const out = await build({
       stdin: {
@@ -179,7 +191,7 @@ beforeAll(async () => {
       ),
     ),
   ]);
-}, 90_000);
+}
 
 afterAll(async () => {
   if (chromium?.pid !== undefined && chromium.exitCode === null) {
@@ -193,6 +205,9 @@ afterAll(async () => {
 });
 
 describe("universal entries bundled by esbuild run in headless Chromium", () => {
+  beforeEach(() => {
+    if (setupError !== undefined) throw setupError;
+  });
   it("the page itself loaded without errors", () => {
     expect(errors.get("page")).toBeUndefined();
   });

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, posix, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const run = promisify(execFile);
@@ -41,7 +41,17 @@ const packages = readdirSync(join(root, "packages"))
 
 const tarballs = new Map<string, Set<string>>();
 
+// A failed pack (prepack refusing a stale dist/, say) fails every test below with its message,
+// rather than leaving them reported as skipped.
+let setupError: unknown;
+
 beforeAll(async () => {
+  await packAll().catch((e: unknown) => {
+    setupError = e;
+  });
+}, 120_000);
+
+async function packAll(): Promise<void> {
   // Two at a time: the machine is shared.
   const queue = [...packages];
   const worker = async () => {
@@ -56,7 +66,7 @@ beforeAll(async () => {
     }
   };
   await Promise.all([worker(), worker()]);
-}, 120_000);
+}
 
 /** Every string target in an `exports` value, whatever the nesting of conditions. */
 function targets(value: unknown): string[] {
@@ -77,6 +87,9 @@ it("the root LICENSE is the Apache License 2.0 that every package.json names", (
 });
 
 describe.each(packages)("$pkg.name tarball", ({ dir, pkg }) => {
+  beforeEach(() => {
+    if (setupError !== undefined) throw setupError;
+  });
   const files = () => tarballs.get(dir) ?? new Set<string>();
   const pkgDir = join(root, "packages", dir);
 
