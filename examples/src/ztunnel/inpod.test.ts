@@ -1,8 +1,8 @@
 // The reference ztunnel in in-pod mode, end to end on real pods: two network namespaces on a bridge
 // with istio-cni's capture rules, each served by its own ztunnel ("node-a" for pod A, "node-b" for
 // pod B) that learns its pod from a fake istio-cni node agent over ZDS. Unmodified clients (curl,
-// nc) in pod A reach pod B's servers through A's 15001 → HBONE (mTLS, SPIFFE IDs checked) → B's
-// 15008 → the app, which sees pod A's address.
+// a python3 socket) in pod A reach pod B's servers through A's 15001 → HBONE (mTLS, SPIFFE IDs
+// checked) → B's 15008 → the app, which sees pod A's address.
 import { execFile } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -245,12 +245,24 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     }
   });
 
-  it("nc in pod A: raw TCP both ways, half-close honoured", async () => {
+  it("a python3 client in pod A: raw TCP both ways, its half-close forwarded end to end", async () => {
     const body = randomBytes(256 * 1024);
-    const f = join(dir, "nc-in");
+    const f = join(dir, "raw-in");
     writeFileSync(f, body);
     const out = `${f}.out`;
-    await inNs(podA().ns, "sh", ["-c", `nc -N -w 10 ${B_IP} 9000 < ${f} > ${out}`]);
+    // send everything, shut down writing (FIN), read until the echo's own FIN
+    const client = [
+      "import socket, sys",
+      `s = socket.create_connection(("${B_IP}", 9000), timeout=10)`,
+      "s.sendall(open(sys.argv[1], 'rb').read())",
+      "s.shutdown(socket.SHUT_WR)",
+      "out = open(sys.argv[2], 'wb')",
+      "while True:",
+      "    b = s.recv(65536)",
+      "    if not b: break",
+      "    out.write(b)",
+    ].join("\n");
+    await inNs(podA().ns, "/usr/bin/python3", ["-c", client, f, out]);
     expect(readFileSync(out).equals(body)).toBe(true);
   });
 
