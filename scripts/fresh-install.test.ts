@@ -33,6 +33,9 @@ const pkg = JSON.parse(readFileSync(join(cli, "package.json"), "utf8")) as {
   version: string;
   bin: Record<string, string>;
   dependencies?: unknown;
+  devDependencies?: unknown;
+  peerDependencies?: unknown;
+  optionalDependencies?: unknown;
 };
 
 /**
@@ -63,7 +66,13 @@ describe("a fresh clone's `npx ambientkit` after `npm install`", () => {
       join(work, "package.json"),
       JSON.stringify({ name: "fresh", private: true, workspaces: ["packages/cli"] }),
     );
-    const { dependencies: _, ...alone } = pkg;
+    const {
+      dependencies: _d,
+      devDependencies: _dev,
+      peerDependencies: _peer,
+      optionalDependencies: _opt,
+      ...alone
+    } = pkg;
     writeFileSync(join(work, "packages", "cli", "package.json"), JSON.stringify(alone));
     writeFileSync(
       join(work, "packages", "cli", "bin", "ambientkit.js"),
