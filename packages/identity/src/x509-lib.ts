@@ -6,5 +6,8 @@ import { reflectMetadataReady } from "./reflect-shim.js";
 
 export * from "@peculiar/x509";
 
-/** Used binding, so bundlers that honour `sideEffects: false` keep the shim import. */
+/**
+ * A used binding alone does not keep the shim: a bundler may skip this re-export module and with it
+ * the import above, which is why package.json's `sideEffects` lists this file and reflect-shim.js.
+ */
 export const x509Ready: boolean = reflectMetadataReady;
