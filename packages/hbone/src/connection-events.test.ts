@@ -3,45 +3,24 @@
 // the streams it carried.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HbonePool, type PoolRequest } from "./pool.js";
-import { HboneServer } from "./server.js";
+import type { HboneServer, HboneServerOptions } from "./server.js";
 import type { ConnectionEnd } from "./stream.js";
-import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test.util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
+import { readAll } from "./testdata/echo.test.util.js";
+import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
 
-let ca: TestCa;
-let client: TestLeaf;
-let serverLeaf: TestLeaf;
-let echo: TestTcpServer;
-const servers: HboneServer[] = [];
+let peer: LoopbackHbone;
 
 beforeAll(async () => {
-  ca = createTestCa();
-  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
-  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
-  echo = await startEcho();
+  peer = await startLoopbackHbone();
 });
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close(500)));
-  await echo.close();
-  ca.cleanup();
-});
+afterAll(() => peer.close());
 
-async function startServer(
-  opts: Partial<ConstructorParameters<typeof HboneServer>[0]> = {},
-): Promise<{ server: HboneServer; port: number }> {
-  const server = new HboneServer({ credentials: credsOf(serverLeaf, ca), ...opts });
-  servers.push(server);
-  const { port } = await server.listen(0);
-  return { server, port };
-}
+const startServer = (
+  opts: Partial<HboneServerOptions> = {},
+): Promise<{ server: HboneServer; port: number }> => peer.startServer(opts);
 
 function req(port: number): PoolRequest {
-  return {
-    address: { host: "127.0.0.1", port },
-    credentials: credsOf(client, ca),
-    expectedIdentities: [serverLeaf.id],
-    authority: `127.0.0.1:${echo.port}`,
-  };
+  return peer.request({ address: { host: "127.0.0.1", port } });
 }
 
 /** Blocks this process's event loop (what a saturated proxy does to its own timers). */
@@ -103,7 +82,7 @@ describe("HBONE connection liveness and events", () => {
       role: "server",
       reason: "closed",
       streams: 1,
-      peerIdentity: client.id,
+      peerIdentity: peer.clientSvid.identity,
     });
     await pool.close();
   });

@@ -1,10 +1,10 @@
 // hbone over @ambientkit/identity's own TLS helpers and CA (SVIDs as istiod issues them).
-import { CertificateAuthority, TrustBundle, TrustBundleSet } from "@ambientkit/identity";
 import {
   hboneClientTlsOptions,
   hboneServerTlsOptions,
   verifyHboneClient,
 } from "@ambientkit/identity/node";
+import { createTestCa, type TestCa, type TestSvid } from "@ambientkit/identity/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTunnel } from "./client.js";
 import type { HboneError } from "./errors.js";
@@ -14,28 +14,17 @@ import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test.uti
 let echo: TestTcpServer;
 let server: HboneServer;
 let port: number;
-let ca: CertificateAuthority;
-let bundles: TrustBundleSet;
+let mesh: TestCa;
 const errors: HboneError[] = [];
-type Issued = Awaited<ReturnType<CertificateAuthority["issue"]>>;
-let serverSvid: Issued;
-
-const creds = (s: Issued) => ({ cert: s.certChainPem, key: s.privateKeyPem, ca: s.rootCertPem });
+let serverSvid: TestSvid;
 
 beforeAll(async () => {
-  ca = await CertificateAuthority.createRoot({
-    trustDomain: "cluster.local",
-    keyAlgorithm: "ec-p256",
-  });
-  serverSvid = await ca.issue("spiffe://cluster.local/ns/default/sa/server");
-  bundles = new TrustBundleSet([TrustBundle.fromPem("cluster.local", serverSvid.rootCertPem)]);
-  const config = {
-    identity: { certChainPem: serverSvid.certChainPem, privateKeyPem: serverSvid.privateKeyPem },
-    trustBundles: bundles,
-  };
+  mesh = await createTestCa();
+  serverSvid = await mesh.issue("default/server");
+  const config = { identity: serverSvid.mtls, trustBundles: mesh.trustBundles };
   echo = await startEcho();
   server = new HboneServer({
-    credentials: creds(serverSvid),
+    credentials: serverSvid.credentials,
     tlsOptions: () => hboneServerTlsOptions(config),
     verifyClient: (socket) => verifyHboneClient(socket, config).identity,
   });
@@ -50,14 +39,14 @@ afterAll(async () => {
 
 describe("with @ambientkit/identity TLS helpers", () => {
   it("opens a tunnel with identity-issued SVIDs on both sides", async () => {
-    const client = await ca.issue("spiffe://cluster.local/ns/default/sa/client");
+    const client = await mesh.issue("default/client");
     const t = await openTunnel({
       address: { host: "127.0.0.1", port },
-      credentials: creds(client),
+      credentials: client.credentials,
       expectedIdentities: [serverSvid.identity],
       tlsOptions: hboneClientTlsOptions({
-        identity: { certChainPem: client.certChainPem, privateKeyPem: client.privateKeyPem },
-        trustBundles: bundles,
+        identity: client.mtls,
+        trustBundles: mesh.trustBundles,
         expectedIdentities: [serverSvid.identity],
       }),
       authority: `127.0.0.1:${echo.port}`,
@@ -68,14 +57,14 @@ describe("with @ambientkit/identity TLS helpers", () => {
   });
 
   it("identity's client check refuses an unexpected server SAN", async () => {
-    const client = await ca.issue("spiffe://cluster.local/ns/default/sa/client");
+    const client = await mesh.issue("default/client");
     const err = (await openTunnel({
       address: { host: "127.0.0.1", port },
-      credentials: creds(client),
+      credentials: client.credentials,
       expectedIdentities: ["spiffe://cluster.local/ns/x/sa/y"],
       tlsOptions: hboneClientTlsOptions({
-        identity: { certChainPem: client.certChainPem, privateKeyPem: client.privateKeyPem },
-        trustBundles: bundles,
+        identity: client.mtls,
+        trustBundles: mesh.trustBundles,
         expectedIdentities: ["spiffe://cluster.local/ns/x/sa/y"],
       }),
       authority: `127.0.0.1:${echo.port}`,
@@ -85,13 +74,13 @@ describe("with @ambientkit/identity TLS helpers", () => {
   });
 
   it("identity's server check refuses a client of another trust domain", async () => {
-    const foreign = await ca.issue("spiffe://evil.example/ns/default/sa/client");
+    const foreign = await mesh.issue("spiffe://evil.example/ns/default/sa/client");
     const before = errors.length;
     const err = await openTunnel({
       address: { host: "127.0.0.1", port },
       // `ca` would be bound to evil.example (our own trust domain); trust cluster.local explicitly
       // so the handshake reaches the server's check
-      credentials: { ...creds(foreign), trustBundles: bundles },
+      credentials: { ...foreign.credentials, trustBundles: mesh.trustBundles },
       expectedIdentities: [serverSvid.identity],
       authority: `127.0.0.1:${echo.port}`,
     }).catch((e: unknown) => e);

@@ -2,46 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayHandler, openDoubleTunnel } from "./double.js";
 import type { HboneError } from "./errors.js";
 import { HbonePool, type PoolRequest } from "./pool.js";
-import { HboneServer, type HboneServerRequest } from "./server.js";
-import { readAll, startEcho, type TestTcpServer } from "./testdata/echo.test.util.js";
+import type { HboneServer, HboneServerOptions, HboneServerRequest } from "./server.js";
+import { readAll } from "./testdata/echo.test.util.js";
 import { startPausableProxy } from "./testdata/pausable-proxy.test.util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
+import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
 
-let ca: TestCa;
-let client: TestLeaf;
-let serverLeaf: TestLeaf;
-let echo: TestTcpServer;
-const servers: HboneServer[] = [];
+let peer: LoopbackHbone;
 
 beforeAll(async () => {
-  ca = createTestCa();
-  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
-  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
-  echo = await startEcho();
+  peer = await startLoopbackHbone();
 });
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close(500)));
-  await echo.close();
-  ca.cleanup();
-});
+afterAll(() => peer.close());
 
-async function startServer(
-  opts: Partial<ConstructorParameters<typeof HboneServer>[0]> = {},
-): Promise<{ server: HboneServer; port: number }> {
-  const server = new HboneServer({ credentials: credsOf(serverLeaf, ca), ...opts });
-  servers.push(server);
-  const { port } = await server.listen(0);
-  return { server, port };
-}
+const startServer = (
+  opts: Partial<HboneServerOptions> = {},
+): Promise<{ server: HboneServer; port: number }> => peer.startServer(opts);
 
 function req(port: number, over: Partial<PoolRequest> = {}): PoolRequest {
-  return {
-    address: { host: "127.0.0.1", port },
-    credentials: credsOf(client, ca),
-    expectedIdentities: [serverLeaf.id],
-    authority: `127.0.0.1:${echo.port}`,
-    ...over,
-  };
+  return peer.request({ address: { host: "127.0.0.1", port }, ...over });
 }
 
 describe("HbonePool", () => {
@@ -85,12 +63,14 @@ describe("HbonePool", () => {
   it("keys connections by source identity, expected identities, destination and source IP", async () => {
     const { port } = await startServer();
     const pool = new HbonePool();
-    const other = ca.issue("spiffe://cluster.local/ns/default/sa/other-client");
+    const other = await peer.mesh.issue("spiffe://cluster.local/ns/default/sa/other-client");
     const ts = await Promise.all([
       pool.open(req(port)),
-      pool.open(req(port, { credentials: credsOf(other, ca) })),
+      pool.open(req(port, { credentials: other.credentials })),
       pool.open(
-        req(port, { expectedIdentities: [serverLeaf.id, "spiffe://cluster.local/ns/x/sa/y"] }),
+        req(port, {
+          expectedIdentities: [peer.serverSvid.identity, "spiffe://cluster.local/ns/x/sa/y"],
+        }),
       ),
       pool.open(req(port, { sourceIp: "127.0.0.1" })),
     ]);
@@ -180,21 +160,23 @@ describe("HbonePool", () => {
 
 describe("double HBONE", () => {
   it("tunnels TLS+HTTP/2 inside the outer tunnel through a gateway that forwards the inner bytes", async () => {
-    const gwLeaf = ca.issue("spiffe://cluster.local/ns/istio-system/sa/eastwest-gateway");
-    const svcLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/echo");
+    const gwLeaf = await peer.mesh.issue(
+      "spiffe://cluster.local/ns/istio-system/sa/eastwest-gateway",
+    );
+    const svcLeaf = await peer.mesh.issue("spiffe://cluster.local/ns/default/sa/echo");
     let inner: HboneServerRequest | undefined;
     const dest = await startServer({
-      credentials: credsOf(svcLeaf, ca),
+      credentials: svcLeaf.credentials,
       handler: (r) => {
         inner = r;
         return r.authorityText === "echo.default.svc.cluster.local:80"
-          ? { action: "connect", host: "127.0.0.1", port: echo.port }
+          ? { action: "connect", host: "127.0.0.1", port: peer.echo.port }
           : { action: "no-route" };
       },
     });
     let outer: HboneServerRequest | undefined;
     const gw = await startServer({
-      credentials: credsOf(gwLeaf, ca),
+      credentials: gwLeaf.credentials,
       handler: gatewayHandler((r) => {
         outer = r;
         return { host: "127.0.0.1", port: dest.port };
@@ -205,28 +187,28 @@ describe("double HBONE", () => {
       pool,
       outer: {
         address: { host: "127.0.0.1", port: gw.port },
-        credentials: credsOf(client, ca),
-        expectedIdentities: [gwLeaf.id],
+        credentials: peer.clientSvid.credentials,
+        expectedIdentities: [gwLeaf.identity],
       },
-      inner: { expectedIdentities: [svcLeaf.id] },
+      inner: { expectedIdentities: [svcLeaf.identity] },
       authority: "echo.default.svc.cluster.local:80",
       network: "network-a",
       baggage: "k8s.namespace.name=default",
     });
-    expect(t.info.peerIdentity).toBe(svcLeaf.id);
+    expect(t.info.peerIdentity).toBe(svcLeaf.identity);
     t.end("through two tunnels");
     expect((await readAll(t)).toString()).toBe("through two tunnels");
     expect(outer?.forwardedNetwork).toBeUndefined();
-    expect(outer?.peerIdentity).toBe(client.id);
+    expect(outer?.peerIdentity).toBe(peer.clientSvid.identity);
     expect(inner?.forwardedNetwork).toBe("network-a");
-    expect(inner?.peerIdentity).toBe(client.id);
+    expect(inner?.peerIdentity).toBe(peer.clientSvid.identity);
     expect(inner?.baggage).toBe("k8s.namespace.name=default");
     // the gateway refuses IP authorities (double HBONE is service-addressed)
     await expect(
       pool.open({
         address: { host: "127.0.0.1", port: gw.port },
-        credentials: credsOf(client, ca),
-        expectedIdentities: [gwLeaf.id],
+        credentials: peer.clientSvid.credentials,
+        expectedIdentities: [gwLeaf.identity],
         authority: "10.0.0.1:80",
       }),
     ).rejects.toMatchObject({ status: 400 });
