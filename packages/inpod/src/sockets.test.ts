@@ -89,6 +89,45 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
     expect(threadNetns()).toBe(home);
   });
 
+  it("keeps writing after the peer's FIN with allowHalfOpen (a proxy forwards half-close)", async () => {
+    // the server half-closes at once, then reads what the client still sends
+    const server = await listenInNetns(pair.pathA, {
+      host: "0.0.0.0",
+      port: 0,
+      server: net.createServer({ allowHalfOpen: true }, (s) => {
+        const got: Buffer[] = [];
+        s.on("data", (d: Buffer) => got.push(d));
+        s.on("end", () => s.destroy());
+        s.end("bye");
+        s.once("close", () => seen.push(Buffer.concat(got).toString()));
+      }),
+    });
+    const seen: string[] = [];
+    const { port } = server.address() as net.AddressInfo;
+    const client = await connectInNetns(pair.pathB, {
+      host: pair.ipA,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    try {
+      let reply = "";
+      client.on("data", (d: Buffer) => {
+        reply += d.toString();
+      });
+      await new Promise<void>((resolve) => client.once("end", () => resolve()));
+      expect(reply).toBe("bye");
+      expect(client.writable).toBe(true); // without allowHalfOpen node would have ended it
+      await new Promise<void>((resolve) => client.end("after your FIN", () => resolve()));
+      await new Promise<void>((resolve) => client.once("close", () => resolve()));
+      await eventually(() => seen.length > 0);
+      expect(seen).toEqual(["after your FIN"]);
+    } finally {
+      client.destroy();
+      await close(server);
+    }
+  });
+
   it("serves a peer that is not ours: python3 in B, via ip netns exec", async () => {
     const server = await listenInNetns(pair.pathA, { port: 0 });
     const accepted = echo(server);
