@@ -3,17 +3,21 @@
 // pod B) that learns its pod from a fake istio-cni node agent over ZDS. Unmodified clients (curl,
 // a python3 socket) in pod A reach pod B's servers through A's 15001 → HBONE (mTLS, SPIFFE IDs
 // checked) → B's 15008 → the app, which sees pod A's address.
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { connectInNetns, DEFAULT_INPOD_MARK, listenInNetns } from "@ambientkit/inpod";
+import { LocalControlPlane } from "@ambientkit/xds";
 import type { LocalConfig } from "@ambientkit/xds-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { httpRequest } from "../apps/echo.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import { parsePrometheus } from "../testing.js";
@@ -342,6 +346,73 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     await agentB.accept();
     expect(await agentB.ack({ op: "snapshot" })).toBe("");
     expect(zB.inpod?.pods.size).toBe(0);
+  });
+
+  it("main.js with PROXY_MODE=shared: not ready before the snapshot, then serves pod B; SIGTERM exits 0", async () => {
+    // node B as a process: config and certificates from a control plane sharing zA's CA
+    await zB.close();
+    const MAIN = join(
+      dirname(fileURLToPath(import.meta.url)),
+      "..",
+      "..",
+      "dist",
+      "ztunnel",
+      "main.js",
+    );
+    const cp = await LocalControlPlane.start(config(), { ca });
+    let proc: ChildProcess | undefined;
+    try {
+      proc = spawn(process.execPath, [MAIN], {
+        env: {
+          PATH: process.env.PATH ?? "",
+          NODE_NAME: "node-b",
+          AMBIENTKIT_EPHEMERAL_PORTS: "true",
+          XDS_ADDRESS: cp.address,
+          INSTANCE_IP: "10.214.0.250",
+          POD_NAME: "ztunnel-b",
+          POD_NAMESPACE: "istio-system",
+          PROXY_MODE: "shared",
+          INPOD_UDS: agentB.path,
+          PACKET_MARK: "1337",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      proc.stderr?.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const p = proc;
+      const first = await new Promise<Record<string, string>>((resolve, reject) => {
+        createInterface({ input: p.stdout as NodeJS.ReadableStream }).once("line", (l) =>
+          resolve(JSON.parse(l) as Record<string, string>),
+        );
+        p.once("exit", (code) => reject(new Error(`main.js exited ${code}: ${stderr}`)));
+      });
+      const readiness = first.readiness ?? "";
+      const ready = async () =>
+        (
+          await httpRequest({
+            host: "127.0.0.1",
+            port: Number(readiness.slice(readiness.lastIndexOf(":") + 1)),
+            path: "/healthz/ready",
+          })
+        ).status;
+      await agentB.accept();
+      expect(await agentB.add(uidB, INFO_B, podB())).toBe("");
+      expect(await ready()).toBe(503); // config is there, the node agent's snapshot is not
+      expect(await agentB.ack({ op: "snapshot" })).toBe("");
+      expect(await ready()).toBe(200);
+      seenByApp.length = 0;
+      const body = randomBytes(64 * 1024);
+      expect((await curlEcho(body)).equals(body)).toBe(true);
+      expect(seenByApp).toEqual([A_IP]);
+      const exited = new Promise<number | null>((r) => p.once("exit", (c) => r(c)));
+      p.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await cp.close();
+    }
   });
 
   it("reads ztunnel's in-pod settings from the environment", () => {
