@@ -5,40 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTunnel } from "./client.js";
 import type { HboneError } from "./errors.js";
 import { HboneServer } from "./server.js";
-import {
-  readAll,
-  startEcho,
-  startTcpServer,
-  type TestTcpServer,
-} from "./testdata/echo.test.util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
+import { readAll, startTcpServer } from "./testdata/echo.test.util.js";
+import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
 import { clientTlsOptions } from "./tls.js";
 
-let ca: TestCa;
-let client: TestLeaf;
-let serverLeaf: TestLeaf;
-let echo: TestTcpServer;
-let server: HboneServer;
+let peer: LoopbackHbone;
 let port: number;
 const errors: HboneError[] = [];
 
 beforeAll(async () => {
-  ca = createTestCa();
-  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
-  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
-  echo = await startEcho();
-  server = new HboneServer({
-    credentials: credsOf(serverLeaf, ca),
-    rapidReset: { maxResets: 50, windowMs: 1000 },
-  });
-  server.on("clientError", (e: HboneError) => errors.push(e));
-  port = (await server.listen(0)).port;
+  peer = await startLoopbackHbone({ server: { rapidReset: { maxResets: 50, windowMs: 1000 } } });
+  peer.server.on("clientError", (e: HboneError) => errors.push(e));
+  port = peer.port;
 });
-afterAll(async () => {
-  await server.close(500);
-  await echo.close();
-  ca.cleanup();
-});
+afterAll(() => peer.close());
 
 function rawSession(): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
@@ -47,7 +27,7 @@ function rawSession(): Promise<http2.ClientHttp2Session> {
         tls.connect({
           host: "127.0.0.1",
           port,
-          ...clientTlsOptions(credsOf(client, ca), [serverLeaf.id]),
+          ...clientTlsOptions(peer.clientSvid.credentials, [peer.serverSvid.identity]),
         }),
       maxSessionMemory: 64,
     });
@@ -59,9 +39,9 @@ function rawSession(): Promise<http2.ClientHttp2Session> {
 async function stillServing(): Promise<void> {
   const t = await openTunnel({
     address: { host: "127.0.0.1", port },
-    credentials: credsOf(client, ca),
-    expectedIdentities: [serverLeaf.id],
-    authority: `127.0.0.1:${echo.port}`,
+    credentials: peer.clientSvid.credentials,
+    expectedIdentities: [peer.serverSvid.identity],
+    authority: `127.0.0.1:${peer.echo.port}`,
   });
   t.end("ok");
   expect((await readAll(t)).toString()).toBe("ok");
@@ -69,7 +49,10 @@ async function stillServing(): Promise<void> {
 
 describe("abuse", () => {
   it("drops a TCP client that never completes the TLS handshake (server handshake timeout)", async () => {
-    const slow = new HboneServer({ credentials: credsOf(serverLeaf, ca), handshakeTimeoutMs: 200 });
+    const slow = new HboneServer({
+      credentials: peer.serverSvid.credentials,
+      handshakeTimeoutMs: 200,
+    });
     const slowErrors: HboneError[] = [];
     slow.on("clientError", (e: HboneError) => slowErrors.push(e));
     const { port: p } = await slow.listen(0);
@@ -86,8 +69,8 @@ describe("abuse", () => {
     const silent = await startTcpServer(() => {});
     const err = (await openTunnel({
       address: { host: "127.0.0.1", port: silent.port },
-      credentials: credsOf(client, ca),
-      expectedIdentities: [serverLeaf.id],
+      credentials: peer.clientSvid.credentials,
+      expectedIdentities: [peer.serverSvid.identity],
       authority: "10.0.0.1:80",
       handshakeTimeoutMs: 200,
     }).catch((e: unknown) => e)) as HboneError;
@@ -101,7 +84,7 @@ describe("abuse", () => {
     const outcome = await new Promise<string>((resolve) => {
       const req = s.request({
         ":method": "CONNECT",
-        ":authority": `127.0.0.1:${echo.port}`,
+        ":authority": `127.0.0.1:${peer.echo.port}`,
         "x-big": "a".repeat(200 * 1024),
       });
       req.on("response", (h) => resolve(`status ${h[":status"]}`));
@@ -135,8 +118,8 @@ describe("abuse", () => {
     });
     const t = await openTunnel({
       address: { host: "127.0.0.1", port },
-      credentials: credsOf(client, ca),
-      expectedIdentities: [serverLeaf.id],
+      credentials: peer.clientSvid.credentials,
+      expectedIdentities: [peer.serverSvid.identity],
       authority: `127.0.0.1:${blaster.port}`,
     });
     // never read: the tunnel pauses, the stream window fills, the server stops reading upstream

@@ -3,7 +3,6 @@
 // the streams it carried.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HbonePool, type PoolRequest } from "./pool.js";
-import type { HboneServer, HboneServerOptions } from "./server.js";
 import type { ConnectionEnd } from "./stream.js";
 import { readAll } from "./testdata/echo.test.util.js";
 import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
@@ -14,10 +13,6 @@ beforeAll(async () => {
   peer = await startLoopbackHbone();
 });
 afterAll(() => peer.close());
-
-const startServer = (
-  opts: Partial<HboneServerOptions> = {},
-): Promise<{ server: HboneServer; port: number }> => peer.startServer(opts);
 
 function req(port: number): PoolRequest {
   return peer.request({ address: { host: "127.0.0.1", port } });
@@ -34,7 +29,7 @@ function busy(ms: number): void {
 describe("HBONE connection liveness and events", () => {
   it("keeps a healthy connection when the event loop was blocked past the PING timeout", async () => {
     const ends: ConnectionEnd[] = [];
-    const { port } = await startServer({ pingIntervalMs: 40, pingTimeoutMs: 100 });
+    const { port } = await peer.startServer({ pingIntervalMs: 40, pingTimeoutMs: 100 });
     const pool = new HbonePool({
       pingIntervalMs: 40,
       pingTimeoutMs: 100,
@@ -64,7 +59,7 @@ describe("HBONE connection liveness and events", () => {
   it("reports every connection end with its reason and open stream count, on both sides", async () => {
     const serverEnds: ConnectionEnd[] = [];
     const clientEnds: ConnectionEnd[] = [];
-    const { server, port } = await startServer({
+    const { server, port } = await peer.startServer({
       hooks: { onConnectionEnd: (e) => serverEnds.push(e) },
     });
     const pool = new HbonePool({ hooks: { onConnectionEnd: (e) => clientEnds.push(e) } });

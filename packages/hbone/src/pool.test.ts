@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayHandler, openDoubleTunnel } from "./double.js";
 import type { HboneError } from "./errors.js";
 import { HbonePool, type PoolRequest } from "./pool.js";
-import type { HboneServer, HboneServerOptions, HboneServerRequest } from "./server.js";
+import type { HboneServerRequest } from "./server.js";
 import { readAll } from "./testdata/echo.test.util.js";
 import { startPausableProxy } from "./testdata/pausable-proxy.test.util.js";
 import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
@@ -14,17 +14,13 @@ beforeAll(async () => {
 });
 afterAll(() => peer.close());
 
-const startServer = (
-  opts: Partial<HboneServerOptions> = {},
-): Promise<{ server: HboneServer; port: number }> => peer.startServer(opts);
-
 function req(port: number, over: Partial<PoolRequest> = {}): PoolRequest {
   return peer.request({ address: { host: "127.0.0.1", port }, ...over });
 }
 
 describe("HbonePool", () => {
   it("opens a second connection at the stream cap and single-flights dials", async () => {
-    const { server, port } = await startServer();
+    const { server, port } = await peer.startServer();
     const pool = new HbonePool({ maxStreamsPerConnection: 3 });
     const r = req(port);
     const tunnels = await Promise.all(Array.from({ length: 5 }, () => pool.open(r)));
@@ -42,7 +38,7 @@ describe("HbonePool", () => {
   });
 
   it("single-flights 20 concurrent opens onto one connection", async () => {
-    const { server, port } = await startServer();
+    const { server, port } = await peer.startServer();
     const pool = new HbonePool();
     const tunnels = await Promise.all(Array.from({ length: 20 }, () => pool.open(req(port))));
     expect(pool.dials).toBe(1);
@@ -52,7 +48,7 @@ describe("HbonePool", () => {
   });
 
   it("honours the peer's SETTINGS_MAX_CONCURRENT_STREAMS", async () => {
-    const { port } = await startServer({ maxConcurrentStreams: 2 });
+    const { port } = await peer.startServer({ maxConcurrentStreams: 2 });
     const pool = new HbonePool();
     const tunnels = await Promise.all(Array.from({ length: 4 }, () => pool.open(req(port))));
     expect(pool.dials).toBe(2);
@@ -61,7 +57,7 @@ describe("HbonePool", () => {
   });
 
   it("keys connections by source identity, expected identities, destination and source IP", async () => {
-    const { port } = await startServer();
+    const { port } = await peer.startServer();
     const pool = new HbonePool();
     const other = await peer.mesh.issue("spiffe://cluster.local/ns/default/sa/other-client");
     const ts = await Promise.all([
@@ -80,7 +76,7 @@ describe("HbonePool", () => {
   });
 
   it("drains on GOAWAY: the open tunnel finishes, new tunnels get a new connection", async () => {
-    const { server, port } = await startServer();
+    const { server, port } = await peer.startServer();
     const pool = new HbonePool();
     const t1 = await pool.open(req(port));
     t1.write("before ");
@@ -96,7 +92,7 @@ describe("HbonePool", () => {
   });
 
   it("declares a connection dead when PINGs go unanswered and dials a new one", async () => {
-    const { port } = await startServer();
+    const { port } = await peer.startServer();
     const proxy = await startPausableProxy(port);
     const pool = new HbonePool({ pingIntervalMs: 50, pingTimeoutMs: 150 });
     const t1 = await pool.open(req(proxy.port));
@@ -112,7 +108,7 @@ describe("HbonePool", () => {
   });
 
   it("releases idle connections", async () => {
-    const { server, port } = await startServer();
+    const { server, port } = await peer.startServer();
     const pool = new HbonePool({ idleTimeoutMs: 100 });
     const t = await pool.open(req(port));
     t.end();
@@ -125,7 +121,7 @@ describe("HbonePool", () => {
   });
 
   it("server close sends GOAWAY, lets the open tunnel finish, then refuses new connections", async () => {
-    const { server, port } = await startServer();
+    const { server, port } = await peer.startServer();
     const pool = new HbonePool();
     const t = await pool.open(req(port));
     t.write("in flight ");
@@ -140,7 +136,7 @@ describe("HbonePool", () => {
   });
 
   it("with requireLocalAuthority, answers 400 when the authority IP is not the dialled address", async () => {
-    const { port } = await startServer({ requireLocalAuthority: true });
+    const { port } = await peer.startServer({ requireLocalAuthority: true });
     const pool = new HbonePool();
     await expect(pool.open(req(port, { authority: "10.0.0.9:80" }))).rejects.toMatchObject({
       status: 400,
@@ -165,7 +161,7 @@ describe("double HBONE", () => {
     );
     const svcLeaf = await peer.mesh.issue("spiffe://cluster.local/ns/default/sa/echo");
     let inner: HboneServerRequest | undefined;
-    const dest = await startServer({
+    const dest = await peer.startServer({
       credentials: svcLeaf.credentials,
       handler: (r) => {
         inner = r;
@@ -175,7 +171,7 @@ describe("double HBONE", () => {
       },
     });
     let outer: HboneServerRequest | undefined;
-    const gw = await startServer({
+    const gw = await peer.startServer({
       credentials: gwLeaf.credentials,
       handler: gatewayHandler((r) => {
         outer = r;

@@ -1,50 +1,24 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HbonePool } from "./pool.js";
-import { HboneServer } from "./server.js";
-import {
-  readAll,
-  startEcho,
-  type TestTcpServer,
-  writeAllAndEnd,
-} from "./testdata/echo.test.util.js";
-import { createTestCa, credsOf, type TestCa, type TestLeaf } from "./testdata/pki.test.util.js";
+import { readAll, writeAllAndEnd } from "./testdata/echo.test.util.js";
+import { type LoopbackHbone, startLoopbackHbone } from "./testing.js";
 
-let ca: TestCa;
-let client: TestLeaf;
-let serverLeaf: TestLeaf;
-let echo: TestTcpServer;
-let server: HboneServer;
-let port: number;
+let peer: LoopbackHbone;
 
 beforeAll(async () => {
-  ca = createTestCa();
-  client = ca.issue("spiffe://cluster.local/ns/default/sa/client");
-  serverLeaf = ca.issue("spiffe://cluster.local/ns/default/sa/server");
-  echo = await startEcho();
-  server = new HboneServer({ credentials: credsOf(serverLeaf, ca) });
-  port = (await server.listen(0)).port;
+  peer = await startLoopbackHbone();
 });
-afterAll(async () => {
-  await server.close(500);
-  await echo.close();
-  ca.cleanup();
-});
+afterAll(() => peer.close());
 
 describe("scale", () => {
   it("carries 1,000 concurrent tunnels × 1 MiB each, byte-exact", { timeout: 90_000 }, async () => {
     const N = Number(process.env.HBONE_SCALE_N ?? 1000);
     const body = randomBytes(1024 * 1024 - 8);
     const pool = new HbonePool();
-    const creds = credsOf(client, ca);
     const results = await Promise.all(
       Array.from({ length: N }, async (_, i) => {
-        const t = await pool.open({
-          address: { host: "127.0.0.1", port },
-          credentials: creds,
-          expectedIdentities: [serverLeaf.id],
-          authority: `127.0.0.1:${echo.port}`,
-        });
+        const t = await pool.open(peer.request());
         const head = Buffer.alloc(8);
         head.writeBigUInt64BE(BigInt(i));
         const want = createHash("sha256").update(head).update(body).digest("hex");
