@@ -9,7 +9,7 @@
 // It may reject what the reporting validator accepts (the reporting one then decides), never the
 // reverse; fast-path.test.ts checks both give the same verdict on the corpus and on mutations.
 import { _, type Ajv, type KeywordCxt } from "ajv";
-import type { StructuralSchema } from "./registry.js";
+import type { StructuralSchema } from "./model.js";
 import { hasDuplicateItem, type ListSpec, listSpec } from "./structural.js";
 
 /** Registers the fast path's keywords on an ajv instance. */

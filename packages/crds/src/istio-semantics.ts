@@ -1,9 +1,9 @@
 // The checks Istio's validating webhook (and `istioctl validate`) runs for AuthorizationPolicy,
 // PeerAuthentication and RequestAuthentication (istio/istio pkg/config/validation/validation.go and
 // pkg/config/security/security.go), with Istio's wording. Errors are IST0106, warnings IST0133.
-import type { InternalIssue } from "./metadata.js";
+import type { InternalIssue } from "./model.js";
+import { formatPath, type PathSeg } from "./model.js";
 import { isCIDR, isIP, parseRequestURI } from "./net.js";
-import { formatPath, type PathSeg } from "./structural.js";
 
 type Obj = Record<string, unknown>;
 

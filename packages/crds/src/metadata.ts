@@ -1,8 +1,8 @@
 // metadata checks the API server applies to every custom resource (ObjectMeta validation).
-import { formatPath, type PathSeg } from "./structural.js";
+import { formatPath, type InternalIssue, type PathSeg } from "./model.js";
 import type { ValidationIssue } from "./types.js";
 
-export type InternalIssue = ValidationIssue & { segs?: PathSeg[] };
+export type { InternalIssue };
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

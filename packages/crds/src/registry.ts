@@ -4,25 +4,11 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { CrdKindData, CrdSetData } from "./crd-model.js";
 import { addFastKeywords, toFastSchema } from "./fast-path.js";
 import { CRD_SETS, SCHEMA_TEXTS } from "./gen/crd-data.js";
+import type { StructuralSchema } from "./model.js";
 import { isIPv4, isIPv6 } from "./net.js";
 import type { GatewayApiChannel, IstioVersion } from "./types.js";
 
-/** A structural schema node (OpenAPI v3 subset plus x-kubernetes-* extensions). */
-export interface StructuralSchema {
-  type?: string;
-  properties?: Record<string, StructuralSchema>;
-  items?: StructuralSchema;
-  additionalProperties?: StructuralSchema | boolean;
-  required?: string[];
-  default?: unknown;
-  nullable?: boolean;
-  "x-kubernetes-preserve-unknown-fields"?: boolean;
-  "x-kubernetes-int-or-string"?: boolean;
-  "x-kubernetes-list-type"?: "atomic" | "set" | "map";
-  "x-kubernetes-list-map-keys"?: string[];
-  "x-kubernetes-validations"?: Array<{ rule: string; message?: string }>;
-  [key: string]: unknown;
-}
+export type { StructuralSchema };
 
 const ISTIO_GROUP = /(^|\.)istio\.io$/;
 const GATEWAY_GROUPS = new Set(["gateway.networking.k8s.io", "gateway.networking.x-k8s.io"]);

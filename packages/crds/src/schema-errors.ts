@@ -1,8 +1,8 @@
 // Turns ajv errors into issues worded like the API server's OpenAPI validation (kube-openapi).
 
-import type { InternalIssue } from "./metadata.js";
+import type { InternalIssue } from "./model.js";
+import { formatPath, type PathSeg } from "./model.js";
 import type { ErrorObject } from "./registry.js";
-import { formatPath, type PathSeg } from "./structural.js";
 import type { IssueCode } from "./types.js";
 
 /** Path segments of a JSON pointer into `data`, and the value there. */

@@ -1,20 +1,10 @@
 // The steps of the API server's custom-resource validation that walk the schema and the object
 // together: structural defaulting, list-type (set/map) uniqueness and CEL rules.
 import { evalRule, isTransitionRule } from "./cel.js";
-import type { InternalIssue } from "./metadata.js";
-import type { StructuralSchema } from "./registry.js";
+import { formatPath, type InternalIssue, type PathSeg, type StructuralSchema } from "./model.js";
 
-export type PathSeg = string | number;
-
-/** API-server style path: `spec.rules[0].from`. */
-export function formatPath(path: readonly PathSeg[]): string {
-  let out = "";
-  for (const seg of path) {
-    if (typeof seg === "number") out += `[${seg}]`;
-    else out += out === "" ? seg : `.${seg}`;
-  }
-  return out;
-}
+// Re-exported: the pipeline steps and the webhook checks import them from here.
+export { formatPath, type PathSeg };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);

@@ -10,7 +10,8 @@
 
 import type { ValidateFunction } from "ajv";
 import { checkIstioSemantics, SEMANTIC_KINDS } from "./istio-semantics.js";
-import { checkMetadata, type InternalIssue } from "./metadata.js";
+import { checkMetadata } from "./metadata.js";
+import type { InternalIssue } from "./model.js";
 import { ajvValidator, familyOf, lookupKind, schemaSetIds, structuralSchema } from "./registry.js";
 import { schemaIssues } from "./schema-errors.js";
 import { applyDefaults, checkRules, resetCelMemo } from "./structural.js";

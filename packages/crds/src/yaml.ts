@@ -14,8 +14,7 @@ import {
   visit,
   type YAMLMap,
 } from "yaml";
-import type { InternalIssue } from "./metadata.js";
-import type { PathSeg } from "./structural.js";
+import type { InternalIssue, PathSeg } from "./model.js";
 import type { DocumentResult, ValidateOptions, ValidationIssue } from "./types.js";
 import { validateInternal } from "./validate.js";
 
