@@ -4,6 +4,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import {
+  GC_BUFFER_BYTES,
   HeapShrinker,
   MAX_UNFREED_MEMORY_BYTES,
   mallocStats,
@@ -19,6 +20,7 @@ const MiB = 1024 * 1024;
 describe("HeapShrinker", () => {
   it("uses Envoy's shrink_heap defaults", () => {
     const s = new HeapShrinker();
+    expect(s.gcBufferBytes).toBe(GC_BUFFER_BYTES);
     expect(s.intervalMs).toBe(SHRINK_HEAP_INTERVAL_MS);
     expect(SHRINK_HEAP_INTERVAL_MS).toBe(10_000);
     expect(s.maxUnfreedMemoryBytes).toBe(MAX_UNFREED_MEMORY_BYTES);
@@ -61,6 +63,38 @@ describe("HeapShrinker", () => {
     // most of the 63 MiB freed was resident and is not any more
     expect(r && r.rssBefore - r.rssAfter).toBeGreaterThan(32 * MiB);
     expect(kept).toHaveLength(128);
+  });
+
+  it("collects dead Buffers first when the event loop was idle, not while it is busy", async () => {
+    // 64 MiB of Buffers that survive a full GC (old space: scavenges never free them), then dropped
+    let bufs: Buffer[] | undefined = Array.from({ length: 4096 }, (_, i) => Buffer.alloc(16384, i));
+    gc();
+    expect(bufs).toHaveLength(4096);
+    bufs = undefined;
+    const dead = process.memoryUsage().arrayBuffers;
+    expect(dead).toBeGreaterThanOrEqual(64 * MiB);
+    const never = { maxUnfreedMemoryBytes: Number.MAX_SAFE_INTEGER };
+
+    // a busy interval (the event loop ran JS the whole time): no GC
+    const busy = new HeapShrinker(never);
+    const until = performance.now() + 200;
+    while (performance.now() < until) {
+      // spin: stands for a loaded proxy
+    }
+    await busy.tick();
+    expect(busy.gcCount).toBe(0);
+    expect(process.memoryUsage().arrayBuffers).toBeGreaterThanOrEqual(dead - MiB);
+
+    // an idle interval: one full GC, and the Buffers are freed
+    const idle = new HeapShrinker(never);
+    await new Promise((r) => setTimeout(r, 300));
+    await idle.tick();
+    expect(idle.gcCount).toBe(1);
+    expect(process.memoryUsage().arrayBuffers).toBeLessThan(dead - 48 * MiB);
+    // nothing new since: the next idle interval does not collect again
+    await new Promise((r) => setTimeout(r, 300));
+    await idle.tick();
+    expect(idle.gcCount).toBe(1);
   });
 
   it("starts an unref'd timer and stops it", () => {

@@ -7,14 +7,26 @@
 // top pins everything below. malloc_trim(0) gives back every whole free page in every arena
 // (madvise MADV_DONTNEED); the pages are faulted in again if a later burst needs them.
 //
+// Node adds one step Envoy does not need: a dropped Buffer is only freed to malloc when V8 collects
+// it, and an idle process allocates nothing, so V8 may not run a full GC for minutes (46 MiB of
+// dead Buffers 60 s after the soak). When the event loop has been idle over an interval and
+// Buffers have grown, the shrinker asks V8 for a full GC first (vm.measureMemory, eager).
+//
 // libc is reached through koffi (as @ambientkit/inpod does); without koffi, or off glibc, the
 // shrinker reports itself unavailable and does nothing.
 import { createRequire } from "node:module";
+import { type EventLoopUtilization, performance } from "node:perf_hooks";
+import vm from "node:vm";
 
 /** Envoy HeapShrinker's timer interval (`kTimerInterval`, 10 s). */
 export const SHRINK_HEAP_INTERVAL_MS = 10_000;
 /** Envoy's `max_unfreed_memory_bytes` default (`kDefaultMaxUnfreedMemoryBytes`, 100 MiB). */
 export const MAX_UNFREED_MEMORY_BYTES: number = 100 * 1024 * 1024;
+
+/** Buffers grown by this much since the last idle collection are worth a full GC (32 MiB). */
+export const GC_BUFFER_BYTES: number = 32 * 1024 * 1024;
+/** An interval whose event loop was busy less than this share of the time counts as idle. */
+export const IDLE_UTILIZATION = 0.05;
 
 /** glibc's view of its heap (mallinfo2), in bytes. */
 export interface MallocStats {
@@ -92,6 +104,11 @@ export interface ShrinkHeapOptions {
   intervalMs?: number;
   /** Release once this many free bytes are held (default 100 MiB, Envoy's default). */
   maxUnfreedMemoryBytes?: number;
+  /**
+   * When idle, collect garbage first if Buffers grew by this much since the last such collection
+   * (default 32 MiB; 0 = never).
+   */
+  gcBufferBytes?: number;
 }
 
 /** What one shrink did (for logs and the counter). */
@@ -103,21 +120,30 @@ export interface ShrinkResult {
 }
 
 /**
- * Every `intervalMs`, if glibc holds at least `maxUnfreedMemoryBytes` free, calls malloc_trim(0).
- * Bounded: at most one trim per interval, a few ms each (the arenas' free lists are walked once).
- * The timer is unref'd, so it never keeps a process alive.
+ * Every `intervalMs`: if the event loop was idle over the interval and Buffers grew by
+ * `gcBufferBytes` since the last idle collection, a full GC; then, if glibc holds at least
+ * `maxUnfreedMemoryBytes` free, malloc_trim(0). Bounded: at most one of each per interval, a full GC
+ * only when idle (tens of ms), a trim a few ms (the arenas' free lists are walked once). The timer
+ * is unref'd, so it never keeps a process alive.
  */
 export class HeapShrinker {
   readonly intervalMs: number;
   readonly maxUnfreedMemoryBytes: number;
+  readonly gcBufferBytes: number;
   /** Trims that released memory (Envoy's `overload.envoy.overload_actions.shrink_heap.shrink_count`). */
   shrinkCount = 0;
+  /** Full GCs asked for while idle. */
+  gcCount = 0;
   readonly #onShrink: ((r: ShrinkResult) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #elu: EventLoopUtilization = performance.eventLoopUtilization();
+  #buffersAfterGc = 0;
+  #ticking = false;
 
   constructor(options: ShrinkHeapOptions = {}, onShrink?: (r: ShrinkResult) => void) {
     this.intervalMs = options.intervalMs ?? SHRINK_HEAP_INTERVAL_MS;
     this.maxUnfreedMemoryBytes = options.maxUnfreedMemoryBytes ?? MAX_UNFREED_MEMORY_BYTES;
+    this.gcBufferBytes = options.gcBufferBytes ?? GC_BUFFER_BYTES;
     this.#onShrink = onShrink;
   }
 
@@ -128,7 +154,10 @@ export class HeapShrinker {
 
   start(): this {
     if (this.#timer || !this.available) return this;
-    this.#timer = setInterval(() => this.shrinkIfUnfreed(), this.intervalMs);
+    this.#elu = performance.eventLoopUtilization();
+    this.#timer = setInterval(() => {
+      void this.tick();
+    }, this.intervalMs);
     this.#timer.unref();
     return this;
   }
@@ -136,6 +165,30 @@ export class HeapShrinker {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** One interval's work: the idle GC if due, then the trim if due; the trim's result. */
+  async tick(): Promise<ShrinkResult | undefined> {
+    if (this.#ticking) return undefined;
+    this.#ticking = true;
+    try {
+      const { utilization } = performance.eventLoopUtilization(this.#elu);
+      this.#elu = performance.eventLoopUtilization();
+      const buffers = process.memoryUsage().arrayBuffers;
+      if (
+        this.gcBufferBytes > 0 &&
+        utilization < IDLE_UTILIZATION &&
+        buffers - this.#buffersAfterGc >= this.gcBufferBytes
+      ) {
+        // the documented way to ask V8 for a full GC now, without --expose-gc
+        await vm.measureMemory({ execution: "eager" });
+        this.gcCount++;
+        this.#buffersAfterGc = process.memoryUsage().arrayBuffers;
+      }
+      return this.shrinkIfUnfreed();
+    } finally {
+      this.#ticking = false;
+    }
   }
 
   /** One look: trims when the free bytes held reach the threshold; the result when it released. */
