@@ -5,8 +5,9 @@
 //   4. x-kubernetes-list-type set/map uniqueness (listtype.ValidateListSetsAndMaps)
 //   5. every x-kubernetes-validations CEL rule with `self` bound to its node (transition rules skipped)
 //   6. metadata: name/generateName (DNS-1123 subdomain), namespace, labels, annotations
-//   7. Istio webhook checks (AuthorizationPolicy, PeerAuthentication, RequestAuthentication),
-//      only when 1-6 found no error: the API server never calls the webhook for a rejected object.
+//   7. Istio webhook checks (security kinds in istio-semantics.ts, every other Istio kind in
+//      webhook/), only when 1-6 found no error: the API server never calls the webhook for a
+//      rejected object.
 
 import type { ValidateFunction } from "ajv";
 import { checkIstioSemantics, SEMANTIC_KINDS } from "./istio-semantics.js";
@@ -22,6 +23,7 @@ import type {
   ValidationIssue,
   ValidationResult,
 } from "./types.js";
+import { checkWebhook, WEBHOOK_KINDS } from "./webhook/index.js";
 
 export interface InternalResult extends Omit<ValidationResult, "issues"> {
   issues: InternalIssue[];
@@ -244,6 +246,13 @@ export function validateInternal(
     !issues.some((i) => i.severity === "error")
   ) {
     checkIstioSemantics(kind, d, issues);
+  } else if (
+    target.family === "istio" &&
+    options.semantic !== false &&
+    WEBHOOK_KINDS.has(kind) &&
+    !issues.some((i) => i.severity === "error")
+  ) {
+    checkWebhook(kind, d, issues);
   }
   return result(apiVersion, kind, metadata, issues);
 }
