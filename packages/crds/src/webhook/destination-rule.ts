@@ -296,7 +296,7 @@ export function checkLoadBalancer(r: Report, at: At, settings: unknown, outlier:
 }
 
 /** agent.ValidateLocalityLbSetting (returns at its first hard error, as Istio does) */
-function checkLocalityLb(r: Report, at: At, setting: unknown, outlier: unknown): void {
+export function checkLocalityLb(r: Report, at: At, setting: unknown, outlier: unknown): void {
   const lb = obj(setting);
   if (lb === undefined) return;
   const distribute = list(lb.distribute);
@@ -356,7 +356,7 @@ function checkLocalityLb(r: Report, at: At, setting: unknown, outlier: unknown):
 }
 
 /** agent.ValidateZoneAwareLbSetting */
-function checkZoneAwareLb(r: Report, at: At, setting: unknown, outlier: unknown): void {
+export function checkZoneAwareLb(r: Report, at: At, setting: unknown, outlier: unknown): void {
   const lb = obj(setting);
   if (lb === undefined) return;
   const priority = list(lb.failoverPriority).map(str);

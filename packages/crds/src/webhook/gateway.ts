@@ -73,7 +73,7 @@ function portString(port: Obj): string {
   return parts.join(" ");
 }
 
-function checkServer(r: Report, at: At, server: Obj, gatewaySemantics: boolean): void {
+export function checkServer(r: Report, at: At, server: Obj, gatewaySemantics: boolean): void {
   const hosts = list(server.hosts).map(str);
   if (hosts.length === 0) r.error([...at, "hosts"], "server config must contain at least one host");
   hosts.forEach((h, i) => {

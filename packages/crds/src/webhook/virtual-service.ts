@@ -440,7 +440,7 @@ function percentageProblem(p: unknown): string | undefined {
   return undefined;
 }
 
-function httpStatusProblem(status: number): string | undefined {
+export function httpStatusProblem(status: number): string | undefined {
   return status < 200 || status > 600 ? `HTTP status ${status} is not in range 200-599` : undefined;
 }
 
@@ -511,7 +511,7 @@ export function subsetNameProblem(name: string): string | undefined {
 }
 
 /** validateHTTPRedirect: the first problem only, as Istio returns. */
-function checkRedirect(r: Report, at: At, redirect: unknown, matches: unknown[]): void {
+export function checkRedirect(r: Report, at: At, redirect: unknown, matches: unknown[]): void {
   const rd = obj(redirect);
   if (rd === undefined) return;
   const p = redirectProblem(rd, matches);
@@ -550,7 +550,7 @@ function redirectProblem(rd: Obj, matches: unknown[]): string | undefined {
 }
 
 /** validateHTTPDirectResponse */
-function checkDirectResponse(r: Report, at: At, directResponse: unknown): void {
+export function checkDirectResponse(r: Report, at: At, directResponse: unknown): void {
   const d = obj(directResponse);
   if (d === undefined) return;
   const body = obj(d.body);
@@ -626,7 +626,7 @@ export function checkRetry(r: Report, at: At, retries: unknown): void {
 }
 
 /** validateHTTPRewrite */
-function checkRewrite(r: Report, at: At, rewrite: unknown): void {
+export function checkRewrite(r: Report, at: At, rewrite: unknown): void {
   const rw = obj(rewrite);
   if (rw === undefined) return;
   const uri = str(rw.uri);
@@ -698,7 +698,7 @@ function checkHTTPRouteDestinations(
 }
 
 /** validateRouteDestinations (TCP and TLS) */
-function checkRouteDestinations(
+export function checkRouteDestinations(
   r: Report,
   at: At,
   routes: unknown[],
