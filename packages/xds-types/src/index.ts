@@ -3,6 +3,7 @@
 // LOCAL_XDS YAML format is the `./local-xds` subpath; typed CRDs and validation are @ambientkit/crds.
 
 export { XdsTypesError, type XdsTypesErrorCode } from "./errors.js";
+export type { Issue, IssueSeverity, Result } from "./issue.js";
 export {
   type Authorization,
   authorizationKey,

@@ -22,6 +22,7 @@ import {
   type YAMLMap,
   YAMLParseError,
 } from "yaml";
+import type { Issue } from "../issue.js";
 import { checkTree } from "../yaml-stream.js";
 import {
   type Authorization,
@@ -71,23 +72,17 @@ export type LocalXdsIssueCode =
   | "local-xds/range"
   | "local-xds/format";
 
-/** One problem in a LOCAL_XDS file (same shape as the CRD validator's issues). */
-export interface LocalXdsIssue {
-  code: LocalXdsIssueCode;
-  severity: "error";
-  /** e.g. `workloads[0].waypoint.hboneMtlsPort`; "" for the whole file. */
-  path: string;
-  message: string;
-  /** 1-based. */
-  line?: number;
-  /** 1-based. */
-  column?: number;
-}
+/** One problem in a LOCAL_XDS file: the shared {@link Issue} shape (always an error here). */
+export type LocalXdsIssue = Issue<LocalXdsIssueCode>;
 
-/** The result of {@link parseLocalXds}: the config when there is no issue, else the issues. */
+/**
+ * The result of {@link parseLocalXds}: the shared `Result` (`value` is the config when there
+ * is no issue). `config` is the same object as `value`, kept for callers written before the shared
+ * shape.
+ */
 export type LocalXdsParseResult =
-  | { readonly ok: true; readonly config: LocalConfig; readonly issues: readonly LocalXdsIssue[] }
-  | { readonly ok: false; readonly config?: undefined; readonly issues: readonly LocalXdsIssue[] };
+  | { ok: true; value: LocalConfig; config: LocalConfig; issues: LocalXdsIssue[] }
+  | { ok: false; value?: undefined; config?: undefined; issues: LocalXdsIssue[] };
 
 // ---------------------------------------------------------------- reading
 
@@ -854,7 +849,7 @@ export function parseLocalXds(text: string): LocalXdsParseResult {
     return { ok: false, issues: r.issues };
   }
   if (doc === undefined) {
-    return { ok: true, config: { workloads: [], policies: [], services: [] }, issues: [] };
+    return okConfig({ workloads: [], policies: [], services: [] });
   }
   for (const e of doc.errors) {
     const p = lc.linePos(e.pos[0]);
@@ -896,8 +891,7 @@ export function parseLocalXds(text: string): LocalXdsParseResult {
 }
 
 function readConfig(r: Reader, root: N): LocalXdsParseResult {
-  if (isNull(root))
-    return { ok: true, config: { workloads: [], policies: [], services: [] }, issues: [] };
+  if (isNull(root)) return okConfig({ workloads: [], policies: [], services: [] });
   const f = readObject(r, root, "", ["workloads", "policies", "services"]);
   if (f === BAD) return { ok: false, issues: r.issues };
   const v = readFields(r, f, [
@@ -906,15 +900,15 @@ function readConfig(r: Reader, root: N): LocalXdsParseResult {
     ["services", false, (n, p) => readList(r, n, p, (m, q) => readService(r, m, q))],
   ]);
   if (v === BAD || r.issues.length > 0) return { ok: false, issues: r.issues };
-  return {
-    ok: true,
-    config: {
-      workloads: (v.workloads as Workload[] | undefined) ?? [],
-      policies: (v.policies as Authorization[] | undefined) ?? [],
-      services: (v.services as Service[] | undefined) ?? [],
-    },
-    issues: [],
-  };
+  return okConfig({
+    workloads: (v.workloads as Workload[] | undefined) ?? [],
+    policies: (v.policies as Authorization[] | undefined) ?? [],
+    services: (v.services as Service[] | undefined) ?? [],
+  });
+}
+
+function okConfig(config: LocalConfig): LocalXdsParseResult {
+  return { ok: true, value: config, config, issues: [] };
 }
 
 // ---------------------------------------------------------------- writing
