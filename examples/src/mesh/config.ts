@@ -150,7 +150,7 @@ export function parseScenario(
           throw configError(
             istio.file,
             line,
-            `${kind}: ${i?.path.join(".") ?? ""} ${i?.message ?? "invalid"}`,
+            `${kind}: ${i?.path ?? ""} ${i?.message ?? "invalid"}`,
           );
         }
         if (r.value.kind === "AuthorizationPolicy") authorizationPolicies.push(r.value);

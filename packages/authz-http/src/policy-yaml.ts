@@ -3,6 +3,7 @@
 // HTTPRoutes in the same manifest) are skipped, not errors.
 import {
   type Issue,
+  issuePathSegments,
   type PolicyResource,
   parsePolicyResource,
   validateAuthorizationPolicy,
@@ -78,7 +79,8 @@ export function parsePolicyYaml(
     };
     const parsed = parsePolicyResource(obj);
     if (!parsed.ok) {
-      for (const i of parsed.issues as readonly Issue[]) issues.push(at(nodeAt(i.path), i.message));
+      for (const i of parsed.issues as readonly Issue[])
+        issues.push(at(nodeAt(issuePathSegments(i.path)), i.message));
       continue;
     }
     const r = parsed.value;
@@ -88,8 +90,7 @@ export function parsePolicyYaml(
       });
       const errors = v.issues.filter((i) => i.severity === "error");
       if (errors.length > 0) {
-        for (const i of errors)
-          issues.push(at(nodeAt(["spec", ...i.path.filter((p) => p !== "spec")]), i.message));
+        for (const i of errors) issues.push(at(nodeAt(issuePathSegments(i.path)), i.message));
         continue;
       }
     }

@@ -67,6 +67,11 @@ describe("public entry points with random arguments", () => {
     ["parsePrefix", (a) => authz.parsePrefix(a[0] as never)],
     ["prefixContains", (a) => authz.prefixContains(a[0] as never, a[1] as never)],
     ["parsePolicyResource", (a) => authz.parsePolicyResource(a[0], a[1] as never)],
+    ["issuePathSegments", (a) => authz.issuePathSegments(a[0] as never)],
+    [
+      "checkSecurityResource",
+      (a) => authz.checkSecurityResource(a[0] as never, () => undefined, a[1] as never),
+    ],
     ["normalizeRequestPath", (a) => authz.normalizeRequestPath(a[0] as never, a[1] as never)],
     [
       "validateAuthorizationPolicy",

@@ -269,7 +269,7 @@ describe("#14.2 a request address that does not parse is an error, never an allo
     });
     expect(report.passed).toBe(0);
     expect(report.issues.map((i) => [i.path, i.message])).toEqual([
-      [["cases", 0, "connection", "sourceIp"], 'sourceIp must be an IP address, got "not-an-ip"'],
+      ["cases[0].connection.sourceIp", 'sourceIp must be an IP address, got "not-an-ip"'],
     ]);
   });
 });

@@ -1,7 +1,14 @@
+export type { IssueSeverity, Result } from "@ambientkit/xds-types";
 export { CompiledPolicies, compilePolicies, evaluate, isHttpProtocol } from "./engine.js";
 export { AuthzError, type AuthzErrorCode } from "./errors.js";
 export { type IpAddress, type IpPrefix, parseIp, parsePrefix, prefixContains } from "./ip.js";
-export { type Issue, type ParseResult, parsePolicyResource } from "./parse.js";
+export {
+  type Issue,
+  issuePathSegments,
+  type ParseResult,
+  type PolicyIssueCode,
+  parsePolicyResource,
+} from "./parse.js";
 export { normalizeRequestPath } from "./path.js";
 export {
   type CaseFileReport,
@@ -41,7 +48,15 @@ export type {
   WorkloadSelector,
   WorkloadTarget,
 } from "./types.js";
-export { type ValidationResult, validateAuthorizationPolicy } from "./validate.js";
+export {
+  checkSecurityResource,
+  type IssueSegments,
+  SECURITY_KINDS,
+  type SecurityCheckOptions,
+  type SecurityIssueCode,
+  type SecurityIssueSink,
+  validateAuthorizationPolicy,
+} from "./validate.js";
 export {
   type CompiledZtunnelAuthorization,
   type ConversionStatus,

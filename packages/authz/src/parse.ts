@@ -1,3 +1,5 @@
+import type { Issue, Result } from "@ambientkit/xds-types";
+import { AuthzError } from "./errors.js";
 import { OPERATION_FIELDS, SOURCE_FIELDS } from "./fields.js";
 import { checkPath, show } from "./guards.js";
 import type {
@@ -15,17 +17,14 @@ import type {
   WorkloadSelector,
 } from "./types.js";
 
-/** A problem found in input, as a value. `path` locates it inside the object that was parsed. */
-export interface Issue {
-  severity: "error" | "warning";
-  path: (string | number)[];
-  message: string;
-}
+/** Code of every {@link parsePolicyResource} issue: the object is not a well-formed policy. */
+export type PolicyIssueCode = "policy/invalid";
+
+/** A problem found in input, as a value: the shared issue shape of every ambientkit package. */
+export type { Issue };
 
 /** Result of a fallible parse: the value when there were no errors, and every issue found. */
-export type ParseResult<T> =
-  | { ok: true; value: T; issues: Issue[] }
-  | { ok: false; issues: Issue[] };
+export type ParseResult<T> = Result<T, PolicyIssueCode>;
 
 type Path = (string | number)[];
 
@@ -33,16 +32,22 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function fmtPath(path: Path): string {
+function fmtPath(path: readonly (string | number)[]): string {
   let s = "";
   for (const p of path) s += typeof p === "number" ? `[${p}]` : s === "" ? p : `.${p}`;
   return s;
 }
 
 class Ctx {
-  readonly issues: Issue[] = [];
+  readonly issues: Issue<PolicyIssueCode>[] = [];
   error(path: Path, message: string): void {
-    this.issues.push({ severity: "error", path, message: `${fmtPath(path)}: ${message}` });
+    const at = fmtPath(path);
+    this.issues.push({
+      code: "policy/invalid",
+      severity: "error",
+      path: at,
+      message: `${at}: ${message}`,
+    });
   }
   strings(v: unknown, path: Path): string[] | undefined {
     if (v === undefined || v === null) return undefined;
@@ -322,6 +327,22 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
     `unsupported kind ${show(obj.kind)}: expected AuthorizationPolicy or PeerAuthentication`,
   );
   return { ok: false, issues: ctx.issues };
+}
+
+/**
+ * The segments of an issue path (`spec.rules[0].from` → `["spec", "rules", 0, "from"]`), to find
+ * the node an issue is about. Lossy where a key contains a dot (a label such as `app.kubernetes.io/name`):
+ * such a key splits in two, so a lookup stops at its parent.
+ */
+export function issuePathSegments(path: string): (string | number)[] {
+  if (typeof path !== "string")
+    throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "an issue path must be a string");
+  const out: (string | number)[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+    if (m[2] !== undefined) out.push(Number(m[2]));
+    else if (m[1] !== undefined) out.push(m[1]);
+  }
+  return out;
 }
 
 export { fmtPath as formatIssuePath, isRecord };

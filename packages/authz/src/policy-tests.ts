@@ -7,7 +7,7 @@ import { compilePolicies } from "./engine.js";
 import { AuthzError } from "./errors.js";
 import { checkPath, Guard } from "./guards.js";
 import { parseIp } from "./ip.js";
-import { type Issue, isRecord, parsePolicyResource } from "./parse.js";
+import { formatIssuePath, type Issue, isRecord, parsePolicyResource } from "./parse.js";
 import type {
   ConnectionAttributes,
   CustomProviderDecision,
@@ -24,6 +24,11 @@ import type {
 import { validateAuthorizationPolicy } from "./validate.js";
 
 type Path = (string | number)[];
+
+/** An input problem of a case file: the shared issue shape, code `case/invalid`. */
+function caseIssue(path: Path, message: string): Issue {
+  return { code: "case/invalid", severity: "error", path: formatIssuePath(path), message };
+}
 
 /** A decision case, parsed. */
 export interface DecisionCase {
@@ -58,7 +63,7 @@ export interface CaseFileReport {
 class Reader {
   readonly issues: Issue[] = [];
   err(path: Path, message: string): void {
-    this.issues.push({ severity: "error", path, message });
+    this.issues.push(caseIssue(path, message));
   }
   obj(v: unknown, path: Path, what: string): Record<string, unknown> | undefined {
     if (isRecord(v)) return v;
@@ -332,19 +337,13 @@ export function runDecisionCase(c: DecisionCase): CaseResult {
 export function runCaseFile(doc: unknown): CaseFileReport {
   const report: CaseFileReport = { passed: 0, failed: 0, results: [], issues: [] };
   if (!isRecord(doc)) {
-    report.issues.push({
-      severity: "error",
-      path: [],
-      message: "a case file must be a mapping with `cases:` and/or `validationCases:`",
-    });
+    report.issues.push(
+      caseIssue([], "a case file must be a mapping with `cases:` and/or `validationCases:`"),
+    );
     return report;
   }
   if (doc.cases === undefined && doc.validationCases === undefined)
-    report.issues.push({
-      severity: "error",
-      path: [],
-      message: "no `cases:` or `validationCases:` list in this file",
-    });
+    report.issues.push(caseIssue([], "no `cases:` or `validationCases:` list in this file"));
   const add = (r: CaseResult) => {
     report.results.push(r);
     if (r.passed) report.passed++;
@@ -352,7 +351,7 @@ export function runCaseFile(doc: unknown): CaseFileReport {
   };
   if (doc.cases !== undefined && doc.cases !== null) {
     if (!Array.isArray(doc.cases))
-      report.issues.push({ severity: "error", path: ["cases"], message: "`cases` must be a list" });
+      report.issues.push(caseIssue(["cases"], "`cases` must be a list"));
     else
       doc.cases.forEach((c, i) => {
         const parsed = parseDecisionCase(c, ["cases", i]);
@@ -364,17 +363,13 @@ export function runCaseFile(doc: unknown): CaseFileReport {
           add(runDecisionCase(parsed.value));
         } catch (e) {
           if (!(e instanceof AuthzError)) throw e;
-          report.issues.push({ severity: "error", path: ["cases", i], message: e.message });
+          report.issues.push(caseIssue(["cases", i], e.message));
         }
       });
   }
   if (doc.validationCases !== undefined && doc.validationCases !== null) {
     if (!Array.isArray(doc.validationCases))
-      report.issues.push({
-        severity: "error",
-        path: ["validationCases"],
-        message: "`validationCases` must be a list",
-      });
+      report.issues.push(caseIssue(["validationCases"], "`validationCases` must be a list"));
     else
       doc.validationCases.forEach((c, i) => {
         const path: Path = ["validationCases", i];
@@ -391,11 +386,9 @@ export function runCaseFile(doc: unknown): CaseFileReport {
   }
   // A file that tests nothing must not pass: it is what a mistyped key or a truncated file looks like.
   if (report.results.length === 0 && report.issues.length === 0)
-    report.issues.push({
-      severity: "error",
-      path: [],
-      message: "this case file has no cases: `cases:` and `validationCases:` are empty",
-    });
+    report.issues.push(
+      caseIssue([], "this case file has no cases: `cases:` and `validationCases:` are empty"),
+    );
   return report;
 }
 
@@ -429,7 +422,7 @@ function runValidationCase(
     const opts: { rootNamespace?: string } = {};
     if (rootNamespace !== undefined) opts.rootNamespace = rootNamespace;
     const res = validateAuthorizationPolicy(parsed.value, opts);
-    valid = res.valid;
+    valid = res.ok;
     messages = res.issues.filter((i) => i.severity === "error").map((i) => i.message);
     messages.push(
       ...res.issues.filter((i) => i.severity === "warning").map((i) => `warning: ${i.message}`),

@@ -8,6 +8,7 @@ import {
   type DecisionCase,
   type DecisionInput,
   type Issue,
+  issuePathSegments,
   type MeshSettings,
   type PolicyResource,
   parseDecisionCase,
@@ -68,7 +69,7 @@ function issueLines(
 ): string[] {
   return issues
     .filter((i) => i.severity === "error")
-    .map((i) => `${locate(d, [...prefix, ...i.path])}: ${i.message}`);
+    .map((i) => `${locate(d, [...prefix, ...issuePathSegments(i.path)])}: ${i.message}`);
 }
 
 function collect(value: string, previous: string[]): string[] {
