@@ -54,8 +54,15 @@ export function checkWebhook(
   const meta = obj(doc.metadata) ?? {};
   const c: Context = {
     spec: obj(doc.spec) ?? {},
-    name: str(meta.name),
-    namespace: str(meta.namespace),
+    // The API server fills in a generated name before webhooks run: any 5-character suffix stands
+    // in for it. A missing namespace is the one kubectl applies by default.
+    name:
+      str(meta.name) !== ""
+        ? str(meta.name)
+        : str(meta.generateName) !== ""
+          ? `${str(meta.generateName)}xxxxx`
+          : "",
+    namespace: str(meta.namespace) !== "" ? str(meta.namespace) : "default",
     labels: obj(meta.labels) ?? {},
     annotations: obj(meta.annotations) ?? {},
   };

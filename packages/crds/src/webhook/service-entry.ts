@@ -37,7 +37,8 @@ export function checkServiceEntry(r: Report, spec: Obj, namespace: string, label
       "service entry: workload selector specified without labels, will be applied to all services in namespace",
     );
   }
-  if (isSet(spec.workloadSelector) && isSet(spec.endpoints)) {
+  // Go's `Endpoints != nil`: an empty list decodes to nil.
+  if (isSet(spec.workloadSelector) && list(spec.endpoints).length > 0) {
     r.error(["spec"], "only one of WorkloadSelector or Endpoints is allowed in Service Entry");
   }
   const resolution = str(spec.resolution) === "" ? "NONE" : str(spec.resolution);
