@@ -219,7 +219,7 @@ const suite: BenchSuite = {
         measure: async () => {
           const dir = mkdtempSync(join(tmpdir(), "ambientkit-bench-validate-"));
           try {
-            const valid = corpus.filter((d) => validate(d.doc).valid);
+            const valid = corpus.filter((d) => validate(d.doc).ok);
             mkdirSync(join(dir, "m"));
             for (let i = 0; i < 1000; i++) {
               const d = valid[i % valid.length] as Doc;

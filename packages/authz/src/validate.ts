@@ -470,6 +470,34 @@ function checkCustomAction(c: Collector, spec: Obj, rulesNil: boolean): void {
   });
 }
 
+/**
+ * The `source`s (or `operation`s) of a rule's `from` (or `to`) entries, with their index; Istio's
+ * empty-list and nil-entry errors for the rest.
+ */
+function ruleEntries(
+  c: Collector,
+  r: Obj,
+  at: Segs,
+  field: "from" | "to",
+  inner: "source" | "operation",
+  i: number,
+): Array<[Obj, number]> {
+  const out: Array<[Obj, number]> = [];
+  const entries = list(r[field]);
+  if (entries?.length === 0)
+    c.error([...at, field], `\`${field}\` must not be empty, found at rule ${i}`);
+  (entries ?? []).forEach((e, j) => {
+    const entry = obj(e);
+    const value = obj(entry?.[inner]);
+    if (entry === undefined)
+      c.error([...at, field, j], `\`${field}\` must not be nil, found at rule ${i}`);
+    else if (value === undefined)
+      c.error([...at, field, j], `\`${field}.${inner}\` must not be nil, found at rule ${i}`);
+    else out.push([value, j]);
+  });
+  return out;
+}
+
 function checkRule(c: Collector, rule: unknown, i: number, action: string): void {
   const at: Segs = ["spec", "rules", i];
   const r = obj(rule);
@@ -479,46 +507,22 @@ function checkRule(c: Collector, rule: unknown, i: number, action: string): void
   }
   let tcpInFrom = false;
   let tcpInTo = false;
-  let fromExist = false;
-  let toExist = false;
-  if (Array.isArray(r.from) && r.from.length === 0)
-    c.error([...at, "from"], `\`from\` must not be empty, found at rule ${i}`);
-  (list(r.from) ?? []).forEach((from, j) => {
-    const f = obj(from);
-    if (f === undefined) {
-      c.error([...at, "from", j], `\`from\` must not be nil, found at rule ${i}`);
-      return;
-    }
-    const src = obj(f.source);
-    if (src === undefined) {
-      c.error([...at, "from", j], `\`from.source\` must not be nil, found at rule ${i}`);
-      return;
-    }
-    fromExist = true;
+  const sources = ruleEntries(c, r, at, "from", "source", i);
+  for (const [src, j] of sources) {
     checkSource(c, src, [...at, "from", j, "source"], i);
     if (TCP_SOURCE_FIELDS.some((k) => src[k] !== undefined && src[k] !== null)) tcpInFrom = true;
-  });
-  if (Array.isArray(r.to) && r.to.length === 0)
-    c.error([...at, "to"], `\`to\` must not be empty, found at rule ${i}`);
-  (list(r.to) ?? []).forEach((to, j) => {
-    const t = obj(to);
-    if (t === undefined) {
-      c.error([...at, "to", j], `\`to\` must not be nil, found at rule ${i}`);
-      return;
-    }
-    const op = obj(t.operation);
-    if (op === undefined) {
-      c.error([...at, "to", j], `\`to.operation\` must not be nil, found at rule ${i}`);
-      return;
-    }
-    toExist = true;
+  }
+  const operations = ruleEntries(c, r, at, "to", "operation", i);
+  for (const [op, j] of operations) {
     checkOperation(c, op, [...at, "to", j, "operation"], i);
     if (
       (op.ports !== undefined && op.ports !== null) ||
       (op.notPorts !== undefined && op.notPorts !== null)
     )
       tcpInTo = true;
-  });
+  }
+  const fromExist = sources.length > 0;
+  const toExist = operations.length > 0;
   (list(r.when) ?? []).forEach((when, j) => {
     const w = obj(when);
     if (w === undefined) c.error([...at, "when", j], "when field cannot be nil");

@@ -41,7 +41,7 @@ describe("mutations of valid documents", () => {
       const { text, doc } = mutate(d, (o) => {
         o.spec.rules[0].form = [{ source: { principals: ["x"] } }];
       });
-      expect(doc.valid).toBe(false);
+      expect(doc.ok).toBe(false);
       const issue = doc.issues.find((i) => i.code === "unknown-field");
       expect(issue?.path).toBe("spec.rules[0].form");
       expect(issue?.message).toContain('unknown field "form"');
@@ -111,7 +111,7 @@ describe("mutations of valid documents", () => {
       expect(
         doc.issues.some((i) => i.code === "list-type/duplicate" || i.code === "cel/rule"),
       ).toBe(true);
-      expect(doc.valid).toBe(false);
+      expect(doc.ok).toBe(false);
     }
   });
 

@@ -1,5 +1,7 @@
+import type { Issue, IssueSeverity, Result } from "@ambientkit/xds-types";
+
 /** How bad an issue is: errors make a document invalid, warnings do not. */
-export type Severity = "error" | "warning";
+export type Severity = IssueSeverity;
 
 /**
  * Stable issue codes. Schema problems carry the OpenAPI keyword (`schema/required`,
@@ -28,40 +30,38 @@ export type IssueCode =
   | "IST0133"
   | `schema/${string}`;
 
-/** One problem found in a document. */
-export interface ValidationIssue {
-  code: IssueCode;
-  severity: Severity;
-  /** Field path in API-server style, e.g. `spec.rules[0].from[0].source.principals`; "" for the document. */
-  path: string;
-  /** Message in the API server's (or istioctl's) wording; starts with the path where they do. */
-  message: string;
-  /** 1-based line in the source text (validateYaml only). */
-  line?: number;
-  /** 1-based column in the source text (validateYaml only). */
-  column?: number;
-}
+/**
+ * One problem found in a document: the shared {@link Issue} shape. `path` is in API-server style
+ * (`spec.rules[0].from[0].source.principals`, "" for the document); `message` is in the API
+ * server's (or istioctl's) wording and starts with the path where theirs does; `line` and `column`
+ * (1-based) are set by validateYaml.
+ */
+export type ValidationIssue = Issue<IssueCode>;
 
-/** The result of validating one document. Never thrown: problems are values. */
-export interface ValidationResult {
-  /** True when no issue has severity "error" (a skipped document is valid). */
-  valid: boolean;
+/** What a validated document is, where it says so (strings only). */
+export interface DocumentIdentity {
   /** True when the document's kind is not one ambientkit validates (e.g. Deployment) and strict is off. */
   skipped: boolean;
   apiVersion?: string;
   kind?: string;
   name?: string;
   namespace?: string;
-  issues: ValidationIssue[];
 }
 
+/**
+ * The result of validating one document: the shared {@link Result} — `ok` when no issue is an
+ * error (a skipped document is ok), `value` the document as the API server would store it (with
+ * the CRD's defaults applied) when ok — plus what the document is. Never thrown: problems are values.
+ */
+export type ValidationResult = Result<unknown, IssueCode> & DocumentIdentity;
+
 /** One document of a multi-document YAML/JSON text. */
-export interface DocumentResult extends ValidationResult {
+export type DocumentResult = ValidationResult & {
   /** 0-based position of the document in the stream. */
   index: number;
   /** 1-based line where the document starts. */
   line: number;
-}
+};
 
 /** Which Istio CRDs to validate against. */
 export type IstioVersion = "1.30" | "master";

@@ -31,15 +31,15 @@ describe("validate: documents and versions", () => {
       { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: "x", spec: [] },
     ]) {
       const r = validate(input);
-      expect(r.valid).toBe(false);
+      expect(r.ok).toBe(false);
       expect(r.issues.length).toBeGreaterThan(0);
     }
   });
 
   it("skips kinds it does not validate, and rejects them with strict", () => {
     const deployment = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "d" } };
-    expect(validate(deployment)).toMatchObject({ valid: true, skipped: true, kind: "Deployment" });
-    expect(validate(deployment, { strict: true })).toMatchObject({ valid: false, skipped: false });
+    expect(validate(deployment)).toMatchObject({ ok: true, skipped: true, kind: "Deployment" });
+    expect(validate(deployment, { strict: true })).toMatchObject({ ok: false, skipped: false });
   });
 
   it("rejects unknown kinds in known groups and unknown or unserved versions", () => {
@@ -66,19 +66,19 @@ describe("validate: documents and versions", () => {
       spec: { hostnames: ["a.example"], rules: [{ backendRefs: [{ name: "s", port: 443 }] }] },
     };
     expect(validate(tls, { gatewayApi: "standard" }).issues[0]?.code).toBe("version/unserved");
-    expect(validate(tls, { gatewayApi: "experimental" }).valid).toBe(true);
+    expect(validate(tls, { gatewayApi: "experimental" }).ok).toBe(true);
   });
 
   it("reports a schema set this build does not have", () => {
     const r = validate(ap({}), { istio: "1.99" as "1.30" });
-    expect(r.valid).toBe(false);
+    expect(r.ok).toBe(false);
     expect(r.issues[0]?.message).toContain("no Istio 1.99 CRDs in this build");
     // option values that name Object.prototype members are unknown sets too, not lookups
     const odd = validate(ap({}), {
       istio: "constructor" as "1.30",
       gatewayApi: "name" as "standard",
     });
-    expect(odd.valid).toBe(false);
+    expect(odd.ok).toBe(false);
     expect(odd.issues[0]?.message).toContain("no Istio constructor CRDs in this build");
     // and the same document validates again with the real set (the memo is per set)
     expect(validate(ap({}), { istio: "1.30" }).issues.map((i) => i.code)).not.toContain(
@@ -93,7 +93,7 @@ describe("validate: documents and versions", () => {
     expect(
       messages({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", spec: {} })[0],
     ).toContain("metadata.name: Required value: name or generateName is required");
-    expect(validate(ap({}, { name: undefined, generateName: "p-" })).valid).toBe(true);
+    expect(validate(ap({}, { name: undefined, generateName: "p-" })).ok).toBe(true);
     expect(messages(ap({}, { labels: { app: 1 } })).join("\n")).toContain("metadata.labels.app");
   });
 
@@ -122,7 +122,7 @@ describe("validate: documents and versions", () => {
       metadata: { name: "r" },
       spec: { jwtRules: [{ issuer: "i", jwksUri }] },
     });
-    expect(validate(ra("https://example.com/jwks.json")).valid).toBe(true);
+    expect(validate(ra("https://example.com/jwks.json")).ok).toBe(true);
     expect(messages(ra("ftp://example.com/jwks.json")).join("\n")).toContain(
       "url must have scheme http:// or https://",
     );
@@ -132,9 +132,9 @@ describe("validate: documents and versions", () => {
       metadata: { name: "w" },
       spec: { url },
     });
-    expect(validate(wasm("oci://ghcr.io/x/y:1")).valid).toBe(true);
-    expect(validate(wasm("ghcr.io/x/y:1")).valid).toBe(true);
-    expect(validate(wasm("#%blah$#@")).valid).toBe(false);
+    expect(validate(wasm("oci://ghcr.io/x/y:1")).ok).toBe(true);
+    expect(validate(wasm("ghcr.io/x/y:1")).ok).toBe(true);
+    expect(validate(wasm("#%blah$#@")).ok).toBe(false);
   });
 });
 
@@ -143,7 +143,7 @@ describe("validate: Istio webhook checks", () => {
     const r = validate(
       ap({ action: "DENY", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }),
     );
-    expect(r.valid).toBe(true);
+    expect(r.ok).toBe(true);
     expect(r.issues).toEqual([
       expect.objectContaining({
         code: "IST0133",
@@ -228,7 +228,7 @@ describe("validate: Istio webhook checks", () => {
     ];
     for (const [spec, want] of cases) {
       const r = validate(ap(spec));
-      expect(r.valid, JSON.stringify(spec)).toBe(false);
+      expect(r.ok, JSON.stringify(spec)).toBe(false);
       const m = r.issues.filter((i) => i.code === "IST0106").map((i) => i.message);
       expect(
         m.some((x) => x.includes(want)),
@@ -242,7 +242,7 @@ describe("validate: Istio webhook checks", () => {
     expect(
       validate(
         ap({ action: "ALLOW", rules: [{}] }, { annotations: { "istio.io/dry-run": "true" } }),
-      ).valid,
+      ).ok,
     ).toBe(true);
     expect(
       messages(
@@ -266,7 +266,7 @@ describe("validate: Istio webhook checks", () => {
           selector: { matchLabels: { app: "x" } },
           portLevelMtls: { "8080": { mode: "DISABLE" } },
         }),
-      ).valid,
+      ).ok,
     ).toBe(true);
     expect(validate(pa({ selector: {} })).issues.map((i) => i.message)).toEqual([
       "workload selector specified without labels",
@@ -314,19 +314,36 @@ describe("CEL rules on data beyond the schema's size limits", () => {
     const m = messages(500);
     expect(m[0]).toBe("spec.listeners: Too many: 500: must have at most 64 items");
     expect(m.filter((x) => x.includes("Listener name must be unique"))).toEqual([]);
-    expect(validate(gateway(500)).valid).toBe(false);
+    expect(validate(gateway(500)).ok).toBe(false);
   });
 });
 
 describe("validateYaml", () => {
   it("reports garbage YAML as one issue with its position", () => {
     const r = validateYaml("apiVersion: v1\nkind: [unclosed\n  metadata: {\n");
-    expect(r.valid).toBe(false);
+    expect(r.ok).toBe(false);
     expect(r.documents).toHaveLength(1);
     const issue = r.documents[0]?.issues[0];
     expect(issue?.code).toBe("yaml/syntax");
     expect(issue?.line).toBeGreaterThanOrEqual(2);
     expect(issue?.column).toBeGreaterThanOrEqual(1);
+  });
+
+  it("gives a syntax error the line and column the YAML parser reports (issue #13)", () => {
+    const at = (text: string) => {
+      const i = validateYaml(text).documents[0]?.issues[0];
+      return [i?.code, i?.line, i?.column];
+    };
+    // A mapping nested in a one-line value: where the value starts.
+    expect(at("apiVersion: v1\nkind: X\nmetadata:\n  name: a: b\n")).toEqual(["yaml/syntax", 4, 9]);
+    // An unclosed quote: where the text runs out.
+    expect(at('apiVersion: v1\nkind: "X\n')).toEqual(["yaml/syntax", 3, 1]);
+    // The second document's error is at its own line, not the stream's first.
+    expect(validateYaml("a: 1\n---\nb: [x\n").documents[1]?.issues[0]).toMatchObject({
+      code: "yaml/syntax",
+      line: 4,
+      column: 1,
+    });
   });
 
   it("validates multi-document YAML and JSON with lines and columns", () => {
@@ -349,7 +366,7 @@ describe("validateYaml", () => {
       "",
     ].join("\n");
     const r = validateYaml(text);
-    expect(r.documents.map((d) => [d.kind, d.line, d.valid, d.skipped])).toEqual([
+    expect(r.documents.map((d) => [d.kind, d.line, d.ok, d.skipped])).toEqual([
       ["Deployment", 1, true, true],
       ["AuthorizationPolicy", 5, false, false],
     ]);
@@ -384,7 +401,7 @@ describe("generated zod schemas", () => {
     };
     expect(istioMaster.EnvoyFilterSchema.safeParse(ef).success).toBe(true);
     expect(istio.EnvoyFilterSchema.safeParse(ef).success).toBe(false);
-    expect(validate(ef, { istio: "master" }).valid).toBe(true);
+    expect(validate(ef, { istio: "master" }).ok).toBe(true);
     expect(validate(ef).issues[0]?.code).toBe("schema/enum");
   });
 
@@ -435,7 +452,7 @@ describe("robustness", () => {
           for (const seg of path.slice(0, -1)) node = node[seg] as Record<string | number, unknown>;
           node[path.at(-1) as string | number] = o;
           const r = validate(copy, { istio: d.istio });
-          expect(typeof r.valid).toBe("boolean");
+          expect(typeof r.ok).toBe("boolean");
           runs++;
         }
       }
@@ -468,7 +485,7 @@ describe("robustness", () => {
       "    mtls: {mode: NOPE}",
     ].join("\n");
     const r = validateYaml(text);
-    expect(r.documents.map((d) => [d.name, d.line, d.valid])).toEqual([
+    expect(r.documents.map((d) => [d.name, d.line, d.ok])).toEqual([
       ["a", 4, true],
       ["b", 9, false],
     ]);

@@ -17,6 +17,7 @@ import { ajvValidator, familyOf, lookupKind, schemaSetIds, structuralSchema } fr
 import { schemaIssues } from "./schema-errors.js";
 import { applyDefaults, checkRules, resetCelMemo } from "./structural.js";
 import type {
+  DocumentIdentity,
   GatewayApiChannel,
   IstioVersion,
   ValidateOptions,
@@ -25,9 +26,12 @@ import type {
 } from "./types.js";
 import { checkWebhook, WEBHOOK_KINDS } from "./webhook/index.js";
 
-export interface InternalResult extends Omit<ValidationResult, "issues"> {
-  issues: InternalIssue[];
-}
+/** A {@link ValidationResult} whose issues keep their path segments. */
+export type InternalResult = (
+  | { ok: true; value: unknown; issues: InternalIssue[] }
+  | { ok: false; value?: undefined; issues: InternalIssue[] }
+) &
+  DocumentIdentity;
 
 /** What an apiVersion/kind resolves to in one pair of schema sets (cached: the same few repeat). */
 interface Target {
@@ -142,10 +146,12 @@ function result(
   kind: unknown,
   meta: unknown,
   issues: InternalIssue[],
+  value?: unknown,
+  skipped = false,
 ): InternalResult {
-  let valid = true;
-  for (const i of issues) if (i.severity === "error") valid = false;
-  const r: InternalResult = { valid, skipped: false, issues };
+  let ok = true;
+  for (const i of issues) if (i.severity === "error") ok = false;
+  const r: InternalResult = ok ? { ok, value, skipped, issues } : { ok, skipped, issues };
   if (typeof apiVersion === "string") r.apiVersion = apiVersion;
   if (typeof kind === "string") r.kind = kind;
   if (typeof meta === "object" && meta !== null) {
@@ -212,9 +218,7 @@ export function validateInternal(
         },
       ]);
     }
-    const r = result(apiVersion, kind, metadata, []);
-    r.skipped = true;
-    return r;
+    return result(apiVersion, kind, metadata, [], doc, true);
   }
   const issues: InternalIssue[] =
     target.issues.length === 0
@@ -254,7 +258,7 @@ export function validateInternal(
   ) {
     checkWebhook(kind, d, issues);
   }
-  return result(apiVersion, kind, metadata, issues);
+  return result(apiVersion, kind, metadata, issues, defaulted);
 }
 
 /**

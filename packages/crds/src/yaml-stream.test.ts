@@ -45,8 +45,8 @@ describe("nesting depth", () => {
   it("reports a 10,000-deep flow document as nesting deeper than 128, at the first level too deep", () => {
     const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
     const r = validateYaml(`${policy(0)}---\n${envoyFilter(deep)}---\n${policy(1)}`);
-    expect(r.valid).toBe(false);
-    expect(r.documents.map((d) => [d.index, d.line, d.valid])).toEqual([
+    expect(r.ok).toBe(false);
+    expect(r.documents.map((d) => [d.index, d.line, d.ok])).toEqual([
       [0, 1, true],
       [1, 13, false],
       [2, 25, true],
@@ -108,7 +108,7 @@ describe("document size cap", () => {
     for (const end of ["", "...\n"]) {
       const text = `${policy(0)}---\n${big}${end}---\n${policy(1)}`;
       const r = validateYaml(text);
-      expect(r.documents.map((d) => [d.index, d.line, d.valid, d.kind])).toEqual([
+      expect(r.documents.map((d) => [d.index, d.line, d.ok, d.kind])).toEqual([
         [0, 1, true, "AuthorizationPolicy"],
         [1, 13, false, undefined],
         [2, 13 + big.split("\n").length + (end === "" ? 0 : 1), true, "AuthorizationPolicy"],
@@ -132,7 +132,7 @@ describe("document size cap", () => {
     const r = validateYaml(
       `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {k: ${value}}\n`,
     );
-    expect(r.documents).toMatchObject([{ valid: true, skipped: true, kind: "ConfigMap" }]);
+    expect(r.documents).toMatchObject([{ ok: true, skipped: true, kind: "ConfigMap" }]);
   });
 });
 
@@ -180,7 +180,7 @@ describe("validateYamlDocuments", () => {
     const it = validateYamlDocuments(text, options);
     const first = it.next();
     expect(first.done).toBe(false);
-    expect(first.value).toMatchObject({ index: 0, line: 1, valid: true, name: "p-0" });
+    expect(first.value).toMatchObject({ index: 0, line: 1, ok: true, name: "p-0" });
     expect(validated).toBe(1);
     const second = it.next();
     expect(second.value).toMatchObject({ index: 1, line: 13, name: "p-1" });
@@ -232,8 +232,9 @@ describe("UTF-8", () => {
       column: 14,
     });
     expect(validateYaml(input)).toEqual({
+      ok: false,
       valid: false,
-      documents: [{ index: 0, line: 4, valid: false, skipped: false, issues: [r.issue] }],
+      documents: [{ index: 0, line: 4, ok: false, skipped: false, issues: [r.issue] }],
     });
   });
 

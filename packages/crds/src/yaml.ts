@@ -18,9 +18,14 @@ import type { InternalIssue, PathSeg } from "./model.js";
 import type { DocumentResult, ValidateOptions, ValidationIssue } from "./types.js";
 import { validateInternal } from "./validate.js";
 
-/** The result of validating a YAML/JSON text. */
+/**
+ * The result of validating a YAML/JSON text: one {@link DocumentResult} (the shared result shape)
+ * per document, and `ok` when none has an error.
+ */
 export interface YamlValidationResult {
   /** True when no document has an error. */
+  ok: boolean;
+  /** @deprecated The same as `ok`, kept for callers written before the shared result shape. */
   valid: boolean;
   /** Every non-empty document, in order. */
   documents: DocumentResult[];
@@ -200,7 +205,7 @@ export function decodeYamlBytes(
 }
 
 function syntaxResult(index: number, line: number, issue: ValidationIssue): DocumentResult {
-  return { index, line, valid: false, skipped: false, issues: [issue] };
+  return { index, line, ok: false, skipped: false, issues: [issue] };
 }
 
 /**
@@ -334,5 +339,6 @@ export function validateYaml(
   options: ValidateOptions = {},
 ): YamlValidationResult {
   const documents = Array.from(validateYamlDocuments(input, options));
-  return { valid: documents.every((d) => d.valid), documents };
+  const ok = documents.every((d) => d.ok);
+  return { ok, valid: ok, documents };
 }

@@ -88,6 +88,34 @@ describe("ambientkit validate", () => {
     );
   });
 
+  it("a YAML syntax error: its line and column, and no (kind/name) for a document that has none", async () => {
+    const r = await runCli(["validate", "bad/garbage.yaml"], { cwd: dir });
+    expect(r.stdout.split("\n")[0]).toBe(
+      "bad/garbage.yaml:2:1: error yaml/syntax YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    );
+  });
+
+  it("-o github prints GitHub Actions workflow commands, warnings as ::warning", async () => {
+    await writeFile(
+      join(dir, "gh.yaml"),
+      `${GOOD_AP.replace("ALLOW", "DENY")}---\n${GOOD_AP.replace('["GET"]', '["GET"]\n        ports: ["http"]')}`,
+    );
+    const r = await runCli(["validate", "-o", "github", "gh.yaml", "bad/garbage.yaml"], {
+      cwd: dir,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout.split("\n")).toEqual([
+      "::warning file=gh.yaml,line=9,col=5,title=IST0133 (AuthorizationPolicy/allow-get)::configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port",
+      '::error file=gh.yaml,line=24,col=9,title=IST0106 (AuthorizationPolicy/allow-get)::invalid policy allow-get.demo: bad port (http): strconv.ParseUint: parsing "http": invalid syntax',
+      "::error file=bad/garbage.yaml,line=2,col=1,title=yaml/syntax::YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "2 file(s), 3 document(s): 1 valid, 2 invalid, 0 skipped",
+      "",
+    ]);
+    // Properties escape `:` and `,`, data escapes newlines, so a message cannot forge a command.
+    const stdin = await runCli(["validate", "-o", "github", "-"], { stdin: "a: [\n" });
+    expect(stdin.stdout.split("\n")[0]).toMatch(/^::error line=2,col=1,title=yaml\/syntax::/);
+  });
+
   it("--gateway-api standard rejects alpha versions served only in experimental", async () => {
     const std = await runCli(["validate", "--gateway-api", "standard", "good/nested/route.json"], {
       cwd: dir,
@@ -162,7 +190,7 @@ describe("ambientkit validate on hostile input (issue #14)", () => {
     expect(r.code).toBe(1);
     const at = latin1.indexOf(0xe9);
     expect(r.stdout.split("\n")).toEqual([
-      `enc/latin1.yaml:16:12: error yaml/encoding invalid UTF-8 at byte ${at} (0xE9 0x0A…): YAML and JSON manifests must be UTF-8; the file was not validated (?/?)`,
+      `enc/latin1.yaml:16:12: error yaml/encoding invalid UTF-8 at byte ${at} (0xE9 0x0A…): YAML and JSON manifests must be UTF-8; the file was not validated`,
       "1 file(s), 1 document(s): 0 valid, 1 invalid, 0 skipped",
       "",
     ]);
@@ -187,7 +215,7 @@ describe("ambientkit validate on hostile input (issue #14)", () => {
     const lines = r.stdout.split("\n");
     // `data: ` then brackets; the root map is level 1, so the 128th bracket is level 129.
     expect(lines[0]).toBe(
-      "deep/deep.yaml:4:134: error document/too-deep nesting deeper than 128 levels: no manifest needs this much, and deeper input would exhaust the parser's stack (?/?)",
+      "deep/deep.yaml:4:134: error document/too-deep nesting deeper than 128 levels: no manifest needs this much, and deeper input would exhaust the parser's stack",
     );
     expect(lines[1]).toMatch(/^deep\/deep.yaml:13:5: error unknown-field spec.rules\[0\].form/);
     expect(lines.at(-2)).toBe("1 file(s), 2 document(s): 0 valid, 2 invalid, 0 skipped");

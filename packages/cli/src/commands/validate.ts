@@ -1,5 +1,5 @@
 // `ambientkit validate [PATH|DIR|-]...`: validates Istio and Gateway API manifests offline, as the
-// Kubernetes API server plus Istio's webhook would (see @ambientkit/xds-types `validateYaml`).
+// Kubernetes API server plus Istio's webhook would (see @ambientkit/crds `validateYaml`).
 import type { Dirent } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -28,10 +28,13 @@ interface ValidateFlags {
   strict?: boolean;
   istio: IstioVersion;
   gatewayApi: GatewayApiChannel;
-  output: "text" | "json" | "sarif";
+  output: "text" | "json" | "sarif" | "github";
 }
 
-/** One document's result as `--output json` prints it. */
+/**
+ * One document's result as `--output json` prints it (`valid` is the library result's `ok`: the
+ * report's field names are the CLI's contract).
+ */
 export interface ValidateJsonResult {
   file: string;
   line: number;
@@ -129,8 +132,36 @@ function displayName(file: string): string {
   return file === "-" ? "<stdin>" : file;
 }
 
-function label(d: DocumentResult): string {
-  return `${d.kind ?? "?"}/${d.name ?? "?"}`;
+/** ` (Kind/name)` of a document, or "" when it has no kind (a syntax error, not a manifest). */
+function label(d: { kind?: string | null; name?: string | null }): string {
+  return d.kind === undefined || d.kind === null ? "" : ` (${d.kind}/${d.name ?? "?"})`;
+}
+
+// GitHub Actions workflow commands: data escapes %, CR, LF; property values also `:` and `,`.
+function ghData(s: string): string {
+  return s.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+function ghProperty(s: string): string {
+  return ghData(s).replaceAll(":", "%3A").replaceAll(",", "%2C");
+}
+
+/**
+ * `::error file=…,line=…,col=…,title=…::message` (`::warning` for warnings): GitHub Actions shows
+ * each as an annotation on the file's line in the run and the pull request.
+ */
+function githubCommand(
+  file: string,
+  line: number,
+  d: { kind?: string | null; name?: string | null },
+  i: ValidationIssue,
+): string {
+  const props = [
+    ...(file === "-" ? [] : [`file=${ghProperty(file)}`]),
+    `line=${i.line ?? line}`,
+    `col=${i.column ?? 1}`,
+    `title=${ghProperty(`${i.code}${label(d)}`)}`,
+  ];
+  return `::${i.severity} ${props.join(",")}::${ghData(i.message)}\n`;
 }
 
 function sarif(results: ValidateJsonResult[]): unknown {
@@ -142,7 +173,7 @@ function sarif(results: ValidateJsonResult[]): unknown {
       sarifResults.push({
         ruleId: issue.code,
         level: issue.severity === "error" ? "error" : "warning",
-        message: { text: `${issue.message} (${r.kind ?? "?"}/${r.name ?? "?"})` },
+        message: { text: `${issue.message}${label(r)}` },
         locations: [
           {
             physicalLocation: {
@@ -215,7 +246,7 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
         .choices(["standard", "experimental"])
         .default("experimental"),
     )
-    .addOption(outputOption(["text", "json", "sarif"]))
+    .addOption(outputOption(["text", "json", "sarif", "github"]))
     .action(async (paths: string[], flags: ValidateFlags) => {
       if (paths.length === 0) {
         ctx.io.stderr("ambientkit validate: give files, directories or - (stdin) to validate\n");
@@ -229,8 +260,8 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
         strict: flags.strict === true,
       };
       // Documents are validated one at a time and only what the output needs is kept: counts
-      // for text (issue lines are printed as they are found), results for json and sarif.
-      const keep = flags.output !== "text";
+      // for text and github (issue lines are printed as they are found), results for json and sarif.
+      const keep = flags.output === "json" || flags.output === "sarif";
       const results: ValidateJsonResult[] = [];
       let documents = 0;
       let skipped = 0;
@@ -244,7 +275,7 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
                 {
                   index: 0,
                   line: decoded.issue.line ?? 1,
-                  valid: false,
+                  ok: false,
                   skipped: false,
                   issues: [decoded.issue],
                 },
@@ -252,7 +283,7 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
         for (const d of docs) {
           documents++;
           if (d.skipped) skipped++;
-          if (!d.valid) invalid++;
+          if (!d.ok) invalid++;
           if (keep) {
             results.push({
               file: name,
@@ -261,14 +292,16 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
               kind: d.kind ?? null,
               name: d.name ?? null,
               namespace: d.namespace ?? null,
-              valid: d.valid,
+              valid: d.ok,
               skipped: d.skipped,
               issues: d.issues,
             });
+          } else if (flags.output === "github") {
+            for (const i of d.issues) ctx.io.stdout(githubCommand(file, d.line, d, i));
           } else {
             for (const i of d.issues) {
               ctx.io.stdout(
-                `${name}:${i.line ?? d.line}:${i.column ?? 1}: ${i.severity} ${i.code} ${i.message} (${label(d)})\n`,
+                `${name}:${i.line ?? d.line}:${i.column ?? 1}: ${i.severity} ${i.code} ${i.message}${label(d)}\n`,
               );
             }
           }

@@ -33,7 +33,7 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const full = ((): LocalConfig => {
   const r = parseLocalXds(readFileSync(join(here, "testdata", "full.yaml"), "utf8"));
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.config;
+  return r.value;
 })();
 
 function codeOf(fn: () => unknown): string | undefined {

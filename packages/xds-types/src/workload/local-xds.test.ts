@@ -11,13 +11,14 @@ const fixture = (name: string): string => readFileSync(join(here, "testdata", na
 function mustParse(text: string): LocalConfig {
   const r = parseLocalXds(text);
   if (!r.ok) throw new Error(`unexpected issues: ${JSON.stringify(r.issues, null, 2)}`);
-  return r.config;
+  expect(r.config).toBe(r.value);
+  return r.value;
 }
 
 function issuesOf(text: string): readonly LocalXdsIssue[] {
   const r = parseLocalXds(text);
   expect(r.ok).toBe(false);
-  expect(r.config).toBeUndefined();
+  expect(r.value).toBeUndefined();
   return r.issues;
 }
 
@@ -346,6 +347,12 @@ describe("parseLocalXds: rejections", () => {
     const bad = issuesOf("workloads:\n  - namespace: [unclosed\n");
     expect(bad[0]?.code).toBe("yaml/syntax");
     expect(bad[0]?.line).toBeGreaterThan(0);
+    // The line and column the YAML parser reports (issue #13): where the nested value starts.
+    expect(issuesOf("workloads:\n  - name: a: b\n")[0]).toMatchObject({
+      code: "yaml/syntax",
+      line: 2,
+      column: 11,
+    });
     const dup = issuesOf("workloads: []\nworkloads: []\n");
     expect(dup[0]).toMatchObject({ code: "yaml/syntax", line: 2 });
     expect(issuesOf("- a\n- b\n")[0]?.code).toBe("local-xds/type");
