@@ -129,6 +129,8 @@ process.on("message", async (m) => {
     process.disconnect();
   }
 });
+// the parent gone (killed mid-run): do not linger with listeners in its pods
+process.on("disconnect", () => process.exit(0));
 process.send({ ready: true });
 `;
 
