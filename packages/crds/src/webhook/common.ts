@@ -99,13 +99,31 @@ function dnsLabelsProblem(domain: string): string | undefined {
   return undefined;
 }
 
-/** agent.ValidateFQDN */
-export function fqdnProblem(fqdn: string): string | undefined {
-  return dnsPreconditionProblem(fqdn) ?? dnsLabelsProblem(fqdn);
+/**
+ * The same few host names recur across documents: their verdicts are kept in a bounded memo
+ * (cleared when full, so arbitrary input cannot grow it).
+ */
+export function memo(f: (s: string) => string | undefined): (s: string) => string | undefined {
+  const cache = new Map<string, string | null>();
+  return (s) => {
+    const hit = cache.get(s);
+    if (hit !== undefined) return hit ?? undefined;
+    const v = f(s);
+    if (cache.size >= 4096) cache.clear();
+    cache.set(s, v ?? null);
+    return v;
+  };
 }
 
+/** agent.ValidateFQDN */
+export const fqdnProblem: (fqdn: string) => string | undefined = memo(
+  (fqdn) => dnsPreconditionProblem(fqdn) ?? dnsLabelsProblem(fqdn),
+);
+
 /** agent.ValidateWildcardDomain: an FQDN whose first label may be a wildcard. */
-export function wildcardDomainProblem(domain: string): string | undefined {
+export const wildcardDomainProblem: (domain: string) => string | undefined = memo(wildcardDomain);
+
+function wildcardDomain(domain: string): string | undefined {
   const pre = dnsPreconditionProblem(domain);
   if (pre !== undefined) return pre;
   const dot = domain.indexOf(".");
@@ -374,16 +392,23 @@ export function checkLabels(r: Report, at: readonly PathSeg[], labels: unknown):
 
 // ---- regexes and string matches ----
 
-/** validateStringRegexp: RE2 syntax, at most 1024 characters. */
-export function regexProblem(re: string, where: string): string | undefined {
-  if (utf8Length(re) > 1024) return `${q(where)}: regex is too large, max length allowed is 1024`;
+/** RE2's compile error for a pattern, or undefined (memoised: compiling is the costly part). */
+export const re2Problem: (re: string) => string | undefined = memo((re) => {
   try {
     RE2JS.compile(re);
     return undefined;
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    return `${q(where)}: ${msg}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)`;
+    return e instanceof Error ? e.message : String(e);
   }
+});
+
+/** validateStringRegexp: RE2 syntax, at most 1024 characters. */
+export function regexProblem(re: string, where: string): string | undefined {
+  if (utf8Length(re) > 1024) return `${q(where)}: regex is too large, max length allowed is 1024`;
+  const msg = re2Problem(re);
+  return msg === undefined
+    ? undefined
+    : `${q(where)}: ${msg}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)`;
 }
 
 /** validateStringMatchRegexp: only the regex form is checked (an empty uri prefix is allowed). */

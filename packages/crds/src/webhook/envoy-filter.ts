@@ -1,7 +1,6 @@
 // EnvoyFilter: istio/istio pkg/config/validation/envoyfilter ValidateEnvoyFilter. The patch value
 // is not decoded into Envoy's protos here (see docs/crds.md, "Istio webhook checks").
-import { RE2JS } from "@bufbuild/re2";
-import { alphaSelector, isSet, list, type Obj, obj, str } from "./common.js";
+import { alphaSelector, isSet, list, type Obj, obj, re2Problem, str } from "./common.js";
 import type { PathSeg, Report } from "./report.js";
 
 const LISTENER_CLASS = new Set(["LISTENER", "FILTER_CHAIN", "NETWORK_FILTER", "HTTP_FILTER"]);
@@ -87,13 +86,9 @@ export function checkEnvoyFilter(r: Report, spec: Obj): void {
       if (version.length > 1024) {
         r.warn(vat, "Envoy filter: proxyVersion match exceeds 1024 characters and will be ignored");
       } else {
-        try {
-          RE2JS.compile(version);
-        } catch (e) {
-          r.error(
-            vat,
-            `Envoy filter: invalid regex for proxy version, [${e instanceof Error ? e.message : String(e)}]`,
-          );
+        const err = re2Problem(version);
+        if (err !== undefined) {
+          r.error(vat, `Envoy filter: invalid regex for proxy version, [${err}]`);
           return;
         }
       }

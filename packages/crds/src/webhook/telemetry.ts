@@ -6,6 +6,7 @@ import {
   entries,
   isSet,
   list,
+  memo,
   type Obj,
   obj,
   str,
@@ -14,6 +15,16 @@ import {
 import type { PathSeg, Report } from "./report.js";
 
 type At = readonly PathSeg[];
+
+/** validateTelemetryFilter parses the expression (cel-go's Parse); memoised, as filters repeat. */
+const celProblem = memo((expression: string) => {
+  try {
+    parse(expression);
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+});
 
 function checkProviders(r: Report, at: At, providers: unknown): void {
   const ps = list(providers);
@@ -98,14 +109,9 @@ export function checkTelemetry(r: Report, spec: Obj): void {
     if (logging === undefined) return;
     const filter = obj(logging.filter);
     if (filter !== undefined) {
-      try {
-        parse(str(filter.expression));
-      } catch (e) {
-        r.error(
-          [...at, "filter", "expression"],
-          `must be a valid CEL expression, ${e instanceof Error ? e.message : String(e)}`,
-        );
-      }
+      const p = celProblem(str(filter.expression));
+      if (p !== undefined)
+        r.error([...at, "filter", "expression"], `must be a valid CEL expression, ${p}`);
     }
     checkProviders(r, at, logging.providers);
   });

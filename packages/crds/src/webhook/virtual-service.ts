@@ -208,11 +208,12 @@ export function checkHTTPRoute(
   delegate: boolean,
   gatewaySemantics: boolean,
 ): void {
+  // Each part is checked only when present: the happy path builds no paths.
   checkRouteConflict(r, at, http, delegate);
-  checkMatchRequests(r, at, http);
-  checkHeaderOperations(r, [...at, "headers"], http.headers);
-  checkCORS(r, [...at, "corsPolicy"], http.corsPolicy);
-  checkFault(r, [...at, "fault"], http.fault);
+  if (isSet(http.match)) checkMatchRequests(r, at, http);
+  if (isSet(http.headers)) checkHeaderOperations(r, [...at, "headers"], http.headers);
+  if (isSet(http.corsPolicy)) checkCORS(r, [...at, "corsPolicy"], http.corsPolicy);
+  if (isSet(http.fault)) checkFault(r, [...at, "fault"], http.fault);
   if (isSet(http.mirrorPercent)) {
     const v = wrapped(http.mirrorPercent) ?? 0;
     if (v > 100)
@@ -238,7 +239,7 @@ export function checkHTTPRoute(
         `mirror_percentage must have a min value of 0 (it has ${f6(v)})`,
       );
   }
-  checkDestination(r, [...at, "mirror"], http.mirror);
+  if (isSet(http.mirror)) checkDestination(r, [...at, "mirror"], http.mirror);
   list(http.mirrors).forEach((m, i) => {
     const mat: PathSeg[] = [...at, "mirrors", i];
     const mirror = obj(m);
@@ -265,13 +266,14 @@ export function checkHTTPRoute(
         );
     }
   });
-  checkRedirect(r, [...at, "redirect"], http.redirect, list(http.match));
-  checkDirectResponse(r, [...at, "directResponse"], http.directResponse);
-  checkRetry(r, [...at, "retries"], http.retries);
-  checkRewrite(r, [...at, "rewrite"], http.rewrite);
+  if (isSet(http.redirect)) checkRedirect(r, [...at, "redirect"], http.redirect, list(http.match));
+  if (isSet(http.directResponse))
+    checkDirectResponse(r, [...at, "directResponse"], http.directResponse);
+  if (isSet(http.retries)) checkRetry(r, [...at, "retries"], http.retries);
+  if (isSet(http.rewrite)) checkRewrite(r, [...at, "rewrite"], http.rewrite);
   checkAuthorityRewrite(r, at, http);
   checkHTTPRouteDestinations(r, [...at, "route"], list(http.route), gatewaySemantics);
-  checkDuration(r, [...at, "timeout"], http.timeout);
+  if (isSet(http.timeout)) checkDuration(r, [...at, "timeout"], http.timeout);
 }
 
 /** validateHTTPRouteConflict */
@@ -870,6 +872,8 @@ function analyzeUnreachable(r: Report, kind: "http" | "tcp" | "tls", routes: unk
       at,
       `virtualService rule ${rule} match ${match} is not used (duplicate/overlapping match in rule ${dup})`,
     );
+  // Nothing can be unreachable with one rule of at most one match.
+  if (routes.length < 2 && list(obj(routes[0])?.match).length < 2) return;
   const seen = new Map<string, number>();
   let emptyMatch = -1;
   const prefixes: PrefixMatch[] = [];
