@@ -213,6 +213,16 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(back.equals(body)).toBe(true);
     // the server saw pod A, not a ztunnel address (ENABLE_ORIG_SRC)
     expect(seenByApp).toEqual([A_IP]);
+    // A's pooled HBONE connection to B:15008 left from inside pod A, with ztunnel's mark
+    const hbone = await inNs(podA().ns, "ss", [
+      "-Htnoe",
+      "state",
+      "established",
+      "dport",
+      "= :15008",
+    ]);
+    expect(hbone).toContain(`${B_IP}:15008`);
+    expect(hbone).toContain("fwmark:0x539");
 
     const complete = (z: Ztunnel) =>
       z.log.find(
