@@ -122,6 +122,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
 
   beforeAll(async () => {
     pods = createPodNetwork(2);
+    pods.addPod(false); // pod C: outside the mesh (no capture rules, no ztunnel)
     dir = mkdtempSync(join(tmpdir(), "ztunnel-inpod-"));
     ca = await CertificateAuthority.createRoot({
       trustDomain: "cluster.local",
@@ -257,6 +258,31 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       );
       expect(opened.reduce((n, s) => n + s.value, 0)).toBeGreaterThanOrEqual(1);
     }
+  });
+
+  it("plaintext from a pod outside the mesh is captured on B's 15006 and reaches the app as itself", async () => {
+    const podC = pods.pods[2] as NonNullable<PodNetwork["pods"][0]>;
+    seenByApp.length = 0;
+    const out = await inNs(podC.ns, "curl", [
+      "-sS",
+      "--fail",
+      "--max-time",
+      "10",
+      "--data-binary",
+      "plain",
+      `http://${B_IP}:8080/`,
+    ]);
+    expect(out).toBe("plain");
+    expect(seenByApp).toEqual([podC.ip]);
+    const logged = () =>
+      zB.log.find(
+        (e) =>
+          e.message === "connection complete" &&
+          String(e.fields["src.addr"] ?? "").startsWith(`${podC.ip}:`) &&
+          e.fields["dst.workload"] === "server",
+      );
+    expect(await eventually(() => logged().length > 0)).toBe(true);
+    expect(logged()[0]?.fields["src.identity"]).toBeUndefined(); // plaintext: no peer identity
   });
 
   it("a python3 client in pod A: raw TCP both ways, its half-close forwarded end to end", async () => {
