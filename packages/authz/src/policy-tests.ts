@@ -3,6 +3,7 @@
  * `cases:` decide one connection/request each, `validationCases:` validate one policy each. Takes
  * already-parsed YAML/JSON data; problems in the data are returned as issues with their path.
  */
+import type { Result } from "@ambientkit/xds-types";
 import { compilePolicies } from "./engine.js";
 import { AuthzError } from "./errors.js";
 import { checkPath, Guard } from "./guards.js";
@@ -165,14 +166,11 @@ function readPolicies(r: Reader, v: unknown, path: Path): PolicyResource[] {
 }
 
 /** Parses the decision-relevant fields of a case (also used by `authz check --case`). */
-export function parseDecisionCase(
-  v: unknown,
-  path: Path = [],
-): { value?: DecisionCase; issues: Issue[] } {
+export function parseDecisionCase(v: unknown, path: Path = []): Result<DecisionCase> {
   checkPath(path);
   const r = new Reader();
   const o = r.obj(v, path, "case");
-  if (!o) return { issues: r.issues };
+  if (!o) return { ok: false, issues: r.issues };
   const id = r.str(o, "id", path, false) ?? `case ${String(path.at(-1) ?? "")}`;
   const enf = o.enforcement;
   if (enf !== "ztunnel" && enf !== "waypoint")
@@ -295,10 +293,10 @@ export function parseDecisionCase(
     if (by !== undefined) expect.decidedBy = by;
     if (typeof e.rule === "number") expect.rule = e.rule;
   }
-  if (r.issues.length > 0) return { issues: r.issues };
+  if (r.issues.length > 0) return { ok: false, issues: r.issues };
   const value: DecisionCase = { id, mesh, policies, input, expect };
   if (typeof o.title === "string") value.title = o.title;
-  return { value, issues: [] };
+  return { ok: true, value, issues: [] };
 }
 
 /** Runs one parsed decision case. */
