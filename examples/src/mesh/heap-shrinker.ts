@@ -138,6 +138,7 @@ export class HeapShrinker {
   #timer: NodeJS.Timeout | undefined;
   #elu: EventLoopUtilization = performance.eventLoopUtilization();
   #buffersAfterGc = 0;
+  #measureAfterGc = false;
   #ticking = false;
 
   constructor(options: ShrinkHeapOptions = {}, onShrink?: (r: ShrinkResult) => void) {
@@ -175,6 +176,12 @@ export class HeapShrinker {
       const { utilization } = performance.eventLoopUtilization(this.#elu);
       this.#elu = performance.eventLoopUtilization();
       const buffers = process.memoryUsage().arrayBuffers;
+      // V8 frees dead Buffers on a background sweeper, possibly after the GC's promise resolved:
+      // what a collection left is measured one interval later
+      if (this.#measureAfterGc) {
+        this.#measureAfterGc = false;
+        this.#buffersAfterGc = buffers;
+      }
       if (
         this.gcBufferBytes > 0 &&
         utilization < IDLE_UTILIZATION &&
@@ -183,7 +190,8 @@ export class HeapShrinker {
         // the documented way to ask V8 for a full GC now, without --expose-gc
         await vm.measureMemory({ execution: "eager" });
         this.gcCount++;
-        this.#buffersAfterGc = process.memoryUsage().arrayBuffers;
+        this.#buffersAfterGc = buffers;
+        this.#measureAfterGc = true;
       }
       return this.shrinkIfUnfreed();
     } finally {

@@ -85,6 +85,8 @@ interface TunnelTarget {
   ip: string;
   port: number;
   req: HboneServerRequest;
+  /** The downstream tunnel, once accepted. */
+  tunnel?: HboneStream;
 }
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -304,6 +306,7 @@ export class Waypoint {
         }
         this.#tunnels.add(tunnel);
         tunnel.once("close", () => this.#tunnels.delete(tunnel));
+        t.tunnel = tunnel;
         this.#dispatch(tunnel, t);
       },
     };
@@ -593,10 +596,31 @@ export class Waypoint {
       return;
     }
     const dest = route.dest;
+    // The client may leave (RST or FIN mid-upload) while we dial: abandon the dial, and never hand
+    // a tunnel to a request that is already gone (nothing would ever close it). A reset of the
+    // downstream HBONE stream ends our tunnel's write side at once but its read side only after the
+    // unread body, which nobody reads while we dial: so watch its write side too.
+    const gone = new AbortController();
+    const downstream = t.tunnel;
+    const onGone = (): void => gone.abort();
+    res.once("close", onGone);
+    downstream?.once("finish", onGone);
+    downstream?.once("close", onGone);
+    const leftDuringDial = (): boolean => {
+      res.removeListener("close", onGone);
+      downstream?.removeListener("finish", onGone);
+      downstream?.removeListener("close", onGone);
+      if (!gone.signal.aborted) return false;
+      // Envoy: response code 0, DC (downstream connection termination)
+      record(0, dest.workload, "DC");
+      if (downstream?.rstCode !== undefined) downstream.destroy();
+      return true;
+    };
     let tunnel: HboneStream;
     try {
-      tunnel = await this.#originate(dest, route.backend, t);
+      tunnel = await this.#originate(dest, route.backend, t, gone.signal);
     } catch (e) {
+      if (leftDuringDial()) return;
       // Envoy: 503 with UF (upstream connection failure), also when the destination ztunnel says 401
       const status =
         e instanceof HboneError && e.status !== undefined
@@ -608,6 +632,10 @@ export class Waypoint {
       );
       record(503, dest.workload, "UF");
       reply(res, 503, "upstream connect error or disconnect/reset before headers\n");
+      return;
+    }
+    if (leftDuringDial()) {
+      tunnel.destroy();
       return;
     }
     forward({
@@ -737,6 +765,7 @@ export class Waypoint {
     dest: Destination,
     backend: Service | undefined,
     t: TunnelTarget,
+    signal: AbortSignal,
   ): Promise<HboneStream> {
     const creds = this.#opts.certificates.current(workloadIdentity(this.#self));
     if (!creds) return Promise.reject(new Error("no waypoint certificate"));
@@ -750,6 +779,7 @@ export class Waypoint {
         for: t.req.forwarded.for ?? `${t.req.remoteAddress}:${t.req.remotePort}`,
         ...(backend ? { host: backend.hostname } : {}),
       },
+      signal,
     });
   }
 
