@@ -13,6 +13,8 @@ export {
   type DialOptions,
   dialHbone,
   HboneConnection,
+  type HboneSocketFactory,
+  type HboneSocketTarget,
   openTunnel,
   type TunnelRequest,
 } from "./client.js";
