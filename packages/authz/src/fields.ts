@@ -1,5 +1,5 @@
 // The AuthorizationPolicy rule fields, in the API's order: one list for parsing (parse.ts), input
-// checks (guards.ts) and validation (validate.ts).
+// checks (guards.ts) and validation (validate.ts, which also serves @ambientkit/crds).
 import type { Operation, Source } from "./types.js";
 
 /** Every `from.source` field, in the API's order. */

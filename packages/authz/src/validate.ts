@@ -8,6 +8,7 @@
 import type { Issue, Result } from "@ambientkit/xds-types";
 import { parseCidr, parseIp } from "@ambientkit/xds-types/ip";
 import { AuthzError } from "./errors.js";
+import { OPERATION_FIELDS, SOURCE_FIELDS } from "./fields.js";
 import { assertAuthorizationPolicy } from "./guards.js";
 import { formatIssuePath } from "./parse.js";
 import type { AuthorizationPolicy } from "./types.js";
@@ -289,22 +290,6 @@ function checkSelectorAndTargets(
   }
 }
 
-const SOURCE_FIELDS = [
-  "principals",
-  "notPrincipals",
-  "requestPrincipals",
-  "notRequestPrincipals",
-  "namespaces",
-  "notNamespaces",
-  "ipBlocks",
-  "notIpBlocks",
-  "remoteIpBlocks",
-  "notRemoteIpBlocks",
-  "serviceAccounts",
-  "notServiceAccounts",
-  "trustDomains",
-  "notTrustDomains",
-] as const;
 // The source fields that count as TCP attributes for the DENY-with-only-HTTP warning.
 const TCP_SOURCE_FIELDS = [
   "principals",
@@ -317,16 +302,6 @@ const TCP_SOURCE_FIELDS = [
   "notRemoteIpBlocks",
   "serviceAccounts",
   "notServiceAccounts",
-] as const;
-const OPERATION_FIELDS = [
-  "ports",
-  "notPorts",
-  "methods",
-  "notMethods",
-  "paths",
-  "notPaths",
-  "hosts",
-  "notHosts",
 ] as const;
 const CUSTOM_FORBIDDEN_SOURCE: Array<[string, string]> = [
   ["namespaces", "From.Namespaces"],
