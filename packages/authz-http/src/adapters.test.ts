@@ -1,7 +1,7 @@
 // Every adapter on a real server on 127.0.0.1, called by a real client: the same policies must give
 // the same answers everywhere, denies must look like Envoy's, and handlers must see the decision.
 import { execFile } from "node:child_process";
-import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpServer, IncomingMessage, type Server } from "node:http";
 import { createServer as createHttp2Server, connect as http2Connect } from "node:http2";
 import { promisify } from "node:util";
 import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
@@ -91,6 +91,32 @@ describe("HTTP adapters on real servers", () => {
     expect(dots.body).toBe(DENY_BODY);
     const encoded = await curl(`http://127.0.0.1:${port}/%61dmin`);
     expect(encoded.status).toBe(403);
+  });
+
+  it("Express: req.authz comes from the app's request prototype, per request and per app; node's IncomingMessage is left alone", async () => {
+    const { authorizer } = await testAuthorizer();
+    const seen: unknown[] = [];
+    const apps = [express(), express()];
+    const ports: number[] = [];
+    for (const [i, app] of apps.entries()) {
+      app.use(expressAuthz(authorizer));
+      app.all("/{*any}", (req, res) => {
+        const d = (req as { authz?: AppDecision }).authz;
+        seen.push(d);
+        res.json({ app: i, path: d?.request.path, own: Object.hasOwn(req, "authz") });
+      });
+      const server = createHttpServer(app);
+      ports.push(await listen(server));
+      closers.push(() => server.close());
+    }
+    for (const path of ["/a", "/b"])
+      for (const [i, port] of ports.entries()) {
+        const r = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(await r.json()).toEqual({ app: i, path, own: false });
+      }
+    // Four requests, four decisions: none served another request's.
+    expect(new Set(seen).size).toBe(4);
+    expect(Object.getOwnPropertyDescriptor(IncomingMessage.prototype, "authz")).toBeUndefined();
   });
 
   it("Fastify 5 plugin: skip-override at the root; encapsulated registration protects only its context", async () => {

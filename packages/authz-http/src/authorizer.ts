@@ -91,40 +91,48 @@ interface Cached {
   readonly ztunnel: ZtunnelRbacResult | undefined;
 }
 
-const CACHE_LIMIT = 10_000;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
 /** Header names already seen to be lower-case tokens: the same few names arrive on every request. */
 const GOOD_NAMES = new Set<string>();
 
 /**
- * The headers a decision can depend on, and a key of them; undefined when some header is not a
- * lower-case token with a clean value (or is named __proto__): then the engine sees them all.
+ * Whether every header is a lower-case token (pseudo-headers allowed) with a value free of NUL, CR
+ * and LF, not named __proto__. Only then can the headers no policy reads be left out of a decision
+ * and its memo key: a malformed one is Envoy's 400, which the engine must see to deny.
  */
-function narrowHeaders(
-  all: Readonly<Record<string, string | readonly string[]>>,
-  names: readonly string[],
-): { headers: Record<string, string | readonly string[]>; key: string } | undefined {
+function headersWellFormed(all: Readonly<Record<string, string | readonly string[]>>): boolean {
   for (const k in all) {
     if (!GOOD_NAMES.has(k)) {
       const name = k.charCodeAt(0) === 58 ? k.slice(1) : k;
-      if (!TOKEN.test(name) || k === "__proto__") return undefined;
+      if (!TOKEN.test(name) || k === "__proto__") return false;
       if (GOOD_NAMES.size < 1024) GOOD_NAMES.add(k);
     }
     const v = all[k];
     if (typeof v === "string") {
-      if (BAD_VALUE.test(v)) return undefined;
-    } else if (v !== undefined) for (const x of v) if (BAD_VALUE.test(x)) return undefined;
+      if (BAD_VALUE.test(v)) return false;
+    } else if (v !== undefined) for (const x of v) if (BAD_VALUE.test(x)) return false;
   }
-  const headers: Record<string, string | readonly string[]> = {};
-  let key = "";
-  for (const n of names) {
-    if (!Object.hasOwn(all, n)) continue;
-    const v = all[n] as string | readonly string[];
-    headers[n] = v;
-    key += `${n}\u0001${typeof v === "string" ? v : v.join("\u0002")}\u0001`;
-  }
-  return { headers, key };
+  return true;
+}
+
+/** The headers among `names` that are present, for the engine. */
+function pickHeaders(
+  all: Readonly<Record<string, string | readonly string[]>>,
+  names: readonly string[],
+): Record<string, string | readonly string[]> {
+  const out: Record<string, string | readonly string[]> = {};
+  for (const n of names) if (Object.hasOwn(all, n)) out[n] = all[n] as string | readonly string[];
+  return out;
+}
+
+/** The values of `names` (absent: null) as one unambiguous string; empty when no policy reads any. */
+function headersKey(
+  all: Readonly<Record<string, string | readonly string[]>>,
+  names: readonly string[],
+): string {
+  if (names.length === 0) return "";
+  return JSON.stringify(names.map((n) => (Object.hasOwn(all, n) ? all[n] : null)));
 }
 
 function deepFreeze<T>(v: T): T {
@@ -317,12 +325,23 @@ export class Authorizer {
       const destinationIp = this.#options.destinationIp ?? facts.destinationIp;
       // Only the headers a policy reads go to the engine, once all of them are known to be
       // well-formed (a malformed one is Envoy's 400, which the engine must see to deny).
-      const narrowed = narrowHeaders(facts.headers, set.headerNames);
-      const key =
-        narrowed && set.cacheable
-          ? `${identity.principal}\0${facts.sourceIp}\0${destinationIp}\0${port}\0${facts.sni ?? ""}\0${facts.method}\0${facts.authority}\0${facts.path}\0${narrowed.key}\0${identity.jwt === null ? "" : JSON.stringify(identity.jwt)}`
-          : undefined;
-      let cached = key !== undefined ? (set.cache.get(key) as Cached | undefined) : undefined;
+      const wellFormed = headersWellFormed(facts.headers);
+      const memo = wellFormed && set.cacheable ? set.cache : undefined;
+      const principal = identity.principal;
+      const headerKey = memo ? headersKey(facts.headers, set.headerNames) : "";
+      const jwtKey = memo && identity.jwt !== null ? JSON.stringify(identity.jwt) : null;
+      let cached = memo?.get(
+        facts.method,
+        port,
+        destinationIp,
+        facts.sourceIp,
+        principal,
+        facts.sni,
+        facts.authority,
+        facts.path,
+        headerKey,
+        jwtKey,
+      ) as Cached | undefined;
       if (!cached) {
         const input: DecisionInput = {
           enforcement: "waypoint",
@@ -330,7 +349,7 @@ export class Authorizer {
           waypoint: set.waypoint,
           service: set.service,
           connection: {
-            sourcePrincipal: identity.principal,
+            sourcePrincipal: principal,
             sourceIp: facts.sourceIp,
             destinationIp,
             destinationPort: port,
@@ -340,8 +359,8 @@ export class Authorizer {
             host: facts.authority,
             method: facts.method,
             path: facts.path,
-            headers: narrowed
-              ? narrowed.headers
+            headers: wellFormed
+              ? pickHeaders(facts.headers, set.headerNames)
               : (facts.headers as Record<string, string | readonly string[]>),
             jwt: identity.jwt,
           },
@@ -359,15 +378,23 @@ export class Authorizer {
                 sourceIp: facts.sourceIp,
                 destinationIp,
                 destinationPort: port,
-                sourceIdentity: identity.principal,
+                sourceIdentity: principal,
               })
             : undefined;
         cached = deepFreeze({ policy: decided, ztunnel: zt });
-        if (key !== undefined) {
-          // Bounded: a client cycling through paths costs a clear, not memory.
-          if (set.cache.size >= CACHE_LIMIT) set.cache.clear();
-          set.cache.set(key, cached);
-        }
+        memo?.set(
+          cached,
+          facts.method,
+          port,
+          destinationIp,
+          facts.sourceIp,
+          principal,
+          facts.sni,
+          facts.authority,
+          facts.path,
+          headerKey,
+          jwtKey,
+        );
       }
       const policy = cached.policy;
       const ztunnel = cached.ztunnel;

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { testAuthorizer } from "./harness.testutil.js";
 import type { RequestFacts } from "./index.js";
+import { DecisionMemo } from "./memo.js";
 
 const HEADER_POLICY = `
 apiVersion: security.istio.io/v1
@@ -82,5 +83,65 @@ spec:
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push((await custom.authorize(base)).decision);
     expect(answers).toEqual(["deny", "allow", "deny", "allow"]);
+  });
+});
+
+describe("decision memo keys", () => {
+  it("a header value holding separators cannot pass for other headers", async () => {
+    const { authorizer } = await testAuthorizer(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: both, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  rules:
+    - when:
+        - { key: "request.headers[x-a]", values: ["1"] }
+        - { key: "request.headers[x-b]", values: ["2"] }
+`);
+    const d = (headers: Record<string, string | string[]>) =>
+      authorizer.decide({ ...base, headers });
+    expect(d({ "x-a": "1", "x-b": "2" })).toMatchObject({ decision: "allow" });
+    // Joined with separators, this one header would spell the two above.
+    expect(d({ "x-a": "1\u0001x-b\u00012" })).toMatchObject({ decision: "deny" });
+    expect(d({ "x-a": ["1", "2"] })).toMatchObject({ decision: "deny" });
+    expect(d({ "x-a": "1", "x-b": "2" })).toMatchObject({ decision: "allow" });
+  });
+
+  it("null and empty, absent and empty are different inputs; the memo is bounded", () => {
+    const memo = new DecisionMemo<string>(3);
+    const key = (principal: string | null, sni: string | undefined, path = "/") =>
+      ["GET", 80, "10.0.0.1", "10.0.0.2", principal, sni, "api", path, "", null] as const;
+    memo.set("nobody", ...key(null, undefined));
+    memo.set("empty principal", ...key("", undefined));
+    memo.set("empty sni", ...key(null, ""));
+    expect(memo.get(...key(null, undefined))).toBe("nobody");
+    expect(memo.get(...key("", undefined))).toBe("empty principal");
+    expect(memo.get(...key(null, ""))).toBe("empty sni");
+    expect(memo.get(...key(null, undefined, "/x"))).toBeUndefined();
+    expect(memo.size).toBe(3);
+    // Full: the next entry starts over rather than growing.
+    memo.set("fourth", ...key(null, undefined, "/x"));
+    expect(memo.size).toBe(1);
+    expect(memo.get(...key(null, undefined))).toBeUndefined();
+    expect(memo.get(...key(null, undefined, "/x"))).toBe("fourth");
+  });
+
+  it("an identity without notes is shared by a caller's requests, and frozen", async () => {
+    const { authorizer } = await testAuthorizer(undefined, {
+      identity: { xfcc: { trustedProxies: { cidrs: ["127.0.0.1/32"] } } },
+    });
+    const xfcc = { "x-forwarded-client-cert": "URI=spiffe://cluster.local/ns/shop/sa/writer" };
+    const a = await authorizer.authorize({ ...base, headers: { ...xfcc } });
+    const b = await authorizer.authorize({ ...base, headers: { ...xfcc } });
+    expect(a.identity).toEqual({
+      principal: "spiffe://cluster.local/ns/shop/sa/writer",
+      source: "xfcc",
+      jwt: null,
+      notes: [],
+    });
+    expect(b.identity).toBe(a.identity);
+    expect(Object.isFrozen(a.identity)).toBe(true);
+    expect(Object.isFrozen(a.identity.notes)).toBe(true);
   });
 });

@@ -78,31 +78,54 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     const ip = parseIp(sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""));
     return ip !== undefined && cidrs.some((p) => prefixContains(p, ip));
   };
-  // The common cases allocate one object: notes only when there is something to say.
+  // The common cases allocate nothing: an identity without notes is one frozen object per
+  // principal and source, shared by every request from that caller (bounded).
   const NONE: readonly string[] = Object.freeze([]);
-  const id = (
+  const shared = new Map<string, CallerIdentity>();
+  const NOBODY: CallerIdentity = Object.freeze({
+    principal: null,
+    source: "none",
+    jwt: null,
+    notes: NONE,
+  });
+  const id = (principal: string | null, source: IdentitySource): CallerIdentity => {
+    if (principal === null) return NOBODY;
+    const bySource = source === "xfcc" ? xfccIds : source === "mtls" ? mtlsIds : workloadIds;
+    let out = bySource.get(principal);
+    if (out === undefined) {
+      out = Object.freeze({ principal, source, jwt: null, notes: NONE });
+      if (bySource.size >= 4096) bySource.clear();
+      bySource.set(principal, out);
+    }
+    return out;
+  };
+  const xfccIds = shared;
+  const mtlsIds = new Map<string, CallerIdentity>();
+  const workloadIds = new Map<string, CallerIdentity>();
+  const noted = (
     principal: string | null,
     source: IdentitySource,
-    notes: readonly string[] = NONE,
-  ): CallerIdentity => ({ principal, source, jwt: null, notes });
+    notes: readonly string[],
+  ): CallerIdentity =>
+    notes.length === 0 ? id(principal, source) : { principal, source, jwt: null, notes };
   const sync = (facts: RequestFacts): CallerIdentity => {
     const mtlsPrincipal = options.mtls ? (facts.peerPrincipal ?? null) : null;
     const pre =
       !options.mtls && facts.peerPrincipal
         ? ["mTLS peer identity present but identity.mtls is off"]
-        : [];
+        : NONE;
     const xfcc = facts.headers["x-forwarded-client-cert"];
     if (xfcc !== undefined) {
       if (options.xfcc && trustedPeer(facts, mtlsPrincipal)) {
         // Throws on a malformed header: the caller turns it into a deny.
         const p = xfccPrincipal(xfcc);
-        if (p !== null) return id(p, "xfcc", pre.length > 0 ? pre : NONE);
-        return id(null, "none", [
+        if (p !== null) return noted(p, "xfcc", pre);
+        return noted(null, "none", [
           ...pre,
           "x-forwarded-client-cert from a trusted proxy carries no SPIFFE URI",
         ]);
       }
-      return id(null, "none", [
+      return noted(null, "none", [
         ...pre,
         `x-forwarded-client-cert from untrusted peer ${facts.sourceIp}${mtlsPrincipal ? ` (${mtlsPrincipal})` : ""} ignored; request treated as unauthenticated`,
       ]);
@@ -112,10 +135,13 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
       const w = options.workloads.workloadByIp(
         facts.sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""),
       );
-      if (w) return id(meshWorkloadIdentity(w), "workload-state", pre.length > 0 ? pre : NONE);
-      pre.push(`source ${facts.sourceIp} is no workload of the mesh state`);
+      if (w) return noted(meshWorkloadIdentity(w), "workload-state", pre);
+      return noted(null, "none", [
+        ...pre,
+        `source ${facts.sourceIp} is no workload of the mesh state`,
+      ]);
     }
-    return id(null, "none", pre.length > 0 ? pre : NONE);
+    return noted(null, "none", pre);
   };
   const jwt = options.jwt;
   return {

@@ -16,6 +16,7 @@ import {
   type ZtunnelAuthorization,
 } from "@ambientkit/authz";
 import { AuthzHttpError } from "./errors.js";
+import { DecisionMemo } from "./memo.js";
 import type { SourceIssue } from "./policy-yaml.js";
 
 /** Which Istio attachments the app enforces (both by default). */
@@ -84,8 +85,8 @@ export interface PolicySet {
   readonly headerNames: readonly string[];
   /** false when a decision may depend on more than its inputs (CUSTOM providers are callbacks). */
   readonly cacheable: boolean;
-  /** Decisions of this set by input key; dies with the set, so a swap never serves an old answer. */
-  readonly cache: Map<string, unknown>;
+  /** Decisions of this set by their inputs; dies with the set, so a swap never serves an old answer. */
+  readonly cache: DecisionMemo<unknown>;
 }
 
 /** Which headers the policies read, and whether a decision is a pure function of the request. */
@@ -239,7 +240,7 @@ export function compilePolicySet(app: AppTarget, content: PolicyContent): Policy
     service,
     waypoint,
     ...policyInputs(out),
-    cache: new Map(),
+    cache: new DecisionMemo(),
   };
 }
 

@@ -67,12 +67,15 @@ export function nodeRequestFacts(
 ): RequestFacts | Promise<RequestFacts> {
   const socket = req.socket as Socket;
   const headers = req.headers;
-  const authority = (headers[":authority"] as string | undefined) ?? headers.host ?? "";
+  // HTTP/1 header names cannot start with ":" (node's parser takes tokens only): pseudo-headers
+  // are looked for in HTTP/2 requests alone, which spares three failed lookups per request.
+  const h2 = req.httpVersionMajor >= 2;
   const facts: { -readonly [K in keyof RequestFacts]: RequestFacts[K] } = {
-    method: (headers[":method"] as string | undefined) ?? req.method ?? "",
-    authority,
+    method: (h2 ? (headers[":method"] as string | undefined) : undefined) ?? req.method ?? "",
+    authority:
+      (h2 ? (headers[":authority"] as string | undefined) : undefined) ?? headers.host ?? "",
     // The raw target as received; Express rewrites req.url inside routers, so callers pass originalUrl.
-    path: url ?? (headers[":path"] as string | undefined) ?? req.url ?? "",
+    path: url ?? (h2 ? (headers[":path"] as string | undefined) : undefined) ?? req.url ?? "",
     // As received, pseudo-headers included (Envoy's header matchers see them too); not copied.
     headers: headers as Record<string, string | string[]>,
     sourceIp: socket?.remoteAddress ?? "",

@@ -41,23 +41,36 @@ export function decideNodeRequest(
   url?: string,
   attachToReq = true,
 ): AppDecision | Promise<AppDecision> {
-  const attach = (d: AppDecision): AppDecision => {
-    if (attachToReq) (req as AnyReq & WithAuthz).authz = d;
-    return d;
-  };
-  const decide = (facts: RequestFacts): AppDecision | Promise<AppDecision> => {
-    const d = authorizer.decide(facts);
-    return d instanceof Promise ? d.then(attach) : attach(d);
-  };
   let facts: RequestFacts | Promise<RequestFacts>;
   try {
     facts = nodeRequestFacts(req, options, url);
   } catch {
     facts = unreadable(req);
   }
-  return facts instanceof Promise
-    ? facts.then(decide, () => decide(unreadable(req)))
-    : decide(facts);
+  // No closure on the synchronous path: it runs once per request.
+  if (facts instanceof Promise)
+    return facts.then(
+      (f) => decideAndAttach(authorizer, req, f, attachToReq),
+      () => decideAndAttach(authorizer, req, unreadable(req), attachToReq),
+    );
+  return decideAndAttach(authorizer, req, facts, attachToReq);
+}
+
+function decideAndAttach(
+  authorizer: Authorizer,
+  req: AnyReq,
+  facts: RequestFacts,
+  attachToReq: boolean,
+): AppDecision | Promise<AppDecision> {
+  const d = authorizer.decide(facts);
+  if (!attachToReq) return d;
+  if (d instanceof Promise)
+    return d.then((x) => {
+      (req as AnyReq & WithAuthz).authz = x;
+      return x;
+    });
+  (req as AnyReq & WithAuthz).authz = d;
+  return d;
 }
 
 /** What is left of a request whose attributes could not be read: it decides as a deny. */
@@ -93,14 +106,14 @@ export function withAuthz<Req extends AnyReq, Res extends AnyRes>(
   handler: (req: Req & WithAuthz, res: Res) => void,
   options: NodeAdapterOptions = {},
 ): (req: Req, res: Res) => void {
+  const go = (d: AppDecision, req: Req, res: Res): void => {
+    if (!d.allowed) sendDeny(res, d);
+    else handler(req as Req & WithAuthz, res);
+  };
   return (req, res) => {
-    const go = (d: AppDecision): void => {
-      if (!d.allowed) sendDeny(res, d);
-      else handler(req as Req & WithAuthz, res);
-    };
     const d = decideNodeRequest(authorizer, req, options);
-    if (d instanceof Promise) void d.then(go);
-    else go(d);
+    if (d instanceof Promise) void d.then((x) => go(x, req, res));
+    else go(d, req, res);
   };
 }
 
@@ -109,27 +122,82 @@ interface ExpressLikeRequest extends IncomingMessage, WithAuthz {
   originalUrl?: string;
 }
 
+/**
+ * Decisions of Express requests, read through a `req.authz` getter on the app's request prototype.
+ * Express moves every `req` onto its app's request prototype, which leaves each request object
+ * with a property layout of its own: every property added afterwards makes V8 copy that layout
+ * (callgrind shows Express doing it 11 times per request, thousands of instructions each). A getter
+ * on the prototype, defined once, costs a WeakMap entry instead of a twelfth copy.
+ */
+const expressDecisions = new WeakMap<object, AppDecision>();
+const expressAccessor: PropertyDescriptor = {
+  get(this: object): AppDecision | undefined {
+    return expressDecisions.get(this);
+  },
+  set(this: object, d: AppDecision) {
+    expressDecisions.set(this, d);
+  },
+  configurable: true,
+  enumerable: false,
+};
+
+/** Whether `proto` carries the getter, defining it when it is an Express app's request prototype. */
+function expressProtoReady(proto: object | null, req: ExpressLikeRequest): boolean {
+  if (proto === null) return false;
+  const own = Object.getOwnPropertyDescriptor(proto, "authz");
+  if (own?.get === expressAccessor.get) return true;
+  // Only an app's own request object (`req.app.request` or one inheriting from it), never
+  // IncomingMessage.prototype, which every server of the process shares.
+  const app = (req as { app?: { request?: object } }).app;
+  if (own !== undefined || app?.request === undefined) return false;
+  if (proto !== app.request && !Object.prototype.isPrototypeOf.call(app.request, proto))
+    return false;
+  Object.defineProperty(proto, "authz", expressAccessor);
+  return true;
+}
+
 /** Express 5 middleware: `app.use(expressAuthz(authorizer))`; the decision is `req.authz`. */
 export function expressAuthz(
   authorizer: Authorizer,
   options: NodeAdapterOptions = {},
 ): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+  // The last request prototype seen, and whether it has the getter: one app, one prototype.
+  let lastProto: object | null | undefined;
+  let viaProto = false;
   return (req, res, next) => {
     const r = req as ExpressLikeRequest;
-    const go = (d: AppDecision): void => {
-      if (d.allowed) next();
-      else sendDeny(res, d);
-    };
+    const proto = Object.getPrototypeOf(r) as object | null;
+    if (proto !== lastProto) {
+      viaProto = expressProtoReady(proto, r);
+      lastProto = proto;
+    }
     let d: AppDecision | Promise<AppDecision>;
     try {
-      d = decideNodeRequest(authorizer, r, options, r.originalUrl ?? r.url);
+      d = decideNodeRequest(authorizer, r, options, r.originalUrl ?? r.url, false);
     } catch (err) {
       next(err);
       return;
     }
-    if (d instanceof Promise) d.then(go, next);
-    else go(d);
+    if (d instanceof Promise)
+      d.then((x) => {
+        attachExpress(r, x, viaProto);
+        expressGo(x, res, next);
+      }, next);
+    else {
+      attachExpress(r, d, viaProto);
+      expressGo(d, res, next);
+    }
   };
+}
+
+function attachExpress(req: ExpressLikeRequest, d: AppDecision, viaProto: boolean): void {
+  if (viaProto) expressDecisions.set(req, d);
+  else req.authz = d;
+}
+
+function expressGo(d: AppDecision, res: ServerResponse, next: (err?: unknown) => void): void {
+  if (d.allowed) next();
+  else sendDeny(res, d);
 }
 
 /** Structural Fastify types, so `./node` loads without fastify installed. */
@@ -170,15 +238,10 @@ export const fastifyAuthz: ((
     instance.decorateRequest("authz", null);
     // Callback style: a decision available in the same tick continues in the same tick.
     instance.addHook("onRequest", (request, reply, done) => {
-      const go = (d: AppDecision): void => {
-        request.authz = d;
-        if (d.allowed) done();
-        else reply.code(d.status).header("content-type", "text/plain").send(d.body);
-      };
       // On Fastify's request (decorated, so its shape is stable), not on the raw one.
       const d = decideNodeRequest(authorizer, request.raw, adapter, undefined, false);
-      if (d instanceof Promise) void d.then(go);
-      else go(d);
+      if (d instanceof Promise) void d.then((x) => fastifyGo(x, request, reply, done));
+      else fastifyGo(d, request, reply, done);
     });
   },
   {
@@ -188,3 +251,14 @@ export const fastifyAuthz: ((
     [Symbol.for("plugin-meta")]: { name: "@ambientkit/authz-http", fastify: "5.x" },
   },
 );
+
+function fastifyGo(
+  d: AppDecision,
+  request: FastifyLikeRequest,
+  reply: FastifyLikeReply,
+  done: () => void,
+): void {
+  request.authz = d;
+  if (d.allowed) done();
+  else reply.code(d.status).header("content-type", "text/plain").send(d.body);
+}
