@@ -1,5 +1,6 @@
 // The webhook checks through the whole pipeline: validateYaml positions, error vs warning, the
 // dispatch by kind, and the cases the issue names.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { validate } from "../validate.js";
 import { validateYaml } from "../yaml.js";
@@ -283,5 +284,42 @@ describe("the other kinds", () => {
     expect(said(doc("WasmPlugin", "extensions.istio.io", { url: "ftp://host/x.wasm" }))).toEqual([
       'error spec.url: spec.url: Invalid value: "string": url must have schema one of [http, https, file, oci]',
     ]);
+  });
+});
+
+describe("istioctl analyze's expectations (corpus analyzer/expected-messages.json)", () => {
+  it("finds exactly the unreachable rules and ineffective matches of Istio's dupmatches case", () => {
+    const corpus = new URL("../../testdata/corpus/analyzer/", import.meta.url);
+    const expected = (
+      JSON.parse(readFileSync(new URL("expected-messages.json", corpus), "utf8")) as Array<{
+        name: string;
+        inputFiles: string[];
+        expected: Array<{ message: string; resource: string }>;
+      }>
+    ).find((e) => e.name === "dupmatches");
+    expect(expected).toBeDefined();
+    const got = new Set<string>();
+    for (const f of expected?.inputFiles ?? []) {
+      const text = readFileSync(
+        new URL(`istio-istio/pkg/config/analysis/analyzers/${f}`, corpus),
+        "utf8",
+      );
+      for (const d of validateYaml(text).documents) {
+        for (const i of d.issues) {
+          // istioctl analyze reports these webhook warnings as IST0130/IST0131.
+          const type = i.message.includes("not used (duplicate/overlapping match")
+            ? "VirtualServiceIneffectiveMatch"
+            : i.message.includes(" not used (")
+              ? "VirtualServiceUnreachableRule"
+              : `${i.code} ${i.message}`;
+          const ns =
+            d.namespace !== undefined && d.namespace !== "default" ? `${d.namespace}/` : "";
+          got.add(`${type} VirtualService ${ns}${d.name ?? ""}`);
+        }
+      }
+    }
+    expect([...got].sort()).toEqual(
+      (expected?.expected ?? []).map((x) => `${x.message} ${x.resource}`).sort(),
+    );
   });
 });
