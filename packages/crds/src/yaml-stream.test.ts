@@ -68,9 +68,10 @@ describe("nesting depth", () => {
 
   it("accepts 128 levels and refuses 129", () => {
     const at = (n: number) =>
-      validateYaml(
-        envoyFilter(`${"[".repeat(n - ABOVE)}${"]".repeat(n - ABOVE)}`),
-      ).documents[0]?.issues.map((i) => i.code) ?? [];
+      validateYaml(envoyFilter(`${"[".repeat(n - ABOVE)}${"]".repeat(n - ABOVE)}`))
+        .documents[0]?.issues.filter((i) => i.severity === "error")
+        .map((i) => i.code) ?? [];
+    // Errors only: Istio warns on every EnvoyFilter (IST0133), however shallow.
     expect(at(MAX_NESTING_DEPTH)).not.toContain("document/too-deep");
     expect(at(MAX_NESTING_DEPTH)).toEqual([]);
     expect(at(MAX_NESTING_DEPTH + 1)).toEqual(["document/too-deep"]);
