@@ -137,11 +137,11 @@ function runCli(
 }
 
 const suite: BenchSuite = {
-  package: "xds-types",
+  package: "crds",
   async groups(): Promise<BenchGroup[]> {
     return [
       {
-        name: "xds-types/validate-scale",
+        name: "crds/validate-scale",
         target:
           "validateYamlDocuments time per document flat (within 1.5×) from 1,000 to 100,000 documents in one stream",
         cases: [],
@@ -169,7 +169,7 @@ const suite: BenchSuite = {
         },
       },
       {
-        name: "xds-types/validate-cli-large-file",
+        name: "crds/validate-cli-large-file",
         target:
           "ambientkit validate on one ≈50 MB file: peak RSS under 500 MB (documents are validated one at a time)",
         cases: [],

@@ -1,4 +1,4 @@
-// xds-types validation throughput on the manifest corpus (packages/xds-types/testdata/corpus), side by side with
+// crds validation throughput on the manifest corpus (packages/crds/testdata/corpus), side by side with
 // @kubernetes-models/istio's own validation (ajv, no CEL, unknown fields accepted) and raw ajv on
 // the CRD's openAPIV3Schema; plus the CLI on 1,000 generated files.
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import type { BenchGroup, BenchSuite } from "../harness.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const corpusRoot = join(repo, "packages", "xds-types", "testdata", "corpus");
+const corpusRoot = join(repo, "packages", "crds", "testdata", "corpus");
 
 interface Doc {
   doc: Record<string, unknown>;
@@ -76,7 +76,7 @@ function rawAjvValidators(allErrors: boolean): Map<string, ValidateFunction> {
   const crdFile = join(
     repo,
     "packages",
-    "xds-types",
+    "crds",
     "crds",
     "istio",
     "1.30",
@@ -113,7 +113,7 @@ function each<T>(items: T[], fn: (item: T) => unknown): { fn: () => unknown; bat
 }
 
 const suite: BenchSuite = {
-  package: "xds-types",
+  package: "crds",
   async groups(): Promise<BenchGroup[]> {
     const corpus = loadCorpus();
     const istio = corpus.filter((d) => d.family === "istio");
@@ -137,7 +137,7 @@ const suite: BenchSuite = {
     }
     return [
       {
-        name: "xds-types/validate-corpus",
+        name: "crds/validate-corpus",
         target: "≥ 10,000 docs/s full validation (schema + CEL + semantic), ops = documents",
         cases: [
           {
@@ -158,7 +158,7 @@ const suite: BenchSuite = {
         ],
       },
       {
-        name: "xds-types/validate-istio-vs-kubernetes-models",
+        name: "crds/validate-istio-vs-kubernetes-models",
         target:
           "full validation vs @kubernetes-models/istio .validate() (no CEL, accepts unknown fields)",
         ratio: {
@@ -185,7 +185,7 @@ const suite: BenchSuite = {
         ],
       },
       {
-        name: "xds-types/validate-schema-vs-raw-ajv",
+        name: "crds/validate-schema-vs-raw-ajv",
         // This ratio is a target: cases alternate in short slices so drift hits both alike.
         timeMs: 4000,
         interleave: true,
@@ -213,7 +213,7 @@ const suite: BenchSuite = {
         ],
       },
       {
-        name: "xds-types/validate-cli-1000-files",
+        name: "crds/validate-cli-1000-files",
         target: "ambientkit validate on 1,000 files in under 3 s (process start included)",
         cases: [],
         measure: async () => {
