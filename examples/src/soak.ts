@@ -12,7 +12,7 @@
 import { fork } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
@@ -411,8 +411,10 @@ async function memoryPhase(
   clearInterval(mem);
   const secs = (performance.now() - t0) / 1000;
   const okUploads = uploads.filter((r) => r.status === "fulfilled").length;
+  // per connection against idle (an upper bound: it includes what an earlier phase left live) and
+  // against the RSS just before (a lower bound: the uploads reuse heap an earlier phase freed)
   say(
-    `200 × 10 MiB through the waypoint: ${okUploads}/200 ok in ${secs.toFixed(1)} s; RSS before ${base.rssMiB.toFixed(0)} MiB, peak ${peak.rssMiB.toFixed(0)} MiB (malloc in use ${mib(peak.mallocInUseMiB)}, Buffers ${peak.externalMiB.toFixed(0)}); peak per connection ${((peak.rssMiB - base.rssMiB) / 200).toFixed(2)} MiB`,
+    `200 × 10 MiB through the waypoint: ${okUploads}/200 ok in ${secs.toFixed(1)} s; RSS idle ${idle.rssMiB.toFixed(0)} MiB, just before ${base.rssMiB.toFixed(0)} MiB, peak ${peak.rssMiB.toFixed(0)} MiB (malloc in use ${mib(peak.mallocInUseMiB)}, Buffers ${peak.externalMiB.toFixed(0)}); peak per connection ${((peak.rssMiB - idle.rssMiB) / 200).toFixed(2)} MiB over idle (${(Math.max(0, peak.rssMiB - base.rssMiB) / 200).toFixed(2)} over just before)`,
   );
   const ok = okUploads === 200;
   await sleep(60_000);
@@ -470,7 +472,9 @@ async function runSoak(): Promise<number> {
     await pool(20, 10, goodClient);
     await sleep(1_000);
     const idle = await stats();
-    say(`idle: ${idle.fds} fds, RSS ${idle.rssMiB.toFixed(0)} MiB`);
+    say(
+      `idle: ${idle.fds} fds, RSS ${idle.rssMiB.toFixed(0)} MiB; machine load average ${loadavg()[0]?.toFixed(1)} (1 min, ${cpus().length} cores)`,
+    );
 
     if (process.argv.includes("--memory-only")) {
       await memoryPhase(idle, stats, say).then((ok) => {
@@ -558,6 +562,7 @@ async function runSoak(): Promise<number> {
   } finally {
     child.disconnect();
   }
+  say(`machine load average at the end: ${loadavg()[0]?.toFixed(1)} (1 min)`);
   say(failed ? "soak: FAILED" : "soak: ok");
   if (!process.argv.includes("--memory-only")) writeResults(out);
   return failed ? 1 : 0;
