@@ -119,12 +119,16 @@ spec:
     expect(memo.get(...key("", undefined))).toBe("empty principal");
     expect(memo.get(...key(null, ""))).toBe("empty sni");
     expect(memo.get(...key(null, undefined, "/x"))).toBeUndefined();
+    // The last hit answers only the very same inputs.
+    expect(memo.get(...key(null, ""))).toBe("empty sni");
+    expect(memo.get(...key(null, undefined))).toBe("nobody");
     expect(memo.size).toBe(3);
     // Full: the next entry starts over rather than growing.
     memo.set("fourth", ...key(null, undefined, "/x"));
     expect(memo.size).toBe(1);
     expect(memo.get(...key(null, undefined))).toBeUndefined();
     expect(memo.get(...key(null, undefined, "/x"))).toBe("fourth");
+    expect(memo.get(...key(null, ""))).toBeUndefined();
   });
 
   it("an identity without notes is shared by a caller's requests, and frozen", async () => {

@@ -6,10 +6,28 @@
 
 type Level = Map<unknown, unknown>;
 
+/** The inputs of the last lookup that found a decision, and that decision. */
+interface Last<V> {
+  method: string;
+  destinationPort: number;
+  destinationIp: string;
+  sourceIp: string;
+  principal: string | null;
+  sni: string | undefined;
+  authority: string;
+  path: string;
+  headers: string;
+  jwt: string | null;
+  value: V;
+}
+
 /** Bounded: a client cycling through paths or addresses costs a clear, never unbounded memory. */
 export class DecisionMemo<V> {
   #root: Level = new Map();
   #size = 0;
+  // A caller repeating its request (the common case on a busy route) is answered by comparing
+  // the inputs to the last ones found, which is cheaper than hashing the new strings among them.
+  #last: Last<V> | undefined;
   readonly #limit: number;
 
   constructor(limit = 10_000) {
@@ -39,6 +57,21 @@ export class DecisionMemo<V> {
     headers: string,
     jwt: string | null,
   ): V | undefined {
+    const last = this.#last;
+    if (
+      last !== undefined &&
+      last.path === path &&
+      last.authority === authority &&
+      last.principal === principal &&
+      last.method === method &&
+      last.sourceIp === sourceIp &&
+      last.destinationPort === destinationPort &&
+      last.destinationIp === destinationIp &&
+      last.sni === sni &&
+      last.headers === headers &&
+      last.jwt === jwt
+    )
+      return last.value;
     let m = this.#root.get(method) as Level | undefined;
     if (m === undefined) return undefined;
     m = m.get(destinationPort) as Level | undefined;
@@ -57,7 +90,23 @@ export class DecisionMemo<V> {
     if (m === undefined) return undefined;
     m = m.get(headers) as Level | undefined;
     if (m === undefined) return undefined;
-    return m.get(jwt) as V | undefined;
+    const value = m.get(jwt) as V | undefined;
+    if (value !== undefined) {
+      this.#last = {
+        method,
+        destinationPort,
+        destinationIp,
+        sourceIp,
+        principal,
+        sni,
+        authority,
+        path,
+        headers,
+        jwt,
+        value,
+      };
+    }
+    return value;
   }
 
   /** Memoises `value` for the inputs, given as to {@link get}. */
@@ -79,6 +128,7 @@ export class DecisionMemo<V> {
     if (this.#size >= this.#limit) {
       this.#root = new Map();
       this.#size = 0;
+      this.#last = undefined;
     }
     let m = this.#root;
     const jwt = key[9];

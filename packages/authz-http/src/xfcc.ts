@@ -87,18 +87,28 @@ export function parseXfcc(value: string | readonly string[]): XfccElement[] {
   }
 }
 
-// A proxy forwards the same few client certificates over and over: parse each text once.
+// A proxy forwards the same few client certificates over and over: parse each text once. The
+// last text is also kept, since comparing it to the next request's is cheaper than hashing it.
 const memo = new Map<string, string | null>();
+let lastText: string | undefined;
+let lastPrincipal: string | null = null;
 
 /** The client identity an XFCC header carries: the URI SAN of the nearest hop's element. */
 export function xfccPrincipal(value: string | readonly string[]): string | null {
   const text = typeof value === "string" ? value : value.join(",");
+  if (text === lastText) return lastPrincipal;
   const known = memo.get(text);
-  if (known !== undefined) return known;
+  if (known !== undefined) {
+    lastText = text;
+    lastPrincipal = known;
+    return known;
+  }
   const elements = parseXfcc(text);
   const last = elements.at(-1);
   const uri = last?.uris.find((u) => u.startsWith("spiffe://")) ?? null;
   if (memo.size >= 1024) memo.clear();
   memo.set(text, uri);
+  lastText = text;
+  lastPrincipal = uri;
   return uri;
 }
