@@ -89,8 +89,9 @@ interface Stats {
   /** glibc's heap: bytes in use and free-but-held (undefined off glibc). */
   mallocInUseMiB: number | undefined;
   mallocFreeMiB: number | undefined;
-  /** The waypoint's heap shrinks so far. */
+  /** The waypoint's heap shrinks and idle GCs so far. */
   shrinks: number;
+  gcs: number;
   open: number;
   downstream: number;
   inbound: number;
@@ -173,6 +174,7 @@ async function runMesh(): Promise<void> {
           mallocInUseMiB: malloc && malloc.inUseBytes / MiB,
           mallocFreeMiB: malloc && malloc.freeBytes / MiB,
           shrinks: wp.heapShrinker?.shrinkCount ?? 0,
+          gcs: wp.heapShrinker?.gcCount ?? 0,
           open,
           downstream: a.downstreamConnections,
           inbound: b.inboundConnections,
@@ -420,7 +422,7 @@ async function memoryPhase(
   await sleep(60_000);
   const later = await stats(process.env.SOAK_GC === "1");
   say(
-    `60 s later: RSS ${later.rssMiB.toFixed(0)} MiB = ${(later.rssMiB / idle.rssMiB).toFixed(2)}× idle (${idle.rssMiB.toFixed(0)} MiB; V8 heap ${later.heapMiB.toFixed(0)} vs ${idle.heapMiB.toFixed(0)}, Buffers ${later.externalMiB.toFixed(0)} vs ${idle.externalMiB.toFixed(0)}, malloc in use ${mib(later.mallocInUseMiB)} vs ${mib(idle.mallocInUseMiB)}, free held ${mib(later.mallocFreeMiB)}; heap shrinks ${later.shrinks}); ${later.fds} fds, open connections ${later.open}`,
+    `60 s later: RSS ${later.rssMiB.toFixed(0)} MiB = ${(later.rssMiB / idle.rssMiB).toFixed(2)}× idle (${idle.rssMiB.toFixed(0)} MiB; V8 heap ${later.heapMiB.toFixed(0)} vs ${idle.heapMiB.toFixed(0)}, Buffers ${later.externalMiB.toFixed(0)} vs ${idle.externalMiB.toFixed(0)}, malloc in use ${mib(later.mallocInUseMiB)} vs ${mib(idle.mallocInUseMiB)}, free held ${mib(later.mallocFreeMiB)}; heap shrinks ${later.shrinks}, idle GCs ${later.gcs}); ${later.fds} fds, open connections ${later.open}`,
   );
   return ok && later.rssMiB <= 1.5 * idle.rssMiB;
 }

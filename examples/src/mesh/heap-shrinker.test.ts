@@ -94,7 +94,7 @@ describe("HeapShrinker", () => {
     await vi.waitFor(() =>
       expect(process.memoryUsage().arrayBuffers).toBeLessThan(dead - 48 * MiB),
     );
-    // nothing new since: the next idle interval does not collect again
+    // the same quiet spell: no second collection
     await new Promise((r) => setTimeout(r, 300));
     await idle.tick();
     expect(idle.gcCount).toBe(1);

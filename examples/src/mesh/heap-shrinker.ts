@@ -9,8 +9,8 @@
 //
 // Node adds one step Envoy does not need: a dropped Buffer is only freed to malloc when V8 collects
 // it, and an idle process allocates nothing, so V8 may not run a full GC for minutes (46 MiB of
-// dead Buffers 60 s after the soak). When the event loop has been idle over an interval and
-// Buffers have grown, the shrinker asks V8 for a full GC first (vm.measureMemory, eager).
+// dead Buffers 60 s after the soak). In the first idle interval after activity, if V8's off-heap
+// memory is large, the shrinker asks V8 for a full GC first (vm.measureMemory, eager).
 //
 // libc is reached through koffi (as @ambientkit/inpod does); without koffi, or off glibc, the
 // shrinker reports itself unavailable and does nothing.
@@ -23,7 +23,7 @@ export const SHRINK_HEAP_INTERVAL_MS = 10_000;
 /** Envoy's `max_unfreed_memory_bytes` default (`kDefaultMaxUnfreedMemoryBytes`, 100 MiB). */
 export const MAX_UNFREED_MEMORY_BYTES: number = 100 * 1024 * 1024;
 
-/** Buffers grown by this much since the last idle collection are worth a full GC (32 MiB). */
+/** Off-heap memory V8 tracks (Buffers, HTTP/2 sessions) worth a full GC once idle (32 MiB). */
 export const GC_BUFFER_BYTES: number = 32 * 1024 * 1024;
 /** An interval whose event loop was busy less than this share of the time counts as idle. */
 export const IDLE_UTILIZATION = 0.05;
@@ -105,8 +105,9 @@ export interface ShrinkHeapOptions {
   /** Release once this many free bytes are held (default 100 MiB, Envoy's default). */
   maxUnfreedMemoryBytes?: number;
   /**
-   * When idle, collect garbage first if Buffers grew by this much since the last such collection
-   * (default 32 MiB; 0 = never).
+   * In the first idle interval after activity, collect garbage first if V8's off-heap memory
+   * (Buffers, HTTP/2 sessions: `process.memoryUsage().external`) is at least this (default 32 MiB;
+   * 0 = never).
    */
   gcBufferBytes?: number;
 }
@@ -120,11 +121,11 @@ export interface ShrinkResult {
 }
 
 /**
- * Every `intervalMs`: if the event loop was idle over the interval and Buffers grew by
- * `gcBufferBytes` since the last idle collection, a full GC; then, if glibc holds at least
- * `maxUnfreedMemoryBytes` free, malloc_trim(0). Bounded: at most one of each per interval, a full GC
- * only when idle (tens of ms), a trim a few ms (the arenas' free lists are walked once). The timer
- * is unref'd, so it never keeps a process alive.
+ * Every `intervalMs`: in the first interval with an idle event loop after a busy one, if V8's
+ * off-heap memory is at least `gcBufferBytes`, a full GC; then, if glibc holds at least
+ * `maxUnfreedMemoryBytes` free, malloc_trim(0). Bounded: one GC per quiet spell, only when idle
+ * (tens of ms), a trim at most once per interval, a few ms (the arenas' free lists are walked
+ * once). The timer is unref'd, so it never keeps a process alive.
  */
 export class HeapShrinker {
   readonly intervalMs: number;
@@ -137,8 +138,8 @@ export class HeapShrinker {
   readonly #onShrink: ((r: ShrinkResult) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #elu: EventLoopUtilization = performance.eventLoopUtilization();
-  #buffersAfterGc = 0;
-  #measureAfterGc = false;
+  /** An interval was busy since the last idle GC (the first quiet one after activity collects). */
+  #busySinceGc = true;
   #ticking = false;
 
   constructor(options: ShrinkHeapOptions = {}, onShrink?: (r: ShrinkResult) => void) {
@@ -175,23 +176,19 @@ export class HeapShrinker {
     try {
       const { utilization } = performance.eventLoopUtilization(this.#elu);
       this.#elu = performance.eventLoopUtilization();
-      const buffers = process.memoryUsage().arrayBuffers;
-      // V8 frees dead Buffers on a background sweeper, possibly after the GC's promise resolved:
-      // what a collection left is measured one interval later
-      if (this.#measureAfterGc) {
-        this.#measureAfterGc = false;
-        this.#buffersAfterGc = buffers;
-      }
-      if (
+      if (utilization >= IDLE_UTILIZATION) {
+        this.#busySinceGc = true;
+      } else if (
+        this.#busySinceGc &&
         this.gcBufferBytes > 0 &&
-        utilization < IDLE_UTILIZATION &&
-        buffers - this.#buffersAfterGc >= this.gcBufferBytes
+        process.memoryUsage().external >= this.gcBufferBytes
       ) {
-        // the documented way to ask V8 for a full GC now, without --expose-gc
+        // once per quiet spell after activity: the documented way to ask V8 for a full GC now,
+        // without --expose-gc (V8 frees the dead Buffers' memory right after, in the background;
+        // the next interval's trim returns it)
+        this.#busySinceGc = false;
         await vm.measureMemory({ execution: "eager" });
         this.gcCount++;
-        this.#buffersAfterGc = buffers;
-        this.#measureAfterGc = true;
       }
       return this.shrinkIfUnfreed();
     } finally {

@@ -72,8 +72,8 @@ export interface WaypointOptions {
   bufferLimitBytes?: number;
   /**
    * Release free heap to the OS as Envoy's `envoy.overload_actions.shrink_heap` (every 10 s once
-   * glibc holds ≥ 100 MiB free; first a full GC if the process was idle and Buffers grew by 32 MiB;
-   * see mesh/heap-shrinker.ts); `false` turns it off. Process-wide.
+   * glibc holds ≥ 100 MiB free; first a full GC in the first idle interval after activity if V8's
+   * off-heap memory is ≥ 32 MiB; see mesh/heap-shrinker.ts); `false` turns it off. Process-wide.
    */
   shrinkHeap?: ShrinkHeapOptions | false;
 }
