@@ -18,16 +18,7 @@ import {
 } from "./headers.js";
 import { startKeepalive } from "./keepalive.js";
 import { RST_CANCEL, toHboneError } from "./node-error.js";
-import {
-  CLIENT_MAX_HEADER_LIST_SIZE,
-  CONNECTION_WINDOW_SIZE,
-  HANDSHAKE_TIMEOUT_MS,
-  h2Settings,
-  MAX_SESSION_MEMORY_MB,
-  PING_INTERVAL_MS,
-  PING_TIMEOUT_MS,
-  POOL_MAX_STREAMS_PER_CONNECTION,
-} from "./settings.js";
+import { HBONE_DEFAULTS, h2Settings } from "./settings.js";
 import {
   type ConnectionEnd,
   type ConnectionEndReason,
@@ -338,7 +329,7 @@ export class HboneConnection extends EventEmitter {
       };
       req.once("close", release);
       let settled = false;
-      const timeoutMs = request.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+      const timeoutMs = request.timeoutMs ?? HBONE_DEFAULTS.handshakeTimeoutMs;
       const timer = setTimeout(() => {
         fail(
           new HboneError(
@@ -445,7 +436,7 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
   const localIdentity = identityOfCredentials(opts.credentials);
   const tlsOpts = opts.tlsOptions ?? clientTlsOptions(opts.credentials, opts.expectedIdentities);
   formatAuthority(opts.address);
-  const timeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const timeoutMs = opts.handshakeTimeoutMs ?? HBONE_DEFAULTS.handshakeTimeoutMs;
   const where = `HBONE dial ${formatSocketAddress(opts.address.host, opts.address.port)}`;
   const abort = new AbortController();
   let raw: Duplex | undefined;
@@ -539,9 +530,14 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
             `https://${formatSocketAddress(opts.address.host, opts.address.port)}`,
             {
               createConnection: () => s,
-              settings: h2Settings(CLIENT_MAX_HEADER_LIST_SIZE, undefined, opts.streamWindowSize),
-              maxSessionMemory: MAX_SESSION_MEMORY_MB,
-              peerMaxConcurrentStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
+              settings: h2Settings(
+                HBONE_DEFAULTS.clientMaxHeaderListSize,
+                undefined,
+                opts.streamWindowSize,
+              ),
+              maxSessionMemory: HBONE_DEFAULTS.maxSessionMemoryMb,
+              peerMaxConcurrentStreams:
+                opts.maxStreams ?? HBONE_DEFAULTS.poolMaxStreamsPerConnection,
             },
           );
           session = sess;
@@ -556,7 +552,9 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
           sess.once("close", sessionClosedEarly);
           sess.once("connect", () => {
             try {
-              sess.setLocalWindowSize(opts.connectionWindowSize ?? CONNECTION_WINDOW_SIZE);
+              sess.setLocalWindowSize(
+                opts.connectionWindowSize ?? HBONE_DEFAULTS.connectionWindowSize,
+              );
             } catch (e) {
               fail(e);
             }
@@ -576,9 +574,9 @@ export async function dialHbone(opts: DialOptions): Promise<HboneConnection> {
             });
             resolve(
               new HboneConnection(sess, s, peer, localIdentity, {
-                maxStreams: opts.maxStreams ?? POOL_MAX_STREAMS_PER_CONNECTION,
-                pingIntervalMs: opts.pingIntervalMs ?? PING_INTERVAL_MS,
-                pingTimeoutMs: opts.pingTimeoutMs ?? PING_TIMEOUT_MS,
+                maxStreams: opts.maxStreams ?? HBONE_DEFAULTS.poolMaxStreamsPerConnection,
+                pingIntervalMs: opts.pingIntervalMs ?? HBONE_DEFAULTS.pingIntervalMs,
+                pingTimeoutMs: opts.pingTimeoutMs ?? HBONE_DEFAULTS.pingTimeoutMs,
                 hooks: opts.hooks,
               }),
             );

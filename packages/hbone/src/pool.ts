@@ -8,13 +8,7 @@ import {
   type TunnelRequest,
 } from "./client.js";
 import { HboneError } from "./errors.js";
-import {
-  HANDSHAKE_TIMEOUT_MS,
-  PING_INTERVAL_MS,
-  PING_TIMEOUT_MS,
-  POOL_MAX_STREAMS_PER_CONNECTION,
-  POOL_UNUSED_RELEASE_TIMEOUT_MS,
-} from "./settings.js";
+import { HBONE_DEFAULTS } from "./settings.js";
 import type { HboneHooks, HboneStream } from "./stream.js";
 import { type HboneCredentials, identityOfCredentials } from "./tls.js";
 
@@ -161,10 +155,10 @@ export class HbonePool {
       ...(req.sourceIp !== undefined ? { localAddress: req.sourceIp } : {}),
       ...(req.tlsOptions !== undefined ? { tlsOptions: req.tlsOptions } : {}),
       ...(o.connect !== undefined ? { connect: o.connect } : {}),
-      handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-      maxStreams: o.maxStreamsPerConnection ?? POOL_MAX_STREAMS_PER_CONNECTION,
-      pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
-      pingTimeoutMs: o.pingTimeoutMs ?? PING_TIMEOUT_MS,
+      handshakeTimeoutMs: o.handshakeTimeoutMs ?? HBONE_DEFAULTS.handshakeTimeoutMs,
+      maxStreams: o.maxStreamsPerConnection ?? HBONE_DEFAULTS.poolMaxStreamsPerConnection,
+      pingIntervalMs: o.pingIntervalMs ?? HBONE_DEFAULTS.pingIntervalMs,
+      pingTimeoutMs: o.pingTimeoutMs ?? HBONE_DEFAULTS.pingTimeoutMs,
       ...(o.hooks ? { hooks: o.hooks } : {}),
       ...(o.streamWindowSize !== undefined ? { streamWindowSize: o.streamWindowSize } : {}),
       ...(o.connectionWindowSize !== undefined
@@ -191,7 +185,7 @@ export class HbonePool {
     conn.once("goaway", remove);
     conn.once("dead", remove);
     conn.once("close", remove);
-    const idleMs = o.idleTimeoutMs ?? POOL_UNUSED_RELEASE_TIMEOUT_MS;
+    const idleMs = o.idleTimeoutMs ?? HBONE_DEFAULTS.poolUnusedReleaseTimeoutMs;
     const armIdle = (): void => {
       if (entry.idle || conn.activeStreams > 0 || idleMs <= 0) return;
       entry.idle = setTimeout(() => {

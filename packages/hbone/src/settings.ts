@@ -55,16 +55,6 @@ export const HBONE_DEFAULTS: HboneDefaults = Object.freeze({
   maxSessionMemoryMb: 256,
 });
 
-// The names client.ts and pool.ts read; internal (not in the barrel), the values are HBONE_DEFAULTS'.
-export const CONNECTION_WINDOW_SIZE: number = HBONE_DEFAULTS.connectionWindowSize;
-export const POOL_MAX_STREAMS_PER_CONNECTION: number = HBONE_DEFAULTS.poolMaxStreamsPerConnection;
-export const POOL_UNUSED_RELEASE_TIMEOUT_MS: number = HBONE_DEFAULTS.poolUnusedReleaseTimeoutMs;
-export const PING_INTERVAL_MS: number = HBONE_DEFAULTS.pingIntervalMs;
-export const PING_TIMEOUT_MS: number = HBONE_DEFAULTS.pingTimeoutMs;
-export const CLIENT_MAX_HEADER_LIST_SIZE: number = HBONE_DEFAULTS.clientMaxHeaderListSize;
-export const HANDSHAKE_TIMEOUT_MS: number = HBONE_DEFAULTS.handshakeTimeoutMs;
-export const MAX_SESSION_MEMORY_MB: number = HBONE_DEFAULTS.maxSessionMemoryMb;
-
 /** Node `settings` for an HBONE session. */
 export function h2Settings(
   maxHeaderListSize: number,
