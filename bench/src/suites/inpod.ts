@@ -2,8 +2,9 @@
 // capture rules, pods handed over ZDS by a fake node agent): one connection pod A → pod B through
 // A's 15001 → HBONE → B's 15008 vs two pods of the same kind on the same bridge without capture
 // (direct over the veths); connection setup (connect to first byte); and 100 pods added over ZDS:
-// time until every listener serves, and fds held per pod. Node B (ztunnel b and the apps) runs in
-// a child process, as real nodes are separate processes. Needs root (namespaces, iptables).
+// time until every listener serves, and fds held per pod. Each ztunnel and the servers run in
+// processes of their own (a ztunnel shares its CPU with nobody's JS, as on a real node); the client
+// is this process. Needs root (namespaces, iptables).
 // examples/ is a private workspace, so it is loaded from its build output (examples/dist) with the
 // narrow types below; @ambientkit/inpod the same way (bench does not depend on it).
 import { spawn } from "node:child_process";
@@ -86,46 +87,62 @@ services: []
 policies: []
 `;
 
-// Node B: ztunnel b (in-pod, its own fake node agent) and the apps in pod B and in the uncaptured
-// pod D: a sink on 9100 (counts bytes, reports when it has `expect`) and a greeter on 9101 (one
-// byte, then close).
+// The other processes of the bench, one role each, as on a real node where ztunnel does not share
+// a process with the apps: `ztunnel` (one in-pod ztunnel with its own fake node agent and one pod)
+// and `apps` (the servers of pods B and D: a sink on 9100 that counts bytes and reports once it has
+// `expect`, and a greeter on 9101 that sends one byte and closes). The direct path and the mesh path
+// use the same client (this process) and the same servers (`apps`).
 const CHILD = `
 const net = await import("node:net");
 const { CertificateAuthority } = await import("@ambientkit/identity");
 const { listenInNetns } = await import("@ambientkit/inpod");
 const env = JSON.parse(process.env.AMBIENTKIT_INPOD_BENCH);
 const load = (p) => import(new URL(p, env.examples).href);
-const [{ Ztunnel }, { WorkloadCertificates }, { parseScenario }, { FakeNodeAgent }] = await Promise.all([
-  load("ztunnel/ztunnel.js"), load("mesh/certs.js"), load("mesh/config.js"), load("ztunnel/inpod-harness.testutil.js"),
-]);
-const ca = await CertificateAuthority.fromPem(env.cacerts);
-const certs = new WorkloadCertificates(ca);
-const config = parseScenario({ file: "bench.yaml", text: env.localXds }).local;
-const agent = await FakeNodeAgent.start(env.uds);
-const z = await Ztunnel.start({ node: "node-b", config, certificates: certs, captureServices: false, inpod: { uds: env.uds, backoff: { initialMs: 20, maxMs: 200 } } });
-await agent.accept();
-if (await agent.add(env.uid, { name: "server", namespace: "bench", sa: "server" }, env.podB)) throw new Error("AddWorkload refused");
-await agent.ack({ op: "snapshot" });
-let sunk = 0;
-let want = Infinity;
-const servers = [];
-for (const path of [env.podB.path, env.podD.path]) {
-  servers.push(await listenInNetns(path, { port: 9100, server: net.createServer((s) => {
-    s.on("error", () => {});
-    s.on("data", (c) => {
-      sunk += c.length;
-      if (sunk >= want) { want = Infinity; process.send({ got: sunk }); }
-    });
-  }) }));
-  servers.push(await listenInNetns(path, { port: 9101, server: net.createServer((s) => { s.on("error", () => {}); s.end("x"); }) }));
-}
-process.on("message", async (m) => {
-  if (m.expect !== undefined) { sunk = 0; want = m.expect; }
-  if (m.close) {
-    for (const s of servers) s.close();
+let close;
+if (env.role === "ztunnel") {
+  const [{ Ztunnel }, { WorkloadCertificates }, { parseScenario }, { FakeNodeAgent }] = await Promise.all([
+    load("ztunnel/ztunnel.js"), load("mesh/certs.js"), load("mesh/config.js"), load("ztunnel/inpod-harness.testutil.js"),
+  ]);
+  const ca = await CertificateAuthority.fromPem(env.cacerts);
+  const certs = new WorkloadCertificates(ca);
+  const config = parseScenario({ file: "bench.yaml", text: env.localXds }).local;
+  const agent = await FakeNodeAgent.start(env.uds);
+  const z = await Ztunnel.start({ node: env.node, config, certificates: certs, captureServices: false, inpod: { uds: env.uds, backoff: { initialMs: 20, maxMs: 200 } } });
+  await agent.accept();
+  const refused = await agent.add(env.uid, env.info, env.pod);
+  if (refused) throw new Error("AddWorkload refused: " + refused);
+  await agent.ack({ op: "snapshot" });
+  close = async () => {
     await z.close();
     await agent.stop();
     certs.close();
+  };
+} else {
+  let sunk = 0;
+  let want = Infinity;
+  const servers = [];
+  for (const path of env.pods) {
+    servers.push(await listenInNetns(path, { port: 9100, server: net.createServer((s) => {
+      s.on("error", () => {});
+      s.on("data", (c) => {
+        sunk += c.length;
+        if (sunk >= want) { want = Infinity; process.send({ got: sunk }); }
+      });
+    }) }));
+    servers.push(await listenInNetns(path, { port: 9101, server: net.createServer((s) => { s.on("error", () => {}); s.end("x"); }) }));
+  }
+  process.on("message", (m) => {
+    if (m.expect !== undefined) { sunk = 0; want = m.expect; }
+  });
+  close = async () => { for (const s of servers) s.close(); };
+}
+process.on("message", async (m) => {
+  if (m.cpu) {
+    const u = process.cpuUsage();
+    process.send({ cpuUs: u.user + u.system });
+  }
+  if (m.close) {
+    await close();
     process.disconnect();
   }
 });
@@ -133,6 +150,55 @@ process.on("message", async (m) => {
 process.on("disconnect", () => process.exit(0));
 process.send({ ready: true });
 `;
+
+interface Child {
+  send(m: Record<string, unknown>): void;
+  next(key: string): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one bench process (`CHILD`). AMBIENTKIT_INPOD_BENCH_NODE_ARGS adds Node flags to each, to
+ * profile them: e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` or `--perf-basic-prof` (for `perf`).
+ */
+function startChild(env: Record<string, unknown>): Child {
+  const flags = (process.env.AMBIENTKIT_INPOD_BENCH_NODE_ARGS ?? "").split(" ").filter((f) => f);
+  const child = spawn(process.execPath, [...flags, "--input-type=module", "-e", CHILD], {
+    cwd: fileURLToPath(new URL("../../", import.meta.url)),
+    env: {
+      ...process.env,
+      AMBIENTKIT_INPOD_BENCH: JSON.stringify({ examples: EXAMPLES.href, ...env }),
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise((r) => child.once("exit", r));
+  return {
+    send: (m) => child.send(m),
+    next: (key) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`in-pod bench child: no ${key}`)), 60_000);
+        const onMsg = (m: Record<string, unknown>): void => {
+          if (key in m) {
+            clearTimeout(timer);
+            child.off("message", onMsg);
+            child.off("exit", onExit);
+            resolve(m);
+          }
+        };
+        const onExit = (code: number | null): void => {
+          clearTimeout(timer);
+          child.off("message", onMsg);
+          reject(new Error(`in-pod bench child exited (${code})`));
+        };
+        child.on("message", onMsg);
+        child.once("exit", onExit);
+      }),
+    close: async () => {
+      if (child.connected) child.send({ close: true });
+      await exited;
+    },
+  };
+}
 
 async function pump(w: Writable, total: number, done: () => boolean): Promise<number> {
   const chunk = Buffer.alloc(64 * 1024, 0x5a);
@@ -185,68 +251,36 @@ async function measureInpod(): Promise<MeasureRow[]> {
     });
     const files = await ca.toCacerts();
     const tag = randomBytes(3).toString("hex");
-    const child = spawn(process.execPath, ["--input-type=module", "-e", CHILD], {
-      cwd: fileURLToPath(new URL("../../", import.meta.url)),
-      env: {
-        ...process.env,
-        AMBIENTKIT_INPOD_BENCH: JSON.stringify({
-          examples: EXAMPLES.href,
-          cacerts: {
-            caCertPem: files["ca-cert.pem"],
-            caKeyPem: files["ca-key.pem"],
-            rootCertPem: files["root-cert.pem"],
-            certChainPem: files["cert-chain.pem"],
-          },
-          localXds: localXds(a.ip, b.ip),
-          uds: `/tmp/ak-inpod-bench-${tag}-b.sock`,
-          uid: randomUUID(),
-          podB: b,
-          podD: d,
-        }),
-      },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    const exited = new Promise((r) => child.once("exit", r));
-    closers.push(async () => {
-      if (child.connected) child.send({ close: true });
-      await exited;
-    });
-    const next = (key: string): Promise<Record<string, unknown>> =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`in-pod bench child: no ${key}`)), 60_000);
-        const onMsg = (m: Record<string, unknown>): void => {
-          if (key in m) {
-            clearTimeout(timer);
-            child.off("message", onMsg);
-            child.off("exit", onExit);
-            resolve(m);
-          }
-        };
-        const onExit = (code: number | null): void => {
-          clearTimeout(timer);
-          reject(new Error(`in-pod bench child exited (${code})`));
-        };
-        child.on("message", onMsg);
-        child.once("exit", onExit);
+    const cacerts = {
+      caCertPem: files["ca-cert.pem"],
+      caKeyPem: files["ca-key.pem"],
+      rootCertPem: files["root-cert.pem"],
+      certChainPem: files["cert-chain.pem"],
+    };
+    const ztunnel = (node: string, pod: Pod, sa: string, side: string): Child => {
+      const z = startChild({
+        role: "ztunnel",
+        node,
+        cacerts,
+        localXds: localXds(a.ip, b.ip),
+        uds: `/tmp/ak-inpod-bench-${tag}-${side}.sock`,
+        uid: randomUUID(),
+        info: { name: sa, namespace: "bench", sa },
+        pod,
       });
-    await next("ready");
+      closers.push(() => z.close());
+      return z;
+    };
+    const apps = startChild({ role: "apps", pods: [b.path, d.path] });
+    closers.push(() => apps.close());
+    const zB = ztunnel("node-b", b, "server", "b");
+    const zA = ztunnel("node-a", a, "client", "a");
+    await Promise.all([apps.next("ready"), zB.next("ready"), zA.next("ready")]);
 
     const certs = new api.WorkloadCertificates(ca);
     closers.push(() => certs.close());
     const config = api.parseScenario({ file: "bench.yaml", text: localXds(a.ip, b.ip) }).local;
-    const agentA = await api.FakeNodeAgent.start(`/tmp/ak-inpod-bench-${tag}-a.sock`);
-    closers.push(() => agentA.stop());
     const opts = { config, certificates: certs, captureServices: false };
-    const zA = await api.Ztunnel.start({
-      ...opts,
-      node: "node-a",
-      inpod: { uds: agentA.path, backoff: { initialMs: 20, maxMs: 200 } },
-    });
-    closers.push(() => zA.close());
-    await agentA.accept();
-    if (await agentA.add(randomUUID(), { name: "client", namespace: "bench", sa: "client" }, a))
-      throw new Error("AddWorkload of pod A refused");
-    await agentA.ack({ op: "snapshot" });
 
     // throughput on one connection: alternating rounds, the ratio is the median of each round's
     // pair; the first two rounds warm up both paths and are not counted
@@ -254,24 +288,58 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const meshR: number[] = [];
     const directR: number[] = [];
     const WARMUP = 2;
-    const oneRound = async (from: Pod, to: Pod): Promise<number> => {
+    // CPU time of each process over the counted rounds (user + system): what a MiB costs where,
+    // a figure the machine's load moves far less than MB/s
+    const procs = { client: undefined, "ztunnel A": zA, "ztunnel B": zB, servers: apps };
+    const cpuNow = async (): Promise<number[]> =>
+      Promise.all(
+        Object.values(procs).map(async (p) => {
+          if (!p) {
+            const u = process.cpuUsage();
+            return u.user + u.system;
+          }
+          p.send({ cpu: true });
+          return Number((await p.next("cpuUs")).cpuUs);
+        }),
+      );
+    const cpu = { mesh: [0, 0, 0, 0], direct: [0, 0, 0, 0] };
+    const oneRound = async (from: Pod, to: Pod, tally?: number[]): Promise<number> => {
       const s = await api.connectInNetns(from.path, { host: to.ip, port: 9100, noDelay: true });
-      child.send({ expect: total });
+      const before = await cpuNow();
+      apps.send({ expect: total });
       let done = false;
-      const got = next("got").then(() => {
+      const got = apps.next("got").then(() => {
         done = true;
       });
       const mbps = await pump(s, total, () => done);
       await got;
+      const after = await cpuNow();
+      if (tally)
+        for (const [i, t] of after.entries()) tally[i] = (tally[i] ?? 0) + t - (before[i] ?? 0);
       s.destroy();
       return mbps;
     };
     for (let round = 0; round < WARMUP + 5; round++) {
-      meshR.push(await oneRound(a, b));
-      directR.push(await oneRound(c, d));
+      const counted = round >= WARMUP;
+      meshR.push(await oneRound(a, b, counted ? cpu.mesh : undefined));
+      directR.push(await oneRound(c, d, counted ? cpu.direct : undefined));
     }
     meshR.splice(0, WARMUP);
     directR.splice(0, WARMUP);
+    const countedMiB = (5 * total) / (1024 * 1024);
+    const cpuRows = (path: "mesh" | "direct", label: string): MeasureRow[] =>
+      Object.keys(procs).flatMap((name, i) => {
+        const us = cpu[path][i] ?? 0;
+        if (path === "direct" && name.startsWith("ztunnel")) return [];
+        return [
+          {
+            name: `CPU per MiB, ${label}: ${name}`,
+            value: Number((us / 1000 / countedMiB).toFixed(2)),
+            unit: "ms",
+            ...(path === "direct" ? { peer: true } : {}),
+          },
+        ];
+      });
     const ratio = median(meshR.map((x, i) => x / (directR[i] ?? x)));
 
     // connection setup: connect → first byte of the app, pooled HBONE connection warm
@@ -320,7 +388,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
     ];
     return [
       {
-        name: "pod A → 15001 → HBONE → 15008 → pod B (two in-pod ztunnels, two processes, one connection, 128 MiB)",
+        name: "pod A → 15001 → HBONE → 15008 → pod B (two in-pod ztunnels, each its own process, one connection, 128 MiB)",
         value: Math.round(median(meshR)),
         unit: "MB/s",
       },
@@ -335,6 +403,8 @@ async function measureInpod(): Promise<MeasureRow[]> {
         value: Number(ratio.toFixed(2)),
         unit: "×",
       },
+      ...cpuRows("mesh", "in-pod mesh"),
+      ...cpuRows("direct", "direct (peer)"),
       ...row("connection setup (connect → first byte) via both in-pod ztunnels", viaZ),
       ...row("connection setup (connect → first byte) direct (peer)", direct, true),
       {
