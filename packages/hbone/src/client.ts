@@ -360,7 +360,10 @@ export class HboneConnection extends EventEmitter {
       };
       if (request.signal?.aborted) onAbort();
       req.once("error", (err) => fail(toHboneError(err, `CONNECT ${request.authority}`)));
-      req.once("close", () =>
+      req.once("close", () => {
+        // every tunnel's stream closes in the end: build the error (a stack trace) only when it
+        // closed before the response
+        if (settled) return;
         fail(
           this.error ??
             new HboneError(
@@ -368,8 +371,8 @@ export class HboneConnection extends EventEmitter {
               `CONNECT ${request.authority}: the stream closed before a response`,
               { rstCode: req.rstCode },
             ),
-        ),
-      );
+        );
+      });
       req.once("response", (resHeaders) => {
         if (settled) return;
         const status = Number(resHeaders[":status"]);

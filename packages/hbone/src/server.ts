@@ -60,7 +60,10 @@ export interface HboneServerRequest {
   forwardedNetwork: string | undefined;
   /** All request headers (lower-case names). */
   headers: Readonly<Record<string, string>>;
-  /** Aborted when the client resets the stream or the server closes. */
+  /**
+   * Aborted when the stream closes (the client reset it, or it ended) or the server closes; the
+   * reason is then an HboneError `ERR_HBONE_CLOSED`.
+   */
   signal: AbortSignal;
 }
 
@@ -163,6 +166,10 @@ export interface HboneServerOptions {
   /** Cap on simultaneously open HBONE connections (default 10,000). */
   maxConnections?: number;
 }
+
+/** `HboneServerRequest.signal`'s reason once the stream has closed. */
+const STREAM_CLOSED = new HboneError("ERR_HBONE_CLOSED", "the HBONE stream closed");
+const SERVER_CLOSED = new HboneError("ERR_HBONE_CLOSED", "the HBONE server closed");
 
 /** Cap on bytes read ahead of node:http2 per connection (see ReadAhead). */
 const READ_AHEAD_LIMIT = 32 * 1024 * 1024;
@@ -541,11 +548,12 @@ export class HboneServer extends EventEmitter {
       return;
     }
     const abort = new AbortController();
-    const onServerAbort = (): void => abort.abort();
+    const onServerAbort = (): void => abort.abort(SERVER_CLOSED);
     this.#abort.signal.addEventListener("abort", onServerAbort, { once: true });
     stream.once("close", () => {
       this.#abort.signal.removeEventListener("abort", onServerAbort);
-      abort.abort();
+      // a shared reason: abort() without one builds a DOMException (a stack trace) per stream
+      abort.abort(STREAM_CLOSED);
     });
     const request: HboneServerRequest = {
       authority,
