@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import type net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Netns } from "./netns.js";
+import { Netns, runInNetns } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
@@ -111,7 +111,11 @@ describe.skipIf(!privileged())("capture inside a pod with istio-cni's in-pod rul
   let fdsBefore = 0;
 
   beforeAll(() => {
-    Netns.open("/proc/self/ns/net").close(); // loads koffi + libc before counting fds
+    // loads koffi + libc, and opens the thread's own namespace that runInNetns keeps, before
+    // counting fds
+    const own = Netns.open("/proc/self/ns/net");
+    runInNetns(own.fd, () => undefined);
+    own.close();
     fdsBefore = openFds();
     pair = createNetnsPair();
     installInpodCapture(pair.a);

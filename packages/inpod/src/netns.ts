@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readlinkSync, writeSync } from "node:fs";
+import { isMainThread } from "node:worker_threads";
 import { InpodError } from "./errors.js";
 import { errnoName, libc, linux } from "./native.js";
 
@@ -134,8 +135,11 @@ export function withNetnsRef<T>(ref: NetnsRef, fn: (fd: number) => T): T {
  */
 export function runInNetns<T>(netnsFd: number, fn: () => T): T {
   const c = libc();
-  // The thread's own namespace, re-opened each time so this is right on worker threads too.
-  const home = openSync("/proc/thread-self/ns/net", "r");
+  // The thread's own namespace: the main thread's is opened once and kept (an in-pod ztunnel
+  // creates a socket here per connection); a worker re-opens its own each time, so that nothing
+  // is left open when it exits.
+  if (isMainThread && mainHome === undefined) mainHome = openSync("/proc/thread-self/ns/net", "r");
+  const home = isMainThread ? (mainHome as number) : openSync("/proc/thread-self/ns/net", "r");
   try {
     if (c.setns(netnsFd, linux.CLONE_NEWNET) !== 0) {
       const e = errnoName(c.errno());
@@ -167,6 +171,9 @@ export function runInNetns<T>(netnsFd: number, fn: () => T): T {
     }
     return result;
   } finally {
-    closeSync(home);
+    if (home !== mainHome) closeSync(home);
   }
 }
+
+/** The main thread's own network namespace (see runInNetns), held for the process's life. */
+let mainHome: number | undefined;

@@ -10,7 +10,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
-import { Netns } from "./netns.js";
+import { Netns, runInNetns } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
@@ -125,7 +125,11 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   const sockPath = () => join(dir, `ztunnel-${++n}.sock`);
 
   beforeAll(() => {
-    Netns.open("/proc/self/ns/net").close(); // loads koffi + libc before counting fds
+    // loads koffi + libc, and opens the thread's own namespace that runInNetns keeps, before
+    // counting fds
+    const own = Netns.open("/proc/self/ns/net");
+    runInNetns(own.fd, () => undefined);
+    own.close();
     fdsBefore = openFds();
     pair = createNetnsPair();
     dir = mkdtempSync(join(tmpdir(), "inpod-zds-"));
