@@ -344,8 +344,16 @@ async function measureInpod(): Promise<MeasureRow[]> {
 
     // connection setup: connect → first byte of the app, pooled HBONE connection warm
     const n = 300;
+    const setupBefore = await cpuNow();
     const viaZ = await setupTimes(api, a, b, n);
+    const setupAfter = await cpuNow();
     const direct = await setupTimes(api, c, d, n);
+    // CPU per connection of each ztunnel over the mesh setups (warm-up included: n + 20)
+    const setupCpu = (i: number, name: string): MeasureRow => ({
+      name: `CPU per connection setup, ${name}`,
+      value: Number((((setupAfter[i] ?? 0) - (setupBefore[i] ?? 0)) / (n + 20)).toFixed(0)),
+      unit: "µs",
+    });
 
     // 100 pods over ZDS to a third ztunnel: until every pod's three listeners serve; fds per pod
     const agentN = await api.FakeNodeAgent.start(`/tmp/ak-inpod-bench-${tag}-n.sock`);
@@ -407,6 +415,8 @@ async function measureInpod(): Promise<MeasureRow[]> {
       ...cpuRows("direct", "direct (peer)"),
       ...row("connection setup (connect → first byte) via both in-pod ztunnels", viaZ),
       ...row("connection setup (connect → first byte) direct (peer)", direct, true),
+      setupCpu(1, "ztunnel A"),
+      setupCpu(2, "ztunnel B"),
       {
         name: `${PODS} pods added over ZDS (AddWorkload each + SnapshotSent) until all ${PODS * 3} listeners serve`,
         value: Math.round(addMs),
