@@ -123,19 +123,22 @@ interface ExpressLikeRequest extends IncomingMessage, WithAuthz {
 }
 
 /**
- * Decisions of Express requests, read through a `req.authz` getter on the app's request prototype.
- * Express moves every `req` onto its app's request prototype, which leaves each request object
- * with a property layout of its own: every property added afterwards makes V8 copy that layout
- * (callgrind shows Express doing it 11 times per request, thousands of instructions each). A getter
- * on the prototype, defined once, costs a WeakMap entry instead of a twelfth copy.
+ * Express requests carry their decision in `res.locals` under a symbol, read through a `req.authz`
+ * getter on the app's request prototype. Express moves every `req` onto its app's request
+ * prototype, which leaves each request object with a property layout of its own: a property added
+ * to it makes V8 copy that layout. `res.locals` is a dictionary (Object.create(null)), where an
+ * entry is a plain insertion; a WeakMap keyed by `req` was dearer still (its table is walked at
+ * every scavenge).
  */
-const expressDecisions = new WeakMap<object, AppDecision>();
+const DECISION = Symbol("@ambientkit/authz-http decision");
+type Locals = { [DECISION]?: AppDecision };
 const expressAccessor: PropertyDescriptor = {
-  get(this: object): AppDecision | undefined {
-    return expressDecisions.get(this);
+  get(this: { res?: { locals?: Locals } }): AppDecision | undefined {
+    return this.res?.locals?.[DECISION];
   },
-  set(this: object, d: AppDecision) {
-    expressDecisions.set(this, d);
+  set(this: { res?: { locals?: Locals } }, d: AppDecision) {
+    const locals = this.res?.locals;
+    if (locals) locals[DECISION] = d;
   },
   configurable: true,
   enumerable: false,
@@ -150,6 +153,8 @@ function expressProtoReady(proto: object | null, req: ExpressLikeRequest): boole
   // IncomingMessage.prototype, which every server of the process shares.
   const app = (req as { app?: { request?: object } }).app;
   if (own !== undefined || app?.request === undefined) return false;
+  const { res } = req as { res?: { locals?: unknown } };
+  if (typeof res?.locals !== "object" || res.locals === null) return false;
   if (proto !== app.request && !Object.prototype.isPrototypeOf.call(app.request, proto))
     return false;
   Object.defineProperty(proto, "authz", expressAccessor);
@@ -180,18 +185,24 @@ export function expressAuthz(
     }
     if (d instanceof Promise)
       d.then((x) => {
-        attachExpress(r, x, viaProto);
+        attachExpress(r, res, x, viaProto);
         expressGo(x, res, next);
       }, next);
     else {
-      attachExpress(r, d, viaProto);
+      attachExpress(r, res, d, viaProto);
       expressGo(d, res, next);
     }
   };
 }
 
-function attachExpress(req: ExpressLikeRequest, d: AppDecision, viaProto: boolean): void {
-  if (viaProto) expressDecisions.set(req, d);
+function attachExpress(
+  req: ExpressLikeRequest,
+  res: ServerResponse,
+  d: AppDecision,
+  viaProto: boolean,
+): void {
+  const locals = viaProto ? (res as { locals?: Locals }).locals : undefined;
+  if (locals) locals[DECISION] = d;
   else req.authz = d;
 }
 
