@@ -1,4 +1,4 @@
-import { EventEmitter, setMaxListeners } from "node:events";
+import { EventEmitter } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
@@ -218,7 +218,8 @@ export class HboneServer extends EventEmitter {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #sockets = new Set<net.Socket>();
   readonly #handler: HboneHandler;
-  readonly #abort = new AbortController();
+  /** The signals of the CONNECTs open now, aborted when the server closes. */
+  readonly #inflight = new Set<AbortController>();
   #closing = false;
   #pendingCtx: ConnCtx | undefined;
   readonly #ctxBySession = new WeakMap<http2.Http2Session, ConnCtx>();
@@ -229,8 +230,6 @@ export class HboneServer extends EventEmitter {
     super();
     this.#opts = opts;
     this.#handler = opts.handler ?? dialAuthority;
-    // one listener per in-flight CONNECT decision
-    setMaxListeners(0, this.#abort.signal);
     if (typeof opts.credentials !== "function") this.#tlsFor(opts.credentials);
     this.#h2 = http2.createServer({
       settings: h2Settings(
@@ -547,11 +546,12 @@ export class HboneServer extends EventEmitter {
       respondEnd(400);
       return;
     }
+    // a set rather than a listener on a server-wide signal: EventTarget listeners cost more per
+    // stream than a set entry
     const abort = new AbortController();
-    const onServerAbort = (): void => abort.abort(SERVER_CLOSED);
-    this.#abort.signal.addEventListener("abort", onServerAbort, { once: true });
+    this.#inflight.add(abort);
     stream.once("close", () => {
-      this.#abort.signal.removeEventListener("abort", onServerAbort);
+      this.#inflight.delete(abort);
       // a shared reason: abort() without one builds a DOMException (a stack trace) per stream
       abort.abort(STREAM_CLOSED);
     });
@@ -741,7 +741,8 @@ export class HboneServer extends EventEmitter {
         });
       });
     }
-    this.#abort.abort();
+    for (const a of this.#inflight) a.abort(SERVER_CLOSED);
+    this.#inflight.clear();
     for (const s of this.#sessions) {
       this.#markEnd.get(s)?.("destroyed");
       s.destroy();
