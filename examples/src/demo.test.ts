@@ -81,8 +81,8 @@ describe("the demo mesh", () => {
     expect(r.status).toBe(200);
     const parsed = parseLocalXds(r.body);
     expect(parsed.issues).toEqual([]);
-    expect(parsed.config).toEqual(mesh.config.local);
-    expect(parsed.config?.policies.map((p) => p.name)).toContain("istio_converted_static_strict");
+    expect(parsed.value).toEqual(mesh.config.local);
+    expect(parsed.value?.policies.map((p) => p.name)).toContain("istio_converted_static_strict");
     const json = await httpRequest({ host: host ?? "", port: Number(port), path: "/config_dump" });
     expect(json.headers["content-type"]).toBe("application/json");
     const dump = JSON.parse(json.body) as {
@@ -93,7 +93,7 @@ describe("the demo mesh", () => {
     };
     // The state part is ztunnel's serde shape: LOCAL_XDS input as it stands.
     const { workloads, services, policies } = dump;
-    expect(parseLocalXds(JSON.stringify({ workloads, services, policies })).config).toEqual(
+    expect(parseLocalXds(JSON.stringify({ workloads, services, policies })).value).toEqual(
       mesh.config.local,
     );
     expect(dump.certificates.length).toBeGreaterThan(0);

@@ -475,7 +475,7 @@ policies:
 function withPolicy(config: LocalConfig, yaml: string): LocalConfig {
   const r = parseLocalXds(yaml);
   if (!r.ok) throw new ExampleError("ERR_EXAMPLES_CONFIG", "demo policy does not parse");
-  const policies: Authorization[] = [...config.policies, ...r.config.policies];
+  const policies: Authorization[] = [...config.policies, ...r.value.policies];
   return { ...config, policies };
 }
 

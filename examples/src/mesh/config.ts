@@ -114,7 +114,7 @@ export function parseScenario(
     const first = parsed.issues[0];
     throw configError(localXds.file, first?.line, first?.message ?? "invalid LOCAL_XDS config");
   }
-  const local = parsed.config;
+  const local = parsed.value;
   checkLocal(localXds, local);
 
   const authorizationPolicies: AuthorizationPolicy[] = [];

@@ -234,7 +234,6 @@ describe("UTF-8", () => {
     });
     expect(validateYaml(input)).toEqual({
       ok: false,
-      valid: false,
       documents: [{ index: 0, line: 4, ok: false, skipped: false, issues: [r.issue] }],
     });
   });

@@ -25,8 +25,6 @@ import { validateInternal } from "./validate.js";
 export interface YamlValidationResult {
   /** True when no document has an error. */
   ok: boolean;
-  /** @deprecated The same as `ok`, kept for callers written before the shared result shape. */
-  valid: boolean;
   /** Every non-empty document, in order. */
   documents: DocumentResult[];
 }
@@ -340,5 +338,5 @@ export function validateYaml(
 ): YamlValidationResult {
   const documents = Array.from(validateYamlDocuments(input, options));
   const ok = documents.every((d) => d.ok);
-  return { ok, valid: ok, documents };
+  return { ok, documents };
 }

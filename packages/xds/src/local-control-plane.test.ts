@@ -17,7 +17,7 @@ const file = fileURLToPath(
 function config(): LocalConfig {
   const r = parseLocalXds(readFileSync(file, "utf8"));
   if (!r.ok) throw new Error("fixture");
-  return r.config;
+  return r.value;
 }
 const node = ztunnelNode({ instanceIp: "127.0.0.1", podName: "zt", podNamespace: "istio-system" });
 

@@ -23,7 +23,7 @@ function loadFile(): LocalConfig {
   const text = readFileSync(localhost, "utf8");
   const r = parseLocalXds(text);
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.config;
+  return r.value;
 }
 
 function workload(i: number, extra: Partial<Workload> = {}): Workload {
