@@ -1,58 +1,28 @@
 // IP, CIDR and URL parsing with Go's rules (netip.ParseAddr/ParsePrefix, url.ParseRequestURI),
 // which Istio's validation and the Kubernetes CEL library use.
+import { parseCidr, parseIp } from "@ambientkit/xds-types/ip";
 
-const IPV4_PART = /^(0|[1-9][0-9]{0,2})$/;
+// Addresses and prefixes are parsed by @ambientkit/xds-types/ip, whose rules are Go netip's for
+// these inputs (four decimal parts without leading zeros, one "::", an embedded IPv4 tail).
+// Kubernetes' isIP rejects zones, so a "%" never passes here.
 
 /** Go netip.ParseAddr for IPv4: four decimal parts, no leading zeros. */
 export function isIPv4(s: string): boolean {
-  const parts = s.split(".");
-  if (parts.length !== 4) return false;
-  for (const p of parts) {
-    if (!IPV4_PART.test(p) || Number(p) > 255) return false;
-  }
-  return true;
+  return !s.includes(":") && parseIp(s) !== undefined;
 }
 
 /** Go netip.ParseAddr for IPv6 (zones rejected, as Kubernetes' isIP does). */
 export function isIPv6(s: string): boolean {
-  if (s.length < 2 || s.includes("%")) return false;
-  let text = s;
-  let groupsNeeded = 8;
-  const lastColon = text.lastIndexOf(":");
-  if (lastColon >= 0 && text.slice(lastColon + 1).includes(".")) {
-    if (!isIPv4(text.slice(lastColon + 1))) return false;
-    text = `${text.slice(0, lastColon + 1)}0`;
-    groupsNeeded = 7;
-  }
-  const dbl = text.indexOf("::");
-  if (dbl !== text.lastIndexOf("::")) return false;
-  const hex = /^[0-9a-fA-F]{1,4}$/;
-  if (dbl >= 0) {
-    const head = text.slice(0, dbl);
-    const tail = text.slice(dbl + 2);
-    const h = head === "" ? [] : head.split(":");
-    const t = tail === "" ? [] : tail.split(":");
-    if (![...h, ...t].every((g) => hex.test(g))) return false;
-    return h.length + t.length < groupsNeeded;
-  }
-  const groups = text.split(":");
-  return groups.length === groupsNeeded && groups.every((g) => hex.test(g));
+  return s.includes(":") && !s.includes("%") && parseIp(s) !== undefined;
 }
 
 export function isIP(s: string): boolean {
-  return isIPv4(s) || isIPv6(s);
+  return !s.includes("%") && parseIp(s) !== undefined;
 }
 
 /** Go netip.ParsePrefix: an address, "/", a decimal prefix length within the family's bits. */
 export function isCIDR(s: string): boolean {
-  const slash = s.indexOf("/");
-  if (slash < 0) return false;
-  const addr = s.slice(0, slash);
-  const bits = s.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits)) return false;
-  if (isIPv4(addr)) return Number(bits) <= 32;
-  if (isIPv6(addr)) return Number(bits) <= 128;
-  return false;
+  return !s.includes("%") && parseCidr(s) !== undefined;
 }
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
