@@ -17,6 +17,7 @@
 import { createRequire } from "node:module";
 import { type EventLoopUtilization, performance } from "node:perf_hooks";
 import vm from "node:vm";
+import { Counter, type Registry } from "prom-client";
 
 /** Envoy HeapShrinker's timer interval (`kTimerInterval`, 10 s). */
 export const SHRINK_HEAP_INTERVAL_MS = 10_000;
@@ -215,4 +216,32 @@ export class HeapShrinker {
     this.#onShrink?.(r);
     return r;
   }
+}
+
+/**
+ * A shrinker whose releases are counted in `registry` under Envoy's counter name and logged (the
+ * waypoint's and the standalone ztunnel's).
+ */
+export function meteredHeapShrinker(
+  options: ShrinkHeapOptions | undefined,
+  registry: Registry,
+  log: (fields: Record<string, number>, message: string) => void,
+): HeapShrinker {
+  const shrinks = new Counter({
+    name: "envoy_overload_envoy_overload_actions_shrink_heap_shrink_count",
+    help: "Times free heap was released to the OS (Envoy's shrink_heap overload action)",
+    registers: [registry],
+  });
+  return new HeapShrinker(options, (r) => {
+    shrinks.inc();
+    log(
+      {
+        "free.bytes": r.freeBytes,
+        "rss.before": r.rssBefore,
+        "rss.after": r.rssAfter,
+        "duration.ms": Math.round(r.ms * 10) / 10,
+      },
+      "heap shrunk",
+    );
+  });
 }

@@ -22,7 +22,7 @@ import {
 } from "@ambientkit/telemetry";
 import { registerPrometheus } from "@ambientkit/telemetry/prometheus";
 import { type Service, type Workload, workloadIdentity } from "@ambientkit/xds-types";
-import { Counter, Registry } from "prom-client";
+import { Registry } from "prom-client";
 import {
   type HboneDecision,
   HboneError,
@@ -36,7 +36,11 @@ import type { WorkloadCertificates } from "../mesh/certs.js";
 import type { MeshConfig } from "../mesh/config.js";
 import { connectionEndRecorder } from "../mesh/connection-events.js";
 import { ExampleError } from "../mesh/errors.js";
-import { HeapShrinker, type ShrinkHeapOptions } from "../mesh/heap-shrinker.js";
+import {
+  type HeapShrinker,
+  meteredHeapShrinker,
+  type ShrinkHeapOptions,
+} from "../mesh/heap-shrinker.js";
 import type { HttpRoute } from "../mesh/httproute-types.js";
 import { serviceInfo, workloadInfo } from "../mesh/labels.js";
 import { type Listener, listen, onceClosed, pipeBoth } from "../mesh/net.js";
@@ -189,23 +193,9 @@ export class Waypoint {
       void this.#onRequest(req, res);
     });
     if (opts.shrinkHeap !== false) {
-      const shrinks = new Counter({
-        name: "envoy_overload_envoy_overload_actions_shrink_heap_shrink_count",
-        help: "Times free heap was released to the OS (Envoy's shrink_heap overload action)",
-        registers: [this.registry],
-      });
-      this.#shrinker = new HeapShrinker(opts.shrinkHeap, (r) => {
-        shrinks.inc();
-        this.log.info(
-          {
-            "free.bytes": r.freeBytes,
-            "rss.before": r.rssBefore,
-            "rss.after": r.rssAfter,
-            "duration.ms": Math.round(r.ms * 10) / 10,
-          },
-          "heap shrunk",
-        );
-      });
+      this.#shrinker = meteredHeapShrinker(opts.shrinkHeap, this.registry, (fields, message) =>
+        this.log.info(fields, message),
+      );
     }
   }
 

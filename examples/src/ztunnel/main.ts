@@ -16,6 +16,7 @@ import type { LocalConfig } from "@ambientkit/xds-types";
 import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { ExampleError } from "../mesh/errors.js";
+import { meteredHeapShrinker } from "../mesh/heap-shrinker.js";
 import {
   controlPlaneSettingsFromEnv,
   DEFAULT_TOKEN_FILE,
@@ -93,7 +94,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
         },
       );
     }
-    config = parsed.config;
+    config = parsed.value;
     certificates = new WorkloadCertificates(
       await CertificateAuthority.createRoot({
         trustDomain: "cluster.local",
@@ -113,11 +114,20 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     plane.attach(z);
     plane.registerMetrics(z.registry);
   }
+  // Bulk transfers leave glibc holding freed Buffers and TLS records: give them back when idle, as
+  // the waypoint does (mesh/heap-shrinker.ts). SHRINK_HEAP=false turns it off.
+  const shrinker =
+    env.SHRINK_HEAP === "false"
+      ? undefined
+      : meteredHeapShrinker(undefined, z.registry, (fields, message) =>
+          process.stderr.write(`${JSON.stringify({ level: "info", msg: message, ...fields })}\n`),
+        ).start();
   process.stdout.write(`${JSON.stringify({ ready: true, node, ...z.addresses })}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
     process.once("SIGTERM", () => resolve());
   });
+  shrinker?.stop();
   await plane?.close();
   await z.close();
   certificates.close();

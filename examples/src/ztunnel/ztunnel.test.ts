@@ -430,7 +430,7 @@ describe("two reference ztunnels", () => {
     const body = text.slice(text.indexOf("\r\n\r\n") + 4);
     const parsed = parseLocalXds(body);
     expect(parsed.ok).toBe(true);
-    expect(parsed.config).toEqual(a.state.config);
+    expect(parsed.value).toEqual(a.state.config);
   });
 
   it("closes open connections and refuses new ones when a policy change denies them", async () => {
