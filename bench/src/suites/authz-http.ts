@@ -12,10 +12,11 @@
 // - the server process's CPU time per request (user + system, from process.cpuUsage() around each
 //   run): what limits requests/s once the server is saturated, and unlike req/s not capped by the
 //   load generator, which shares the machine. Same rounds, same medians.
-// - instructions per request, counted by valgrind (callgrind) on the server process alone: each
-//   target in its own process, warmed up, then batches of requests sent one at a time over one
-//   keep-alive connection, the counters zeroed before and dumped after each batch; the median batch
-//   is kept. No clock is involved, so a busy machine does not move it: the noise-free cross-check.
+// - instructions per request, counted by valgrind (callgrind) on the server process alone: one
+//   process per framework serving its bare, empty-middleware and authz-http routes, each warmed
+//   up, then batches of requests sent one at a time over a keep-alive connection, the routes taking
+//   turns batch by batch, the counters zeroed before and dumped after each batch; the median batch
+//   of each route is kept. No clock is involved, so a busy machine does not move it: the noise-free cross-check.
 //   It counts user-space instructions only (every thread, GC included); the kernel's share of a
 //   request (the socket reads and writes) is not in it, so as a share of the bare route it
 //   overstates what the middleware costs in requests/s.
@@ -195,34 +196,46 @@ function callgrindControl(flag: string, pid: number): void {
   execFileSync("callgrind_control", [flag, String(pid)], { stdio: "ignore", timeout: 120_000 });
 }
 
-/** Median instructions per request of one target, under callgrind. */
-async function instructionsPerRequest(target: Target, dir: string): Promise<number> {
-  const out = join(dir, target.replace(/\W/g, "_"));
-  const servers = await startServers(
-    [target],
-    ["valgrind", "--tool=callgrind", `--callgrind-out-file=${out}.%p`],
-  );
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/**
+ * Median instructions per request of each target of a group served by one process under
+ * callgrind. The targets take turns batch by batch (the order reversing every batch), so they share
+ * one heap and one JIT state: counts of separate processes differ by several percent (where the JIT
+ * and the GC happened to land), which is as much as the overhead being measured.
+ */
+async function instructionsPerRequest(
+  group: readonly Target[],
+  dir: string,
+): Promise<Map<Target, number>> {
+  const out = join(dir, (group[0] as string).replace(/\W/g, "_"));
+  const servers = await startServers(group, [
+    "valgrind",
+    "--tool=callgrind",
+    `--callgrind-out-file=${out}.%p`,
+  ]);
+  const agents = new Map(group.map((t) => [t, new Agent({ keepAlive: true, maxSockets: 1 })]));
   try {
-    const port = servers.ports[target];
-    const send = async (n: number) => {
-      for (let i = 0; i < n; i++) await get(agent, port);
+    const send = async (t: Target, n: number) => {
+      const agent = agents.get(t) as Agent;
+      for (let i = 0; i < n; i++) await get(agent, servers.ports[t]);
     };
-    const { warmup, batch, batches } = counting(target);
-    await send(warmup);
-    const perRequest: number[] = [];
+    const { warmup, batch, batches } = counting(group[0] as Target);
+    for (const t of group) await send(t, warmup);
+    const perRequest = new Map<Target, number[]>(group.map((t) => [t, []]));
+    let dumps = 0;
     for (let b = 0; b < batches; b++) {
-      callgrindControl("-z", servers.pid);
-      await send(batch);
-      callgrindControl("-d", servers.pid);
-      const file = `${out}.${servers.pid}.${b + 1}`;
-      const summary = /^summary:\s*(\d+)/m.exec(readFileSync(file, "utf8"));
-      if (!summary) throw new Error(`${file}: no summary line`);
-      perRequest.push(Number(summary[1]) / batch);
+      for (const t of b % 2 === 0 ? group : [...group].reverse()) {
+        callgrindControl("-z", servers.pid);
+        await send(t, batch);
+        callgrindControl("-d", servers.pid);
+        const file = `${out}.${servers.pid}.${++dumps}`;
+        const summary = /^summary:\s*(\d+)/m.exec(readFileSync(file, "utf8"));
+        if (!summary) throw new Error(`${file}: no summary line`);
+        perRequest.get(t)?.push(Number(summary[1]) / batch);
+      }
     }
-    return median(perRequest);
+    return new Map(group.map((t) => [t, median(perRequest.get(t) ?? [])]));
   } finally {
-    agent.destroy();
+    for (const a of agents.values()) a.destroy();
     await servers.stop();
   }
 }
@@ -232,11 +245,16 @@ async function instructionCounts(): Promise<Map<Target, number> | undefined> {
   const dir = mkdtempSync(join(tmpdir(), "authz-http-callgrind-"));
   try {
     const counted = new Map<Target, number>();
-    // Two at a time: counts do not depend on what else runs, only the wall time does.
-    const queue = [...TARGETS];
+    // A process per framework (bare, empty middleware, ours, compared within it); casbin alone,
+    // with fewer requests. Two at a time: counts do not depend on what else runs.
+    const queue: Target[][] = [
+      ["express", "express+no-op", "express+authz-http"],
+      ["fastify", "fastify+no-op", "fastify+authz-http"],
+      ["express+casbin"],
+    ];
     const worker = async () => {
-      for (let t = queue.shift(); t !== undefined; t = queue.shift())
-        counted.set(t, await instructionsPerRequest(t, dir));
+      for (let g = queue.shift(); g !== undefined; g = queue.shift())
+        for (const [t, n] of await instructionsPerRequest(g, dir)) counted.set(t, n);
     };
     await Promise.all([worker(), worker()]);
     return counted;
