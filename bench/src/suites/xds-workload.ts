@@ -120,7 +120,7 @@ const suite: BenchSuite = {
     const domain = workloadFromProto(msg);
     const text = serializeLocalXds(bigConfig(1000));
     const check = parseLocalXds(text);
-    if (!check.ok || check.config.workloads.length !== 1000) {
+    if (!check.ok || check.value.workloads.length !== 1000) {
       throw new Error("xds-workload bench: the generated LOCAL_XDS file does not parse");
     }
     return [

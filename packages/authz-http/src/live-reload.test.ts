@@ -246,7 +246,7 @@ describe("ztunnel Authorizations", () => {
     const load = (deny: boolean) => {
       const r = parseLocalXds(LOCAL_XDS(deny));
       if (!r.ok) throw new Error(JSON.stringify(r.issues));
-      store.loadLocalConfig(r.config, deny ? "v2" : "v1");
+      store.loadLocalConfig(r.value, deny ? "v2" : "v1");
     };
     load(false);
     const log: string[] = [];
@@ -280,7 +280,7 @@ describe("ztunnel Authorizations", () => {
     const swapped = swappedWithin(authorizer, 1000, () => true);
     const r = parseLocalXds(LOCAL_XDS(false));
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    store.loadLocalConfig(r.config, "v1");
+    store.loadLocalConfig(r.value, "v1");
     await swapped;
     expect((await fetch(`${url}/x`)).status).toBe(200);
   });

@@ -204,7 +204,7 @@ export function localXdsFileSource(
                 message: `${i.path ? `${i.path}: ` : ""}${i.message}`,
               })),
             };
-          const config: LocalConfig = r.config;
+          const config: LocalConfig = r.value;
           const me = config.workloads.find((x) =>
             self.uid ? x.uid === self.uid : x.namespace === self.namespace && x.name === self.name,
           );

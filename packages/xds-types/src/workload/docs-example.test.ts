@@ -25,7 +25,7 @@ policies:
   const result = parseLocalXds(text);
   if (!result.ok)
     throw new Error(result.issues.map((i) => `${i.line}:${i.column} ${i.message}`).join("\n"));
-  const { config } = result;
+  const config = result.value;
 
   const { authorizations, addresses } = localConfigToProto(config);
   const first = authorizations[0];

@@ -22,7 +22,7 @@ import {
   type YAMLMap,
   YAMLParseError,
 } from "yaml";
-import type { Issue } from "../issue.js";
+import type { Issue, Result } from "../issue.js";
 import { checkTree } from "../yaml-stream.js";
 import {
   type Authorization,
@@ -75,14 +75,8 @@ export type LocalXdsIssueCode =
 /** One problem in a LOCAL_XDS file: the shared {@link Issue} shape (always an error here). */
 export type LocalXdsIssue = Issue<LocalXdsIssueCode>;
 
-/**
- * The result of {@link parseLocalXds}: the shared `Result` (`value` is the config when there
- * is no issue). `config` is the same object as `value`, kept for callers written before the shared
- * shape.
- */
-export type LocalXdsParseResult =
-  | { ok: true; value: LocalConfig; config: LocalConfig; issues: LocalXdsIssue[] }
-  | { ok: false; value?: undefined; config?: undefined; issues: LocalXdsIssue[] };
+/** The result of {@link parseLocalXds}: the shared `Result` (`value` is the config when there is no issue). */
+export type LocalXdsParseResult = Result<LocalConfig, LocalXdsIssueCode>;
 
 // ---------------------------------------------------------------- reading
 
@@ -908,7 +902,7 @@ function readConfig(r: Reader, root: N): LocalXdsParseResult {
 }
 
 function okConfig(config: LocalConfig): LocalXdsParseResult {
-  return { ok: true, value: config, config, issues: [] };
+  return { ok: true, value: config, issues: [] };
 }
 
 // ---------------------------------------------------------------- writing
