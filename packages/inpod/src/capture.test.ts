@@ -7,12 +7,12 @@
 import { execFile } from "node:child_process";
 import type net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Netns, runInNetns } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
   type NetnsPair,
   openFds,
+  openLifetimeFds,
   privileged,
 } from "./netns.testutil.js";
 import { INPOD, installInpodCapture } from "./pod-harness.testutil.js";
@@ -111,11 +111,7 @@ describe.skipIf(!privileged())("capture inside a pod with istio-cni's in-pod rul
   let fdsBefore = 0;
 
   beforeAll(() => {
-    // loads koffi + libc, and opens the thread's own namespace that runInNetns keeps, before
-    // counting fds
-    const own = Netns.open("/proc/self/ns/net");
-    runInNetns(own.fd, () => undefined);
-    own.close();
+    openLifetimeFds();
     fdsBefore = openFds();
     pair = createNetnsPair();
     installInpodCapture(pair.a);

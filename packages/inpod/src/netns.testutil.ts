@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync } from "node:fs";
+import { Netns, runInNetns } from "./netns.js";
 
 /** Set on machines that lack root: the namespace tests are then not run (and say so). */
 export const NO_PRIVILEGE_ENV = "AMBIENTKIT_INPOD_NO_NETNS_PRIVILEGE";
@@ -89,6 +90,19 @@ export function createNetnsPair(): NetnsPair {
     throw err;
   }
   return pair;
+}
+
+/**
+ * Opens what stays open for the process by design (koffi, libc, and the main thread's own
+ * namespace that runInNetns keeps), so that an fd count taken after it sees only leaks.
+ */
+export function openLifetimeFds(): void {
+  const own = Netns.open("/proc/self/ns/net");
+  try {
+    runInNetns(own.fd, () => undefined);
+  } finally {
+    own.close();
+  }
 }
 
 /** Open fds of this process. */

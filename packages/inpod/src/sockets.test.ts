@@ -11,6 +11,7 @@ import {
   eventually,
   type NetnsPair,
   openFds,
+  openLifetimeFds,
   privileged,
   threadNetns,
 } from "./netns.testutil.js";
@@ -60,12 +61,8 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
   const home = threadNetns();
 
   beforeAll(() => {
-    // Load koffi and libc, and the thread's own namespace that runInNetns keeps, before counting
-    // fds: they stay open for the process, by design.
     expect(() => setMark(-1, 1)).toThrow();
-    const own = Netns.open("/proc/self/ns/net");
-    runInNetns(own.fd, () => undefined);
-    own.close();
+    openLifetimeFds();
     fdsBefore = openFds();
     pair = createNetnsPair();
   });

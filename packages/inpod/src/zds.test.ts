@@ -10,12 +10,12 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
-import { Netns, runInNetns } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
   type NetnsPair,
   openFds,
+  openLifetimeFds,
   privileged,
 } from "./netns.testutil.js";
 import { connectInNetns, DEFAULT_INPOD_MARK, getMark, listenInNetns } from "./sockets.js";
@@ -125,11 +125,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   const sockPath = () => join(dir, `ztunnel-${++n}.sock`);
 
   beforeAll(() => {
-    // loads koffi + libc, and opens the thread's own namespace that runInNetns keeps, before
-    // counting fds
-    const own = Netns.open("/proc/self/ns/net");
-    runInNetns(own.fd, () => undefined);
-    own.close();
+    openLifetimeFds();
     fdsBefore = openFds();
     pair = createNetnsPair();
     dir = mkdtempSync(join(tmpdir(), "inpod-zds-"));
