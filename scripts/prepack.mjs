@@ -73,8 +73,13 @@ if (process.argv.includes("--clean")) {
     }
   }
 } else {
+  // every doc is checked before any is copied: a failing prepack leaves the package folder as it was
+  // (npm runs no postpack then)
+  const missing = docs.filter((path) => !existsSync(join(root, path)));
+  if (missing.length > 0)
+    throw new Error(`${name}: README.md links docs that do not exist: ${missing.join(", ")}`);
   for (const path of docs) {
     mkdirSync(dirname(join(pkgDir, path)), { recursive: true });
-    copyFileSync(join(root, path), join(pkgDir, path)); // throws if the README links a missing doc
+    copyFileSync(join(root, path), join(pkgDir, path));
   }
 }

@@ -4,6 +4,7 @@
 import { TrustBundle, TrustBundleSet } from "./bundle.js";
 import { CertificateAuthority, type IssuedKeyAndCertificate } from "./ca.js";
 import type { KeyAlgorithm } from "./keys.js";
+import { istioIdentity } from "./spiffe-id.js";
 
 export interface TestCaOptions {
   /** Default `cluster.local`. */
@@ -51,14 +52,14 @@ export async function createTestCa(options: TestCaOptions = {}): Promise<TestCa>
   };
 }
 
-/** `ns/sa` → `spiffe://<td>/ns/<ns>/sa/<sa>`; a SPIFFE ID as given. */
+/** `ns/sa` → `spiffe://<td>/ns/<ns>/sa/<sa>` (istioIdentity: segments checked); a SPIFFE ID as given. */
 function spiffeIdOf(trustDomain: string, id: string): string {
   if (id.startsWith("spiffe://")) return id;
   const [ns, sa, ...rest] = id.split("/");
   if (!ns || !sa || rest.length > 0) {
     throw new TypeError(`expected a SPIFFE ID or "<namespace>/<service account>", got ${id}`);
   }
-  return `spiffe://${trustDomain}/ns/${ns}/sa/${sa}`;
+  return istioIdentity(trustDomain, ns, sa).toString();
 }
 
 /** Adds the `mtls` and `credentials` shapes to an issued SVID (of any CA). */
