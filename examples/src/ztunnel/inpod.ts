@@ -294,7 +294,9 @@ export class InpodManager implements ZdsWorkloadHandler {
     );
   }
 
-  #dialIn(p: PodProxy, host: string, port: number, sourceIp: string, timeoutMs: number) {
+  /** A TCP connection from inside the pod's netns, marked; as `sourceIp` when given (orig src). */
+  #dialIn(p: PodProxy, host: string, port: number, timeoutMs: number, sourceIp?: string) {
+    const spoof = sourceIp !== undefined && this.#origSrc && sourceIp !== host;
     return connectInNetns(p.netns, {
       host,
       port,
@@ -302,7 +304,7 @@ export class InpodManager implements ZdsWorkloadHandler {
       timeoutMs,
       allowHalfOpen: true,
       noDelay: true,
-      ...(this.#origSrc && sourceIp !== host ? { localAddress: sourceIp, transparent: true } : {}),
+      ...(spoof ? { localAddress: sourceIp, transparent: true } : {}),
     }).then((s) => p.track(s));
   }
 
@@ -327,15 +329,7 @@ export class InpodManager implements ZdsWorkloadHandler {
     const via: OutboundVia = {
       source,
       pool: p.pool,
-      tcp: (host, port, o) =>
-        connectInNetns(p.netns, {
-          host,
-          port,
-          mark: this.#mark,
-          timeoutMs: o.timeoutMs,
-          allowHalfOpen: true,
-          noDelay: true,
-        }).then((up) => p.track(up)),
+      tcp: (host, port, o) => this.#dialIn(p, host, port, o.timeoutMs),
     };
     this.#on.outbound(s, dst.address, dst.port, via);
   }
@@ -349,28 +343,26 @@ export class InpodManager implements ZdsWorkloadHandler {
       s.destroy();
       return;
     }
-    this.#on.plaintext(s, dst, (t) => this.#dialIn(p, t.host, t.port, t.sourceIp, t.timeoutMs));
+    this.#on.plaintext(s, dst, (t) => this.#dialIn(p, t.host, t.port, t.timeoutMs, t.sourceIp));
   }
 
   /** Inbound's app dial: inside the namespace of the pod that is `local`. */
   readonly dialApp: InboundAppDialer = async (local, t) => {
-    const p = [...this.#pods.values()].find(
-      (x) =>
-        !x.closed &&
-        x.workload.info.namespace === local.namespace &&
-        x.workload.info.name === local.name,
-    );
-    if (!p)
-      throw new ExampleError(
-        "ERR_EXAMPLES_ROUTE",
-        `${local.namespace}/${local.name} is not a pod this ztunnel proxies in-pod`,
-      );
-    return await this.#dialIn(
-      p,
-      t.host,
-      t.port,
-      t.sourceIp,
-      this.#ctx.opts.connectTimeoutMs ?? 10_000,
+    // per stream: a walk over the pods, no array copied
+    for (const p of this.#pods.values()) {
+      const { namespace, name } = p.workload.info;
+      if (!p.closed && namespace === local.namespace && name === local.name)
+        return await this.#dialIn(
+          p,
+          t.host,
+          t.port,
+          this.#ctx.opts.connectTimeoutMs ?? 10_000,
+          t.sourceIp,
+        );
+    }
+    throw new ExampleError(
+      "ERR_EXAMPLES_ROUTE",
+      `${local.namespace}/${local.name} is not a pod this ztunnel proxies in-pod`,
     );
   };
 
