@@ -101,10 +101,23 @@ describe("HeapShrinker", () => {
   });
 
   it("starts an unref'd timer and stops it", () => {
-    const s = new HeapShrinker({ intervalMs: 60_000 }).start();
-    s.start(); // idempotent
-    s.stop();
-    s.stop();
-    expect(s.shrinkCount).toBe(0);
+    const set = vi.spyOn(globalThis, "setInterval");
+    const clear = vi.spyOn(globalThis, "clearInterval");
+    try {
+      const s = new HeapShrinker({ intervalMs: 60_000 }).start();
+      s.start(); // idempotent
+      const ours = set.mock.calls.flatMap((c, i) =>
+        c[1] === 60_000 ? [set.mock.results[i]?.value as NodeJS.Timeout] : [],
+      );
+      expect(ours).toHaveLength(1);
+      expect(ours[0]?.hasRef()).toBe(false);
+      s.stop();
+      s.stop();
+      expect(clear.mock.calls.filter((c) => c[0] === ours[0])).toHaveLength(1);
+      expect(s.shrinkCount).toBe(0);
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+    }
   });
 });
