@@ -2,23 +2,12 @@
 // PeerAuthentication and RequestAuthentication. Their rules live once, in @ambientkit/authz
 // (`checkSecurityResource`); this module adds the webhook's annotation checks and keeps each
 // issue's path segments so that validateYaml can give it a line and column.
-import { checkSecurityResource, SECURITY_KINDS } from "@ambientkit/authz";
-import { formatPath, type InternalIssue, type PathSeg } from "./model.js";
+import { checkSecurityResource } from "@ambientkit/authz";
+import type { InternalIssue, PathSeg } from "./model.js";
+import { type Obj, obj } from "./webhook/common.js";
+import { Report } from "./webhook/report.js";
 
-type Obj = Record<string, unknown>;
-
-function obj(v: unknown): Obj | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : undefined;
-}
-
-class Collector {
-  constructor(readonly out: InternalIssue[]) {}
-  error(segs: PathSeg[], message: string): void {
-    this.out.push({ code: "IST0106", severity: "error", path: formatPath(segs), message, segs });
-  }
-}
-
-function checkIstioMetadata(c: Collector, kind: string, doc: Obj, spec: Obj): void {
+function checkIstioMetadata(c: Report, kind: string, doc: Obj, spec: Obj): void {
   const annotations = obj(obj(doc.metadata)?.annotations) ?? {};
   const m = obj(doc.metadata) ?? {};
   const id = `${String(m.namespace ?? "default")}/${String(m.name ?? "")}`;
@@ -62,9 +51,6 @@ function checkIstioMetadata(c: Collector, kind: string, doc: Obj, spec: Obj): vo
   }
 }
 
-/** Kinds with Istio semantic checks. */
-export const SEMANTIC_KINDS: ReadonlySet<string> = SECURITY_KINDS;
-
 /** Runs Istio's webhook checks for `doc` (an Istio security kind) and appends IST0106/IST0133 issues. */
 export function checkIstioSemantics(
   kind: string,
@@ -72,7 +58,7 @@ export function checkIstioSemantics(
   out: InternalIssue[],
 ): void {
   const spec = obj(doc.spec) ?? {};
-  checkIstioMetadata(new Collector(out), kind, doc, spec);
+  checkIstioMetadata(new Report(out), kind, doc, spec);
   checkSecurityResource(doc, (issue, segs) => {
     out.push({ ...issue, segs: [...segs] });
   });

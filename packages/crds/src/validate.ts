@@ -9,8 +9,9 @@
 //      webhook/), only when 1-6 found no error: the API server never calls the webhook for a
 //      rejected object.
 
+import { SECURITY_KINDS } from "@ambientkit/authz";
 import type { ValidateFunction } from "ajv";
-import { checkIstioSemantics, SEMANTIC_KINDS } from "./istio-semantics.js";
+import { checkIstioSemantics } from "./istio-semantics.js";
 import { checkMetadata } from "./metadata.js";
 import type { InternalIssue } from "./model.js";
 import { ajvValidator, familyOf, lookupKind, schemaSetIds, structuralSchema } from "./registry.js";
@@ -246,17 +247,10 @@ export function validateInternal(
   if (
     target.family === "istio" &&
     options.semantic !== false &&
-    SEMANTIC_KINDS.has(kind) &&
     !issues.some((i) => i.severity === "error")
   ) {
-    checkIstioSemantics(kind, d, issues);
-  } else if (
-    target.family === "istio" &&
-    options.semantic !== false &&
-    WEBHOOK_KINDS.has(kind) &&
-    !issues.some((i) => i.severity === "error")
-  ) {
-    checkWebhook(kind, d, issues);
+    if (SECURITY_KINDS.has(kind)) checkIstioSemantics(kind, d, issues);
+    else if (WEBHOOK_KINDS.has(kind)) checkWebhook(kind, d, issues);
   }
   return result(apiVersion, kind, metadata, issues, defaulted);
 }

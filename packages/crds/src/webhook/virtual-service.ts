@@ -272,7 +272,7 @@ export function checkHTTPRoute(
   if (isSet(http.retries)) checkRetry(r, [...at, "retries"], http.retries);
   if (isSet(http.rewrite)) checkRewrite(r, [...at, "rewrite"], http.rewrite);
   checkAuthorityRewrite(r, at, http);
-  checkHTTPRouteDestinations(r, [...at, "route"], list(http.route), gatewaySemantics);
+  checkRouteDestinations(r, [...at, "route"], list(http.route), gatewaySemantics, true);
   if (isSet(http.timeout)) checkDuration(r, [...at, "timeout"], http.timeout);
 }
 
@@ -674,37 +674,13 @@ function checkAuthorityRewrite(r: Report, at: At, http: Obj): void {
   }
 }
 
-/** validateHTTPRouteDestinations */
-function checkHTTPRouteDestinations(
-  r: Report,
-  at: At,
-  routes: unknown[],
-  gatewaySemantics: boolean,
-): void {
-  let total = 0;
-  routes.forEach((w, i) => {
-    const wat: PathSeg[] = [...at, i];
-    const weight = obj(w);
-    if (weight === undefined) {
-      r.error(wat, "weight may not be nil");
-      return;
-    }
-    if (!isSet(weight.destination)) r.error(wat, "destination is required");
-    checkHeaderOperations(r, [...wat, "headers"], weight.headers);
-    if (!gatewaySemantics) checkDestination(r, [...wat, "destination"], weight.destination);
-    const n = num(weight.weight);
-    if (n < 0) r.error([...wat, "weight"], `weight ${n} < 0`);
-    total += n;
-  });
-  if (routes.length > 1 && total === 0) r.error(at, "total destination weight = 0");
-}
-
-/** validateRouteDestinations (TCP and TLS) */
+/** validateRouteDestinations (TCP and TLS) or, with `http`, validateHTTPRouteDestinations (which also checks each destination's header operations). */
 export function checkRouteDestinations(
   r: Report,
   at: At,
   routes: unknown[],
   gatewaySemantics: boolean,
+  http = false,
 ): void {
   let total = 0;
   routes.forEach((w, i) => {
@@ -715,6 +691,7 @@ export function checkRouteDestinations(
       return;
     }
     if (!isSet(weight.destination)) r.error(wat, "destination is required");
+    if (http) checkHeaderOperations(r, [...wat, "headers"], weight.headers);
     if (!gatewaySemantics) checkDestination(r, [...wat, "destination"], weight.destination);
     const n = num(weight.weight);
     if (n < 0) r.error([...wat, "weight"], `weight ${n} < 0`);
