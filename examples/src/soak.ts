@@ -376,7 +376,7 @@ function argNum(name: string, dflt: number): number {
   return Number.isFinite(v) && v > 0 ? v : dflt;
 }
 
-/** "12.3" or "n/a" (malloc figures off glibc). */
+/** Whole MiB ("12"), or "n/a" (malloc figures off glibc). */
 const mib = (v: number | undefined): string => (v === undefined ? "n/a" : v.toFixed(0));
 
 /**

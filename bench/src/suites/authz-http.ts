@@ -37,9 +37,14 @@ import {
 } from "../authz-http-servers.js";
 import type { BenchGroup, BenchSuite, MeasureRow } from "../harness.js";
 
+/** A positive number from the environment, `fallback` when unset; anything else is an error. */
 const env = (name: string, fallback: number): number => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new TypeError(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  return v;
 };
 /** Rounds of autocannon runs, and seconds per target per round. */
 const ROUNDS = env("AUTHZ_HTTP_BENCH_ROUNDS", 15);
