@@ -3,17 +3,17 @@
 // dialled (validate_destination, 400); here: the local workload exists (503), the port is not a
 // ztunnel port (503), the L4 policies allow it (401); then the server's `connect` decision dials the
 // app from the original client IP and answers 200 only once connected (else 503). Tunnels are
-// recorded through the server's hooks (opened at the 200, bytes and result at close). An in-pod
-// ztunnel passes `dialApp`: the app is then dialled inside the pod's network namespace before the
-// 200 (inpod.ts).
+// recorded by `tunnelRecorder` through the server's hooks (opened at the 200, bytes and result at
+// close). An in-pod ztunnel passes `dialApp`: the app is then dialled inside the pod's network
+// namespace before the 200 (inpod.ts).
 import type { Duplex } from "node:stream";
 import type { ZtunnelConnection } from "@ambientkit/authz";
 import {
   type ConnectionAddresses,
-  type ConnectionHandle,
   socketAddr,
   type TcpLabels,
   type TrafficContext,
+  tunnelRecorder,
   ztunnelTcpLabels,
 } from "@ambientkit/telemetry";
 import { type Workload, workloadIdentity } from "@ambientkit/xds-types";
@@ -45,8 +45,6 @@ export class Inbound {
   readonly #open: Set<InboundConn>;
   /** Labels of an accepted CONNECT, keyed by its header object (TunnelInfo.headers is the same). */
   readonly #recorded = new WeakMap<object, Recorded>();
-  /** The connection record of each open tunnel. */
-  readonly #live = new WeakMap<object, ConnectionHandle>();
   readonly #dialApp: InboundAppDialer | undefined;
 
   constructor(ctx: ZtunnelContext, open: Set<InboundConn>, dialApp?: InboundAppDialer) {
@@ -57,22 +55,13 @@ export class Inbound {
       credentials: (local) => this.#credentialsFor(local),
       handler: (req) => this.#decide(req),
       requireLocalAuthority: true,
-      // bytes are counted from the tunnel's own counters at close, as outbound does (no hook per
-      // DATA frame on the data path)
       hooks: {
-        onConnect: (info) => {
-          const rec = this.#recorded.get(info.headers);
-          if (rec) this.#live.set(info, ctx.metrics.openConnection(rec.labels, rec.addrs));
-        },
-        onClose: (info, summary) => {
-          const h = this.#live.get(info);
-          if (!h) return;
-          this.#live.delete(info);
-          // the request direction is what the server received
-          h.received(summary.bytesReceived);
-          h.sent(summary.bytesSent);
-          h.close(summary.error === undefined ? undefined : { error: summary.error });
-        },
+        // bytes counted once at close from the tunnel's own counters (no hook per DATA frame)
+        ...tunnelRecorder(ctx.metrics, {
+          labels: (info) => this.#recorded.get(info.headers)?.labels,
+          addresses: (info) => this.#recorded.get(info.headers)?.addrs,
+          bytes: "close",
+        }),
         onConnectionEnd: ctx.connectionEnd,
       },
       ...(ctx.opts.connectTimeoutMs !== undefined

@@ -2,6 +2,35 @@ import { IstioMetrics, METRIC_NAMES, tcpLabels, tunnelRecorder } from "@ambientk
 import { describe, expect, test } from "vitest";
 
 describe("tunnelRecorder", () => {
+  test('bytes: "close" counts once from the close summary, in the same directions, with no per-chunk hook', () => {
+    const metrics = new IstioMetrics({ accessLog: { info: () => {}, warn: () => {} } });
+    const hooks = tunnelRecorder(metrics, {
+      labels: (info) => tcpLabels({ reporter: info.role === "client" ? "source" : "destination" }),
+      bytes: "close",
+    });
+    expect(hooks.onBytes).toBeUndefined();
+    const server = {
+      role: "server" as const,
+      localAddress: "10.0.0.2",
+      localPort: 15008,
+      remoteAddress: "10.0.0.1",
+      remotePort: 40000,
+    };
+    const client = { ...server, role: "client" as const };
+    hooks.onConnect(server);
+    hooks.onConnect(client);
+    // server: received 100 of request, sent 900 of response; client: the mirror image
+    hooks.onClose(server, { bytesReceived: 100, bytesSent: 900 });
+    hooks.onClose(client, { bytesSent: 100, bytesReceived: 900 });
+    hooks.onClose(server, { bytesReceived: 5, bytesSent: 5 }); // a second close is ignored
+    for (const reporter of ["source", "destination"]) {
+      const at = (name: string) =>
+        metrics.counter(name).find((s) => s.labels.reporter === reporter)?.value;
+      expect(at(METRIC_NAMES.tcpReceivedBytes)).toBe(100);
+      expect(at(METRIC_NAMES.tcpSentBytes)).toBe(900);
+    }
+  });
+
   test("maps hook directions onto Istio's request/response directions for both roles", () => {
     const records: object[] = [];
     const metrics = new IstioMetrics({
@@ -31,10 +60,10 @@ describe("tunnelRecorder", () => {
     hooks.onConnect(client);
     hooks.onConnect(server);
     // 100 bytes of request flow client → server, 900 bytes of response flow back.
-    hooks.onBytes(client, "sent", 100);
-    hooks.onBytes(server, "received", 100);
-    hooks.onBytes(server, "sent", 900);
-    hooks.onBytes(client, "received", 900);
+    hooks.onBytes?.(client, "sent", 100);
+    hooks.onBytes?.(server, "received", 100);
+    hooks.onBytes?.(server, "sent", 900);
+    hooks.onBytes?.(client, "received", 900);
     hooks.onClose(client, {});
     hooks.onClose(server, { error: new Error("boom") });
     hooks.onClose(server, {}); // second close is ignored

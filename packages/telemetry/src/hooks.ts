@@ -35,13 +35,27 @@ export interface TunnelRecorderOptions<I extends TunnelLike> {
    * `dst`=local (the HBONE socket's addresses).
    */
   addresses?(info: I): ConnectionAddresses | undefined;
+  /**
+   * When bytes are counted: `"stream"` (default) as each chunk passes (`onBytes`); `"close"` once, at
+   * close, from the summary's `bytesSent` / `bytesReceived` — no hook call per chunk on the data
+   * path, for owners that keep their own counters (hbone's `TunnelSummary` does).
+   */
+  bytes?: "stream" | "close";
+}
+
+/** What a tunnel owner reports at close (hbone's `TunnelSummary` fits). */
+export interface TunnelCloseSummary {
+  error?: unknown;
+  bytesSent?: number;
+  bytesReceived?: number;
 }
 
 /** The hooks to hand to a tunnel owner. Each is cheap and never throws. */
 export interface TunnelHooks<I extends TunnelLike> {
   onConnect(info: I): void;
-  onBytes(info: I, direction: "sent" | "received", bytes: number): void;
-  onClose(info: I, summary: { error?: unknown }): void;
+  /** Absent when bytes are counted at close. */
+  onBytes?(info: I, direction: "sent" | "received", bytes: number): void;
+  onClose(info: I, summary: TunnelCloseSummary): void;
 }
 
 /** Hooks that record every tunnel as an Istio TCP connection (see the table above). */
@@ -57,7 +71,13 @@ export function tunnelRecorder<I extends TunnelLike>(
       const remote = socketAddr(info.remoteAddress, info.remotePort);
       return info.role === "client" ? { src: local, dst: remote } : { src: remote, dst: local };
     });
-  return {
+  const count = (h: ConnectionHandle, info: I, direction: "sent" | "received", n: number): void => {
+    // Request direction is client→server: what a client sends, what a server receives.
+    if ((direction === "sent") === (info.role === "client")) h.received(n);
+    else h.sent(n);
+  };
+  const atClose = options.bytes === "close";
+  const hooks: TunnelHooks<I> = {
     onConnect(info: I): void {
       try {
         const labels = options.labels(info);
@@ -67,22 +87,26 @@ export function tunnelRecorder<I extends TunnelLike>(
         // recording never breaks the data path
       }
     },
-    onBytes(info: I, direction: "sent" | "received", bytes: number): void {
-      const h = live.get(info);
-      if (h === undefined) return;
-      // Request direction is client→server: what a client sends, what a server receives.
-      if ((direction === "sent") === (info.role === "client")) h.received(bytes);
-      else h.sent(bytes);
-    },
-    onClose(info: I, summary: { error?: unknown }): void {
+    onClose(info: I, summary: TunnelCloseSummary): void {
       const h = live.get(info);
       if (h === undefined) return;
       live.delete(info);
       try {
+        if (atClose) {
+          count(h, info, "sent", summary.bytesSent ?? 0);
+          count(h, info, "received", summary.bytesReceived ?? 0);
+        }
         h.close(summary.error === undefined ? undefined : { error: summary.error });
       } catch {
         // a throwing logger must not break the data path
       }
     },
   };
+  if (!atClose) {
+    hooks.onBytes = (info: I, direction: "sent" | "received", bytes: number): void => {
+      const h = live.get(info);
+      if (h !== undefined) count(h, info, direction, bytes);
+    };
+  }
+  return hooks;
 }

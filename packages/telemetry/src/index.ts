@@ -40,6 +40,7 @@ export { TelemetryError, type TelemetryErrorCode, type TelemetryResult } from ".
 export { formatPrometheusText, PROMETHEUS_CONTENT_TYPE } from "./exposition.js";
 // Tunnel hooks adapter (the shape @ambientkit/hbone's hooks take)
 export {
+  type TunnelCloseSummary,
   type TunnelHooks,
   type TunnelLike,
   type TunnelRecorderOptions,
