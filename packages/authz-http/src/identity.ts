@@ -2,6 +2,7 @@
 // configure is never read, and a header claiming an identity from an untrusted peer makes the
 // request unauthenticated (a forged XFCC must never grant an identity, nor keep another one).
 import { type JwtClaims, parseIp, parsePrefix, prefixContains } from "@ambientkit/authz";
+import { canonicalIpText } from "@ambientkit/xds-types/ip";
 import { AuthzHttpError } from "./errors.js";
 import { meshWorkloadIdentity, type WorkloadLookup } from "./mesh-state.js";
 import type { RequestFacts } from "./request.js";
@@ -75,13 +76,15 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
   };
   const trustedByCidr = (sourceIp: string): boolean => {
     // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; that is the IPv4 address.
-    const ip = parseIp(sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""));
+    const ip = parseIp(canonicalIpText(sourceIp));
     return ip !== undefined && cidrs.some((p) => prefixContains(p, ip));
   };
   // The common cases allocate nothing: an identity without notes is one frozen object per
   // principal and source, shared by every request from that caller (bounded).
   const NONE: readonly string[] = Object.freeze([]);
-  const shared = new Map<string, CallerIdentity>();
+  const xfccIds = new Map<string, CallerIdentity>();
+  const mtlsIds = new Map<string, CallerIdentity>();
+  const workloadIds = new Map<string, CallerIdentity>();
   const NOBODY: CallerIdentity = Object.freeze({
     principal: null,
     source: "none",
@@ -99,9 +102,6 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     }
     return out;
   };
-  const xfccIds = shared;
-  const mtlsIds = new Map<string, CallerIdentity>();
-  const workloadIds = new Map<string, CallerIdentity>();
   const noted = (
     principal: string | null,
     source: IdentitySource,
@@ -132,9 +132,7 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     }
     if (mtlsPrincipal !== null) return id(mtlsPrincipal, "mtls");
     if (options.workloads) {
-      const w = options.workloads.workloadByIp(
-        facts.sourceIp.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""),
-      );
+      const w = options.workloads.workloadByIp(canonicalIpText(facts.sourceIp));
       if (w) return noted(meshWorkloadIdentity(w), "workload-state", pre);
       return noted(null, "none", [
         ...pre,
