@@ -3,9 +3,6 @@
 import { evalRule, isTransitionRule } from "./cel.js";
 import { formatPath, type InternalIssue, type PathSeg, type StructuralSchema } from "./model.js";
 
-// Re-exported: the pipeline steps and the webhook checks import them from here.
-export { formatPath, type PathSeg };
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

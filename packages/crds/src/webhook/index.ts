@@ -1,6 +1,6 @@
 // istiod's validating webhook for the Istio kinds other than the three security kinds (those are
 // in ../istio-semantics.ts): one entry point, dispatching by kind.
-import type { InternalIssue } from "../metadata.js";
+import type { InternalIssue } from "../model.js";
 import { type Obj, obj, str } from "./common.js";
 import { checkDestinationRule } from "./destination-rule.js";
 import { checkEnvoyFilter } from "./envoy-filter.js";

@@ -5,7 +5,7 @@
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { InternalIssue } from "../metadata.js";
+import type { InternalIssue } from "../model.js";
 import {
   exportToProblems,
   fqdnProblem,

@@ -1,8 +1,7 @@
 // The one place the webhook checks create issues: Istio's `Validation` is (Warning, error), an
 // error is analyzer code IST0106 and a warning IST0133 (istio-semantics.ts reports through it too). Keeping the
 // issue shape here means a change to it touches this file only.
-import type { InternalIssue } from "../metadata.js";
-import { formatPath, type PathSeg } from "../structural.js";
+import { formatPath, type InternalIssue, type PathSeg } from "../model.js";
 
 export type { PathSeg };
 
