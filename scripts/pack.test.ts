@@ -2,9 +2,11 @@
 // licence, the README, the build; no tests or test data; every path package.json promises (exports
 // under every condition, the `@ambientkit/source` one included; bin; sideEffects) and every
 // source-map `sources` entry resolves inside the tarball; README links work from the npm page
-// (absolute, and those into the tarball name files that are in it). `tsc -b` runs first in `npm test`.
+// (absolute, and those into the tarball name files that are in it); a prepack that fails leaves the
+// package folder as it was. `tsc -b` runs first in `npm test`.
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, posix, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -145,5 +147,28 @@ describe.each(packages)("$pkg.name tarball", ({ dir, pkg }) => {
     expect(links.filter((l) => l.startsWith("https://unpkg.com/") && !l.startsWith(self))).toEqual(
       [],
     );
+  });
+});
+
+describe("prepack", () => {
+  it("refuses a README that links a missing doc before copying any doc (npm runs no postpack then)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "prepack-"));
+    try {
+      writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "@ambientkit/x" }));
+      writeFileSync(
+        join(dir, "README.md"),
+        "[a](https://unpkg.com/@ambientkit/x/docs/architecture.md) [b](https://unpkg.com/@ambientkit/x/docs/no-such-guide.md)\n",
+      );
+      await expect(
+        run(process.execPath, [join(root, "scripts", "prepack.mjs")], { cwd: dir, env: cleanEnv }),
+      ).rejects.toMatchObject({
+        stderr: expect.stringContaining(
+          "README.md links docs that do not exist: docs/no-such-guide.md",
+        ),
+      });
+      expect(readdirSync(dir).sort()).toEqual(["README.md", "package.json"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
