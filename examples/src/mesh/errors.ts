@@ -40,3 +40,14 @@ export function configError(file: string, line: number | undefined, message: str
     ...(line !== undefined ? { line } : {}),
   });
 }
+
+/**
+ * A `true`/`false` environment setting (ztunnel's style); unset or empty → `fallback`, anything else
+ * is a config error naming the variable, never a silent default.
+ */
+export function envFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === "") return fallback;
+  if (v === "true" || v === "false") return v === "true";
+  throw new ExampleError("ERR_EXAMPLES_CONFIG", `${name}=${v}: expected true or false`);
+}

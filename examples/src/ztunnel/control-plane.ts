@@ -16,7 +16,7 @@ import {
 import type { LocalConfig } from "@ambientkit/xds-types";
 import { Counter, type Registry } from "prom-client";
 import type { CertificateSource } from "../mesh/certs.js";
-import { ExampleError } from "../mesh/errors.js";
+import { ExampleError, envFlag } from "../mesh/errors.js";
 
 /** ztunnel's default token path (audience istio-ca). */
 export const DEFAULT_TOKEN_FILE = "./var/run/secrets/tokens/istio-token";
@@ -97,7 +97,7 @@ export function controlPlaneSettingsFromEnv(
     ...(caRoot ? { caRootCert: readPem("CA_ROOT_CA", caRoot) } : {}),
     ...(env.AUTH_TOKEN ? { tokenFile: env.AUTH_TOKEN } : {}),
     ...(env.CLUSTER_ID ? { clusterId: env.CLUSTER_ID } : {}),
-    ...(env.XDS_ON_DEMAND ? { onDemand: env.XDS_ON_DEMAND === "true" } : {}),
+    ...(env.XDS_ON_DEMAND ? { onDemand: envFlag(env, "XDS_ON_DEMAND", false) } : {}),
     ...(env.SECRET_TTL ? { secretTtlSeconds: durationSeconds(env.SECRET_TTL) } : {}),
     ...(env.NODE_NAME ? { nodeName: env.NODE_NAME } : {}),
     instanceIp: need("INSTANCE_IP"),

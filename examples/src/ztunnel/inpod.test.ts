@@ -466,5 +466,9 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       /PACKET_MARK=lots/,
     );
     expect(() => inpodSettingsFromEnv({ PROXY_MODE: "sidecar" })).toThrow(/PROXY_MODE=sidecar/);
+    expect(() => inpodSettingsFromEnv({ PROXY_MODE: "shared", ENABLE_ORIG_SRC: "no" })).toThrow(
+      /ENABLE_ORIG_SRC=no: expected true or false/,
+    );
+    expect(inpodSettingsFromEnv({ PROXY_MODE: "shared", ENABLE_ORIG_SRC: "true" })).toEqual({});
   });
 });

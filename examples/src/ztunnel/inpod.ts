@@ -24,7 +24,7 @@ import {
 } from "@ambientkit/inpod";
 import { type Workload, workloadIdentity } from "@ambientkit/xds-types";
 import { HbonePool } from "../hbone.js";
-import { ExampleError } from "../mesh/errors.js";
+import { ExampleError, envFlag } from "../mesh/errors.js";
 import type { ZtunnelContext } from "./context.js";
 import type { InboundAppDialer } from "./inbound.js";
 import type { OutboundVia } from "./outbound.js";
@@ -69,16 +69,11 @@ export function inpodSettingsFromEnv(env: NodeJS.ProcessEnv): InpodSettings | un
         `PACKET_MARK=${markText}: expected a 32-bit mark such as 1337 or 0x539`,
       );
   }
-  const orig = env.ENABLE_ORIG_SRC;
-  if (orig !== undefined && orig !== "" && orig !== "true" && orig !== "false")
-    throw new ExampleError(
-      "ERR_EXAMPLES_CONFIG",
-      `ENABLE_ORIG_SRC=${orig}: expected true or false`,
-    );
+  const originalSource = envFlag(env, "ENABLE_ORIG_SRC", true);
   return {
     ...(env.INPOD_UDS ? { uds: env.INPOD_UDS } : {}),
     ...(mark !== undefined ? { mark } : {}),
-    ...(orig === "false" ? { originalSource: false } : {}),
+    ...(originalSource ? {} : { originalSource: false }),
   };
 }
 

@@ -143,5 +143,7 @@ describe("ztunnel/main.js", () => {
     expect(b.stderr()).toMatch(/bad\.yaml:\d+: /);
     const n = start({});
     await expect(n.first).rejects.toThrow(/exited 2.*set XDS_ADDRESS .* or LOCAL_XDS_PATH/s);
+    const flag = start({ LOCAL_XDS_PATH: good, SHRINK_HEAP: "0" });
+    await expect(flag.first).rejects.toThrow(/exited 2.*SHRINK_HEAP=0: expected true or false/s);
   });
 });

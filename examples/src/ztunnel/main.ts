@@ -15,7 +15,7 @@ import { CertificateAuthority } from "@ambientkit/identity";
 import type { LocalConfig } from "@ambientkit/xds-types";
 import { parseLocalXds } from "@ambientkit/xds-types/local-xds";
 import { WorkloadCertificates } from "../mesh/certs.js";
-import { ExampleError } from "../mesh/errors.js";
+import { ExampleError, envFlag } from "../mesh/errors.js";
 import { meteredHeapShrinker } from "../mesh/heap-shrinker.js";
 import {
   controlPlaneSettingsFromEnv,
@@ -33,7 +33,8 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
   const node = env.NODE_NAME;
   if (node === undefined || node === "")
     throw new ExampleError("ERR_EXAMPLES_CONFIG", "NODE_NAME must name this ztunnel's node");
-  const ephemeral = env.AMBIENTKIT_EPHEMERAL_PORTS === "true";
+  const ephemeral = envFlag(env, "AMBIENTKIT_EPHEMERAL_PORTS", false);
+  const shrinkHeap = envFlag(env, "SHRINK_HEAP", true);
   const ports = {
     admin: ephemeral ? 0 : ZTUNNEL_PORTS.admin,
     metrics: ephemeral ? 0 : ZTUNNEL_PORTS.metrics,
@@ -116,12 +117,11 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
   }
   // Bulk transfers leave glibc holding freed Buffers and TLS records: give them back when idle, as
   // the waypoint does (mesh/heap-shrinker.ts). SHRINK_HEAP=false turns it off.
-  const shrinker =
-    env.SHRINK_HEAP === "false"
-      ? undefined
-      : meteredHeapShrinker(undefined, z.registry, (fields, message) =>
-          process.stderr.write(`${JSON.stringify({ level: "info", msg: message, ...fields })}\n`),
-        ).start();
+  const shrinker = !shrinkHeap
+    ? undefined
+    : meteredHeapShrinker(undefined, z.registry, (fields, message) =>
+        process.stderr.write(`${JSON.stringify({ level: "info", msg: message, ...fields })}\n`),
+      ).start();
   process.stdout.write(`${JSON.stringify({ ready: true, node, ...z.addresses })}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
