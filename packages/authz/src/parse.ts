@@ -32,9 +32,16 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A key that dots would split (`app.kubernetes.io/name`) is written `["…"]`, so the path parses back. */
+const PLAIN_KEY = /^[^.[\]"]+$/;
+
 function fmtPath(path: readonly (string | number)[]): string {
   let s = "";
-  for (const p of path) s += typeof p === "number" ? `[${p}]` : s === "" ? p : `.${p}`;
+  for (const p of path) {
+    if (typeof p === "number") s += `[${p}]`;
+    else if (!PLAIN_KEY.test(p)) s += `[${JSON.stringify(p)}]`;
+    else s += s === "" ? p : `.${p}`;
+  }
   return s;
 }
 
@@ -331,15 +338,15 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
 
 /**
  * The segments of an issue path (`spec.rules[0].from` → `["spec", "rules", 0, "from"]`), to find
- * the node an issue is about. Lossy where a key contains a dot (a label such as `app.kubernetes.io/name`):
- * such a key splits in two, so a lookup stops at its parent.
+ * the node an issue is about; a quoted key (`matchLabels["app.kubernetes.io/name"]`) stays whole.
  */
 export function issuePathSegments(path: string): (string | number)[] {
   if (typeof path !== "string")
     throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "an issue path must be a string");
   const out: (string | number)[] = [];
-  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+  for (const m of path.matchAll(/([^.[\]"]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
     if (m[2] !== undefined) out.push(Number(m[2]));
+    else if (m[3] !== undefined) out.push(JSON.parse(m[3]) as string);
     else if (m[1] !== undefined) out.push(m[1]);
   }
   return out;

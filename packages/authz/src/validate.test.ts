@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   type AuthorizationPolicy,
+  issuePathSegments,
   parsePolicyResource,
   validateAuthorizationPolicy,
 } from "./index.js";
+import { formatIssuePath } from "./parse.js";
 
 function check(spec: Record<string, unknown>, namespace = "foo") {
   const res = parsePolicyResource({
@@ -328,5 +330,22 @@ describe("validateAuthorizationPolicy (§1.1)", () => {
     expect(
       check({ action: "DENY", rules: [{ from: [{ source: { requestPrincipals: ["*"] } }] }] }).ok,
     ).toBe(true);
+  });
+});
+
+describe("issue paths parse back to the node they name", () => {
+  it("formatting and parsing are inverse; a key with dots is quoted and stays one segment", () => {
+    for (const segs of [
+      ["spec", "rules", 0, "to", 1, "operation", "paths", 2],
+      ["metadata", "labels", "app.kubernetes.io/name"],
+      ["metadata", "annotations", 'odd[key]"x'],
+    ]) {
+      const path = formatIssuePath(segs);
+      expect(issuePathSegments(path)).toEqual(segs);
+    }
+    expect(formatIssuePath(["metadata", "labels", "app.kubernetes.io/name"])).toBe(
+      'metadata.labels["app.kubernetes.io/name"]',
+    );
+    expect(formatIssuePath(["spec", "rules", 0, "from"])).toBe("spec.rules[0].from");
   });
 });
