@@ -1,7 +1,7 @@
 export type { InpodErrorCode } from "./errors.js";
 export { InpodError } from "./errors.js";
 export type { NetnsId, NetnsRef } from "./netns.js";
-export { Netns, runInNetns } from "./netns.js";
+export { Netns, netnsInterfaces, runInNetns } from "./netns.js";
 export type {
   ConnectInNetnsOptions,
   ListenInNetnsOptions,
@@ -27,4 +27,9 @@ export type {
   ZdsRequestKind,
   ZdsWorkloadHandler,
 } from "./zds.js";
-export { DEFAULT_INPOD_UDS, MAX_ZDS_MESSAGE_BYTES, ZdsClient } from "./zds.js";
+export {
+  DEFAULT_INPOD_UDS,
+  DEFAULT_NETNS_CHECK_INTERVAL_MS,
+  MAX_ZDS_MESSAGE_BYTES,
+  ZdsClient,
+} from "./zds.js";

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, writeSync } from "node:fs";
 import { isMainThread } from "node:worker_threads";
 import { InpodError } from "./errors.js";
 import { errnoName, libc, linux } from "./native.js";
@@ -65,6 +65,28 @@ export class Netns {
   /** True when both name the same namespace (same nsfs dev and inode). */
   sameAs(other: Netns): boolean {
     return this.id.dev === other.id.dev && this.id.ino === other.id.ino;
+  }
+
+  /**
+   * Throws ERR_INPOD_NETNS unless the fd still names this namespace (someone closed it behind
+   * this Netns, and the number may name another file now: close() then leaves that number alone).
+   */
+  check(): void {
+    if (this.#closed) throw new InpodError("ERR_INPOD_NETNS", "the Netns was closed");
+    let id: NetnsId;
+    try {
+      id = netnsId(this.fd, `fd ${this.fd}`);
+    } catch (err) {
+      this.#owned = false; // the number is not ours any more: close() must not close it
+      throw err;
+    }
+    if (id.dev !== this.id.dev || id.ino !== this.id.ino) {
+      this.#owned = false;
+      throw new InpodError(
+        "ERR_INPOD_NETNS",
+        `fd ${this.fd} names another network namespace (net:[${id.ino}]) than it did (net:[${this.id.ino}]): it was closed and reused behind this Netns`,
+      );
+    }
   }
 
   close(): void {
@@ -177,3 +199,21 @@ export function runInNetns<T>(netnsFd: number, fn: () => T): T {
 
 /** The main thread's own network namespace (see runInNetns), held for the process's life. */
 let mainHome: number | undefined;
+
+/**
+ * The names of the network interfaces in a namespace, `lo` included: /proc/thread-self/net/dev
+ * read with this thread inside it (/proc/self/net would show the main thread's namespace, not the
+ * calling thread's). A pod whose network was torn down (CNI DEL deleted its veth) has only `lo`.
+ */
+export function netnsInterfaces(ref: NetnsRef): string[] {
+  const text = withNetnsRef(ref, (fd) =>
+    runInNetns(fd, () => readFileSync("/proc/thread-self/net/dev", "latin1")),
+  );
+  // two header lines, then "  NAME: counters…" per interface
+  const names: string[] = [];
+  for (const line of text.split("\n").slice(2)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) names.push(line.slice(0, colon).trim());
+  }
+  return names;
+}

@@ -10,6 +10,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
+import { Netns, netnsInterfaces } from "./netns.js";
 import {
   createNetnsPair,
   eventually,
@@ -17,6 +18,7 @@ import {
   openFds,
   openLifetimeFds,
   privileged,
+  run,
 } from "./netns.testutil.js";
 import { connectInNetns, DEFAULT_INPOD_MARK, getMark, listenInNetns } from "./sockets.js";
 import { type InpodWorkload, ZdsClient, type ZdsWorkloadHandler } from "./zds.js";
@@ -386,6 +388,72 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(await eventually(() => openFds() === fds)).toBe(true);
     } finally {
       await s.done();
+    }
+  });
+
+  it("removes a pod whose network was torn down within the check interval; the others keep serving", async () => {
+    const doomed = createNetnsPair(); // pod C (its A side); the node's veth to it is deleted
+    const path = sockPath();
+    const agent = await FakeAgent.start(path);
+    const handler = new ProxyHandler();
+    const gone: string[] = [];
+    const client = new ZdsClient({
+      path,
+      handler,
+      backoff: { initialMs: 20, maxMs: 200 },
+      netnsCheckIntervalMs: 100,
+      on: { netnsGone: (w, reason) => gone.push(`${w.uid}: ${reason}`) },
+    }).start();
+    let held: Netns | undefined;
+    try {
+      await agent.send({ op: "accept" });
+      expect(await agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
+      const fdsWithA = openFds();
+      expect(await agent.ack({ ...addA, uid: "pod-c", fds: [doomed.pathA] })).toBe("");
+      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      expect(await client.checkNetns()).toEqual([]); // both have a network
+      expect(client.connected).toBe(true);
+      // The test's own handle on C's namespace (to send it again below), as a /proc path.
+      held = Netns.open(doomed.pathA);
+      const heldPath = `/proc/${process.pid}/fd/${held.fd}`;
+      // CNI DEL: the veth goes, then the runtime deletes the namespace file; our fds keep it.
+      const veth = netnsInterfaces(doomed.pathA).find((n) => n !== "lo") as string;
+      run("ip", ["-n", doomed.a, "link", "del", veth]);
+      doomed.delete();
+      expect(await eventually(() => gone.length === 1, 5000)).toBe(true);
+      expect(gone[0]).toMatch(
+        /^pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo any more: the pod's network was torn down/,
+      );
+      expect(handler.events.at(-1)).toBe("remove pod-c");
+      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
+      // pod A still serves (its 15008 from pod B)
+      const c = await connectInNetns(pair.pathB, { host: pair.ipA, port: 15008 });
+      const got = await new Promise<string>((resolve) => {
+        let text = "";
+        c.on("data", (d: Buffer) => {
+          text += d.toString();
+        });
+        c.on("end", () => resolve(text));
+      });
+      c.destroy();
+      expect(got).toBe("hbone-ish\n");
+      // the same dead namespace sent again: refused, and its fd closed
+      expect(await agent.ack({ ...addA, uid: "pod-c", fds: [heldPath] })).toMatch(
+        /^AddWorkload for pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo; the pod's network was torn down/,
+      );
+      held.close();
+      held = undefined;
+      // C's listener and netns fd are closed: back to the count with pod A alone
+      expect(await eventually(() => openFds() === fdsWithA)).toBe(true);
+      // the node agent catching up: its DelWorkload for C is answered ok, a second one is not
+      expect(await agent.ack({ op: "del", uid: "pod-c" })).toBe("");
+      expect(await agent.ack({ op: "del", uid: "pod-c" })).toMatch(/unknown uid pod-c/);
+      expect(handler.events.filter((e) => e === "remove pod-c")).toHaveLength(1);
+    } finally {
+      held?.close();
+      await client.close();
+      await agent.stop();
+      doomed.delete();
     }
   });
 

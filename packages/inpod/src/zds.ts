@@ -11,12 +11,16 @@ import {
   ZdsHelloSchema,
 } from "./gen/zds_pb.js";
 import { errnoName, libc, linux, type PollHandle } from "./native.js";
-import { Netns } from "./netns.js";
+import { Netns, type NetnsId, netnsInterfaces } from "./netns.js";
 
 /** ztunnel's INPOD_UDS default. */
 export const DEFAULT_INPOD_UDS = "/var/run/ztunnel/ztunnel.sock";
 /** The largest request accepted, as ztunnel's read buffer; larger ones get an error Ack. */
 export const MAX_ZDS_MESSAGE_BYTES = 1024;
+/** How often each workload's network namespace is checked for a torn-down network, by default. */
+export const DEFAULT_NETNS_CHECK_INTERVAL_MS = 15_000;
+/** How many removed-because-gone uids are remembered, so that a later Del/Keep of one acks ok. */
+const GONE_REMEMBERED = 1024;
 
 /** Who a pod is (ZDS WorkloadInfo). */
 export interface WorkloadInfo {
@@ -52,11 +56,20 @@ export interface ZdsClientOptions {
   readonly handler: ZdsWorkloadHandler;
   /** Reconnect delay: starts at `initialMs` (10), doubles to `maxMs` (15 000), reset on connect. */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /**
+   * Every this many ms each workload's network namespace is checked, and a pod whose network is
+   * gone (its netns has had an interface but now has only `lo`: CNI DEL deleted the veth; or the
+   * fd no longer names the namespace) is removed as a DelWorkload would remove it. Our fd keeps
+   * the namespace alive, so it cannot vanish from under us otherwise. Default 15 000; 0 disables.
+   */
+  readonly netnsCheckIntervalMs?: number;
   /** Observability hooks (logs, metrics, tests); they must not throw. */
   readonly on?: {
     readonly connected?: () => void;
     readonly disconnected?: (error: InpodError) => void;
     readonly ack?: (kind: ZdsRequestKind, uid: string, error: string) => void;
+    /** A workload was removed because its network is gone (`reason` says how it was seen). */
+    readonly netnsGone?: (workload: InpodWorkload, reason: string) => void;
   };
 }
 
@@ -71,6 +84,11 @@ interface Connection {
   readonly poll: PollHandle;
   open: boolean;
 }
+
+/** Work done one item at a time: a request from the node agent, or a netns check. */
+type Task =
+  | { readonly kind: "request"; readonly conn: Connection; readonly dgram: Datagram }
+  | { readonly kind: "check"; readonly done: (removed: string[]) => void };
 
 function closedError(): InpodError {
   return new InpodError(
@@ -100,7 +118,14 @@ export class ZdsClient {
   #snapshotNames = new Set<string>();
   #snapshotReceived = false;
   #conn: Connection | undefined;
-  #queue: { conn: Connection; dgram: Datagram }[] = [];
+  #queue: Task[] = [];
+  #checkMs: number;
+  #checkTimer: NodeJS.Timeout | undefined;
+  #checkQueued: Promise<string[]> | undefined;
+  /** Workloads whose namespace has been seen with an interface besides lo. */
+  #hadNetwork = new WeakSet<InpodWorkload>();
+  /** uids removed because their network was gone, with that namespace (oldest first, bounded). */
+  #gone = new Map<string, NetnsId>();
   #processing: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
@@ -115,6 +140,12 @@ export class ZdsClient {
     this.#initialMs = options.backoff?.initialMs ?? 10;
     this.#maxMs = options.backoff?.maxMs ?? 15_000;
     this.#delayMs = this.#initialMs;
+    this.#checkMs = options.netnsCheckIntervalMs ?? DEFAULT_NETNS_CHECK_INTERVAL_MS;
+    if (!Number.isFinite(this.#checkMs) || this.#checkMs < 0)
+      throw new InpodError(
+        "ERR_INPOD_ZDS_CONNECTION",
+        `netnsCheckIntervalMs must be a number of ms ≥ 0 (0 disables the check), not ${this.#checkMs}`,
+      );
     if (Buffer.byteLength(this.path) > 107) {
       throw new InpodError(
         "ERR_INPOD_ZDS_CONNECTION",
@@ -130,6 +161,10 @@ export class ZdsClient {
     if (!this.#started) {
       this.#started = true;
       this.#connect();
+      if (this.#checkMs > 0) {
+        // unref: a check alone must not keep the process alive
+        this.#checkTimer = setInterval(() => void this.checkNetns(), this.#checkMs).unref();
+      }
     }
     return this;
   }
@@ -137,6 +172,11 @@ export class ZdsClient {
   /** Workloads by uid, as the last applied requests left them. */
   get workloads(): ReadonlyMap<string, InpodWorkload> {
     return this.#workloads;
+  }
+
+  /** True while connected to the node agent. */
+  get connected(): boolean {
+    return this.#conn !== undefined;
   }
 
   /** True between the SnapshotSent of the current connection and its end. */
@@ -151,12 +191,28 @@ export class ZdsClient {
     return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
   }
 
+  /**
+   * Checks every workload's network namespace now (after the requests already queued) and
+   * removes each whose network is gone; resolves with their uids. The timer of
+   * `netnsCheckIntervalMs` calls this; a check queued and not yet started is shared.
+   */
+  checkNetns(): Promise<string[]> {
+    if (this.#closed) return Promise.resolve([]);
+    if (this.#checkQueued !== undefined) return this.#checkQueued;
+    const p = new Promise<string[]>((done) => this.#queue.push({ kind: "check", done }));
+    this.#checkQueued = p;
+    this.#pump();
+    return p;
+  }
+
   /** Stops reconnecting, closes the socket, removes every workload and closes its netns. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearInterval(this.#checkTimer);
     this.#teardown();
+    for (const t of this.#queue.splice(0)) if (t.kind === "check") t.done([]);
     for (const w of this.#readyWaiters.splice(0)) w.reject(closedError());
     await this.#processing;
     for (const w of [...this.#workloads.values()]) {
@@ -169,6 +225,7 @@ export class ZdsClient {
     }
     this.#workloads.clear();
     this.#snapshotNames.clear();
+    this.#gone.clear();
   }
 
   #connect(): void {
@@ -279,6 +336,7 @@ export class ZdsClient {
         return;
       }
       this.#queue.push({
+        kind: "request",
         conn,
         dgram: {
           data: data.subarray(0, n),
@@ -306,14 +364,36 @@ export class ZdsClient {
     this.#snapshotReceived = false;
     this.#snapshotNames.clear();
     // Requests read but not yet handled die with the connection; their fds must not leak.
-    for (const { dgram } of this.#queue.splice(0)) closeAll(dgram.fds);
+    // A queued netns check stays.
+    const checks: Task[] = [];
+    for (const t of this.#queue.splice(0)) {
+      if (t.kind === "request") closeAll(t.dgram.fds);
+      else checks.push(t);
+    }
+    this.#queue.push(...checks);
   }
 
-  /** Handles queued datagrams one at a time: the node agent waits for each Ack anyway. */
+  /**
+   * Handles queued work one item at a time: the node agent waits for each Ack anyway, and a
+   * netns check must not interleave with an Add or Del of the same pod.
+   */
   #pump(): void {
     if (this.#processing !== undefined) return;
     const next = this.#queue.shift();
     if (!next) return;
+    if (next.kind === "check") {
+      this.#checkQueued = undefined; // from now on a new call needs a check of its own
+      this.#processing = this.#sweep()
+        .then(
+          (removed) => next.done(removed),
+          () => next.done([]),
+        )
+        .finally(() => {
+          this.#processing = undefined;
+          this.#pump();
+        });
+      return;
+    }
     this.#processing = (async () => {
       const { conn, dgram } = next;
       let kind: ZdsRequestKind = "invalid";
@@ -361,6 +441,8 @@ export class ZdsClient {
           );
         }
         if (!this.#workloads.has(req.uid)) {
+          // removed because its network is gone: nothing left to keep, and that is no error
+          if (this.#gone.has(req.uid)) return;
           throw refused(
             `KeepWorkload for unknown uid ${req.uid}: this ztunnel has no such workload, so there is nothing to keep`,
           );
@@ -370,6 +452,8 @@ export class ZdsClient {
       }
       case "del": {
         const w = this.#workloads.get(req.uid);
+        // the node agent catching up with a pod whose network we saw go: already done
+        if (!w && this.#gone.delete(req.uid)) return;
         if (!w)
           throw refused(
             `DelWorkload for unknown uid ${req.uid}: this ztunnel has no such workload; nothing changed`,
@@ -405,6 +489,18 @@ export class ZdsClient {
 
   async #add(w: InpodWorkload): Promise<void> {
     const old = this.#workloads.get(w.uid);
+    const network = hasNetwork(w.netns);
+    const gone = this.#gone.get(w.uid);
+    if (gone && network === false && gone.dev === w.netns.id.dev && gone.ino === w.netns.id.ino) {
+      // the very namespace we removed for having no network, sent again (a reconnect's snapshot
+      // from a node agent that has not seen the pod go yet): it would only be removed again
+      w.netns.close();
+      throw new InpodError(
+        "ERR_INPOD_NETNS",
+        `AddWorkload for ${w.uid}: its network namespace (net:[${gone.ino}]) has no interface but lo; the pod's network was torn down and the workload removed already`,
+      );
+    }
+    if (network) this.#hadNetwork.add(w);
     if (old?.netns.sameAs(w.netns)) {
       // A repeat of what we have (same pod, same namespace): nothing to start.
       w.netns.close();
@@ -422,6 +518,7 @@ export class ZdsClient {
       );
     }
     this.#workloads.set(w.uid, w);
+    this.#gone.delete(w.uid);
     if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
     // The pod got a new namespace (sandbox recreated): the new proxy runs, retire the old one.
     if (old) {
@@ -437,6 +534,46 @@ export class ZdsClient {
         old.netns.close();
       }
     }
+  }
+
+  /** The netns check: removes every workload whose network is gone; returns their uids. */
+  async #sweep(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const w of [...this.#workloads.values()]) {
+      if (this.#closed) break;
+      if (this.#workloads.get(w.uid) !== w) continue; // replaced meanwhile
+      let reason: string | undefined;
+      try {
+        w.netns.check();
+        const network = hasNetwork(w.netns);
+        if (network) this.#hadNetwork.add(w);
+        else if (network === false && this.#hadNetwork.has(w))
+          reason = `its network namespace (net:[${w.netns.id.ino}]) has no interface but lo any more: the pod's network was torn down (CNI DEL)`;
+      } catch (err) {
+        reason = `its network namespace fd no longer names it: ${(err as Error).message}`;
+      }
+      if (reason === undefined) continue;
+      // The pod is gone: removed even when the handler fails, so that the fd is not kept for it.
+      this.#workloads.delete(w.uid);
+      this.#snapshotNames.delete(w.uid);
+      try {
+        await this.#handler.removeWorkload(w);
+      } catch (err) {
+        reason += `; removing its proxy failed: ${(err as Error)?.message ?? String(err)}`;
+      }
+      w.netns.close();
+      this.#gone.delete(w.uid);
+      this.#gone.set(w.uid, w.netns.id);
+      if (this.#gone.size > GONE_REMEMBERED)
+        this.#gone.delete(this.#gone.keys().next().value as string);
+      removed.push(w.uid);
+      try {
+        this.#on.netnsGone?.(w, reason);
+      } catch {
+        // a hook must not stop the check of the other pods
+      }
+    }
+    return removed;
   }
 
   async #remove(w: InpodWorkload, why: string): Promise<void> {
@@ -536,6 +673,18 @@ function scmRights(control: Buffer, length: number): number[] {
     off += (len + 7) & ~7;
   }
   return fds;
+}
+
+/**
+ * Whether the namespace has an interface besides lo; undefined when it cannot be read (then the
+ * check decides nothing: a failure of ours must not remove a pod).
+ */
+function hasNetwork(netns: Netns): boolean | undefined {
+  try {
+    return netnsInterfaces(netns).some((name) => name !== "lo");
+  } catch {
+    return undefined;
+  }
 }
 
 function closeAll(fds: number[]): void {
