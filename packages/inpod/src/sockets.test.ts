@@ -90,6 +90,30 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
     expect(threadNetns()).toBe(home);
   });
 
+  it("v6Only: an IPv6-only listener shares its port with a 0.0.0.0 one, each taking its own family", async () => {
+    const v4 = await listenInNetns(pair.pathA, { host: "0.0.0.0", port: 0 });
+    const { port } = v4.address() as net.AddressInfo;
+    // without v6Only, `::` takes IPv4 too and the port is taken
+    await expect(listenInNetns(pair.pathA, { host: "::", port })).rejects.toThrow(/EADDRINUSE/);
+    const v6 = await listenInNetns(pair.pathA, { host: "::", port, v6Only: true });
+    const from4 = echo(v4);
+    const from6 = echo(v6);
+    const c4 = await connectInNetns(pair.pathB, { host: pair.ipA, port });
+    const c6 = await connectInNetns(pair.pathB, { host: pair.ip6A, port });
+    try {
+      expect((await roundTrip(c4, Buffer.from("four"))).toString()).toBe("four");
+      expect((await roundTrip(c6, Buffer.from("six"))).toString()).toBe("six");
+      expect(from4.map((s) => s.remoteAddress)).toEqual([pair.ipB]);
+      expect(from6.map((s) => s.remoteAddress)).toEqual([pair.ip6B]);
+    } finally {
+      c4.destroy();
+      c6.destroy();
+      for (const s of [...from4, ...from6]) s.destroy();
+      await close(v4);
+      await close(v6);
+    }
+  });
+
   it("keeps writing after the peer's FIN with allowHalfOpen (a proxy forwards half-close)", async () => {
     // the server half-closes at once, then reads what the client still sends
     const server = await listenInNetns(pair.pathA, {

@@ -26,6 +26,11 @@ export interface NetnsSocketOptions {
 export interface ListenInNetnsOptions extends NetnsSocketOptions {
   /** An IP literal; default `0.0.0.0`. Use `::` for both families. */
   readonly host?: string;
+  /**
+   * For an IPv6 `host`: IPv6 only (IPV6_V6ONLY), so that a `0.0.0.0` listener on the same port
+   * takes IPv4 and its peers are not seen as `::ffff:` addresses. Default false (both families).
+   */
+  readonly v6Only?: boolean;
   readonly port: number;
   /** listen(2) backlog; default 511, as node:net. */
   readonly backlog?: number;
@@ -113,7 +118,7 @@ export async function listenInNetns(
   try {
     setIntOpt(fd, linux.SOL_SOCKET, linux.SO_REUSEADDR, 1, "SO_REUSEADDR");
     if (family === linux.AF_INET6)
-      setIntOpt(fd, linux.SOL_IPV6, linux.IPV6_V6ONLY, 0, "IPV6_V6ONLY");
+      setIntOpt(fd, linux.SOL_IPV6, linux.IPV6_V6ONLY, options.v6Only ? 1 : 0, "IPV6_V6ONLY");
     applyOptions(fd, family, options);
     if (c.bind(fd, sa, sa.length) !== 0) {
       throw socketError(
