@@ -7,10 +7,14 @@ import type { Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
 import { type Listener, listen } from "../mesh/net.js";
 import type { ZtunnelContext } from "./context.js";
+import type { InpodManager } from "./inpod.js";
+
+/** What the admin endpoints read: the ztunnel, and its in-pod manager in in-pod mode. */
+type AdminContext = ZtunnelContext & { readonly inpod?: InpodManager | undefined };
 
 /** Starts the enabled endpoints; returns their listeners and addresses. */
 export async function startAdmin(
-  ctx: ZtunnelContext,
+  ctx: AdminContext,
   registry: Registry,
   ready: () => boolean,
 ): Promise<{
@@ -79,9 +83,11 @@ function certDump(
 
 /**
  * ztunnel's `/config_dump` shape: the proxy state (workloads, services, policies in ztunnel's serde
- * field names — the LOCAL_XDS ones), the certificates per identity, and this proxy's settings.
+ * field names — the LOCAL_XDS ones), the certificates per identity, and this proxy's settings. In
+ * in-pod mode also ztunnel's `workloadState` (its in-pod admin handler's key: uid → state, info,
+ * plus our netns id, listeners and connection count) and `zds`, the node agent connection (ours).
  */
-function ztunnelConfigDump(ctx: ZtunnelContext): Record<string, unknown> {
+function ztunnelConfigDump(ctx: AdminContext): Record<string, unknown> {
   const state = parseYaml(serializeLocalXds(ctx.state.config)) as Record<string, unknown>;
   return {
     workloads: state.workloads ?? [],
@@ -98,12 +104,13 @@ function ztunnelConfigDump(ctx: ZtunnelContext): Record<string, unknown> {
             caCert: certDump(c.rootCertPem),
           };
     }),
+    ...(ctx.inpod ? { workloadState: ctx.inpod.workloadState(), zds: ctx.inpod.zdsState() } : {}),
     config: { node: ctx.node, ports: ctx.ports },
     version: { component: "ztunnel", implementation: "ambientkit reference" },
   };
 }
 
-function adminServer(ctx: ZtunnelContext): http.Server {
+function adminServer(ctx: AdminContext): http.Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     if (url.pathname === "/config_dump") {
@@ -118,7 +125,7 @@ function adminServer(ctx: ZtunnelContext): http.Server {
     } else if (url.pathname === "/") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end(
-        "ztunnel admin (ambientkit reference)\n/config_dump                   workloads, services, policies, certificates (JSON, ztunnel's shape)\n/config_dump?format=local_xds  the same state as LOCAL_XDS YAML\n/certs                         issued workload identities\n",
+        "ztunnel admin (ambientkit reference)\n/config_dump                   workloads, services, policies, certificates, in-pod workloadState (JSON, ztunnel's shape)\n/config_dump?format=local_xds  the same state as LOCAL_XDS YAML\n/certs                         issued workload identities\n",
       );
     } else if (url.pathname === "/certs") {
       res.writeHead(200, { "content-type": "application/json" });

@@ -1,6 +1,7 @@
 // Real pods for the in-pod ztunnel tests and bench: network namespaces joined by veth pairs to a
-// bridge namespace (10.214.0.0/24, routes nowhere outside them), istio-cni's in-pod capture rules
-// (ztunnel's scripts/ztunnel-redirect-inpod.sh, as packages/inpod's harness installs them) inside
+// bridge namespace (10.214.0.0/24 and fd00:214::/64, ULA: neither routes anywhere outside them),
+// istio-cni's in-pod capture rules (ztunnel's scripts/ztunnel-redirect-inpod.sh, as packages/inpod's
+// harness installs them; the same rules for IPv6 with ip6tables, as istio-cni applies them) inside
 // each pod, and a fake istio-cni node agent (packages/inpod's testdata/fake_node_agent.py: its own
 // SEQPACKET server, protobuf by field number, netns fds by SCM_RIGHTS). Every name carries a random
 // tag; delete() removes everything even after a failed setup.
@@ -38,6 +39,10 @@ export interface Pod {
   readonly ns: string;
   readonly path: string;
   readonly ip: string;
+  /** The pod's IPv6 address (fd00:214::/64). */
+  readonly ip6: string;
+  /** Its end of the veth pair (CNI DEL deletes it). */
+  readonly dev: string;
 }
 
 export interface PodNetwork {
@@ -50,8 +55,11 @@ export interface PodNetwork {
 const MARK = "0x539/0xfff";
 const CONNMARK = "0x111/0xfff";
 
-/** iptables-restore input of istio-cni's in-pod rules (chains ISTIO_PRERT / ISTIO_OUTPUT). */
-function captureRules(): string {
+/**
+ * iptables-restore input of istio-cni's in-pod rules (chains ISTIO_PRERT / ISTIO_OUTPUT); for
+ * ip6tables-restore the same rules with `::1/128` as the loopback address.
+ */
+function captureRules(family: 4 | 6): string {
   const rules: [string, string][] = [
     ["mangle", "-A PREROUTING -j ISTIO_PRERT"],
     ["mangle", "-A OUTPUT -j ISTIO_OUTPUT"],
@@ -77,7 +85,9 @@ function captureRules(): string {
   let input = "";
   for (const table of ["mangle", "nat"]) {
     input += `*${table}\n:ISTIO_PRERT - [0:0]\n:ISTIO_OUTPUT - [0:0]\n`;
-    for (const [t, rule] of rules) if (t === table) input += `${rule}\n`;
+    for (const [t, rule] of rules)
+      if (t === table)
+        input += `${family === 6 ? rule.replace("127.0.0.1/32", "::1/128") : rule}\n`;
     input += "COMMIT\n";
   }
   return input;
@@ -85,12 +95,30 @@ function captureRules(): string {
 
 /** Installs the in-pod capture rules and the connmark policy route in pod namespace `ns`. */
 export function installCapture(ns: string): void {
-  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules());
+  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules(4));
+  run("ip", ["netns", "exec", ns, "ip6tables-restore", "--noflush"], captureRules(6));
   run("ip", ["-n", ns, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"]);
-  run("ip", ["-n", ns, "rule", "add", "fwmark", CONNMARK, "pref", "32764", "lookup", "100"]);
+  run("ip", ["-n", ns, "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100"]);
+  for (const family of ["-4", "-6"])
+    run("ip", [
+      "-n",
+      ns,
+      family,
+      "rule",
+      "add",
+      "fwmark",
+      CONNMARK,
+      "pref",
+      "32764",
+      "lookup",
+      "100",
+    ]);
 }
 
-/** A bridge namespace and `count` pods on it (10.214.0.10, .11, …), capture rules in each. */
+/**
+ * A bridge namespace and `count` pods on it (10.214.0.10 and fd00:214::10, .11 and ::11, …),
+ * capture rules in each.
+ */
 export function createPodNetwork(count: number, options: { capture?: boolean } = {}): PodNetwork {
   const tag = randomBytes(3).toString("hex");
   const bridgeNs = `ak-zt-${tag}-br`;
@@ -102,10 +130,16 @@ export function createPodNetwork(count: number, options: { capture?: boolean } =
       const i = pods.length;
       if (i > 200) throw new Error("the pod network holds at most 200 pods");
       const ns = `ak-zt-${tag}-p${i}`;
-      const pod: Pod = { ns, path: `/run/netns/${ns}`, ip: `10.214.0.${10 + i}` };
+      const inPod = `akz${tag}p${i}`;
+      const pod: Pod = {
+        ns,
+        path: `/run/netns/${ns}`,
+        ip: `10.214.0.${10 + i}`,
+        ip6: `fd00:214::${10 + i}`,
+        dev: inPod,
+      };
       run("ip", ["netns", "add", ns]);
       made.push(ns);
-      const inPod = `akz${tag}p${i}`;
       const inBr = `akz${tag}b${i}`;
       run("ip", [
         "-n",
@@ -123,6 +157,8 @@ export function createPodNetwork(count: number, options: { capture?: boolean } =
       ]);
       run("ip", ["-n", bridgeNs, "link", "set", inBr, "master", "br0", "up"]);
       run("ip", ["-n", ns, "addr", "add", `${pod.ip}/24`, "dev", inPod]);
+      // nodad: usable at once, no duplicate-address-detection wait
+      run("ip", ["-n", ns, "addr", "add", `${pod.ip6}/64`, "dev", inPod, "nodad"]);
       run("ip", ["-n", ns, "link", "set", inPod, "up"]);
       run("ip", ["-n", ns, "link", "set", "lo", "up"]);
       if (capture) installCapture(ns);
@@ -226,7 +262,7 @@ export class FakeNodeAgent {
   }
 
   /** AddWorkload for `pod` with its netns fd. */
-  add(uid: string, info: { name: string; namespace: string; sa: string }, pod: Pod) {
+  add(uid: string, info: { name: string; namespace: string; sa: string }, pod: Pick<Pod, "path">) {
     return this.ack({ op: "add", uid, info, fds: [pod.path] });
   }
 

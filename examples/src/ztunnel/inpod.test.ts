@@ -2,10 +2,17 @@
 // with istio-cni's capture rules, each served by its own ztunnel ("node-a" for pod A, "node-b" for
 // pod B) that learns its pod from a fake istio-cni node agent over ZDS. Unmodified clients (curl,
 // a python3 socket) in pod A reach pod B's servers through A's 15001 → HBONE (mTLS, SPIFFE IDs
-// checked) → B's 15008 → the app, which sees pod A's address.
+// checked) → B's 15008 → the app, which sees pod A's address, over IPv4 and over IPv6.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -28,11 +35,14 @@ import {
   FakeNodeAgent,
   type PodNetwork,
   privileged,
+  run,
 } from "./inpod-harness.testutil.js";
 import { Ztunnel } from "./ztunnel.js";
 
 const A_IP = "10.214.0.10";
 const B_IP = "10.214.0.11";
+const A_IP6 = "fd00:214::10";
+const B_IP6 = "fd00:214::11";
 
 const LOCAL_XDS = `
 workloads:
@@ -41,7 +51,7 @@ workloads:
     namespace: test
     serviceAccount: client
     trustDomain: cluster.local
-    workloadIps: ["${A_IP}"]
+    workloadIps: ["${A_IP}", "${A_IP6}"]
     protocol: HBONE
     node: node-a
     services: {}
@@ -50,7 +60,7 @@ workloads:
     namespace: test
     serviceAccount: server
     trustDomain: cluster.local
-    workloadIps: ["${B_IP}"]
+    workloadIps: ["${B_IP}", "${B_IP6}"]
     protocol: HBONE
     node: node-b
     services: {}
@@ -117,7 +127,8 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       certificates: certs,
       captureServices: false,
       connectTimeoutMs: 5000,
-      inpod: { uds, backoff: { initialMs: 20, maxMs: 200 } },
+      ports: { admin: 0 },
+      inpod: { uds, backoff: { initialMs: 20, maxMs: 200 }, netnsCheckIntervalMs: 200 },
     });
 
   beforeAll(async () => {
@@ -142,20 +153,22 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     await agentB.accept();
     expect(await agentB.add(uidB, INFO_B, b)).toBe("");
     expect(await agentB.ack({ op: "snapshot" })).toBe("");
-    // pod B's apps: an HTTP echo (8080) and a TCP echo (9000), both noting who called
+    // pod B's apps: an HTTP echo (8080) and a TCP echo (9000), both noting who called; on `::`
+    // (both families), so an IPv4 caller shows as ::ffff:, noted without it
+    const caller = (a: string | undefined) => (a ?? "").replace(/^::ffff:/, "");
     httpServer = http.createServer((req, res) => {
-      seenByApp.push(req.socket.remoteAddress ?? "");
+      seenByApp.push(caller(req.socket.remoteAddress));
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => res.end(Buffer.concat(chunks)));
     });
-    await listenInNetns(b.path, { port: 8080, server: httpServer });
+    await listenInNetns(b.path, { host: "::", port: 8080, server: httpServer });
     echoServer = net.createServer({ allowHalfOpen: true }, (s) => {
-      seenByApp.push(s.remoteAddress ?? "");
+      seenByApp.push(caller(s.remoteAddress));
       s.on("error", () => {});
       s.pipe(s);
     });
-    await listenInNetns(b.path, { port: 9000, server: echoServer });
+    await listenInNetns(b.path, { host: "::", port: 9000, server: echoServer });
   });
 
   afterAll(async () => {
@@ -174,8 +187,8 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
   const podA = () => pods.pods[0] as NonNullable<PodNetwork["pods"][0]>;
   const podB = () => pods.pods[1] as NonNullable<PodNetwork["pods"][0]>;
 
-  /** curl in pod A posts `body` to pod B's HTTP echo; resolves with what came back. */
-  async function curlEcho(body: Buffer): Promise<Buffer> {
+  /** curl in pod A posts `body` to pod B's HTTP echo (at `host`); resolves with what came back. */
+  async function curlEcho(body: Buffer, host = B_IP): Promise<Buffer> {
     const f = join(dir, `body-${randomUUID()}`);
     const out = `${f}.out`;
     writeFileSync(f, body);
@@ -190,7 +203,9 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       `@${f}`,
       "-o",
       out,
-      `http://${B_IP}:8080/echo`,
+      ...(host.includes(":")
+        ? ["-6", "-g", `http://[${host}]:8080/echo`]
+        : [`http://${host}:8080/echo`]),
     ]);
     return readFileSync(out);
   }
@@ -200,9 +215,18 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(readyBeforeSnapshot).toBe(false);
     expect(zA.ready).toBe(true);
     expect(zB.ready).toBe(true);
+    // the pods have IPv6 addresses: each port on 0.0.0.0 and on :: (IPv6 only)
     expect(zA.inpod?.pods.get(uidA)).toMatchObject({
       identity: "spiffe://cluster.local/ns/test/sa/client",
-      listeners: 3,
+      listeners: 6,
+      addresses: [
+        "0.0.0.0:15001",
+        "[::]:15001",
+        "0.0.0.0:15006",
+        "[::]:15006",
+        "0.0.0.0:15008",
+        "[::]:15008",
+      ],
     });
     expect(zB.inpod?.pods.get(uidB)?.identity).toBe("spiffe://cluster.local/ns/test/sa/server");
   });
@@ -320,6 +344,114 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       await zB.setConfig(config());
     }
     expect((await curlEcho(Buffer.from("allowed again"))).toString()).toBe("allowed again");
+  });
+
+  it("IPv6: curl -6 in pod A reaches pod B's IPv6 address through both ztunnels, byte-exact; B's app sees A's IPv6 address", async () => {
+    const body = randomBytes(256 * 1024);
+    seenByApp.length = 0;
+    const back = await curlEcho(body, B_IP6);
+    expect(back.equals(body)).toBe(true);
+    expect(seenByApp).toEqual([A_IP6]);
+    // A's HBONE connection to B's IPv6 15008 left from inside pod A, with ztunnel's mark
+    const hbone = await inNs(podA().ns, "ss", [
+      "-Htnoe6",
+      "state",
+      "established",
+      "dport",
+      "= :15008",
+    ]);
+    expect(hbone).toContain(`[${B_IP6}]:15008`);
+    expect(hbone).toContain("fwmark:0x539");
+    const complete = () =>
+      zB.log.find(
+        (e) =>
+          e.message === "connection complete" &&
+          String(e.fields["src.addr"] ?? "").includes(A_IP6) &&
+          e.fields["dst.workload"] === "server",
+      );
+    expect(await eventually(() => complete().length > 0)).toBe(true);
+    expect(complete()[0]?.fields["src.identity"]).toBe("spiffe://cluster.local/ns/test/sa/client");
+  });
+
+  it("admin /config_dump lists the in-pod workloads (ztunnel's workloadState) and the ZDS connection", async () => {
+    const [host, port] = (zA.addresses.admin ?? "").split(":");
+    const res = await httpRequest({ host: host ?? "", port: Number(port), path: "/config_dump" });
+    expect(res.status).toBe(200);
+    const dump = JSON.parse(res.body.toString()) as {
+      workloadState: Record<string, Record<string, unknown>>;
+      zds: Record<string, unknown>;
+    };
+    const netns = zA.inpod?.zds.workloads.get(uidA)?.netns;
+    expect(dump.workloadState).toEqual({
+      [uidA]: {
+        state: "Up",
+        info: { name: "client", namespace: "test", serviceAccount: "client" },
+        netnsId: { inode: netns?.id.ino, dev: netns?.id.dev },
+        identity: "spiffe://cluster.local/ns/test/sa/client",
+        listeners: zA.inpod?.pods.get(uidA)?.addresses,
+        connectionCount: expect.any(Number),
+      },
+    });
+    expect(dump.zds).toEqual({
+      uds: agentA.path,
+      connected: true,
+      snapshotReceived: true,
+      ready: true,
+    });
+  });
+
+  it("a pod whose network is torn down (veth deleted, netns deleted) is removed within the check interval; the others keep serving", async () => {
+    const podD = pods.addPod(); // on node A, next to pod A
+    const uidD = randomUUID();
+    // what this process's fds name (socket:[inode], a netns file…)
+    const openTargets = () => {
+      const out = new Set<string>();
+      for (const fd of readdirSync("/proc/self/fd")) {
+        try {
+          out.add(readlinkSync(`/proc/self/fd/${fd}`));
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return out;
+    };
+    const before = openTargets();
+    expect(await agentA.add(uidD, { name: "doomed", namespace: "test", sa: "doomed" }, podD)).toBe(
+      "",
+    );
+    expect(zA.inpod?.pods.get(uidD)?.listeners).toBe(6);
+    // the fds pod D brought: its netns and its six listening sockets
+    const podFds = [...openTargets()].filter((t) => !before.has(t));
+    expect(podFds).toHaveLength(7);
+    const netns = zA.inpod?.zds.workloads.get(uidD)?.netns;
+    if (!netns) throw new Error("pod D not served");
+    const target = () => {
+      try {
+        return readlinkSync(`/proc/self/fd/${netns.fd}`);
+      } catch {
+        return "closed";
+      }
+    };
+    const link = target();
+    expect(link).toBe(podD.path); // the fd istio-cni sent: the pod's netns file
+    // CNI DEL: the pod's veth goes; then the runtime deletes the namespace (our fd keeps it)
+    run("ip", ["-n", podD.ns, "link", "del", podD.dev]);
+    run("ip", ["netns", "delete", podD.ns]);
+    expect(await eventually(() => !zA.inpod?.pods.has(uidD), 5000)).toBe(true);
+    expect(zA.inpod?.zds.workloads.has(uidD)).toBe(false);
+    const why = zA.log.find((e) => e.message === "in-pod: pod removed, its network is gone");
+    expect(why[0]?.fields).toMatchObject({
+      uid: uidD,
+      workload: "test/doomed",
+      reason: expect.stringMatching(/no interface but lo any more/),
+    });
+    expect(netns.closed).toBe(true);
+    expect(target()).not.toMatch(new RegExp(`^${podD.path}`)); // closed (or the number reused)
+    // its netns fd and its six listeners are closed
+    expect(await eventually(() => podFds.every((t) => !openTargets().has(t)))).toBe(true);
+    // pod A keeps serving, and the node agent's late DelWorkload is answered ok
+    expect((await curlEcho(Buffer.from("A still here"))).toString()).toBe("A still here");
+    expect(await agentA.ack({ op: "del", uid: uidD })).toBe("");
   });
 
   it("bad ZDS input gets an Ack error, and the pods already served keep serving", async () => {

@@ -3,11 +3,13 @@
 // ztunnel's three listeners inside that namespace: 15001 (outbound, where the pod's iptables
 // REDIRECT sends its TCP; the destination is read with SO_ORIGINAL_DST), 15006 (inbound plaintext)
 // and 15008 (HBONE), all carrying ztunnel's packet mark (`PACKET_MARK`, 1337) so the pod's rules
-// let ztunnel's own sockets pass. Upstream sockets start inside the pod too: outbound HBONE and
+// let ztunnel's own sockets pass; a pod with an IPv6 address gets each on `::` as well. Upstream sockets start inside the pod too: outbound HBONE and
 // passthrough from the source pod (its own HbonePool), the app dial from the destination pod, as
-// the original client (`ENABLE_ORIG_SRC`, IP_TRANSPARENT). DelWorkload (or a reconcile) stops the
-// listeners and closes the pod's connections. The request handling itself is the ztunnel's
+// the original client (`ENABLE_ORIG_SRC`, IP_TRANSPARENT). DelWorkload (or a reconcile, or the
+// ZdsClient's netns check finding the pod's network gone) stops the listeners and closes the pod's
+// connections. The request handling itself is the ztunnel's
 // (outbound.ts, inbound.ts, passthrough.ts); this file owns sockets and their lifetime only.
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import {
@@ -18,6 +20,7 @@ import {
   listenInNetns,
   type Netns,
   originalDestination,
+  runInNetns,
   type SocketAddress,
   ZdsClient,
   type ZdsWorkloadHandler,
@@ -48,6 +51,30 @@ export interface InpodSettings {
   readonly ports?: Partial<{ outbound: number; inboundPlaintext: number; hbone: number }>;
   /** ZDS reconnect backoff (default 10 ms doubling to 15 s, as ztunnel). */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /**
+   * How often each pod's network namespace is checked for a torn-down network (ZdsClient's
+   * `netnsCheckIntervalMs`: default 15 s, 0 disables); such a pod is removed as on DelWorkload.
+   */
+  readonly netnsCheckIntervalMs?: number;
+}
+
+/** One in-pod workload as ztunnel's admin `/config_dump` shows it under `workloadState`. */
+export interface InpodWorkloadState {
+  /** ztunnel's ProxyState.state: Pending while its proxy starts, Up once it serves. */
+  readonly state: "Pending" | "Up";
+  /** ztunnel's WorkloadInfo (camelCase as its serde). */
+  readonly info: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly serviceAccount: string;
+  };
+  // the rest is ours: ztunnel logs its NetnsID and dumps each connection instead
+  readonly netnsId: { readonly inode: number; readonly dev: number };
+  readonly identity?: string;
+  /** The ports listened on inside the pod, each address listed. */
+  readonly listeners: string[];
+  /** Open connections of the pod (accepted, dialled, pooled HBONE). */
+  readonly connectionCount: number;
 }
 
 /** ztunnel's in-pod settings from the environment; undefined unless `PROXY_MODE=shared`. */
@@ -87,11 +114,28 @@ export interface InpodHandlers {
   plaintext(socket: net.Socket, destination: SocketAddress, dial: PassthroughAppDialer): void;
 }
 
+/**
+ * Whether the namespace has an IPv6 address other than loopback and link-local
+ * (/proc/thread-self/net/if_inet6 read inside it: address, ifindex, prefix, scope, flags, name).
+ */
+function hasIpv6(netns: Netns): boolean {
+  let text: string;
+  try {
+    text = runInNetns(netns.fd, () => readFileSync("/proc/thread-self/net/if_inet6", "latin1"));
+  } catch {
+    return false; // IPv6 disabled in the kernel: the file does not exist
+  }
+  // scope 00 is global (ULA included); 10 host, 20 link
+  return text.split("\n").some((line) => line.trim().split(/\s+/)[3] === "00");
+}
+
 /** One pod this ztunnel proxies: its listeners, its pool and every socket it has open. */
 class PodProxy {
   readonly workload: InpodWorkload;
   readonly identity: string;
   readonly listeners: net.Server[] = [];
+  /** `host:port` of each listener (IPv6 in brackets). */
+  readonly bound: string[] = [];
   readonly sockets = new Set<Duplex>();
   readonly pool: HbonePool;
   closed = false;
@@ -142,6 +186,8 @@ export class InpodManager implements ZdsWorkloadHandler {
   readonly #origSrc: boolean;
   readonly #ports: { outbound: number; inboundPlaintext: number; hbone: number };
   readonly #pods = new Map<InpodWorkload, PodProxy>();
+  /** Pods whose proxy is starting (addWorkload in progress). */
+  readonly #starting = new Set<InpodWorkload>();
   #snapshot = false;
   #closed = false;
 
@@ -155,7 +201,15 @@ export class InpodManager implements ZdsWorkloadHandler {
       path: settings.uds ?? DEFAULT_INPOD_UDS,
       handler: this,
       ...(settings.backoff ? { backoff: settings.backoff } : {}),
+      ...(settings.netnsCheckIntervalMs !== undefined
+        ? { netnsCheckIntervalMs: settings.netnsCheckIntervalMs }
+        : {}),
       on: {
+        netnsGone: (w, reason) =>
+          ctx.log.warn(
+            { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}`, reason },
+            "in-pod: pod removed, its network is gone",
+          ),
         connected: () =>
           ctx.log.info({ uds: this.zds.path }, "in-pod: connected to the node agent"),
         disconnected: (e) =>
@@ -185,15 +239,52 @@ export class InpodManager implements ZdsWorkloadHandler {
   }
 
   /** Pods served now, by uid. */
-  get pods(): ReadonlyMap<string, { identity: string; listeners: number; connections: number }> {
-    const out = new Map<string, { identity: string; listeners: number; connections: number }>();
+  get pods(): ReadonlyMap<
+    string,
+    { identity: string; listeners: number; addresses: string[]; connections: number }
+  > {
+    const out = new Map<
+      string,
+      { identity: string; listeners: number; addresses: string[]; connections: number }
+    >();
     for (const p of this.#pods.values())
       out.set(p.workload.uid, {
         identity: p.identity,
         listeners: p.listeners.length,
+        addresses: [...p.bound],
         connections: p.sockets.size,
       });
     return out;
+  }
+
+  /** ztunnel's `workloadState` of `/config_dump`: every pod by uid, starting ones as Pending. */
+  workloadState(): Record<string, InpodWorkloadState> {
+    const out: Record<string, InpodWorkloadState> = {};
+    const entry = (
+      w: InpodWorkload,
+      state: "Pending" | "Up",
+      p?: PodProxy,
+    ): InpodWorkloadState => ({
+      state,
+      info: { ...w.info },
+      netnsId: { inode: w.netns.id.ino, dev: w.netns.id.dev },
+      ...(p ? { identity: p.identity } : {}),
+      listeners: p ? [...p.bound] : [],
+      connectionCount: p?.sockets.size ?? 0,
+    });
+    for (const w of this.#starting) out[w.uid] = entry(w, "Pending");
+    for (const p of this.#pods.values()) out[p.workload.uid] = entry(p.workload, "Up", p);
+    return out;
+  }
+
+  /** The ZDS side for `/config_dump`: where, whether connected, whether the snapshot came. */
+  zdsState(): { uds: string; connected: boolean; snapshotReceived: boolean; ready: boolean } {
+    return {
+      uds: this.zds.path,
+      connected: this.zds.connected,
+      snapshotReceived: this.zds.snapshotReceived,
+      ready: this.ready,
+    };
   }
 
   /** The config's workload for a pod the node agent named (none while xDS has not sent it). */
@@ -205,6 +296,15 @@ export class InpodManager implements ZdsWorkloadHandler {
   /** ZdsWorkloadHandler: start proxying a pod. A throw refuses it (the node agent sees why). */
   async addWorkload(w: InpodWorkload): Promise<void> {
     if (this.#closed) throw new ExampleError("ERR_EXAMPLES_CLOSED", "this ztunnel is closing");
+    this.#starting.add(w);
+    try {
+      await this.#start(w);
+    } finally {
+      this.#starting.delete(w);
+    }
+  }
+
+  async #start(w: InpodWorkload): Promise<void> {
     const ctx = this.#ctx;
     const known = this.#workloadOf(w);
     const identity = workloadIdentity({
@@ -238,11 +338,22 @@ export class InpodManager implements ZdsWorkloadHandler {
     });
     pod = new PodProxy(w, identity, pool);
     const p = pod;
+    // IPv4 on 0.0.0.0; a pod with an IPv6 address also gets an IPv6-only listener on `::` per
+    // port (not one dual-stack socket: IPv4 peers would then show as ::ffff: addresses)
+    const hosts = hasIpv6(netns) ? ["0.0.0.0", "::"] : ["0.0.0.0"];
     try {
-      const listen = (port: number, onSocket: (s: net.Socket) => void): Promise<net.Server> =>
+      const listen = async (port: number, onSocket: (s: net.Socket) => void): Promise<void> => {
+        for (const host of hosts) await listenOne(host, port, onSocket);
+      };
+      const listenOne = (
+        host: string,
+        port: number,
+        onSocket: (s: net.Socket) => void,
+      ): Promise<net.Server> =>
         listenInNetns(netns, {
-          host: "0.0.0.0",
+          host,
           port,
+          v6Only: true,
           mark,
           // half-close is forwarded, as on every other ztunnel listener
           server: net.createServer({ noDelay: true, allowHalfOpen: true }),
@@ -257,6 +368,7 @@ export class InpodManager implements ZdsWorkloadHandler {
             ctx.log.warn({ uid: w.uid, error: e.message }, "in-pod: accept failed"),
           );
           p.listeners.push(server);
+          p.bound.push(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
           return server;
         });
       await listen(this.#ports.outbound, (s) => this.#outbound(p, s));
