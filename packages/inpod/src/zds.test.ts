@@ -445,6 +445,13 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       held = undefined;
       // C's listener and netns fd are closed: back to the count with pod A alone
       expect(await eventually(() => openFds() === fdsWithA)).toBe(true);
+      // a reconnect whose snapshot still keeps C (the agent has not seen it go): ok, nothing kept
+      await agent.send({ op: "disconnect" });
+      await agent.send({ op: "accept" });
+      expect(await agent.ack({ op: "keep", uid: "pod-a" })).toBe("");
+      expect(await agent.ack({ op: "keep", uid: "pod-c" })).toBe("");
+      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       // the node agent catching up: its DelWorkload for C is answered ok, a second one is not
       expect(await agent.ack({ op: "del", uid: "pod-c" })).toBe("");
       expect(await agent.ack({ op: "del", uid: "pod-c" })).toMatch(/unknown uid pod-c/);
