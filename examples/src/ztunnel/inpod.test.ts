@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { connectInNetns, DEFAULT_INPOD_MARK, listenInNetns } from "@ambientkit/inpod";
+import { connectInNetns, DEFAULT_INPOD_MARK, listenInNetns, Netns } from "@ambientkit/inpod";
 import { LocalControlPlane } from "@ambientkit/xds";
 import type { LocalConfig } from "@ambientkit/xds-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -398,6 +398,28 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       snapshotReceived: true,
       ready: true,
     });
+    // a pod whose proxy is still starting is Pending (ztunnel's state), then Up; here pod C's
+    // namespace handed to the manager directly, as the ZdsClient would
+    const inpod = zA.inpod;
+    if (!inpod) throw new Error("in-pod mode expected");
+    const podC = pods.pods[2] as NonNullable<PodNetwork["pods"][0]>;
+    const w = {
+      uid: randomUUID(),
+      info: { name: "starting", namespace: "test", serviceAccount: "starting" },
+      netns: Netns.open(podC.path),
+    };
+    try {
+      const adding = inpod.addWorkload(w);
+      expect(inpod.workloadState()[w.uid]).toMatchObject({ state: "Pending", listeners: [] });
+      await adding;
+      expect(inpod.workloadState()[w.uid]).toMatchObject({ state: "Up", connectionCount: 0 });
+      expect(inpod.workloadState()[w.uid]?.listeners).toHaveLength(6);
+      await inpod.removeWorkload(w);
+      expect(inpod.workloadState()[w.uid]).toBeUndefined();
+    } finally {
+      await inpod.removeWorkload(w);
+      w.netns.close();
+    }
   });
 
   it("a pod whose network is torn down (veth deleted, netns deleted) is removed within the check interval; the others keep serving", async () => {
