@@ -1,7 +1,8 @@
-// ReadAhead's bound: what it reads ahead of node:http2 stays within its limit (plus one TLS record)
-// when the reader stalls, and every byte still arrives, in order, once the reader resumes.
+// ReadAhead's bound: what it reads ahead of node:http2 stays within its limit (plus one TLS record
+// above TLS, one TCP read below it) when the reader stalls, and every byte still arrives, in
+// order, once the reader resumes.
 import { once } from "node:events";
-import type net from "node:net";
+import net from "node:net";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReadAhead } from "./read-ahead.js";
@@ -9,6 +10,8 @@ import { createTestCa, type TestCa, type TestLeaf } from "./testdata/pki.test.ut
 
 /** One TLS record's plaintext: what a single socket 'data' event can add past the limit. */
 const TLS_RECORD = 16 * 1024;
+/** The most one TCP read hands over (node's read buffer). */
+const TCP_READ = 64 * 1024;
 
 let ca: TestCa;
 let leaf: TestLeaf;
@@ -38,7 +41,7 @@ async function pair(limit: number): Promise<{
   });
   client.on("error", () => {});
   const [socket] = await accepted;
-  const ahead = new ReadAhead(socket, limit);
+  const ahead = new ReadAhead(socket, limit, { join: true });
   ahead.on("error", () => {});
   return {
     ahead,
@@ -90,6 +93,50 @@ describe("ReadAhead", () => {
       expect(most).toBeLessThanOrEqual(limit + TLS_RECORD);
     } finally {
       close();
+    }
+  });
+
+  it("below TLS (on the TCP socket): at most its limit plus one TCP read, every byte in order", async () => {
+    const limit = 64 * 1024;
+    const server = net.createServer();
+    const accepted = once(server, "connection") as Promise<[net.Socket]>;
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as net.AddressInfo;
+    const client = net.connect(port, "127.0.0.1");
+    client.on("error", () => {});
+    const [socket] = await accepted;
+    const ahead = new ReadAhead(socket, limit);
+    ahead.on("error", () => {});
+    try {
+      let most = 0;
+      const observe = (): void => {
+        most = Math.max(most, ahead.readableLength);
+      };
+      socket.on("data", observe);
+      const sawPause = once(socket, "pause").then(observe);
+      const total = 8 * 1024 * 1024;
+      const data = Buffer.alloc(total);
+      for (let i = 0; i < total; i += 4) data.writeUInt32BE(i / 4, i);
+      const written = (async () => {
+        for (let off = 0; off < total; off += 64 * 1024) {
+          if (!client.write(data.subarray(off, off + 64 * 1024))) await once(client, "drain");
+        }
+        client.end();
+      })();
+      await sawPause;
+      expect(most).toBeLessThanOrEqual(limit + TCP_READ);
+      const got: Buffer[] = [];
+      ahead.on("data", (c: Buffer) => {
+        got.push(c);
+        most = Math.max(most, ahead.readableLength);
+      });
+      await Promise.all([once(ahead, "end"), written]);
+      expect(Buffer.concat(got).equals(data)).toBe(true);
+      expect(most).toBeLessThanOrEqual(limit + TCP_READ);
+    } finally {
+      client.destroy();
+      ahead.destroy();
+      server.close();
     }
   });
 });

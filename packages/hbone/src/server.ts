@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { type HboneServerTlsConfig, verifyHboneClient } from "@ambientkit/identity/node";
 import { canonicalIpText } from "@ambientkit/xds-types/ip";
@@ -18,7 +18,7 @@ import {
 import { startKeepalive } from "./keepalive.js";
 import { RST_ENHANCE_YOUR_CALM, RST_REFUSED_STREAM, toHboneError } from "./node-error.js";
 import { encodeProxyV2 } from "./proxy-protocol.js";
-import { ReadAhead } from "./read-ahead.js";
+import { ReadAhead, streamUnderTls } from "./read-ahead.js";
 import { HBONE_DEFAULTS, h2Settings } from "./settings.js";
 import {
   type ConnectionEnd,
@@ -148,7 +148,9 @@ export interface HboneServerOptions {
   verifyClient?: (socket: tls.TLSSocket) => string;
   /**
    * Keep reading each connection's socket while node:http2 is blocked in a write (default true).
-   * Prevents a deadlock between two Node peers pushing bulk data both ways; see ReadAhead.
+   * Prevents a deadlock between two Node peers pushing bulk data both ways; see ReadAhead. It
+   * reads the TCP socket below TLS, so decryption and HTTP/2 stay native; the TLS socket that
+   * `verifyClient` sees then runs over a JS stream and carries the TCP socket's addresses.
    */
   readAhead?: boolean;
   /**
@@ -174,6 +176,35 @@ const SERVER_CLOSED = new HboneError("ERR_HBONE_CLOSED", "the HBONE server close
 /** Cap on bytes read ahead of node:http2 per connection (see ReadAhead). */
 const READ_AHEAD_LIMIT = 32 * 1024 * 1024;
 
+/** Where the read-ahead sits: below TLS (the default), or above it when node:tls hides the TCP socket. */
+export type ReadAheadPlacement = "below-tls" | "above-tls";
+let placement: ReadAheadPlacement | undefined;
+
+/**
+ * Below TLS needs the TCP socket back from the TLS socket node:tls makes over our ReadAhead (for
+ * the connection's addresses); `streamUnderTls` reads a node internal for that, so probe it once
+ * and fall back to reading ahead above TLS (slower, same guarantees) if this Node hides it.
+ */
+function readAheadPlacement(): ReadAheadPlacement {
+  if (placement === undefined) {
+    const probe = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+    try {
+      const socket = new tls.TLSSocket(probe, { isServer: true });
+      placement = streamUnderTls(socket) === probe ? "below-tls" : "above-tls";
+      socket.destroy();
+    } catch {
+      placement = "above-tls";
+    }
+    probe.destroy();
+  }
+  return placement;
+}
+
+/** Tests: force a placement (undefined probes again). */
+export function setReadAheadPlacement(p: ReadAheadPlacement | undefined): void {
+  placement = p;
+}
+
 interface TlsEntry {
   server: tls.Server;
   identity: string;
@@ -181,6 +212,8 @@ interface TlsEntry {
 
 interface ConnCtx {
   socket: tls.TLSSocket;
+  /** The TCP socket under TLS (the TLS socket itself when TLS sits on it directly). */
+  transport: net.Socket;
   peerIdentity: string;
   localIdentity: string;
   localAddress: string;
@@ -289,6 +322,10 @@ export class HboneServer extends EventEmitter {
       );
     });
     server.on("secureConnection", (socket: tls.TLSSocket) => {
+      // below-TLS read-ahead: TLS runs over our ReadAhead, so the addresses are the TCP socket's
+      const under = streamUnderTls(socket);
+      const transport = under instanceof ReadAhead ? under.socket : socket;
+      if (transport !== socket) adoptAddresses(socket, transport);
       if (socket.alpnProtocol !== "h2") {
         socket.destroy();
         this.emit(
@@ -314,19 +351,22 @@ export class HboneServer extends EventEmitter {
       }
       const ctx: ConnCtx = {
         socket,
+        transport,
         peerIdentity,
         localIdentity: identity,
-        localAddress: canonicalIpText(socket.localAddress),
-        localPort: socket.localPort ?? 0,
-        remoteAddress: canonicalIpText(socket.remoteAddress),
-        remotePort: socket.remotePort ?? 0,
+        localAddress: canonicalIpText(transport.localAddress),
+        localPort: transport.localPort ?? 0,
+        remoteAddress: canonicalIpText(transport.remoteAddress),
+        remotePort: transport.remotePort ?? 0,
       };
       // node:http2 creates the session synchronously inside 'connection'; #onSession picks ctx up
       this.#pendingCtx = ctx;
       try {
         this.#h2.emit(
           "connection",
-          this.#opts.readAhead === false ? socket : new ReadAhead(socket, READ_AHEAD_LIMIT),
+          transport !== socket || this.#opts.readAhead === false
+            ? socket
+            : new ReadAhead(socket, READ_AHEAD_LIMIT, { join: true }),
         );
       } finally {
         this.#pendingCtx = undefined;
@@ -392,7 +432,12 @@ export class HboneServer extends EventEmitter {
     }
     this.#sockets.add(socket);
     socket.once("close", () => this.#sockets.delete(socket));
-    entry.server.emit("connection", socket);
+    entry.server.emit(
+      "connection",
+      this.#opts.readAhead !== false && readAheadPlacement() === "below-tls"
+        ? new ReadAhead(socket, READ_AHEAD_LIMIT)
+        : socket,
+    );
   }
 
   #onSession(session: http2.ServerHttp2Session): void {
@@ -436,7 +481,7 @@ export class HboneServer extends EventEmitter {
         mark("keepalive-timeout", { error });
         session.destroy();
       },
-      () => ctx.socket.bytesRead,
+      () => ctx.transport.bytesRead,
     );
     let idleTimer: NodeJS.Timeout | undefined;
     const idleMs = opts.idleTimeoutMs ?? 3_600_000;
@@ -754,6 +799,23 @@ export class HboneServer extends EventEmitter {
 
 /** How long a side whose peer has gone may take to flush what was already written to it. */
 const LINGER_MS = 5_000;
+
+/**
+ * A TLS socket over a JS stream knows no addresses; give it the TCP socket's, so that
+ * `verifyClient` and the embedder see the same ones as without read-ahead.
+ */
+function adoptAddresses(socket: tls.TLSSocket, transport: net.Socket): void {
+  for (const key of [
+    "remoteAddress",
+    "remotePort",
+    "remoteFamily",
+    "localAddress",
+    "localPort",
+    "localFamily",
+  ] as const) {
+    Object.defineProperty(socket, key, { value: transport[key], configurable: true });
+  }
+}
 
 function whenClosed(s: Duplex, fn: () => void): void {
   if (s.closed) queueMicrotask(fn);
