@@ -146,4 +146,29 @@ describe("ztunnel/main.js", () => {
     const flag = start({ LOCAL_XDS_PATH: good, SHRINK_HEAP: "0" });
     await expect(flag.first).rejects.toThrow(/exited 2.*SHRINK_HEAP=0: expected true or false/s);
   });
+
+  it("a start that fails after the control plane connected closes it and exits 1 (no hang)", async () => {
+    const ca = await CertificateAuthority.createRoot({
+      trustDomain: "cluster.local",
+      keyAlgorithm: "ec-p256",
+    });
+    const cp = await LocalControlPlane.start(
+      parseScenario({ file: "m.yaml", text: LOCAL_XDS }).local,
+      { ca },
+    );
+    try {
+      // the in-pod manager refuses this path only once the first config is in, inside the start
+      const z = start({
+        XDS_ADDRESS: cp.address,
+        INSTANCE_IP: "127.0.131.251",
+        POD_NAME: "ztunnel-c",
+        POD_NAMESPACE: "istio-system",
+        PROXY_MODE: "shared",
+        INPOD_UDS: `/run/${"x".repeat(120)}.sock`,
+      });
+      await expect(z.first).rejects.toThrow(/exited 1.*cannot start: INPOD_UDS path is longer/s);
+    } finally {
+      await cp.close();
+    }
+  }, 30_000);
 });

@@ -59,7 +59,12 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     log("info", "waiting for the first config from the control plane", {
       address: settings.xdsAddress,
     });
-    config = await plane.start(60_000);
+    try {
+      config = await plane.start(60_000);
+    } catch (e) {
+      await plane.close(); // no config in time: stop retrying, or the process would never exit
+      throw e;
+    }
     const source = plane.certificateSource;
     certificates = new WorkloadCertificates(
       source ??
@@ -103,25 +108,36 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
       }),
     );
   }
-  const z = await Ztunnel.start({
-    node,
-    config,
-    certificates,
-    ports,
-    log: (line) => process.stderr.write(`${line}\n`),
-    ...(inpod ? { inpod } : {}),
-  });
-  if (plane !== undefined) {
-    plane.attach(z);
-    plane.registerMetrics(z.registry);
+  // From here on things are open (the control plane's streams, certificates, listeners): a start
+  // that fails must close them, or the process would hang on after reporting that it cannot start.
+  let z: Ztunnel | undefined;
+  let shrinker: ReturnType<ReturnType<typeof meteredHeapShrinker>["start"]> | undefined;
+  try {
+    z = await Ztunnel.start({
+      node,
+      config,
+      certificates,
+      ports,
+      log: (line) => process.stderr.write(`${line}\n`),
+      ...(inpod ? { inpod } : {}),
+    });
+    if (plane !== undefined) {
+      plane.attach(z);
+      plane.registerMetrics(z.registry);
+    }
+    // Bulk transfers leave glibc holding freed Buffers and TLS records: give them back when idle,
+    // as the waypoint does (mesh/heap-shrinker.ts). SHRINK_HEAP=false turns it off.
+    shrinker = !shrinkHeap
+      ? undefined
+      : meteredHeapShrinker(undefined, z.registry, (fields, message) =>
+          process.stderr.write(`${JSON.stringify({ level: "info", msg: message, ...fields })}\n`),
+        ).start();
+  } catch (e) {
+    shrinker?.stop();
+    await Promise.allSettled([plane?.close(), z?.close()]);
+    certificates.close();
+    throw e;
   }
-  // Bulk transfers leave glibc holding freed Buffers and TLS records: give them back when idle, as
-  // the waypoint does (mesh/heap-shrinker.ts). SHRINK_HEAP=false turns it off.
-  const shrinker = !shrinkHeap
-    ? undefined
-    : meteredHeapShrinker(undefined, z.registry, (fields, message) =>
-        process.stderr.write(`${JSON.stringify({ level: "info", msg: message, ...fields })}\n`),
-      ).start();
   process.stdout.write(`${JSON.stringify({ ready: true, node, ...z.addresses })}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
