@@ -38,6 +38,8 @@ describe("parseAuthority", () => {
     "-bad.example:80",
     "a..b:80",
     ":80",
+    // a zone names an interface of the sender, meaningless at the other end
+    "[fe80::1%eth0]:80",
   ])("rejects %j", (v) => {
     expect(() => parseAuthority(v)).toThrow(HboneError);
     try {

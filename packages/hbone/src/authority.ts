@@ -1,4 +1,4 @@
-import { isIP } from "node:net";
+import { parseIp } from "@ambientkit/xds-types/ip";
 import { HboneError } from "./errors.js";
 
 /**
@@ -34,7 +34,7 @@ export function parseAuthority(value: string): Authority {
     const close = value.indexOf("]");
     if (close < 0) throw bad(value, "missing ']'");
     const host = value.slice(1, close);
-    if (isIP(host) !== 6) throw bad(value, "brackets must hold an IPv6 address");
+    if (ipFamily(host) !== 6) throw bad(value, "brackets must hold an IPv6 address");
     if (value[close + 1] !== ":") throw bad(value, "missing port");
     return { kind: "ip", host, port: parsePort(value, value.slice(close + 2)), family: 6 };
   }
@@ -43,7 +43,7 @@ export function parseAuthority(value: string): Authority {
   const host = value.slice(0, colon);
   if (host.includes(":")) throw bad(value, "an IPv6 address must be written as [addr]:port");
   const port = parsePort(value, value.slice(colon + 1));
-  if (isIP(host) === 4) return { kind: "ip", host, port, family: 4 };
+  if (ipFamily(host) === 4) return { kind: "ip", host, port, family: 4 };
   if (/^[0-9.]+$/.test(host)) throw bad(value, "malformed IPv4 address");
   if (!HOSTNAME.test(host)) throw bad(value, "malformed hostname");
   return { kind: "hostname", host: host.toLowerCase(), port };
@@ -56,7 +56,7 @@ export function formatAuthority(address: { host: string; port: number }): string
     throw bad(`${host}:${port}`, "the port must be 1-65535");
   }
   const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-  if (isIP(bare) === 6) return `[${bare}]:${port}`;
+  if (ipFamily(bare) === 6) return `[${bare}]:${port}`;
   const text = `${bare}:${port}`;
   parseAuthority(text);
   return text;
@@ -64,5 +64,11 @@ export function formatAuthority(address: { host: string; port: number }): string
 
 /** `host:port` for a socket address, IPv6 in brackets (how ztunnel renders a SocketAddr). */
 export function formatSocketAddress(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return ipFamily(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** 4, 6, or 0 when `host` is no IP literal (no zone: an authority cannot carry one unescaped). */
+function ipFamily(host: string): 0 | 4 | 6 {
+  const bytes = parseIp(host);
+  return bytes === undefined ? 0 : bytes.length === 4 ? 4 : 6;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { isIP } from "node:net";
+import { parseIp } from "@ambientkit/xds-types/ip";
 import { formatSocketAddress } from "./authority.js";
 import { HboneError } from "./errors.js";
 
@@ -85,5 +85,5 @@ export function checkExtraHeader(name: string, value: string): void {
 }
 
 export function isIpLiteral(host: string): boolean {
-  return isIP(host) !== 0;
+  return parseIp(host) !== undefined;
 }
