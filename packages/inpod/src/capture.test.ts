@@ -1,4 +1,4 @@
-// End to end with istio-cni's in-pod capture rules installed in pod A (10.213.0.1): a minimal
+// End to end with istio-cni's in-pod capture rules installed in pod A (10.214.0.10): a minimal
 // passthrough "ztunnel" inside A built only from this package's primitives captures the pod's
 // outbound traffic on 15001 and its inbound traffic on 15006, finds where each connection was
 // going (SO_ORIGINAL_DST), and forwards it with mark 1337 so the rules let its own sockets pass;
@@ -7,15 +7,7 @@
 import { execFile } from "node:child_process";
 import type net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createNetnsPair,
-  eventually,
-  type NetnsPair,
-  openFds,
-  openLifetimeFds,
-  privileged,
-} from "./netns.testutil.js";
-import { INPOD, installInpodCapture } from "./pod-harness.testutil.js";
+import { openFds, openLifetimeFds } from "./netns.testutil.js";
 import {
   connectInNetns,
   DEFAULT_INPOD_MARK,
@@ -24,6 +16,14 @@ import {
   originalDestination,
   type SocketAddress,
 } from "./sockets.js";
+import {
+  createPodNetwork,
+  eventually,
+  INPOD,
+  type Pod,
+  type PodNetwork,
+  privileged,
+} from "./testing.js";
 
 interface Captured {
   readonly via: "outbound" | "inbound";
@@ -107,29 +107,32 @@ print(got.decode())`;
 }
 
 describe.skipIf(!privileged())("capture inside a pod with istio-cni's in-pod rules", () => {
-  let pair: NetnsPair;
+  let network: PodNetwork;
+  let a: Pod;
+  let b: Pod;
   let fdsBefore = 0;
 
   beforeAll(() => {
     openLifetimeFds();
     fdsBefore = openFds();
-    pair = createNetnsPair();
-    installInpodCapture(pair.a);
+    network = createPodNetwork(0);
+    a = network.addPod(); // with istio-cni's capture rules
+    b = network.addPod(false);
   });
 
   afterAll(() => {
-    pair?.delete();
+    network?.delete();
   });
 
   it("captures the pod's outbound connection on 15001 and forwards it with mark 1337 (not recaptured)", async () => {
-    const ztunnel = await startPassthrough(pair.pathA);
-    const peer = await greeter(pair.pathB, "B");
+    const ztunnel = await startPassthrough(a.path);
+    const peer = await greeter(b.path, "B");
     try {
       expect(getMark(ztunnel.outbound)).toBe(1337);
-      expect(await pythonClient(pair.a, pair.ipB, 8080)).toBe(`B saw ${pair.ipA}`);
+      expect(await pythonClient(a.ns, b.ip, 8080)).toBe(`B saw ${a.ip}`);
       // exactly one capture: the forwarded, marked connection passed the rules untouched
       expect(ztunnel.captured).toEqual([
-        { via: "outbound", from: pair.ipA, to: { address: pair.ipB, port: 8080, family: "IPv4" } },
+        { via: "outbound", from: a.ip, to: { address: b.ip, port: 8080, family: "IPv4" } },
       ]);
     } finally {
       await new Promise<void>((r) => peer.close(() => r()));
@@ -138,12 +141,12 @@ describe.skipIf(!privileged())("capture inside a pod with istio-cni's in-pod rul
   });
 
   it("captures inbound plaintext on 15006 and reaches the app from the client's own address (IP_TRANSPARENT)", async () => {
-    const ztunnel = await startPassthrough(pair.pathA);
-    const app = await greeter(pair.pathA, "A");
+    const ztunnel = await startPassthrough(a.path);
+    const app = await greeter(a.path, "A");
     try {
-      expect(await pythonClient(pair.b, pair.ipA, 8080)).toBe(`A saw ${pair.ipB}`);
+      expect(await pythonClient(b.ns, a.ip, 8080)).toBe(`A saw ${b.ip}`);
       expect(ztunnel.captured).toEqual([
-        { via: "inbound", from: pair.ipB, to: { address: pair.ipA, port: 8080, family: "IPv4" } },
+        { via: "inbound", from: b.ip, to: { address: a.ip, port: 8080, family: "IPv4" } },
       ]);
     } finally {
       await new Promise<void>((r) => app.close(() => r()));

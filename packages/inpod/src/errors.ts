@@ -18,7 +18,12 @@ export type InpodErrorCode =
   /** The workload handler refused a workload (its error is the cause). */
   | "ERR_INPOD_ZDS_HANDLER"
   /** The client was closed. */
-  | "ERR_INPOD_CLOSED";
+  | "ERR_INPOD_CLOSED"
+  /**
+   * `@ambientkit/inpod/testing` cannot do what was asked: no root or a tool missing, a command that
+   * builds the pods failed, or the fake node agent did not answer.
+   */
+  | "ERR_INPOD_TESTING";
 
 /** The one error class of @ambientkit/inpod; `code` is stable, `cause` keeps the underlying error. */
 export class InpodError extends Error {

@@ -1,17 +1,21 @@
 #!/usr/bin/python3
-"""A stand-in for istio-cni's node agent, the ZDS server side, for the ZdsClient tests.
+"""A stand-in for istio-cni's node agent, the ZDS server side, run by @ambientkit/inpod/testing's
+FakeNodeAgent (and so by this package's own ZdsClient tests).
 
-Independent of the TypeScript code under test: protobuf is encoded by field number by hand and
-the socket is Python's own AF_UNIX/SOCK_SEQPACKET with SCM_RIGHTS (socket.send_fds).
+Independent of the TypeScript code under test: protobuf is encoded by field number by hand (from
+proto/zds.proto, whose field table follows istio/ztunnel's proto/zds.proto, Apache-2.0; no code is
+copied from Istio) and the socket is Python's own AF_UNIX/SOCK_SEQPACKET with SCM_RIGHTS
+(socket.send_fds: Python 3.9+, standard library only). Written for this repository, Apache-2.0.
 
-Usage: fake_node_agent.py SOCKET_PATH
+Usage: fake-node-agent.py SOCKET_PATH
 Reads one JSON command per line on stdin, answers one JSON line per command on stdout:
   {"op": "accept"}                        -> {"hello": "<hex of the ZdsHello datagram>"}
-  {"op": "add", "uid": U, "info": {"name","namespace","sa"} | null, "fds": [path, ...]}
-  {"op": "keep", "uid": U} / {"op": "del", "uid": U, "fds": [...]} / {"op": "snapshot"}
+  {"op": "add", "uid": U, "info": {"name","namespace","sa"} | null}
+  {"op": "keep", "uid": U} / {"op": "del", "uid": U} / {"op": "snapshot"}
   {"op": "raw", "hex": H}                  -> sends those bytes as one datagram
   {"op": "big", "size": N}                 -> sends an N-byte datagram (a valid-looking prefix)
-      each of these answers {"ack": "<error, empty on success>"} or {"eof": true}
+      each of these may carry "fds": [path, ...] (opened and sent by SCM_RIGHTS) and answers
+      {"ack": "<error, empty on success>"} or {"eof": true}
   {"op": "disconnect"}                     -> closes the current connection, {"ok": true}
   {"op": "quit"}                           -> exits
 """

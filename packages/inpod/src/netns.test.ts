@@ -3,31 +3,35 @@ import { closeSync, fstatSync, openSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
 import { Netns, netnsInterfaces } from "./netns.js";
-import { createNetnsPair, type NetnsPair, privileged, run, threadNetns } from "./netns.testutil.js";
+import { threadNetns } from "./netns.testutil.js";
+import { createPodNetwork, type Pod, type PodNetwork, privileged, run } from "./testing.js";
 
 describe.skipIf(!privileged())("netnsInterfaces and Netns.check", () => {
-  let pair: NetnsPair;
+  let network: PodNetwork;
+  let a: Pod;
+  let b: Pod;
 
   beforeAll(() => {
-    pair = createNetnsPair();
+    network = createPodNetwork(2, { capture: false });
+    [a, b] = network.pods as [Pod, Pod];
   });
 
   afterAll(() => {
-    pair?.delete();
+    network?.delete();
   });
 
   it("lists the namespace's own interfaces, not the caller's, and sees a deleted veth go", () => {
     const home = threadNetns();
-    const ns = Netns.open(pair.pathA);
+    const ns = Netns.open(a.path);
     try {
       const names = netnsInterfaces(ns);
       expect(names).toContain("lo");
-      expect(names.filter((n) => n !== "lo")).toHaveLength(1); // the veth to B
-      expect(netnsInterfaces(pair.pathB).filter((n) => n !== "lo")).toHaveLength(1);
+      expect(names.filter((n) => n !== "lo")).toHaveLength(1); // the veth to the bridge
+      expect(netnsInterfaces(b.path).filter((n) => n !== "lo")).toHaveLength(1);
       expect(threadNetns()).toBe(home); // back where it started
-      // the pod's network torn down: the veth deleted from the other side
-      const peer = netnsInterfaces(pair.pathB).find((n) => n !== "lo") as string;
-      run("ip", ["-n", pair.b, "link", "del", peer]);
+      // the pod's network torn down: the veth deleted from the other side (the bridge's)
+      expect(names).toContain(a.dev);
+      run("ip", ["-n", network.bridge, "link", "del", a.bridgeDev]);
       expect(netnsInterfaces(ns)).toEqual(["lo"]);
       ns.check(); // still a namespace, only its network is gone
     } finally {
@@ -36,7 +40,7 @@ describe.skipIf(!privileged())("netnsInterfaces and Netns.check", () => {
   });
 
   it("check() throws once the fd was closed behind the Netns, and close() then leaves the number alone", () => {
-    const ns = Netns.open(pair.pathA);
+    const ns = Netns.open(a.path);
     closeSync(ns.fd);
     const other = openSync("/dev/null", "r"); // most likely the same number
     try {

@@ -1,20 +1,13 @@
-// Real namespaces, a real veth, real netfilter: two namespaces A (10.213.0.1, fd00:213::1) and
-// B (.2), created and deleted by this file. Nothing here touches the host's own network.
+// Real namespaces, real veths, real netfilter: two pods A (10.214.0.10, fd00:214::10) and B (.11)
+// of @ambientkit/inpod/testing, without capture rules, created and deleted by this
+// file. Nothing here touches the host's own network.
 import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
 import { Netns, runInNetns } from "./netns.js";
-import {
-  createNetnsPair,
-  eventually,
-  type NetnsPair,
-  openFds,
-  openLifetimeFds,
-  privileged,
-  threadNetns,
-} from "./netns.testutil.js";
+import { openFds, openLifetimeFds, threadNetns } from "./netns.testutil.js";
 import {
   connectInNetns,
   DEFAULT_INPOD_MARK,
@@ -24,6 +17,7 @@ import {
   originalDestination,
   setMark,
 } from "./sockets.js";
+import { createPodNetwork, eventually, type Pod, type PodNetwork, privileged } from "./testing.js";
 
 const PY = "/usr/bin/python3";
 
@@ -56,7 +50,9 @@ async function close(server: net.Server): Promise<void> {
 }
 
 describe.skipIf(!privileged())("sockets inside network namespaces", () => {
-  let pair: NetnsPair;
+  let network: PodNetwork;
+  let a: Pod;
+  let b: Pod;
   let fdsBefore = 0;
   const home = threadNetns();
 
@@ -64,24 +60,25 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
     expect(() => setMark(-1, 1)).toThrow();
     openLifetimeFds();
     fdsBefore = openFds();
-    pair = createNetnsPair();
+    network = createPodNetwork(2, { capture: false });
+    [a, b] = network.pods as [Pod, Pod];
   });
 
   afterAll(() => {
-    pair?.delete();
+    network?.delete();
   });
 
   it("echoes bytes exactly between a listener in A and a connector in B (connectInNetns)", async () => {
-    const server = await listenInNetns(pair.pathA, { host: "0.0.0.0", port: 0 });
+    const server = await listenInNetns(a.path, { host: "0.0.0.0", port: 0 });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
-    const client = await connectInNetns(pair.pathB, { host: pair.ipA, port });
+    const client = await connectInNetns(b.path, { host: a.ip, port });
     try {
-      expect(client.localAddress).toBe(pair.ipB);
+      expect(client.localAddress).toBe(b.ip);
       const payload = randomBytes(256 * 1024);
       expect((await roundTrip(client, payload)).equals(payload)).toBe(true);
-      expect(accepted[0]?.remoteAddress).toBe(pair.ipB);
-      expect(accepted[0]?.localAddress).toBe(pair.ipA);
+      expect(accepted[0]?.remoteAddress).toBe(b.ip);
+      expect(accepted[0]?.localAddress).toBe(a.ip);
     } finally {
       client.destroy();
       for (const s of accepted) s.destroy();
@@ -91,20 +88,20 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
   });
 
   it("v6Only: an IPv6-only listener shares its port with a 0.0.0.0 one, each taking its own family", async () => {
-    const v4 = await listenInNetns(pair.pathA, { host: "0.0.0.0", port: 0 });
+    const v4 = await listenInNetns(a.path, { host: "0.0.0.0", port: 0 });
     const { port } = v4.address() as net.AddressInfo;
     // without v6Only, `::` takes IPv4 too and the port is taken
-    await expect(listenInNetns(pair.pathA, { host: "::", port })).rejects.toThrow(/EADDRINUSE/);
-    const v6 = await listenInNetns(pair.pathA, { host: "::", port, v6Only: true });
+    await expect(listenInNetns(a.path, { host: "::", port })).rejects.toThrow(/EADDRINUSE/);
+    const v6 = await listenInNetns(a.path, { host: "::", port, v6Only: true });
     const from4 = echo(v4);
     const from6 = echo(v6);
-    const c4 = await connectInNetns(pair.pathB, { host: pair.ipA, port });
-    const c6 = await connectInNetns(pair.pathB, { host: pair.ip6A, port });
+    const c4 = await connectInNetns(b.path, { host: a.ip, port });
+    const c6 = await connectInNetns(b.path, { host: a.ip6, port });
     try {
       expect((await roundTrip(c4, Buffer.from("four"))).toString()).toBe("four");
       expect((await roundTrip(c6, Buffer.from("six"))).toString()).toBe("six");
-      expect(from4.map((s) => s.remoteAddress)).toEqual([pair.ipB]);
-      expect(from6.map((s) => s.remoteAddress)).toEqual([pair.ip6B]);
+      expect(from4.map((s) => s.remoteAddress)).toEqual([b.ip]);
+      expect(from6.map((s) => s.remoteAddress)).toEqual([b.ip6]);
     } finally {
       c4.destroy();
       c6.destroy();
@@ -116,7 +113,7 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
 
   it("keeps writing after the peer's FIN with allowHalfOpen (a proxy forwards half-close)", async () => {
     // the server half-closes at once, then reads what the client still sends
-    const server = await listenInNetns(pair.pathA, {
+    const server = await listenInNetns(a.path, {
       host: "0.0.0.0",
       port: 0,
       server: net.createServer({ allowHalfOpen: true }, (s) => {
@@ -129,8 +126,8 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
     });
     const seen: string[] = [];
     const { port } = server.address() as net.AddressInfo;
-    const client = await connectInNetns(pair.pathB, {
-      host: pair.ipA,
+    const client = await connectInNetns(b.path, {
+      host: a.ip,
       port,
       allowHalfOpen: true,
       noDelay: true,
@@ -154,12 +151,12 @@ describe.skipIf(!privileged())("sockets inside network namespaces", () => {
   });
 
   it("serves a peer that is not ours: python3 in B, via ip netns exec", async () => {
-    const server = await listenInNetns(pair.pathA, { port: 0 });
+    const server = await listenInNetns(a.path, { port: 0 });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
     try {
       const script = `import socket,sys
-s=socket.create_connection(("${pair.ipA}",${port}),timeout=5)
+s=socket.create_connection(("${a.ip}",${port}),timeout=5)
 msg=bytes(range(256))*64
 s.sendall(msg)
 got=b""
@@ -173,7 +170,7 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       const out = await new Promise<string>((resolve, reject) =>
         execFile(
           "ip",
-          ["netns", "exec", pair.b, PY, "-c", script],
+          ["netns", "exec", b.ns, PY, "-c", script],
           { timeout: 10_000 },
           (err, stdout) => (err ? reject(err) : resolve(stdout)),
         ),
@@ -185,11 +182,11 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
     }
   });
 
-  it("reads the original destination of an iptables REDIRECT (IPv4: 10.213.0.1:80)", async () => {
-    const server = await listenInNetns(pair.pathA, { host: "0.0.0.0", port: 0 });
+  it("reads the original destination of an iptables REDIRECT (IPv4: 10.214.0.10:80)", async () => {
+    const server = await listenInNetns(a.path, { host: "0.0.0.0", port: 0 });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
-    pair.exec(pair.a, "iptables", [
+    a.exec("iptables", [
       "-t",
       "nat",
       "-A",
@@ -203,7 +200,7 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       "--to-ports",
       String(port),
     ]);
-    const client = await connectInNetns(pair.pathB, { host: pair.ipA, port: 80 });
+    const client = await connectInNetns(b.path, { host: a.ip, port: 80 });
     try {
       const payload = Buffer.from("redirected\n");
       expect((await roundTrip(client, payload)).equals(payload)).toBe(true);
@@ -212,20 +209,20 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       // the kernel rewrote the destination to the listener's port ...
       expect(conn.localPort).toBe(port);
       // ... and conntrack remembers where the client meant to go
-      expect(originalDestination(conn)).toEqual({ address: pair.ipA, port: 80, family: "IPv4" });
+      expect(originalDestination(conn)).toEqual({ address: a.ip, port: 80, family: "IPv4" });
     } finally {
       client.destroy();
       for (const s of accepted) s.destroy();
       await close(server);
-      pair.exec(pair.a, "iptables", ["-t", "nat", "-F", "PREROUTING"]);
+      a.exec("iptables", ["-t", "nat", "-F", "PREROUTING"]);
     }
   });
 
   it("reads the original destination of an ip6tables REDIRECT (IPv6: [fd00:213::1]:80)", async () => {
-    const server = await listenInNetns(pair.pathA, { host: "::", port: 0 });
+    const server = await listenInNetns(a.path, { host: "::", port: 0 });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
-    pair.exec(pair.a, "ip6tables", [
+    a.exec("ip6tables", [
       "-t",
       "nat",
       "-A",
@@ -239,26 +236,26 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       "--to-ports",
       String(port),
     ]);
-    const client = await connectInNetns(pair.pathB, { host: pair.ip6A, port: 80 });
+    const client = await connectInNetns(b.path, { host: a.ip6, port: 80 });
     try {
       const payload = Buffer.from("redirected over IPv6\n");
       expect((await roundTrip(client, payload)).equals(payload)).toBe(true);
       const conn = accepted[0];
       if (!conn) throw new Error("no connection accepted");
-      expect(originalDestination(conn)).toEqual({ address: pair.ip6A, port: 80, family: "IPv6" });
+      expect(originalDestination(conn)).toEqual({ address: a.ip6, port: 80, family: "IPv6" });
     } finally {
       client.destroy();
       for (const s of accepted) s.destroy();
       await close(server);
-      pair.exec(pair.a, "ip6tables", ["-t", "nat", "-F", "PREROUTING"]);
+      a.exec("ip6tables", ["-t", "nat", "-F", "PREROUTING"]);
     }
   });
 
   it("says clearly when a connection was not redirected", async () => {
-    const server = await listenInNetns(pair.pathA, { port: 0 });
+    const server = await listenInNetns(a.path, { port: 0 });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
-    const client = await connectInNetns(pair.pathB, { host: pair.ipA, port });
+    const client = await connectInNetns(b.path, { host: a.ip, port });
     try {
       await roundTrip(client, Buffer.from("x"));
       const conn = accepted[0];
@@ -280,11 +277,11 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
   });
 
   it("marks listening and connecting sockets with SO_MARK 1337 (read back by getsockopt)", async () => {
-    const server = await listenInNetns(pair.pathA, { port: 0, mark: DEFAULT_INPOD_MARK });
+    const server = await listenInNetns(a.path, { port: 0, mark: DEFAULT_INPOD_MARK });
     const accepted = echo(server);
     const { port } = server.address() as net.AddressInfo;
-    const client = await connectInNetns(pair.pathB, {
-      host: pair.ipA,
+    const client = await connectInNetns(b.path, {
+      host: a.ip,
       port,
       mark: DEFAULT_INPOD_MARK,
     });
@@ -292,7 +289,7 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       expect(DEFAULT_INPOD_MARK).toBe(1337);
       expect(getMark(server)).toBe(1337);
       expect(getMark(client)).toBe(1337);
-      const plain = await connectInNetns(pair.pathB, { host: pair.ipA, port });
+      const plain = await connectInNetns(b.path, { host: a.ip, port });
       expect(getMark(plain)).toBe(0);
       setMark(plain, 0x539);
       expect(getMark(plain)).toBe(0x539);
@@ -305,28 +302,28 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
   });
 
   it("binds a foreign address only with IP_TRANSPARENT", async () => {
-    // 10.213.0.77 is on no interface of A
-    const err = await listenInNetns(pair.pathA, { host: "10.213.0.77", port: 0 }).catch(
+    // 10.214.0.77 is on no interface of A
+    const err = await listenInNetns(a.path, { host: "10.214.0.77", port: 0 }).catch(
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(InpodError);
     expect((err as InpodError).code).toBe("ERR_INPOD_SOCKET");
     expect((err as InpodError).message).toMatch(/EADDRNOTAVAIL/);
-    const server = await listenInNetns(pair.pathA, {
-      host: "10.213.0.77",
+    const server = await listenInNetns(a.path, {
+      host: "10.214.0.77",
       port: 0,
       transparent: true,
     });
     try {
       expect(getTransparent(server)).toBe(true);
-      expect((server.address() as net.AddressInfo).address).toBe("10.213.0.77");
+      expect((server.address() as net.AddressInfo).address).toBe("10.214.0.77");
     } finally {
       await close(server);
     }
   });
 
   it("accepts a Netns or a raw netns fd as well as a path, and rejects what is not a netns", async () => {
-    const ns = Netns.open(pair.pathA);
+    const ns = Netns.open(a.path);
     try {
       const s1 = await listenInNetns(ns, { port: 0 });
       const s2 = await listenInNetns(ns.fd, { port: 0 });
@@ -344,15 +341,13 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
       (e: unknown) => e,
     );
     expect((e2 as InpodError).code).toBe("ERR_INPOD_NETNS");
-    const e3 = await listenInNetns(pair.pathA, { host: "localhost", port: 0 }).catch(
-      (e: unknown) => e,
-    );
+    const e3 = await listenInNetns(a.path, { host: "localhost", port: 0 }).catch((e: unknown) => e);
     expect((e3 as InpodError).message).toMatch(/not an IP literal/);
     expect(threadNetns()).toBe(home);
   });
 
   it("runs a synchronous body inside a namespace and refuses an async one", () => {
-    const ns = Netns.open(pair.pathA);
+    const ns = Netns.open(a.path);
     try {
       expect(runInNetns(ns.fd, threadNetns)).not.toBe(home);
       expect(threadNetns()).toBe(home);
@@ -364,7 +359,7 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
   });
 
   it("leaves the main thread in its own namespace: node:net still listens on the host", async () => {
-    await close(await listenInNetns(pair.pathA, { port: 0 }));
+    await close(await listenInNetns(a.path, { port: 0 }));
     expect(threadNetns()).toBe(home);
     const host = net.createServer();
     await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
@@ -377,8 +372,8 @@ print("echo-ok" if got==msg else "echo-mismatch %d" % len(got))`;
   });
 
   it("fails a connect with a clear error and no fd left behind", async () => {
-    const err = await connectInNetns(pair.pathB, {
-      host: pair.ipA,
+    const err = await connectInNetns(b.path, {
+      host: a.ip,
       port: 9,
       timeoutMs: 3000,
     }).catch((e: unknown) => e);

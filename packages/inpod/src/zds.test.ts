@@ -1,100 +1,30 @@
-// ZdsClient against a fake istio-cni node agent written in Python (testdata/fake_node_agent.py:
-// its own SEQPACKET server, protobuf by field number, fds by SCM_RIGHTS). The "pods" are two real
-// network namespaces (10.213.0.1 and .2) whose fds travel over the socket.
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+// ZdsClient against @ambientkit/inpod/testing's fake istio-cni node agent (fake-node-agent.py, in
+// Python: its own SEQPACKET server, protobuf by field number, fds by SCM_RIGHTS). The "pods" are
+// two real pods of the harness (10.214.0.10 and .11) whose netns fds travel over the socket.
 import { mkdtempSync, rmSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InpodError } from "./errors.js";
 import { Netns, netnsInterfaces } from "./netns.js";
-import {
-  createNetnsPair,
-  eventually,
-  type NetnsPair,
-  openFds,
-  openLifetimeFds,
-  privileged,
-  run,
-} from "./netns.testutil.js";
+import { openFds, openLifetimeFds } from "./netns.testutil.js";
 import { connectInNetns, DEFAULT_INPOD_MARK, getMark, listenInNetns } from "./sockets.js";
+import {
+  createPodNetwork,
+  eventually,
+  FakeNodeAgent,
+  type Pod,
+  type PodNetwork,
+  privileged,
+} from "./testing.js";
 import { type InpodWorkload, ZdsClient, type ZdsWorkloadHandler } from "./zds.js";
 
-const AGENT = fileURLToPath(new URL("./testdata/fake_node_agent.py", import.meta.url));
-const INFO = { name: "productpage-v1", namespace: "bookinfo", sa: "bookinfo-productpage" };
-
-type Reply = { hello?: string; ack?: string; eof?: boolean; ok?: boolean; listening?: string };
-
-/** The fake node agent: one JSON command per line in, one JSON reply per line out. */
-class FakeAgent {
-  #proc: ChildProcessWithoutNullStreams;
-  #lines: string[] = [];
-  #waiters: ((line: string) => void)[] = [];
-  #exited: Promise<void>;
-
-  private constructor(proc: ChildProcessWithoutNullStreams) {
-    this.#proc = proc;
-    this.#exited = new Promise((resolve) => proc.once("exit", () => resolve()));
-    createInterface({ input: proc.stdout }).on("line", (line) => {
-      const w = this.#waiters.shift();
-      if (w) w(line);
-      else this.#lines.push(line);
-    });
-  }
-
-  static async start(path: string): Promise<FakeAgent> {
-    const proc = spawn("/usr/bin/python3", [AGENT, path], { stdio: "pipe" });
-    let stderr = "";
-    proc.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const agent = new FakeAgent(proc);
-    const first = await agent.#next().catch((e: Error) => {
-      throw new Error(`fake node agent did not start: ${e.message} ${stderr}`);
-    });
-    expect(first.listening).toBe(path);
-    return agent;
-  }
-
-  #next(): Promise<Reply> {
-    const line = this.#lines.shift();
-    if (line !== undefined) return Promise.resolve(JSON.parse(line) as Reply);
-    return new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error("no reply from the fake node agent in 12 s")),
-        12_000,
-      );
-      this.#waiters.push((l) => {
-        clearTimeout(timer);
-        resolve(JSON.parse(l) as Reply);
-      });
-    });
-  }
-
-  async send(cmd: Record<string, unknown>): Promise<Reply> {
-    this.#proc.stdin.write(`${JSON.stringify(cmd)}\n`);
-    return await this.#next();
-  }
-
-  /** Sends a request and returns the Ack's error ("" on success). */
-  async ack(cmd: Record<string, unknown>): Promise<string> {
-    const r = await this.send(cmd);
-    if (r.ack === undefined) throw new Error(`expected an Ack, got ${JSON.stringify(r)}`);
-    return r.ack;
-  }
-
-  async stop(): Promise<void> {
-    if (this.#proc.exitCode === null) {
-      this.#proc.stdin.end(`${JSON.stringify({ op: "quit" })}\n`);
-      const timer = setTimeout(() => this.#proc.kill("SIGKILL"), 5000);
-      await this.#exited;
-      clearTimeout(timer);
-    }
-  }
-}
+const INFO = {
+  name: "productpage-v1",
+  namespace: "bookinfo",
+  serviceAccount: "bookinfo-productpage",
+};
 
 /** A ztunnel stand-in: starts a real listener on 15008 inside each pod's namespace. */
 class ProxyHandler implements ZdsWorkloadHandler {
@@ -120,7 +50,9 @@ class ProxyHandler implements ZdsWorkloadHandler {
 }
 
 describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () => {
-  let pair: NetnsPair;
+  let network: PodNetwork;
+  let a: Pod;
+  let b: Pod;
   let dir: string;
   let fdsBefore = 0;
   let n = 0;
@@ -129,21 +61,22 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   beforeAll(() => {
     openLifetimeFds();
     fdsBefore = openFds();
-    pair = createNetnsPair();
+    network = createPodNetwork(2, { capture: false });
+    [a, b] = network.pods as [Pod, Pod];
     dir = mkdtempSync(join(tmpdir(), "inpod-zds-"));
   });
 
   afterAll(() => {
-    pair?.delete();
+    network?.delete();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** Agent + started client + accepted connection; always torn down by the caller's finally. */
   async function session(handler = new ProxyHandler()) {
     const path = sockPath();
-    const agent = await FakeAgent.start(path);
+    const agent = await FakeNodeAgent.start(path);
     const client = new ZdsClient({ path, handler, backoff: { initialMs: 20, maxMs: 200 } }).start();
-    const hello = await agent.send({ op: "accept" });
+    const hello = await agent.accept();
     const done = async () => {
       await client.close();
       await agent.stop();
@@ -151,24 +84,15 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     return { agent, client, handler, hello, done, path };
   }
 
-  const addA = { op: "add", uid: "pod-a", info: INFO, fds: [] as string[] };
-
   it("says ZdsHello{version: V1} first, then applies a snapshot of pods into their namespaces", async () => {
     const s = await session();
     try {
       // field 1 (varint) = 1: exactly what ztunnel sends
-      expect(s.hello.hello).toBe("0801");
-      expect(await s.agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
-      expect(
-        await s.agent.ack({
-          op: "add",
-          uid: "pod-b",
-          info: { ...INFO, name: "reviews" },
-          fds: [pair.pathB],
-        }),
-      ).toBe("");
+      expect(s.hello).toBe("0801");
+      expect(await s.agent.add("pod-a", INFO, a)).toBe("");
+      expect(await s.agent.add("pod-b", { ...INFO, name: "reviews" }, b)).toBe("");
       expect(s.client.snapshotReceived).toBe(false);
-      expect(await s.agent.ack({ op: "snapshot" })).toBe("");
+      expect(await s.agent.snapshotSent()).toBe("");
       await s.client.ready();
       expect(s.client.snapshotReceived).toBe(true);
       expect([...s.client.workloads.keys()].sort()).toEqual(["pod-a", "pod-b"]);
@@ -183,7 +107,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       ]);
       // The fd that came over SCM_RIGHTS is pod A's namespace: its 15008 answers on 10.213.0.1
       // from pod B, and the listener carries ztunnel's mark.
-      const c = await connectInNetns(pair.pathB, { host: pair.ipA, port: 15008 });
+      const c = await connectInNetns(b.path, { host: a.ip, port: 15008 });
       const got = await new Promise<string>((resolve) => {
         let text = "";
         c.on("data", (d: Buffer) => {
@@ -197,11 +121,11 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(getMark(s.handler.servers.get(podA) as net.Server)).toBe(1337);
 
       // DelWorkload stops the proxy and releases the namespace
-      expect(await s.agent.ack({ op: "del", uid: "pod-a" })).toBe("");
+      expect(await s.agent.del("pod-a")).toBe("");
       expect(s.handler.events.at(-1)).toBe("remove pod-a");
       expect([...s.client.workloads.keys()]).toEqual(["pod-b"]);
-      const refused = await connectInNetns(pair.pathB, {
-        host: pair.ipA,
+      const refused = await connectInNetns(b.path, {
+        host: a.ip,
         port: 15008,
         timeoutMs: 3000,
       }).catch((e: unknown) => e);
@@ -229,7 +153,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
         },
       },
     }).start();
-    let agent: FakeAgent | undefined;
+    let agent: FakeNodeAgent | undefined;
     try {
       // no agent yet: connect fails, with backoff, and says what to check
       expect(await eventually(() => disconnects.length >= 4)).toBe(true);
@@ -239,38 +163,38 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(gaps[0]).toBeGreaterThanOrEqual(19);
       expect(gaps[1]).toBeGreaterThanOrEqual(39);
       expect(gaps[2]).toBeGreaterThanOrEqual(79);
-      agent = await FakeAgent.start(path);
-      expect((await agent.send({ op: "accept" })).hello).toBe("0801");
-      expect(await agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
-      expect(await agent.ack({ op: "add", uid: "pod-b", info: INFO, fds: [pair.pathB] })).toBe("");
-      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      agent = await FakeNodeAgent.start(path);
+      expect(await agent.accept()).toBe("0801");
+      expect(await agent.add("pod-a", INFO, a)).toBe("");
+      expect(await agent.add("pod-b", INFO, b)).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
       const netnsA = client.workloads.get("pod-a")?.netns;
 
       // The agent drops the connection (a restart): the client comes back and says hello again.
-      expect((await agent.send({ op: "disconnect" })).ok).toBe(true);
-      expect((await agent.send({ op: "accept" })).hello).toBe("0801");
+      await agent.disconnect();
+      expect(await agent.accept()).toBe("0801");
       expect(connects).toBe(2);
       expect(client.snapshotReceived).toBe(false);
       // pod A again with the same namespace: nothing restarts; pod B is not in this snapshot
-      expect(await agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
-      expect(await agent.ack({ op: "keep", uid: "pod-ghost" })).toMatch(
+      expect(await agent.add("pod-a", INFO, a)).toBe("");
+      expect(await agent.keep("pod-ghost")).toMatch(
         /^KeepWorkload for unknown uid pod-ghost: this ztunnel has no such workload/,
       );
-      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
       expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       expect(client.workloads.get("pod-a")?.netns).toBe(netnsA);
       expect(handler.events.slice(2)).toEqual(["remove pod-b"]);
 
       // Third connection: KeepWorkload (no fd) holds pod A through the snapshot.
-      await agent.send({ op: "disconnect" });
-      await agent.send({ op: "accept" });
-      expect(await agent.ack({ op: "keep", uid: "pod-a" })).toBe("");
-      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      await agent.disconnect();
+      await agent.accept();
+      expect(await agent.keep("pod-a")).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
       expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       expect(handler.events.slice(3)).toEqual([]);
 
       // A pod whose sandbox got a new namespace: the new proxy starts, then the old one goes.
-      expect(await agent.ack({ ...addA, fds: [pair.pathB] })).toBe("");
+      expect(await agent.add("pod-a", INFO, b)).toBe("");
       expect(handler.events.slice(3)).toEqual([
         "add pod-a bookinfo/productpage-v1 sa=bookinfo-productpage",
         "remove pod-a",
@@ -285,81 +209,81 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   it("answers every bad request with an Ack that says what is wrong, and changes nothing", async () => {
     const s = await session();
     try {
-      expect(await s.agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
-      expect(await s.agent.ack({ op: "snapshot" })).toBe("");
+      expect(await s.agent.add("pod-a", INFO, a)).toBe("");
+      expect(await s.agent.snapshotSent()).toBe("");
       s.handler.failing.add("pod-fail");
-      const cases: [string, Record<string, unknown>, RegExp][] = [
+      const cases: [string, (agent: FakeNodeAgent) => Promise<string>, RegExp][] = [
         [
           "AddWorkload without an fd",
-          { ...addA, uid: "pod-x" },
+          (g) => g.add("pod-x", INFO, []),
           /^AddWorkload for pod-x carries 0 fds; it needs exactly one, the pod's netns/,
         ],
         [
           "AddWorkload with an fd that is not a netns",
-          { ...addA, uid: "pod-x", fds: ["/dev/null"] },
+          (g) => g.add("pod-x", INFO, "/dev/null"),
           /^AddWorkload for pod-x: fd \d+ is not a network namespace/,
         ],
         [
           "AddWorkload with two fds",
-          { ...addA, uid: "pod-x", fds: [pair.pathA, pair.pathB] },
+          (g) => g.add("pod-x", INFO, [a, b]),
           /^AddWorkload for pod-x carries 2 fds/,
         ],
         [
           "AddWorkload without workload_info",
-          { op: "add", uid: "pod-x", info: null, fds: [pair.pathB] },
+          (g) => g.add("pod-x", null, b),
           /^AddWorkload for pod-x without workload_info/,
         ],
         [
           "AddWorkload the handler refuses",
-          { ...addA, uid: "pod-fail", fds: [pair.pathB] },
+          (g) => g.add("pod-fail", INFO, b),
           /^workload pod-fail \(bookinfo\/productpage-v1\) was not started: port 15008 is taken$/,
         ],
         [
           "DelWorkload for an unknown uid",
-          { op: "del", uid: "pod-nope" },
+          (g) => g.del("pod-nope"),
           /^DelWorkload for unknown uid pod-nope: this ztunnel has no such workload; nothing changed$/,
         ],
         [
           "DelWorkload carrying an fd",
-          { op: "del", uid: "pod-a", fds: [pair.pathA] },
+          (g) => g.del("pod-a", [a]),
           /^del request carries 1 fd\(s\); only AddWorkload may carry a netns fd$/,
         ],
         [
           "KeepWorkload after the snapshot",
-          { op: "keep", uid: "pod-a" },
+          (g) => g.keep("pod-a"),
           /^KeepWorkload for pod-a after SnapshotSent/,
         ],
         [
           "SnapshotSent twice",
-          { op: "snapshot" },
+          (g) => g.snapshotSent(),
           /^SnapshotSent twice on one connection; nothing changed$/,
         ],
         [
           "garbage bytes",
-          { op: "raw", hex: "ffffffffff" },
+          (g) => g.sendRaw(Buffer.from("ffffffffff", "hex")),
           /^cannot decode WorkloadRequest \(.+\); is the node agent speaking ZDS V1\?$/,
         ],
         [
           "a request with no known payload",
-          { op: "raw", hex: "4801" },
+          (g) => g.sendRaw(Buffer.from("4801", "hex")),
           /^WorkloadRequest without a known payload/,
         ],
         [
           "an oversized datagram",
-          { op: "big", size: 2000 },
+          (g) => g.sendOversized(2000),
           /^request larger than 1024 bytes .*was truncated and ignored$/,
         ],
         [
           "an oversized datagram with an fd",
-          { op: "big", size: 4000, fds: [pair.pathB] },
+          (g) => g.sendOversized(4000, [b]),
           /^request larger than 1024 bytes/,
         ],
       ];
       const netnsA = s.client.workloads.get("pod-a")?.netns;
       const events = [...s.handler.events];
-      for (const [name, cmd, expected] of cases) {
+      for (const [name, request, expected] of cases) {
         const fds = openFds();
-        expect(await s.agent.ack(cmd), name).toMatch(expected);
+        expect(await request(s.agent), name).toMatch(expected);
         expect([...s.client.workloads.keys()], name).toEqual(["pod-a"]);
         expect(s.client.workloads.get("pod-a")?.netns, name).toBe(netnsA);
         expect(s.handler.events, name).toEqual(events);
@@ -368,7 +292,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
         expect(openFds(), name).toBe(fds);
       }
       // and the connection still serves good requests
-      expect(await s.agent.ack({ op: "del", uid: "pod-a" })).toBe("");
+      expect(await s.agent.del("pod-a")).toBe("");
       expect(s.client.workloads.size).toBe(0);
     } finally {
       await s.done();
@@ -378,11 +302,11 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   it("keeps its fd count flat over 50 add/delete cycles", async () => {
     const s = await session();
     try {
-      expect(await s.agent.ack({ op: "snapshot" })).toBe("");
+      expect(await s.agent.snapshotSent()).toBe("");
       const fds = openFds();
       for (let i = 0; i < 50; i++) {
-        expect(await s.agent.ack({ ...addA, uid: `pod-${i}`, fds: [pair.pathB] })).toBe("");
-        expect(await s.agent.ack({ op: "del", uid: `pod-${i}` })).toBe("");
+        expect(await s.agent.add(`pod-${i}`, INFO, b)).toBe("");
+        expect(await s.agent.del(`pod-${i}`)).toBe("");
       }
       expect(s.client.workloads.size).toBe(0);
       expect(await eventually(() => openFds() === fds)).toBe(true);
@@ -392,9 +316,9 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   });
 
   it("removes a pod whose network was torn down within the check interval; the others keep serving", async () => {
-    const doomed = createNetnsPair(); // pod C (its A side); the node's veth to it is deleted
+    const doomed = network.addPod(false); // pod C; CNI DEL takes its network below
     const path = sockPath();
-    const agent = await FakeAgent.start(path);
+    const agent = await FakeNodeAgent.start(path);
     const handler = new ProxyHandler();
     const gone: string[] = [];
     const client = new ZdsClient({
@@ -406,20 +330,19 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     }).start();
     let held: Netns | undefined;
     try {
-      await agent.send({ op: "accept" });
-      expect(await agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
+      await agent.accept();
+      expect(await agent.add("pod-a", INFO, a)).toBe("");
       const fdsWithA = openFds();
-      expect(await agent.ack({ ...addA, uid: "pod-c", fds: [doomed.pathA] })).toBe("");
-      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      expect(await agent.add("pod-c", INFO, doomed)).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
       expect(await client.checkNetns()).toEqual([]); // both have a network
       expect(client.connected).toBe(true);
       // The test's own handle on C's namespace (to send it again below), as a /proc path.
-      held = Netns.open(doomed.pathA);
+      held = Netns.open(doomed.path);
       const heldPath = `/proc/${process.pid}/fd/${held.fd}`;
       // CNI DEL: the veth goes, then the runtime deletes the namespace file; our fds keep it.
-      const veth = netnsInterfaces(doomed.pathA).find((n) => n !== "lo") as string;
-      run("ip", ["-n", doomed.a, "link", "del", veth]);
-      doomed.delete();
+      expect(netnsInterfaces(doomed.path).filter((n) => n !== "lo")).toEqual([doomed.dev]);
+      network.removePod(doomed);
       expect(await eventually(() => gone.length === 1, 5000)).toBe(true);
       expect(gone[0]).toMatch(
         /^pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo any more: the pod's network was torn down/,
@@ -427,7 +350,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(handler.events.at(-1)).toBe("remove pod-c");
       expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       // pod A still serves (its 15008 from pod B)
-      const c = await connectInNetns(pair.pathB, { host: pair.ipA, port: 15008 });
+      const c = await connectInNetns(b.path, { host: a.ip, port: 15008 });
       const got = await new Promise<string>((resolve) => {
         let text = "";
         c.on("data", (d: Buffer) => {
@@ -438,7 +361,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       c.destroy();
       expect(got).toBe("hbone-ish\n");
       // the same dead namespace sent again: refused, and its fd closed
-      expect(await agent.ack({ ...addA, uid: "pod-c", fds: [heldPath] })).toMatch(
+      expect(await agent.add("pod-c", INFO, heldPath)).toMatch(
         /^AddWorkload for pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo; the pod's network was torn down/,
       );
       held.close();
@@ -446,21 +369,20 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       // C's listener and netns fd are closed: back to the count with pod A alone
       expect(await eventually(() => openFds() === fdsWithA)).toBe(true);
       // a reconnect whose snapshot still keeps C (the agent has not seen it go): ok, nothing kept
-      await agent.send({ op: "disconnect" });
-      await agent.send({ op: "accept" });
-      expect(await agent.ack({ op: "keep", uid: "pod-a" })).toBe("");
-      expect(await agent.ack({ op: "keep", uid: "pod-c" })).toBe("");
-      expect(await agent.ack({ op: "snapshot" })).toBe("");
+      await agent.disconnect();
+      await agent.accept();
+      expect(await agent.keep("pod-a")).toBe("");
+      expect(await agent.keep("pod-c")).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
       expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       // the node agent catching up: its DelWorkload for C is answered ok, a second one is not
-      expect(await agent.ack({ op: "del", uid: "pod-c" })).toBe("");
-      expect(await agent.ack({ op: "del", uid: "pod-c" })).toMatch(/unknown uid pod-c/);
+      expect(await agent.del("pod-c")).toBe("");
+      expect(await agent.del("pod-c")).toMatch(/unknown uid pod-c/);
       expect(handler.events.filter((e) => e === "remove pod-c")).toHaveLength(1);
     } finally {
       held?.close();
       await client.close();
       await agent.stop();
-      doomed.delete();
     }
   });
 
@@ -474,8 +396,8 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
 
   it("close() removes every workload, and nothing is left open afterwards", async () => {
     const s = await session();
-    expect(await s.agent.ack({ ...addA, fds: [pair.pathA] })).toBe("");
-    expect(await s.agent.ack({ op: "snapshot" })).toBe("");
+    expect(await s.agent.add("pod-a", INFO, a)).toBe("");
+    expect(await s.agent.snapshotSent()).toBe("");
     expect(s.handler.servers.size).toBe(1);
     await s.done();
     expect(s.handler.events.at(-1)).toBe("remove pod-a");

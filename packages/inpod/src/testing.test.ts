@@ -1,0 +1,210 @@
+// @ambientkit/inpod/testing itself: pods that reach each other, capture rules that redirect as
+// istio-cni's do, a fake node agent whose netns fds the ZdsClient takes, and nothing left behind.
+import { mkdtempSync, rmSync } from "node:fs";
+import type net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InpodError } from "./errors.js";
+import { Netns } from "./netns.js";
+import {
+  connectInNetns,
+  DEFAULT_INPOD_MARK,
+  listenInNetns,
+  originalDestination,
+  type SocketAddress,
+} from "./sockets.js";
+import {
+  createPodNetwork,
+  FakeNodeAgent,
+  INPOD,
+  missingPrivilege,
+  NO_PRIVILEGE_ENV,
+  type Pod,
+  type PodNetwork,
+  privileged,
+  run,
+} from "./testing.js";
+import { type InpodWorkload, ZdsClient } from "./zds.js";
+
+/** `ip netns` names that carry `tag`. */
+const namespacesOf = (tag: string) =>
+  run("ip", ["netns", "list"])
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.includes(tag));
+
+/** Who a listener in `listen.pod` sees connecting when `from` dials `to`, and where it was going. */
+async function firstAccepted(
+  listen: { pod: Pod; host: string; port: number },
+  from: Pod,
+  to: { host: string; port: number },
+): Promise<{ remote: string; original: SocketAddress | undefined }> {
+  const server = await listenInNetns(listen.pod.path, {
+    host: listen.host,
+    port: listen.port,
+    v6Only: listen.host === "::",
+  });
+  try {
+    const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+    const client = await connectInNetns(from.path, { ...to, timeoutMs: 3000 });
+    const s = await accepted;
+    const original = listen.port === to.port ? undefined : originalDestination(s);
+    const got = { remote: s.remoteAddress ?? "", original };
+    s.destroy();
+    client.destroy();
+    return got;
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+describe("privileged()", () => {
+  it("is false on an explicit opt-out; otherwise true here, or a thrown reason", () => {
+    const before = process.env[NO_PRIVILEGE_ENV];
+    process.env[NO_PRIVILEGE_ENV] = "1";
+    try {
+      expect(privileged()).toBe(false);
+    } finally {
+      if (before === undefined) delete process.env[NO_PRIVILEGE_ENV];
+      else process.env[NO_PRIVILEGE_ENV] = before;
+    }
+    const reason = missingPrivilege();
+    if (before === "1") return;
+    if (reason === undefined) expect(privileged()).toBe(true);
+    else expect(() => privileged()).toThrow(InpodError);
+  });
+});
+
+describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
+  let network: PodNetwork;
+  let a: Pod;
+  let b: Pod;
+  let dir: string;
+
+  beforeAll(() => {
+    network = createPodNetwork(1); // a: captured
+    a = network.pods[0] as Pod;
+    b = network.addPod(false);
+    dir = mkdtempSync(join(tmpdir(), "inpod-testing-"));
+  });
+
+  afterAll(() => {
+    network?.delete();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("gives each pod its addresses, one veth and the capture rules it asked for", () => {
+    expect([a.ip, a.ip6, b.ip, b.ip6]).toEqual([
+      "10.214.0.10",
+      "fd00:214::10",
+      "10.214.0.11",
+      "fd00:214::11",
+    ]);
+    expect(a.path).toBe(`/run/netns/${a.ns}`);
+    expect([a.captured, b.captured]).toEqual([true, false]);
+    expect(a.exec("iptables-save", ["-t", "nat"])).toContain(`--to-ports ${INPOD.outbound}`);
+    expect(a.exec("ip6tables-save", ["-t", "nat"])).toContain(
+      `--to-ports ${INPOD.inboundPlaintext}`,
+    );
+    expect(b.exec("iptables-save", ["-t", "nat"])).not.toContain("ISTIO");
+  });
+
+  it("two pods without capture talk directly over the bridge, IPv4 and IPv6", async () => {
+    const c = network.addPod(false);
+    expect(
+      await firstAccepted({ pod: b, host: "0.0.0.0", port: 9000 }, c, { host: b.ip, port: 9000 }),
+    ).toEqual({ remote: c.ip, original: undefined });
+    expect(
+      await firstAccepted({ pod: b, host: "::", port: 9000 }, c, { host: b.ip6, port: 9000 }),
+    ).toEqual({ remote: c.ip6, original: undefined });
+  });
+
+  it("the capture rules redirect a captured pod's outbound TCP to 15001 and inbound to 15006", async () => {
+    for (const [host, aIp, bIp, family] of [
+      ["0.0.0.0", a.ip, b.ip, "IPv4"],
+      ["::", a.ip6, b.ip6, "IPv6"],
+    ] as const) {
+      // outbound: the app in A dials B:8080, 15001 in A takes it
+      expect(
+        await firstAccepted({ pod: a, host, port: INPOD.outbound }, a, { host: bIp, port: 8080 }),
+      ).toEqual({ remote: aIp, original: { address: bIp, port: 8080, family } });
+      // inbound: B dials A:8080, 15006 in A takes it
+      expect(
+        await firstAccepted({ pod: a, host, port: INPOD.inboundPlaintext }, b, {
+          host: aIp,
+          port: 8080,
+        }),
+      ).toEqual({ remote: bIp, original: { address: aIp, port: 8080, family } });
+    }
+  });
+
+  it("the fake node agent hands a pod's netns fd that the ZdsClient takes, and acks every request", async () => {
+    const path = join(dir, "ztunnel.sock");
+    const agent = await FakeNodeAgent.start(path);
+    const servers = new Map<InpodWorkload, net.Server>();
+    const client = new ZdsClient({
+      path,
+      handler: {
+        async addWorkload(w) {
+          // ztunnel's 15008 in the pod, marked as ztunnel marks its sockets
+          const server = await listenInNetns(w.netns, { port: 15008, mark: DEFAULT_INPOD_MARK });
+          server.on("connection", (s) => s.end(w.info.name));
+          servers.set(w, server);
+        },
+        async removeWorkload(w) {
+          servers.get(w)?.close();
+        },
+      },
+      backoff: { initialMs: 20, maxMs: 200 },
+    }).start();
+    const podNetns = Netns.open(a.path);
+    try {
+      expect(await agent.accept()).toBe("0801"); // ZdsHello{version: V1}
+      const info = { name: "web", namespace: "shop", serviceAccount: "web" };
+      expect(await agent.add("uid-a", info, a)).toBe("");
+      expect(await agent.snapshotSent()).toBe("");
+      await client.ready();
+      const w = client.workloads.get("uid-a");
+      expect(w?.info).toEqual(info);
+      expect(w?.netns.id).toEqual(podNetns.id); // the very namespace of pod A
+      // 15008 in pod A answers from pod B: HBONE's port passes the capture rules
+      const s = await connectInNetns(b.path, { host: a.ip, port: 15008 });
+      let text = "";
+      for await (const chunk of s) text += chunk;
+      expect(text).toBe("web");
+      expect(await agent.del("uid-nope")).toMatch(/^DelWorkload for unknown uid uid-nope/);
+      expect(await agent.sendRaw(Buffer.from([0xff]))).toMatch(/^cannot decode WorkloadRequest/);
+      expect(await agent.del("uid-a")).toBe("");
+      expect(client.workloads.size).toBe(0);
+      await agent.disconnect();
+      expect(await agent.accept()).toBe("0801"); // the client came back
+      expect(await agent.keep("uid-a")).toMatch(/^KeepWorkload for unknown uid uid-a/);
+    } finally {
+      podNetns.close();
+      await client.close();
+      await agent.stop();
+    }
+    expect(servers.size).toBe(1);
+    await expect(agent.snapshotSent()).rejects.toMatchObject({ code: "ERR_INPOD_TESTING" });
+  });
+
+  it("delete() leaves no namespace behind, removed pods and bare namespaces included", () => {
+    const other = createPodNetwork(2);
+    try {
+      const bare = other.addNamespace();
+      expect(run("ip", ["-n", bare.ns, "link", "show"])).toContain("lo");
+      const [p0] = other.pods as [Pod, Pod];
+      other.removePod(p0); // CNI DEL
+      expect(namespacesOf(other.tag).sort()).toEqual(
+        [other.bridge, (other.pods[1] as Pod).ns, bare.ns].sort(),
+      );
+      expect(namespacesOf(other.tag)).not.toContain(network.bridge);
+    } finally {
+      other.delete();
+    }
+    expect(namespacesOf(other.tag)).toEqual([]);
+    other.delete(); // idempotent
+    expect(namespacesOf(network.tag).length).toBeGreaterThan(0); // a different tag, untouched
+  });
+});
