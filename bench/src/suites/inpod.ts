@@ -5,37 +5,25 @@
 // time until every listener serves, and fds held per pod. Each ztunnel and the servers run in
 // processes of their own (a ztunnel shares its CPU with nobody's JS, as on a real node); the client
 // is this process. Needs root (namespaces, iptables).
-// examples/ is a private workspace, so it is loaded from its build output (examples/dist) with the
-// narrow types below; @ambientkit/inpod the same way (bench does not depend on it).
+// The pods and the fake node agent are @ambientkit/inpod/testing's, as a user's tests get them;
+// examples/ is a private workspace, so the reference ztunnel is loaded from its build output
+// (examples/dist) with the narrow types below.
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
-import type net from "node:net";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
+import { connectInNetns } from "@ambientkit/inpod";
+import {
+  createPodNetwork,
+  FakeNodeAgent,
+  missingPrivilege,
+  type Pod,
+  type TestNetns,
+} from "@ambientkit/inpod/testing";
 import type { BenchGroup, BenchSuite, MeasureRow } from "../harness.js";
 
-interface Pod {
-  ns: string;
-  path: string;
-  ip: string;
-}
-interface PodNetwork {
-  pods: Pod[];
-  delete(): void;
-}
-interface Agent {
-  path: string;
-  accept(): Promise<string>;
-  ack(cmd: Record<string, unknown>): Promise<string>;
-  add(
-    uid: string,
-    info: { name: string; namespace: string; sa: string },
-    pod: Pod,
-  ): Promise<string>;
-  stop(): Promise<void>;
-}
 interface InpodZtunnel {
   close(): Promise<void>;
   readonly ready: boolean;
@@ -45,14 +33,6 @@ interface Api {
   Ztunnel: { start(o: Record<string, unknown>): Promise<InpodZtunnel> };
   WorkloadCertificates: new (ca: CertificateAuthority) => { close(): void };
   parseScenario(local: { file: string; text: string }): { local: unknown };
-  createPodNetwork(count: number, o?: { capture?: boolean }): PodNetwork;
-  installCapture(ns: string): void;
-  FakeNodeAgent: { start(path: string): Promise<Agent> };
-  run(cmd: string, args: string[]): string;
-  connectInNetns(
-    netns: string,
-    o: { host: string; port: number; noDelay?: boolean; timeoutMs?: number },
-  ): Promise<net.Socket>;
 }
 
 const EXAMPLES = new URL("../../../examples/dist/", import.meta.url);
@@ -60,22 +40,15 @@ const EXAMPLES = new URL("../../../examples/dist/", import.meta.url);
 async function load(): Promise<Api> {
   const ex = async (p: string) =>
     (await import(new URL(p, EXAMPLES).href)) as Record<string, unknown>;
-  const [z, c, cfg, h, inpod] = await Promise.all([
+  const [z, c, cfg] = await Promise.all([
     ex("ztunnel/ztunnel.js"),
     ex("mesh/certs.js"),
     ex("mesh/config.js"),
-    ex("ztunnel/inpod-harness.testutil.js"),
-    import("@ambientkit/inpod" as string) as Promise<Record<string, unknown>>,
   ]);
   return {
     Ztunnel: z.Ztunnel as Api["Ztunnel"],
     WorkloadCertificates: c.WorkloadCertificates as Api["WorkloadCertificates"],
     parseScenario: cfg.parseScenario as Api["parseScenario"],
-    createPodNetwork: h.createPodNetwork as Api["createPodNetwork"],
-    installCapture: h.installCapture as Api["installCapture"],
-    FakeNodeAgent: h.FakeNodeAgent as Api["FakeNodeAgent"],
-    run: h.run as Api["run"],
-    connectInNetns: inpod.connectInNetns as Api["connectInNetns"],
   };
 }
 
@@ -101,7 +74,7 @@ const load = (p) => import(new URL(p, env.examples).href);
 let close;
 if (env.role === "ztunnel") {
   const [{ Ztunnel }, { WorkloadCertificates }, { parseScenario }, { FakeNodeAgent }] = await Promise.all([
-    load("ztunnel/ztunnel.js"), load("mesh/certs.js"), load("mesh/config.js"), load("ztunnel/inpod-harness.testutil.js"),
+    load("ztunnel/ztunnel.js"), load("mesh/certs.js"), load("mesh/config.js"), import("@ambientkit/inpod/testing"),
   ]);
   const ca = await CertificateAuthority.fromPem(env.cacerts);
   const certs = new WorkloadCertificates(ca);
@@ -111,7 +84,7 @@ if (env.role === "ztunnel") {
   await agent.accept();
   const refused = await agent.add(env.uid, env.info, env.pod);
   if (refused) throw new Error("AddWorkload refused: " + refused);
-  await agent.ack({ op: "snapshot" });
+  await agent.snapshotSent();
   close = async () => {
     await z.close();
     await agent.stop();
@@ -218,11 +191,11 @@ function percentile(xs: number[], p: number): number {
 const median = (xs: number[]): number => percentile(xs, 50);
 
 /** ms from connect() to the greeter's first byte, `n` times in a row (after 20 warm-up). */
-async function setupTimes(api: Api, from: Pod, to: Pod, n: number): Promise<number[]> {
+async function setupTimes(from: Pod, to: Pod, n: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n + 20; i++) {
     const t0 = process.hrtime.bigint();
-    const s = await api.connectInNetns(from.path, { host: to.ip, port: 9101, timeoutMs: 5000 });
+    const s = await connectInNetns(from.path, { host: to.ip, port: 9101, timeoutMs: 5000 });
     await new Promise<void>((resolve, reject) => {
       s.once("data", () => resolve());
       s.once("error", reject);
@@ -235,16 +208,14 @@ async function setupTimes(api: Api, from: Pod, to: Pod, n: number): Promise<numb
 }
 
 async function measureInpod(): Promise<MeasureRow[]> {
-  if (process.getuid?.() !== 0)
-    throw new Error("the in-pod bench needs root: network namespaces, veth and iptables");
+  const why = missingPrivilege();
+  if (why !== undefined) throw new Error(`the in-pod bench cannot run: ${why}`);
   const api = await load();
-  const net = api.createPodNetwork(4, { capture: false });
-  const [a, b, c, d] = net.pods as [Pod, Pod, Pod, Pod];
-  const bare: string[] = [];
+  // A and B in the mesh (capture rules), C and D on the same bridge without
+  const net = createPodNetwork(0);
+  const [a, b, c, d] = [net.addPod(), net.addPod(), net.addPod(false), net.addPod(false)];
   const closers: (() => Promise<void> | void)[] = [];
   try {
-    api.installCapture(a.ns);
-    api.installCapture(b.ns);
     const ca = await CertificateAuthority.createRoot({
       trustDomain: "cluster.local",
       keyAlgorithm: "ec-p256",
@@ -265,7 +236,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
         localXds: localXds(a.ip, b.ip),
         uds: `/tmp/ak-inpod-bench-${tag}-${side}.sock`,
         uid: randomUUID(),
-        info: { name: sa, namespace: "bench", sa },
+        info: { name: sa, namespace: "bench", serviceAccount: sa },
         pod,
       });
       closers.push(() => z.close());
@@ -304,7 +275,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
       );
     const cpu = { mesh: [0, 0, 0, 0], direct: [0, 0, 0, 0] };
     const oneRound = async (from: Pod, to: Pod, tally?: number[]): Promise<number> => {
-      const s = await api.connectInNetns(from.path, { host: to.ip, port: 9100, noDelay: true });
+      const s = await connectInNetns(from.path, { host: to.ip, port: 9100, noDelay: true });
       const before = await cpuNow();
       apps.send({ expect: total });
       let done = false;
@@ -345,9 +316,9 @@ async function measureInpod(): Promise<MeasureRow[]> {
     // connection setup: connect → first byte of the app, pooled HBONE connection warm
     const n = 300;
     const setupBefore = await cpuNow();
-    const viaZ = await setupTimes(api, a, b, n);
+    const viaZ = await setupTimes(a, b, n);
     const setupAfter = await cpuNow();
-    const direct = await setupTimes(api, c, d, n);
+    const direct = await setupTimes(c, d, n);
     // CPU per connection of each ztunnel over the mesh setups (warm-up included: n + 20)
     const setupCpu = (i: number, name: string): MeasureRow => ({
       name: `CPU per connection setup, ${name}`,
@@ -356,7 +327,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
     });
 
     // 100 pods over ZDS to a third ztunnel: until every pod's three listeners serve; fds per pod
-    const agentN = await api.FakeNodeAgent.start(`/tmp/ak-inpod-bench-${tag}-n.sock`);
+    const agentN = await FakeNodeAgent.start(`/tmp/ak-inpod-bench-${tag}-n.sock`);
     closers.push(() => agentN.stop());
     const zN = await api.Ztunnel.start({
       ...opts,
@@ -366,25 +337,21 @@ async function measureInpod(): Promise<MeasureRow[]> {
     closers.push(() => zN.close());
     await agentN.accept();
     const PODS = 100;
-    const pods: Pod[] = [];
-    for (let i = 0; i < PODS; i++) {
-      const ns = `ak-zt-${tag}-z${i}`;
-      api.run("ip", ["netns", "add", ns]);
-      bare.push(ns);
-      pods.push({ ns, path: `/run/netns/${ns}`, ip: "" });
-    }
+    // bare namespaces (lo only): the listeners need no network, and 100 veths would slow setup
+    const pods: TestNetns[] = [];
+    for (let i = 0; i < PODS; i++) pods.push(net.addNamespace());
     const fds = (): number => readdirSync("/proc/self/fd").length;
     const fdsBefore = fds();
     const t0 = process.hrtime.bigint();
     for (const [i, p] of pods.entries()) {
       const err = await agentN.add(
         randomUUID(),
-        { name: `p${i}`, namespace: "bench", sa: "bench" },
+        { name: `p${i}`, namespace: "bench", serviceAccount: "bench" },
         p,
       );
       if (err) throw new Error(`AddWorkload refused: ${err}`);
     }
-    await agentN.ack({ op: "snapshot" });
+    await agentN.snapshotSent();
     const addMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const served = [...(zN.inpod?.pods.values() ?? [])].filter((p) => p.listeners === 3).length;
     if (served !== PODS || !zN.ready) throw new Error(`only ${served} of ${PODS} pods serve`);
@@ -435,13 +402,6 @@ async function measureInpod(): Promise<MeasureRow[]> {
         await close();
       } catch {
         // tearing down anyway
-      }
-    }
-    for (const ns of bare) {
-      try {
-        api.run("ip", ["netns", "delete", ns]);
-      } catch {
-        // already gone
       }
     }
     net.delete();

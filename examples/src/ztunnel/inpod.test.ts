@@ -21,6 +21,14 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
 import { connectInNetns, DEFAULT_INPOD_MARK, listenInNetns, Netns } from "@ambientkit/inpod";
+import {
+  createPodNetwork,
+  eventually,
+  FakeNodeAgent,
+  type Pod,
+  type PodNetwork,
+  privileged,
+} from "@ambientkit/inpod/testing";
 import { LocalControlPlane } from "@ambientkit/xds";
 import type { LocalConfig } from "@ambientkit/xds-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,14 +37,6 @@ import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import { parsePrometheus } from "../testing.js";
 import { inpodSettingsFromEnv } from "./inpod.js";
-import {
-  createPodNetwork,
-  eventually,
-  FakeNodeAgent,
-  type PodNetwork,
-  privileged,
-  run,
-} from "./inpod-harness.testutil.js";
 import { Ztunnel } from "./ztunnel.js";
 
 const A_IP = "10.214.0.10";
@@ -100,8 +100,8 @@ function inNs(ns: string, cmd: string, args: string[]): Promise<string> {
   });
 }
 
-const INFO_A = { name: "client", namespace: "test", sa: "client" };
-const INFO_B = { name: "server", namespace: "test", sa: "server" };
+const INFO_A = { name: "client", namespace: "test", serviceAccount: "client" };
+const INFO_B = { name: "server", namespace: "test", serviceAccount: "server" };
 
 describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)", () => {
   let pods: PodNetwork;
@@ -149,10 +149,10 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     helloA = await agentA.accept();
     expect(await agentA.add(uidA, INFO_A, a)).toBe("");
     readyBeforeSnapshot = zA.ready;
-    expect(await agentA.ack({ op: "snapshot" })).toBe("");
+    expect(await agentA.snapshotSent()).toBe("");
     await agentB.accept();
     expect(await agentB.add(uidB, INFO_B, b)).toBe("");
-    expect(await agentB.ack({ op: "snapshot" })).toBe("");
+    expect(await agentB.snapshotSent()).toBe("");
     // pod B's apps: an HTTP echo (8080) and a TCP echo (9000), both noting who called; on `::`
     // (both families), so an IPv4 caller shows as ::ffff:, noted without it
     const caller = (a: string | undefined) => (a ?? "").replace(/^::ffff:/, "");
@@ -184,8 +184,8 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const podA = () => pods.pods[0] as NonNullable<PodNetwork["pods"][0]>;
-  const podB = () => pods.pods[1] as NonNullable<PodNetwork["pods"][0]>;
+  const podA = () => pods.pods[0] as Pod;
+  const podB = () => pods.pods[1] as Pod;
 
   /** curl in pod A posts `body` to pod B's HTTP echo (at `host`); resolves with what came back. */
   async function curlEcho(body: Buffer, host = B_IP): Promise<Buffer> {
@@ -438,9 +438,9 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       return out;
     };
     const before = openTargets();
-    expect(await agentA.add(uidD, { name: "doomed", namespace: "test", sa: "doomed" }, podD)).toBe(
-      "",
-    );
+    expect(
+      await agentA.add(uidD, { name: "doomed", namespace: "test", serviceAccount: "doomed" }, podD),
+    ).toBe("");
     expect(zA.inpod?.pods.get(uidD)?.listeners).toBe(6);
     // the fds pod D brought: its netns and its six listening sockets
     const podFds = [...openTargets()].filter((t) => !before.has(t));
@@ -457,8 +457,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     const link = target();
     expect(link).toBe(podD.path); // the fd istio-cni sent: the pod's netns file
     // CNI DEL: the pod's veth goes; then the runtime deletes the namespace (our fd keeps it)
-    run("ip", ["-n", podD.ns, "link", "del", podD.dev]);
-    run("ip", ["netns", "delete", podD.ns]);
+    pods.removePod(podD);
     expect(await eventually(() => !zA.inpod?.pods.has(uidD), 5000)).toBe(true);
     expect(zA.inpod?.zds.workloads.has(uidD)).toBe(false);
     const why = zA.log.find((e) => e.message === "in-pod: pod removed, its network is gone");
@@ -473,20 +472,18 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(await eventually(() => podFds.every((t) => !openTargets().has(t)))).toBe(true);
     // pod A keeps serving, and the node agent's late DelWorkload is answered ok
     expect((await curlEcho(Buffer.from("A still here"))).toString()).toBe("A still here");
-    expect(await agentA.ack({ op: "del", uid: uidD })).toBe("");
+    expect(await agentA.del(uidD)).toBe("");
   });
 
   it("bad ZDS input gets an Ack error, and the pods already served keep serving", async () => {
-    const info = { name: "other", namespace: "test", sa: "other" };
+    const info = { name: "other", namespace: "test", serviceAccount: "other" };
     const uid = randomUUID();
-    expect(await agentB.ack({ op: "add", uid, info, fds: [] })).toMatch(/exactly one/);
-    expect(await agentB.ack({ op: "add", uid, info, fds: ["/etc/hostname"] })).toMatch(
-      /not a network namespace/,
-    );
-    expect(await agentB.ack({ op: "del", uid })).toMatch(/unknown uid/);
-    expect(await agentB.ack({ op: "raw", hex: "ffffffff" })).not.toBe("");
-    expect(await agentB.ack({ op: "big", size: 4096 })).toMatch(/larger than/);
-    expect(await agentB.ack({ op: "keep", uid: uidB })).toMatch(/after SnapshotSent/);
+    expect(await agentB.add(uid, info, [])).toMatch(/exactly one/);
+    expect(await agentB.add(uid, info, "/etc/hostname")).toMatch(/not a network namespace/);
+    expect(await agentB.del(uid)).toMatch(/unknown uid/);
+    expect(await agentB.sendRaw(Buffer.from("ffffffff", "hex"))).not.toBe("");
+    expect(await agentB.sendOversized(4096)).toMatch(/larger than/);
+    expect(await agentB.keep(uidB)).toMatch(/after SnapshotSent/);
     // a second AddWorkload of B's 15008 in the same namespace: already served, a no-op
     expect(await agentB.add(uidB, INFO_B, podB())).toBe("");
     expect(zB.inpod?.pods.size).toBe(1);
@@ -506,7 +503,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(first).toBe("ping");
     expect(zB.inpod?.pods.get(uidB)?.connections).toBeGreaterThan(0);
 
-    expect(await agentB.ack({ op: "del", uid: uidB })).toBe("");
+    expect(await agentB.del(uidB)).toBe("");
     expect(zB.inpod?.pods.size).toBe(0);
     await closed;
     // nothing listens on B's 15008 any more (dialled with the mark: not captured)
@@ -527,14 +524,14 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(zB.ready).toBe(false);
     await agentB.accept();
     expect(await agentB.add(uidB, INFO_B, podB())).toBe("");
-    expect(await agentB.ack({ op: "snapshot" })).toBe("");
+    expect(await agentB.snapshotSent()).toBe("");
     expect(zB.ready).toBe(true);
     expect((await curlEcho(Buffer.from("back"))).toString()).toBe("back");
 
     // the node agent reconnects and its snapshot no longer names B: B is dropped
-    await agentB.send({ op: "disconnect" });
+    await agentB.disconnect();
     await agentB.accept();
-    expect(await agentB.ack({ op: "snapshot" })).toBe("");
+    expect(await agentB.snapshotSent()).toBe("");
     expect(zB.inpod?.pods.size).toBe(0);
   });
 
@@ -590,7 +587,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       await agentB.accept();
       expect(await agentB.add(uidB, INFO_B, podB())).toBe("");
       expect(await ready()).toBe(503); // config is there, the node agent's snapshot is not
-      expect(await agentB.ack({ op: "snapshot" })).toBe("");
+      expect(await agentB.snapshotSent()).toBe("");
       expect(await ready()).toBe(200);
       seenByApp.length = 0;
       const body = randomBytes(64 * 1024);
