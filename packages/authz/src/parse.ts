@@ -1,4 +1,9 @@
-import type { Issue, Result } from "@ambientkit/xds-types";
+import {
+  formatIssuePath,
+  type Issue,
+  type Result,
+  issuePathSegments as segmentsOf,
+} from "@ambientkit/xds-types";
 import { AuthzError } from "./errors.js";
 import { OPERATION_FIELDS, SOURCE_FIELDS } from "./fields.js";
 import { checkPath, show } from "./guards.js";
@@ -32,23 +37,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** A key that dots would split (`app.kubernetes.io/name`) is written `["…"]`, so the path parses back. */
-const PLAIN_KEY = /^[^.[\]"]+$/;
-
-function fmtPath(path: readonly (string | number)[]): string {
-  let s = "";
-  for (const p of path) {
-    if (typeof p === "number") s += `[${p}]`;
-    else if (!PLAIN_KEY.test(p)) s += `[${JSON.stringify(p)}]`;
-    else s += s === "" ? p : `.${p}`;
-  }
-  return s;
-}
-
 class Ctx {
   readonly issues: Issue<PolicyIssueCode>[] = [];
   error(path: Path, message: string): void {
-    const at = fmtPath(path);
+    const at = formatIssuePath(path);
     this.issues.push({
       code: "policy/invalid",
       severity: "error",
@@ -339,17 +331,12 @@ export function parsePolicyResource(obj: unknown, path: Path = []): ParseResult<
 /**
  * The segments of an issue path (`spec.rules[0].from` → `["spec", "rules", 0, "from"]`), to find
  * the node an issue is about; a quoted key (`matchLabels["app.kubernetes.io/name"]`) stays whole.
+ * (xds-types' `issuePathSegments`, with a typed error for what is not a string.)
  */
 export function issuePathSegments(path: string): (string | number)[] {
   if (typeof path !== "string")
     throw new AuthzError("ERR_AUTHZ_INVALID_INPUT", "an issue path must be a string");
-  const out: (string | number)[] = [];
-  for (const m of path.matchAll(/([^.[\]"]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
-    if (m[2] !== undefined) out.push(Number(m[2]));
-    else if (m[3] !== undefined) out.push(JSON.parse(m[3]) as string);
-    else if (m[1] !== undefined) out.push(m[1]);
-  }
-  return out;
+  return segmentsOf(path);
 }
 
-export { fmtPath as formatIssuePath, isRecord };
+export { formatIssuePath, isRecord };

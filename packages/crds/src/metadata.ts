@@ -1,5 +1,6 @@
+import { formatIssuePath } from "@ambientkit/xds-types";
 // metadata checks the API server applies to every custom resource (ObjectMeta validation).
-import { formatPath, type InternalIssue, type PathSeg } from "./model.js";
+import type { InternalIssue, PathSeg } from "./model.js";
 import type { ValidationIssue } from "./types.js";
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -35,7 +36,7 @@ function push(
   segs: PathSeg[],
   message: string,
 ): void {
-  const path = formatPath(segs);
+  const path = formatIssuePath(segs);
   out.push({ code, severity: "error", path, message: `${path}: ${message}`, segs });
 }
 

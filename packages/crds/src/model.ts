@@ -1,4 +1,4 @@
-// Types and the path formatter every step of the validation pipeline shares. A leaf module (it
+// Types every step of the validation pipeline shares (paths are written by xds-types' formatIssuePath). A leaf module (it
 // imports only types.ts) so that the steps can import it without importing each other in a cycle.
 import type { ValidationIssue } from "./types.js";
 
@@ -6,16 +6,6 @@ export type PathSeg = string | number;
 
 /** An issue as the pipeline builds it: with its path as segments, to find its line and column. */
 export type InternalIssue = ValidationIssue & { segs?: PathSeg[] };
-
-/** API-server style path: `spec.rules[0].from`. */
-export function formatPath(path: readonly PathSeg[]): string {
-  let out = "";
-  for (const seg of path) {
-    if (typeof seg === "number") out += `[${seg}]`;
-    else out += out === "" ? seg : `.${seg}`;
-  }
-  return out;
-}
 
 /** A structural schema node (OpenAPI v3 subset plus x-kubernetes-* extensions). */
 export interface StructuralSchema {

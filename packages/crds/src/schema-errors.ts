@@ -1,7 +1,7 @@
+import { formatIssuePath } from "@ambientkit/xds-types";
 // Turns ajv errors into issues worded like the API server's OpenAPI validation (kube-openapi).
 
-import type { InternalIssue } from "./model.js";
-import { formatPath, type PathSeg } from "./model.js";
+import type { InternalIssue, PathSeg } from "./model.js";
 import type { ErrorObject } from "./registry.js";
 import type { IssueCode } from "./types.js";
 
@@ -59,20 +59,20 @@ export function schemaIssues(errors: readonly ErrorObject[], data: unknown): Int
     const params = e.params as Record<string, unknown>;
     let code: IssueCode = `schema/${e.keyword}`;
     let segsOut = segs;
-    let path = formatPath(segs);
+    let path = formatIssuePath(segs);
     let message: string;
     const at = path === "" ? "<root>" : path;
     switch (e.keyword) {
       case "required": {
         segsOut = [...segs, String(params.missingProperty)];
-        path = formatPath(segsOut);
+        path = formatIssuePath(segsOut);
         message = `${path}: Required value`;
         break;
       }
       case "additionalProperties": {
         code = "unknown-field";
         segsOut = [...segs, String(params.additionalProperty)];
-        path = formatPath(segsOut);
+        path = formatIssuePath(segsOut);
         message = `${path}: unknown field "${params.additionalProperty}" (not declared in the schema; the API server would prune or reject it)`;
         break;
       }

@@ -1,7 +1,8 @@
+import { formatIssuePath } from "@ambientkit/xds-types";
 // The steps of the API server's custom-resource validation that walk the schema and the object
 // together: structural defaulting, list-type (set/map) uniqueness and CEL rules.
 import { evalRule, isTransitionRule } from "./cel.js";
-import { formatPath, type InternalIssue, type PathSeg, type StructuralSchema } from "./model.js";
+import type { InternalIssue, PathSeg, StructuralSchema } from "./model.js";
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -233,7 +234,7 @@ export function checkRules(
       if (isTransitionRule(r.rule)) continue; // needs the old object: cannot apply offline (CREATE)
       const result = evalRule(r.rule, toCel(s, value));
       if (result === true) continue;
-      const p = formatPath(path);
+      const p = formatIssuePath(path);
       const prefix = `${p === "" ? "" : `${p}: `}Invalid value: "${jsonType(value)}": `;
       const message = r.message ?? `failed rule: ${r.rule}`;
       if (result === false) {
@@ -349,7 +350,7 @@ function checkListType(
     const k = listItemKey(list[i], spec.mapKeys, spec.keyDefaults);
     if (k === undefined) continue;
     if (seen.has(k.key)) {
-      const p = formatPath([...path, i]);
+      const p = formatIssuePath([...path, i]);
       issues.push({
         code: "list-type/duplicate",
         severity: "error",

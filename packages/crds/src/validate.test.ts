@@ -253,6 +253,29 @@ describe("validate: Istio webhook checks", () => {
     );
   });
 
+  it("rejects on the first metadata problem, before the kind's own checks, as istiod's validateMetadata", () => {
+    // an invalid spec (DENY without rules) is not reported once an annotation rejected the policy
+    const r = validate(
+      ap(
+        { action: "DENY" },
+        { annotations: { "internal.istio.io/parents": "x", "istio.io/dry-run": "maybe" } },
+      ),
+    );
+    expect(r.issues.map((i) => `${i.code} ${i.path}: ${i.message}`)).toEqual([
+      'IST0106 metadata.annotations["istio.io/dry-run"]: ns/p has annotation istio.io/dry-run with invalid value (maybe): strconv.ParseBool: parsing "maybe": invalid syntax',
+    ]);
+    // security kinds see the generated name the API server fills in, as the other kinds do
+    const pa = {
+      apiVersion: "security.istio.io/v1",
+      kind: "PeerAuthentication",
+      metadata: { generateName: "pa-", annotations: { "istio.io/dry-run": "true" } },
+      spec: {},
+    };
+    expect(validate(pa).issues.map((i) => i.message)).toEqual([
+      "default/pa-xxxxx has unsupported annotation istio.io/dry-run, please remove the annotation",
+    ]);
+  });
+
   it("checks PeerAuthentication and RequestAuthentication", () => {
     const pa = (spec: unknown) => ({
       apiVersion: "security.istio.io/v1",

@@ -3,7 +3,8 @@
 // LOCAL_XDS YAML format is the `./local-xds` subpath; typed CRDs and validation are @ambientkit/crds.
 
 export { XdsTypesError, type XdsTypesErrorCode } from "./errors.js";
-export type { Issue, IssueSeverity, Result } from "./issue.js";
+export type { Issue, IssuePathSegment, IssueSeverity, Result } from "./issue.js";
+export { formatIssuePath, issuePathSegments } from "./issue.js";
 export {
   type Authorization,
   authorizationKey,

@@ -1,11 +1,12 @@
 // istiod's validating webhook for the Istio kinds other than the three security kinds (those are
 // in ../istio-semantics.ts): one entry point, dispatching by kind.
 import type { InternalIssue } from "../model.js";
-import { type Obj, obj, str } from "./common.js";
+import { type Obj, obj } from "./common.js";
 import { checkDestinationRule } from "./destination-rule.js";
 import { checkEnvoyFilter } from "./envoy-filter.js";
 import { checkProxyConfig, checkTrafficExtension, checkWasmPlugin } from "./extensions.js";
 import { checkGateway } from "./gateway.js";
+import { checkIstioMetadata, webhookName, webhookNamespace } from "./metadata.js";
 import { Report } from "./report.js";
 import { checkServiceEntry } from "./service-entry.js";
 import { checkSidecar } from "./sidecar.js";
@@ -54,45 +55,12 @@ export function checkWebhook(
   const meta = obj(doc.metadata) ?? {};
   const c: Context = {
     spec: obj(doc.spec) ?? {},
-    // The API server fills in a generated name before webhooks run: any 5-character suffix stands
-    // in for it. A missing namespace is the one kubectl applies by default.
-    name:
-      str(meta.name) !== ""
-        ? str(meta.name)
-        : str(meta.generateName) !== ""
-          ? `${str(meta.generateName)}xxxxx`
-          : "",
-    namespace: str(meta.namespace) !== "" ? str(meta.namespace) : "default",
+    name: webhookName(meta),
+    namespace: webhookNamespace(meta),
     labels: obj(meta.labels) ?? {},
     annotations: obj(meta.annotations) ?? {},
   };
   const r = new Report(out);
-  // validateMetadata (RegisterValidateFunc's wrapper) rejects on the first of these before the
-  // kind's own checks run.
-  const annotation = (a: string): readonly ["metadata", "annotations", string] => [
-    "metadata",
-    "annotations",
-    a,
-  ];
-  if ("istio.io/dry-run" in c.annotations) {
-    r.error(
-      annotation("istio.io/dry-run"),
-      `${c.namespace}/${c.name} has unsupported annotation istio.io/dry-run, please remove the annotation`,
-    );
-    return;
-  }
-  if ("internal.istio.io/webhook-always-reject" in c.annotations) {
-    r.error(
-      annotation("internal.istio.io/webhook-always-reject"),
-      '"internal.istio.io/webhook-always-reject" annotation found, rejecting',
-    );
-    return;
-  }
-  for (const a of ["internal.istio.io/parent-namespace", "internal.istio.io/parents"]) {
-    if (a in c.annotations) {
-      r.error(annotation(a), `${JSON.stringify(a)} annotation found, this may not be set by users`);
-      return;
-    }
-  }
+  if (checkIstioMetadata(r, kind, doc)) return;
   check(r, c);
 }

@@ -1,7 +1,8 @@
+import { formatIssuePath } from "@ambientkit/xds-types";
 // The one place the webhook checks create issues: Istio's `Validation` is (Warning, error), an
 // error is analyzer code IST0106 and a warning IST0133 (istio-semantics.ts reports through it too). Keeping the
 // issue shape here means a change to it touches this file only.
-import { formatPath, type InternalIssue, type PathSeg } from "../model.js";
+import type { InternalIssue, PathSeg } from "../model.js";
 
 export type { PathSeg };
 
@@ -21,7 +22,7 @@ export class Report {
     this.out.push({
       code: "IST0106",
       severity: "error",
-      path: formatPath(segs),
+      path: formatIssuePath(segs),
       message,
       segs: [...segs],
     });
@@ -32,7 +33,7 @@ export class Report {
     this.out.push({
       code: "IST0133",
       severity: "warning",
-      path: formatPath(segs),
+      path: formatIssuePath(segs),
       message,
       segs: [...segs],
     });
