@@ -109,7 +109,7 @@ describe("VirtualService", () => {
     istio.io/dry-run: "true"`,
     );
     expect(issues(y)).toEqual([
-      "7:5 error IST0106 metadata.annotations["istio.io/dry-run"]: demo/r has unsupported annotation istio.io/dry-run, please remove the annotation",
+      '7:5 error IST0106 metadata.annotations["istio.io/dry-run"]: demo/r has unsupported annotation istio.io/dry-run, please remove the annotation',
     ]);
   });
 
