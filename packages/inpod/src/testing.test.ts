@@ -189,6 +189,21 @@ describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
     await expect(agent.snapshotSent()).rejects.toMatchObject({ code: "ERR_INPOD_TESTING" });
   });
 
+  it("the next network deletes the namespaces of a process that is gone", () => {
+    // a pid that was just in use and is not any more
+    const dead = Number(run("sh", ["-c", "echo $$"]).trim());
+    const orphan = `ak-pod-${dead}-0a0b0c-br`;
+    const mine = `ak-pod-${process.pid}-0a0b0c-p0`; // this process: alive, left alone
+    run("ip", ["netns", "add", orphan]);
+    run("ip", ["netns", "add", mine]);
+    try {
+      createPodNetwork(0).delete();
+      expect(namespacesOf("-0a0b0c-")).toEqual([mine]);
+    } finally {
+      for (const ns of namespacesOf("-0a0b0c-")) run("ip", ["netns", "delete", ns]);
+    }
+  });
+
   it("delete() leaves no namespace behind, removed pods and bare namespaces included", () => {
     const other = createPodNetwork(2);
     try {

@@ -3,8 +3,9 @@
 // capture rules istio-cni installs in an ambient pod (ztunnel's scripts/ztunnel-redirect-inpod.sh,
 // and the same with ip6tables), and a fake istio-cni node agent that hands pods and their netns fds
 // over ZDS. For tests only: it needs Linux, root and `ip`, iptables and python3; nothing it makes
-// touches the host's own network. Every name carries a random tag so that parallel test files
-// never collide, and everything made is deleted by `delete()` (or at process exit at the latest).
+// touches the host's own network. Every name carries the pid and a random tag so that parallel
+// test files never collide; `delete()` deletes everything made, and a run killed before it leaves
+// its namespaces to the next createPodNetwork, which deletes those of processes that are gone.
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
@@ -206,6 +207,31 @@ export interface PodNetwork {
 const live = new Set<PodNetwork>();
 let exitHook = false;
 
+/** Names are `ak-pod-<pid>-<tag>-…`: the pid says whose they are, the tag which network. */
+const OWNED = /^ak-pod-(\d+)-[0-9a-f]{6}-/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Deletes the namespaces of processes that are gone: a test runner that kills its workers (vitest
+ * does) runs neither afterAll nor exit handlers, so a run killed mid-test leaves its pods to the
+ * next. Assumes one pid namespace per /run/netns, as on a CI machine or a dev box.
+ */
+function deleteOrphans(): void {
+  for (const line of run("ip", ["netns", "list"]).split("\n")) {
+    const ns = line.split(" ")[0] ?? "";
+    const pid = Number(OWNED.exec(ns)?.[1] ?? Number.NaN);
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) deleteNetns(ns);
+  }
+}
+
 function deleteNetns(ns: string): void {
   try {
     run("ip", ["netns", "delete", ns]);
@@ -219,8 +245,10 @@ function deleteNetns(ns: string): void {
  * with istio-cni's capture rules unless `capture: false`. A setup that fails deletes what it made.
  */
 export function createPodNetwork(count: number, options: PodNetworkOptions = {}): PodNetwork {
+  deleteOrphans();
   const tag = randomBytes(3).toString("hex");
-  const bridge = `ak-pod-${tag}-br`;
+  const prefix = `ak-pod-${process.pid}-${tag}`;
+  const bridge = `${prefix}-br`;
   const pods: Pod[] = [];
   const made: string[] = [];
   let bare = 0;
@@ -232,7 +260,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
       const i = pods.length;
       if (i >= 200)
         throw new InpodError("ERR_INPOD_TESTING", "a pod network holds at most 200 pods");
-      const ns = `ak-pod-${tag}-p${i}`;
+      const ns = `${prefix}-p${i}`;
       // interface names are at most 15 bytes: akp + 6 hex + p|b + index
       const dev = `akp${tag}p${i}`;
       const peer = `akp${tag}b${i}`;
@@ -273,7 +301,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
       return pod;
     },
     addNamespace(): TestNetns {
-      const ns = `ak-pod-${tag}-n${bare++}`;
+      const ns = `${prefix}-n${bare++}`;
       run("ip", ["netns", "add", ns]);
       made.push(ns);
       return { ns, path: `/run/netns/${ns}` };
@@ -291,7 +319,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
   live.add(net);
   if (!exitHook) {
     exitHook = true;
-    // the last resort for a test run that dies before its afterAll: no namespace outlives it
+    // a process that exits without deleting its networks (an uncaught error) deletes them here
     process.on("exit", () => {
       for (const n of live) n.delete();
     });
