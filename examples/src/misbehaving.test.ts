@@ -12,35 +12,22 @@ import { dialHbone } from "./hbone.js";
 import { WorkloadCertificates } from "./mesh/certs.js";
 import { parseScenario } from "./mesh/config.js";
 import type { Listener } from "./mesh/net.js";
+import { workloadYaml } from "./mesh/workload-yaml.js";
 import { parsePrometheus } from "./testing.js";
 import { Waypoint } from "./waypoint/waypoint.js";
 import { Ztunnel } from "./ztunnel/ztunnel.js";
 
-const wl = (name: string, ip: string, node: string, services: string, extra = "") => `
-  - uid: k//Pod/zoo/${name}
-    name: ${name}
-    namespace: zoo
-    serviceAccount: ${name}
-    trustDomain: cluster.local
-    workloadIps: ["${ip}"]
-    protocol: HBONE
-    node: ${node}
-    workloadName: ${name}
-    canonicalName: ${name}
-    canonicalRevision: v1
-    services: ${services}${extra}`;
+const w = (
+  name: string,
+  ip: string,
+  node: string,
+  services: Record<string, Record<number, number>> = {},
+) => workloadYaml({ name, namespace: "zoo", ip, node, services });
 const WP = "waypoint: { destination: /127.0.170.9, hboneMtlsPort: 15008 }";
-const LOCAL_XDS = `workloads:${wl("client", "127.0.170.1", "a", "{}")}${wl(
-  "web",
-  "127.0.170.2",
-  "b",
-  "\n      zoo/web.zoo.svc.cluster.local: { 8000: 8080 }\n      zoo/plain.zoo.svc.cluster.local: { 8001: 8080 }",
-)}${wl("tcp", "127.0.170.3", "b", "\n      zoo/tcp.zoo.svc.cluster.local: { 7000: 7000 }")}${wl(
-  "wp",
-  "127.0.170.9",
-  "none",
-  "{}",
-)}
+const LOCAL_XDS = `workloads:${w("client", "127.0.170.1", "a")}${w("web", "127.0.170.2", "b", {
+  "zoo/web.zoo.svc.cluster.local": { 8000: 8080 },
+  "zoo/plain.zoo.svc.cluster.local": { 8001: 8080 },
+})}${w("tcp", "127.0.170.3", "b", { "zoo/tcp.zoo.svc.cluster.local": { 7000: 7000 } })}${w("wp", "127.0.170.9", "none")}
 services:
   - { name: web, namespace: zoo, hostname: web.zoo.svc.cluster.local, vips: ["/127.0.180.1"], ports: { 8000: 8080 }, ${WP} }
   - { name: plain, namespace: zoo, hostname: plain.zoo.svc.cluster.local, vips: ["/127.0.180.2"], ports: { 8001: 8080 }, ${WP} }

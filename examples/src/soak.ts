@@ -21,6 +21,7 @@ import { startHttpEcho, startTcpEcho } from "./apps/echo.js";
 import { WorkloadCertificates } from "./mesh/certs.js";
 import { parseScenario } from "./mesh/config.js";
 import { mallocStats } from "./mesh/heap-shrinker.js";
+import { workloadYaml } from "./mesh/workload-yaml.js";
 import { parsePrometheus } from "./testing.js";
 import { Waypoint } from "./waypoint/waypoint.js";
 import { Ztunnel } from "./ztunnel/ztunnel.js";
@@ -35,30 +36,15 @@ const MiB = 1024 * 1024;
 /** Misbehaving clients at once (they come and go; a 2-core machine runs all three processes). */
 const STORM_CONCURRENCY = 200;
 
-const wl = (name: string, ip: string, node: string, services: string) => `
-  - uid: k//Pod/soak/${name}
-    name: ${name}
-    namespace: soak
-    serviceAccount: ${name}
-    trustDomain: cluster.local
-    workloadIps: ["${ip}"]
-    protocol: HBONE
-    node: ${node}
-    workloadName: ${name}
-    canonicalName: ${name}
-    canonicalRevision: v1
-    services: ${services}`;
-const LOCAL_XDS = `workloads:${wl("client", "127.0.190.1", "a", "{}")}${wl(
-  "web",
-  "127.0.190.2",
-  "b",
-  "\n      soak/web.soak.svc.cluster.local: { 8000: 8080 }",
-)}${wl("tcp", "127.0.190.3", "b", "\n      soak/tcp.soak.svc.cluster.local: { 7000: 7000 }")}${wl(
-  "wp",
-  "127.0.190.9",
-  "none",
-  "{}",
-)}
+const w = (
+  name: string,
+  ip: string,
+  node: string,
+  services: Record<string, Record<number, number>> = {},
+) => workloadYaml({ name, namespace: "soak", ip, node, services });
+const LOCAL_XDS = `workloads:${w("client", "127.0.190.1", "a")}${w("web", "127.0.190.2", "b", {
+  "soak/web.soak.svc.cluster.local": { 8000: 8080 },
+})}${w("tcp", "127.0.190.3", "b", { "soak/tcp.soak.svc.cluster.local": { 7000: 7000 } })}${w("wp", "127.0.190.9", "none")}
 services:
   - { name: web, namespace: soak, hostname: web.soak.svc.cluster.local, vips: ["/${HTTP_VIP}"], ports: { 8000: 8080 }, waypoint: { destination: /127.0.190.9, hboneMtlsPort: 15008 } }
   - { name: tcp, namespace: soak, hostname: tcp.soak.svc.cluster.local, vips: ["/${TCP_VIP}"], ports: { 7000: 7000 } }

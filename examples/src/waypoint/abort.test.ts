@@ -9,27 +9,15 @@ import { HboneServer, type HboneStream, openTunnel } from "../hbone.js";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import type { Listener } from "../mesh/net.js";
+import { workloadYaml } from "../mesh/workload-yaml.js";
 import { parsePrometheus } from "../testing.js";
 import { Waypoint } from "./waypoint.js";
 
-const wl = (name: string, ip: string, services: string) => `
-  - uid: k//Pod/pen/${name}
-    name: ${name}
-    namespace: pen
-    serviceAccount: ${name}
-    trustDomain: cluster.local
-    workloadIps: ["${ip}"]
-    protocol: HBONE
-    node: n
-    workloadName: ${name}
-    canonicalName: ${name}
-    canonicalRevision: v1
-    services: ${services}`;
-const LOCAL_XDS = `workloads:${wl("client", "127.0.171.1", "{}")}${wl(
-  "web",
-  "127.0.171.2",
-  "\n      pen/web.pen.svc.cluster.local: { 8000: 8080 }",
-)}${wl("wp", "127.0.171.9", "{}")}
+const w = (name: string, ip: string, services: Record<string, Record<number, number>> = {}) =>
+  workloadYaml({ name, namespace: "pen", ip, node: "n", services });
+const LOCAL_XDS = `workloads:${w("client", "127.0.171.1")}${w("web", "127.0.171.2", {
+  "pen/web.pen.svc.cluster.local": { 8000: 8080 },
+})}${w("wp", "127.0.171.9")}
 services:
   - { name: web, namespace: pen, hostname: web.pen.svc.cluster.local, vips: ["/127.0.181.1"], ports: { 8000: 8080 }, waypoint: { destination: /127.0.171.9, hboneMtlsPort: 15008 } }
 `;

@@ -10,6 +10,7 @@ import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
 import type { Listener } from "../mesh/net.js";
 import { seededRandom } from "../mesh/state.js";
+import { workloadYaml } from "../mesh/workload-yaml.js";
 import { isListening, scrape } from "../testing.js";
 import { Ztunnel } from "../ztunnel/ztunnel.js";
 import { Waypoint } from "./waypoint.js";
@@ -17,29 +18,23 @@ import { Waypoint } from "./waypoint.js";
 const run = promisify(execFile);
 
 // This file's own loopback range: pods 127.0.130.x, VIPs 127.0.140.x.
-const wl = (name: string, ip: string, node: string, extra = "") => `
-  - uid: k//Pod/shop/${name}
-    name: ${name}
-    namespace: shop
-    serviceAccount: ${name}
-    trustDomain: cluster.local
-    workloadIps: ["${ip}"]
-    protocol: HBONE
-    node: ${node}
-    workloadName: ${name}
-    canonicalName: ${name}
-    canonicalRevision: v1${extra}`;
-const LOCAL_XDS = `workloads:${wl("client", "127.0.130.1", "a", "\n    services: {}")}${wl(
-  "api-v1",
-  "127.0.130.2",
-  "b",
-  "\n    services:\n      shop/api.shop.svc.cluster.local: { 8000: 8080 }\n      shop/api-v1.shop.svc.cluster.local: { 8000: 8080 }",
-)}${wl(
-  "api-v2",
-  "127.0.130.3",
-  "b",
-  "\n    services:\n      shop/api.shop.svc.cluster.local: { 8000: 8080 }\n      shop/api-v2.shop.svc.cluster.local: { 8000: 8080 }",
-)}${wl("direct", "127.0.130.4", "b", "\n    services: {}\n    waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 }")}${wl("grpc", "127.0.130.5", "b", "\n    services:\n      shop/grpc.shop.svc.cluster.local: { 50051: 50051 }")}${wl("tcp", "127.0.130.6", "b", "\n    services:\n      shop/tcp.shop.svc.cluster.local: { 7000: 7000 }")}${wl("wp", "127.0.130.9", "none", "\n    services: {}")}
+const w = (
+  name: string,
+  ip: string,
+  node: string,
+  services: Record<string, Record<number, number>> = {},
+  waypoint?: string,
+) =>
+  workloadYaml({ name, namespace: "shop", ip, node, services, ...(waypoint ? { waypoint } : {}) });
+const LOCAL_XDS = `workloads:${w("client", "127.0.130.1", "a")}${w("api-v1", "127.0.130.2", "b", {
+  "shop/api.shop.svc.cluster.local": { 8000: 8080 },
+  "shop/api-v1.shop.svc.cluster.local": { 8000: 8080 },
+})}${w("api-v2", "127.0.130.3", "b", {
+  "shop/api.shop.svc.cluster.local": { 8000: 8080 },
+  "shop/api-v2.shop.svc.cluster.local": { 8000: 8080 },
+})}${w("direct", "127.0.130.4", "b", {}, "/127.0.130.9")}${w("grpc", "127.0.130.5", "b", {
+  "shop/grpc.shop.svc.cluster.local": { 50051: 50051 },
+})}${w("tcp", "127.0.130.6", "b", { "shop/tcp.shop.svc.cluster.local": { 7000: 7000 } })}${w("wp", "127.0.130.9", "none")}
 services:
   - { name: api, namespace: shop, hostname: api.shop.svc.cluster.local, vips: ["/127.0.140.1"], ports: { 8000: 8080 }, waypoint: { destination: /127.0.130.9, hboneMtlsPort: 15008 } }
   - { name: api-v1, namespace: shop, hostname: api-v1.shop.svc.cluster.local, vips: ["/127.0.140.2"], ports: { 8000: 8080 } }
