@@ -101,7 +101,9 @@ const GOOD_NAMES = new Set<string>();
  * and LF, not named __proto__. Only then can the headers no policy reads be left out of a decision
  * and its memo key: a malformed one is Envoy's 400, which the engine must see to deny.
  */
-function headersWellFormed(all: Readonly<Record<string, string | readonly string[]>>): boolean {
+export function headersWellFormed(
+  all: Readonly<Record<string, string | readonly string[]>>,
+): boolean {
   for (const k in all) {
     if (!GOOD_NAMES.has(k)) {
       const name = k.charCodeAt(0) === 58 ? k.slice(1) : k;
@@ -145,6 +147,17 @@ function deepFreeze<T>(v: T): T {
 
 const NO_IDENTITY: CallerIdentity = { principal: null, source: "none", jwt: null, notes: [] };
 
+/**
+ * Decides a request whose headers are known to be well-formed (see {@link headersWellFormed}):
+ * the node adapters pass requests Node's own strict HTTP/1 parser built, which refuses every
+ * request with a malformed header, so the scan of every header value is not repeated. Internal:
+ * not exported from the package, since facts a caller builds must always be checked.
+ */
+export let decideWellFormed: (
+  authorizer: Authorizer,
+  facts: RequestFacts,
+) => AppDecision | Promise<AppDecision>;
+
 const consoleLogger: AuthzLogger = {
   warn: (m) => console.warn(m),
   error: (m) => console.error(m),
@@ -157,6 +170,10 @@ export class Authorizer {
   readonly #identity: IdentityResolver;
   readonly #logger: AuthzLogger;
   readonly #dryRun: boolean;
+
+  static {
+    decideWellFormed = (authorizer, facts) => authorizer.#decideFacts(facts, true);
+  }
 
   constructor(options: AuthorizerOptions) {
     if (!options || !Array.isArray(options.sources) || options.sources.length === 0)
@@ -233,6 +250,11 @@ export class Authorizer {
    * in the same tick when they can, which keeps a framework's fast path fast. Never throws.
    */
   decide(facts: RequestFacts): AppDecision | Promise<AppDecision> {
+    return this.#decideFacts(facts, false);
+  }
+
+  /** `headersChecked`: every header is known to be well-formed already (a strict parser built them). */
+  #decideFacts(facts: RequestFacts, headersChecked: boolean): AppDecision | Promise<AppDecision> {
     // One set for the whole decision, even if a swap lands meanwhile.
     const set = this.#holder.current;
     let identity: CallerIdentity | Promise<CallerIdentity>;
@@ -243,10 +265,10 @@ export class Authorizer {
     }
     if (identity instanceof Promise)
       return identity.then(
-        (id) => this.#finish(this.#decide(facts, id, set)),
+        (id) => this.#finish(this.#decide(facts, id, set, headersChecked)),
         (cause: unknown) => this.#finish(this.#failed(facts, NO_IDENTITY, set, cause)),
       );
-    return this.#finish(this.#decide(facts, identity, set));
+    return this.#finish(this.#decide(facts, identity, set, headersChecked));
   }
 
   #finish(d: AppDecision): AppDecision {
@@ -314,7 +336,12 @@ export class Authorizer {
     };
   }
 
-  #decide(facts: RequestFacts, identity: CallerIdentity, set: PolicySet | undefined): AppDecision {
+  #decide(
+    facts: RequestFacts,
+    identity: CallerIdentity,
+    set: PolicySet | undefined,
+    headersChecked: boolean,
+  ): AppDecision {
     try {
       if (!set)
         throw new AuthzHttpError(
@@ -325,7 +352,7 @@ export class Authorizer {
       const destinationIp = this.#options.destinationIp ?? facts.destinationIp;
       // Only the headers a policy reads go to the engine, once all of them are known to be
       // well-formed (a malformed one is Envoy's 400, which the engine must see to deny).
-      const wellFormed = headersWellFormed(facts.headers);
+      const wellFormed = headersChecked || headersWellFormed(facts.headers);
       const memo = wellFormed && set.cacheable ? set.cache : undefined;
       const principal = identity.principal;
       const headerKey = memo ? headersKey(facts.headers, set.headerNames) : "";

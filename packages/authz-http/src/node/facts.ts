@@ -1,6 +1,7 @@
 // node:http / node:http2 requests → RequestFacts, with the mTLS peer verified once per connection.
-import type { IncomingMessage } from "node:http";
+import { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
+import { Server as HttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { PeerCertificate, TLSSocket } from "node:tls";
 import type { RequestFacts } from "../request.js";
@@ -57,6 +58,30 @@ export function tlsPeerIdentity(socket: Socket, verifier: PeerVerifier): Promise
     verified.set(socket, p);
   }
   return p;
+}
+
+/** Whether a flag makes Node's HTTP/1 parser lenient by default (`--insecure-http-parser`). */
+function lenientByDefault(): boolean {
+  const flag = /(?:^|\s)--insecure-http-parser(?:\s|=|$)/;
+  return process.execArgv.some((a) => flag.test(a)) || flag.test(process.env.NODE_OPTIONS ?? "");
+}
+const LENIENT_BY_DEFAULT = lenientByDefault();
+
+/**
+ * Whether `req` was built by Node's own HTTP/1 parser in strict mode, on a node:http or node:https
+ * server: then every header name is a lower-case token and no value holds NUL, CR or LF, since the
+ * parser (llhttp) refuses any other request with a 400 before a handler sees it (checked byte by
+ * byte in http-parser.test.ts), and the decision need not scan the values again. Not so for
+ * fastify.inject or any other mock (no such server behind the socket), a server with
+ * `insecureHTTPParser` or a process with `--insecure-http-parser` (lenient parsing), nor HTTP/2:
+ * those requests are scanned.
+ */
+export function parsedStrictly(req: IncomingMessage | Http2ServerRequest): boolean {
+  if (!(req instanceof IncomingMessage)) return false;
+  const server = (req.socket as { server?: unknown } | null | undefined)?.server;
+  if (!(server instanceof HttpServer) && !(server instanceof HttpsServer)) return false;
+  const insecure = (server as { insecureHTTPParser?: boolean }).insecureHTTPParser;
+  return insecure === false || (insecure === undefined && !LENIENT_BY_DEFAULT);
 }
 
 /** Facts of a node:http or node:http2 (compat) request; a promise only when mTLS is verified. */

@@ -2,9 +2,9 @@
 // core, answering a deny as Envoy's RBAC filter does (403, `RBAC: access denied`).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { AppDecision, Authorizer } from "../authorizer.js";
+import { type AppDecision, type Authorizer, decideWellFormed } from "../authorizer.js";
 import type { RequestFacts } from "../request.js";
-import { type NodeAdapterOptions, nodeRequestFacts } from "./facts.js";
+import { type NodeAdapterOptions, nodeRequestFacts, parsedStrictly } from "./facts.js";
 
 /** The decision a handler reads: `req.authz` (node:http, Express) / `request.authz` (Fastify). */
 export interface WithAuthz {
@@ -42,18 +42,20 @@ export function decideNodeRequest(
   attachToReq = true,
 ): AppDecision | Promise<AppDecision> {
   let facts: RequestFacts | Promise<RequestFacts>;
+  let strict = false;
   try {
     facts = nodeRequestFacts(req, options, url);
+    strict = parsedStrictly(req);
   } catch {
     facts = unreadable(req);
   }
   // No closure on the synchronous path: it runs once per request.
   if (facts instanceof Promise)
     return facts.then(
-      (f) => decideAndAttach(authorizer, req, f, attachToReq),
-      () => decideAndAttach(authorizer, req, unreadable(req), attachToReq),
+      (f) => decideAndAttach(authorizer, req, f, attachToReq, strict),
+      () => decideAndAttach(authorizer, req, unreadable(req), attachToReq, false),
     );
-  return decideAndAttach(authorizer, req, facts, attachToReq);
+  return decideAndAttach(authorizer, req, facts, attachToReq, strict);
 }
 
 function decideAndAttach(
@@ -61,8 +63,10 @@ function decideAndAttach(
   req: AnyReq,
   facts: RequestFacts,
   attachToReq: boolean,
+  strict: boolean,
 ): AppDecision | Promise<AppDecision> {
-  const d = authorizer.decide(facts);
+  // Headers Node's strict parser accepted are well-formed: they need no second scan.
+  const d = strict ? decideWellFormed(authorizer, facts) : authorizer.decide(facts);
   if (!attachToReq) return d;
   if (d instanceof Promise)
     return d.then((x) => {
