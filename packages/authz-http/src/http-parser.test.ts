@@ -2,15 +2,17 @@
 // own strict HTTP/1 parser built: that parser refuses every request with a header the decision
 // would have to refuse. These tests hold that claim against the parser byte by byte (the fast path
 // against the scan it replaces), and check that the requests it does not cover are still scanned:
-// a lenient parser, fastify.inject.
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+// a lenient parser, fastify.inject. And the connection addresses kept per HTTP/1 connection are
+// those of the request's own socket.
+import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { connect } from "node:net";
 import Fastify from "fastify";
 import { afterAll, describe, expect, it } from "vitest";
 import { headersWellFormed } from "./authorizer.js";
 import { listen, testAuthorizer } from "./harness.testutil.js";
-import type { AppDecision } from "./index.js";
-import { parsedStrictly } from "./node/facts.js";
+import type { AppDecision, RequestFacts } from "./index.js";
+import { nodeRequestFacts, parsedStrictly } from "./node/facts.js";
 import { fastifyAuthz, withAuthz } from "./node/index.js";
 
 const closers: (() => unknown)[] = [];
@@ -159,5 +161,38 @@ describe("headers from Node's strict HTTP/1 parser", () => {
       const r = await app.inject({ method: "GET", url: "/hello", headers: { "x-v": value } });
       expect(r.body, JSON.stringify(value)).toBe("implicit:invalid-request");
     }
+  });
+});
+
+describe("connection addresses, read once per HTTP/1 connection", () => {
+  it("every request on every connection sees its own socket's addresses", async () => {
+    const seen: { facts: RequestFacts; socket: Socket }[] = [];
+    const s = createServer((req, res) => {
+      seen.push({ facts: nodeRequestFacts(req) as RequestFacts, socket: req.socket });
+      res.end();
+    });
+    // Both families where the machine has them: ::1 and 127.0.0.1 on one dual-stack server.
+    await new Promise<void>((r) => s.listen(0, "::", r));
+    closers.push(() => new Promise((r) => s.close(r)));
+    const port = (s.address() as AddressInfo).port;
+    const keepAlive = (host: string) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      closers.push(() => agent.destroy());
+      return async () => {
+        await new Promise<void>((resolve, reject) =>
+          get({ host, port, agent }, (r) => r.resume().on("end", resolve)).on("error", reject),
+        );
+      };
+    };
+    const conns = [keepAlive("127.0.0.1"), keepAlive("127.0.0.1"), keepAlive("::1")];
+    for (let i = 0; i < 3; i++) for (const c of conns) await c().catch(() => undefined); // ::1 may be missing
+    expect(seen.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(seen.map((x) => x.socket)).size).toBeGreaterThanOrEqual(2);
+    for (const { facts, socket } of seen)
+      expect([facts.sourceIp, facts.destinationIp, facts.destinationPort]).toEqual([
+        socket.remoteAddress,
+        socket.localAddress,
+        socket.localPort,
+      ]);
   });
 });

@@ -84,6 +84,42 @@ export function parsedStrictly(req: IncomingMessage | Http2ServerRequest): boole
   return insecure === false || (insecure === undefined && !LENIENT_BY_DEFAULT);
 }
 
+/** The addresses of a connection, as policies see them. */
+interface Addresses {
+  readonly sourceIp: string;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+}
+
+/**
+ * The addresses of each HTTP/1 connection, read once: Node's socket getters (remoteAddress,
+ * localAddress, localPort) cost more than the rest of a memoised decision, and a connection's
+ * addresses do not change while it lasts. Weak: a closed connection's entry goes with it.
+ */
+const addressesOf = new WeakMap<object, Addresses>();
+
+function readAddresses(socket: Socket | null | undefined): Addresses {
+  return {
+    sourceIp: socket?.remoteAddress ?? "",
+    destinationIp: socket?.localAddress ?? "",
+    destinationPort: socket?.localPort ?? 0,
+  };
+}
+
+/**
+ * `socket`'s addresses, kept for the connection when `keep` (an HTTP/1 request's own socket; an
+ * HTTP/2 request's socket is a proxy made per stream) and both are known.
+ */
+function addresses(socket: Socket | null | undefined, keep: boolean): Addresses {
+  if (!keep || !socket) return readAddresses(socket);
+  let a = addressesOf.get(socket);
+  if (a === undefined) {
+    a = readAddresses(socket);
+    if (a.sourceIp !== "" && a.destinationIp !== "") addressesOf.set(socket, a);
+  }
+  return a;
+}
+
 /** Facts of a node:http or node:http2 (compat) request; a promise only when mTLS is verified. */
 export function nodeRequestFacts(
   req: IncomingMessage | Http2ServerRequest,
@@ -96,6 +132,7 @@ export function nodeRequestFacts(
   // of a property of `req` is counted: Express gives every request object a property layout of
   // its own, so V8 can cache none of them and each costs a lookup through the prototype chain.
   const h2Method = headers[":method"] as string | undefined;
+  const at = addresses(socket, req instanceof IncomingMessage);
   const facts: { -readonly [K in keyof RequestFacts]: RequestFacts[K] } = {
     method: h2Method ?? req.method ?? "",
     authority:
@@ -110,9 +147,9 @@ export function nodeRequestFacts(
       "",
     // As received, pseudo-headers included (Envoy's header matchers see them too); not copied.
     headers: headers as Record<string, string | string[]>,
-    sourceIp: socket?.remoteAddress ?? "",
-    destinationIp: socket?.localAddress ?? "",
-    destinationPort: socket?.localPort ?? 0,
+    sourceIp: at.sourceIp,
+    destinationIp: at.destinationIp,
+    destinationPort: at.destinationPort,
   };
   const sni = (socket as Partial<TLSSocket>)?.servername;
   if (sni) facts.sni = String(sni);
