@@ -8,7 +8,7 @@
 // The pods and the fake node agent are @ambientkit/inpod/testing's, as a user's tests get them;
 // examples/ is a private workspace, so the reference ztunnel is loaded from its build output
 // (examples/dist) with the narrow types below.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -207,6 +207,41 @@ async function setupTimes(from: Pod, to: Pod, n: number): Promise<number[]> {
   return out;
 }
 
+/**
+ * The floor any ztunnel meets on this machine: the mesh path's two extra hops (the client's pod →
+ * a relay in that pod → across the bridge → a relay in the server's pod → the app) with socat, a
+ * C program copying bytes (64 KiB buffers), no TLS, no HTTP/2, in processes of their own.
+ * undefined when socat is not installed (Debian: socat).
+ */
+function startRelays(from: Pod, to: Pod): { port: number; stop(): void } | undefined {
+  if (spawnSync("socat", ["-V"]).status !== 0) return undefined;
+  const relay = (pod: Pod, listen: number, target: string): ChildProcess => {
+    const p = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        pod.ns,
+        "socat",
+        "-b",
+        "65536",
+        `TCP-LISTEN:${listen},bind=${pod.ip},reuseaddr,fork,nodelay`,
+        `TCP:${target},nodelay`,
+      ],
+      { stdio: "ignore" },
+    );
+    p.on("error", () => {});
+    return p;
+  };
+  const procs = [relay(to, 15008, `${to.ip}:9100`), relay(from, 15001, `${to.ip}:15008`)];
+  return {
+    port: 15001,
+    stop: () => {
+      for (const p of procs) p.kill("SIGTERM");
+    },
+  };
+}
+
 async function measureInpod(): Promise<MeasureRow[]> {
   const why = missingPrivilege();
   if (why !== undefined) throw new Error(`the in-pod bench cannot run: ${why}`);
@@ -247,6 +282,10 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const zB = ztunnel("node-b", b, "server", "b");
     const zA = ztunnel("node-a", a, "client", "a");
     await Promise.all([apps.next("ready"), zB.next("ready"), zA.next("ready")]);
+    // C → relay in C → relay in D → D's app: the same hops as the mesh, nothing but copying
+    const relays = startRelays(c, d);
+    if (relays) closers.push(() => relays.stop());
+    else process.stderr.write("inpod bench: socat is not installed, the relay floor is skipped\n");
 
     const certs = new api.WorkloadCertificates(ca);
     closers.push(() => certs.close());
@@ -258,6 +297,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const total = 128 * 1024 * 1024;
     const meshR: number[] = [];
     const directR: number[] = [];
+    const floorR: number[] = [];
     const WARMUP = 2;
     // CPU time of each process over the counted rounds (user + system): what a MiB costs where,
     // a figure the machine's load moves far less than MB/s
@@ -274,8 +314,18 @@ async function measureInpod(): Promise<MeasureRow[]> {
         }),
       );
     const cpu = { mesh: [0, 0, 0, 0], direct: [0, 0, 0, 0] };
-    const oneRound = async (from: Pod, to: Pod, tally?: number[]): Promise<number> => {
-      const s = await connectInNetns(from.path, { host: to.ip, port: 9100, noDelay: true });
+    const oneRound = async (
+      from: Pod,
+      to: Pod,
+      tally?: number[],
+      via?: { host: string; port: number },
+    ): Promise<number> => {
+      const s = await connectInNetns(from.path, {
+        host: via?.host ?? to.ip,
+        port: via?.port ?? 9100,
+        noDelay: true,
+        timeoutMs: 5000,
+      });
       const before = await cpuNow();
       apps.send({ expect: total });
       let done = false;
@@ -294,9 +344,12 @@ async function measureInpod(): Promise<MeasureRow[]> {
       const counted = round >= WARMUP;
       meshR.push(await oneRound(a, b, counted ? cpu.mesh : undefined));
       directR.push(await oneRound(c, d, counted ? cpu.direct : undefined));
+      if (relays) floorR.push(await oneRound(c, d, undefined, { host: c.ip, port: relays.port }));
     }
     meshR.splice(0, WARMUP);
     directR.splice(0, WARMUP);
+    floorR.splice(0, WARMUP);
+    const floorRatio = median(floorR.map((x, i) => x / (directR[i] ?? x)));
     const countedMiB = (5 * total) / (1024 * 1024);
     const cpuRows = (path: "mesh" | "direct", label: string): MeasureRow[] =>
       Object.keys(procs).flatMap((name, i) => {
@@ -378,6 +431,22 @@ async function measureInpod(): Promise<MeasureRow[]> {
         value: Number(ratio.toFixed(2)),
         unit: "×",
       },
+      ...(floorR.length > 0
+        ? [
+            {
+              name: "floor: pod C → relay in C → relay in D → pod D (the mesh's two extra hops with socat: bytes copied, no TLS, no HTTP/2) (peer)",
+              value: Math.round(median(floorR)),
+              unit: "MB/s",
+              peer: true,
+            },
+            {
+              name: "ratio floor / direct: the most any ztunnel could reach on this machine",
+              value: Number(floorRatio.toFixed(2)),
+              unit: "×",
+              peer: true,
+            },
+          ]
+        : []),
       ...cpuRows("mesh", "in-pod mesh"),
       ...cpuRows("direct", "direct (peer)"),
       ...row("connection setup (connect → first byte) via both in-pod ztunnels", viaZ),
