@@ -11,10 +11,18 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
+import nodeNet from "node:net";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { connectInNetns } from "@ambientkit/inpod";
+import {
+  connectInNetns,
+  listenInNetns,
+  Netns,
+  originalDestination,
+  runInNetns,
+  setMark,
+} from "@ambientkit/inpod";
 import {
   createPodNetwork,
   FakeNodeAgent,
@@ -477,6 +485,129 @@ async function measureInpod(): Promise<MeasureRow[]> {
   }
 }
 
+/** µs per call of `fn`, over `n` calls after `n / 10` warm-up. */
+function usPerCall(n: number, fn: () => void): number {
+  for (let i = 0; i < n / 10; i++) fn();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  return Number(process.hrtime.bigint() - t0) / 1e3 / n;
+}
+
+/** µs per sequential async call of `fn`, over `n` calls after `n / 10` warm-up. */
+async function usPerAsyncCall(n: number, fn: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < n / 10; i++) await fn();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e3 / n;
+}
+
+const closeServer = (s: nodeNet.Server): Promise<void> => new Promise((r) => s.close(() => r()));
+
+/**
+ * The capture primitives alone, each against what Node does in its own namespace: a socket
+ * connected from inside a pod (and accepted there), a listener opened inside a pod, the setns pair
+ * every such socket costs, SO_ORIGINAL_DST of a redirected connection and SO_MARK.
+ */
+async function measurePrimitives(): Promise<MeasureRow[]> {
+  const why = missingPrivilege();
+  if (why !== undefined) throw new Error(`the in-pod bench cannot run: ${why}`);
+  const net = createPodNetwork(0);
+  const pod = net.addPod(); // with istio-cni's capture rules: its outbound TCP goes to 15001
+  const ns = Netns.open(pod.path);
+  const servers: nodeNet.Server[] = [];
+  try {
+    const accepted: nodeNet.Socket[] = [];
+    const onConn = (s: nodeNet.Socket): void => {
+      s.on("error", () => {});
+      accepted.push(s);
+      s.destroy();
+    };
+    // a listener inside the pod (its inbound port 15006 is where capture sends plaintext)
+    const inPod = await listenInNetns(ns, {
+      host: pod.ip,
+      port: 9200,
+      server: nodeNet.createServer(onConn),
+    });
+    servers.push(inPod);
+    const local = nodeNet.createServer(onConn);
+    await new Promise<void>((r) => local.listen(0, "127.0.0.1", r));
+    servers.push(local);
+    const localPort = (local.address() as nodeNet.AddressInfo).port;
+    const connectClose = async (connect: () => Promise<nodeNet.Socket>): Promise<void> => {
+      const s = await connect();
+      s.destroy();
+    };
+    const N = 400;
+    const connectPod = await usPerAsyncCall(N, () =>
+      connectClose(() => connectInNetns(ns, { host: pod.ip, port: 9200, mark: 0x539 })),
+    );
+    const connectLocal = await usPerAsyncCall(N, () =>
+      connectClose(
+        () =>
+          new Promise<nodeNet.Socket>((resolve, reject) => {
+            const s = nodeNet.connect(localPort, "127.0.0.1", () => resolve(s));
+            s.once("error", reject);
+          }),
+      ),
+    );
+    const listenPod = await usPerAsyncCall(200, async () => {
+      await closeServer(await listenInNetns(ns, { host: pod.ip, port: 0 }));
+    });
+    const listenLocal = await usPerAsyncCall(200, async () => {
+      const s = nodeNet.createServer();
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      await closeServer(s);
+    });
+    const setnsPair = usPerCall(20_000, () => runInNetns(ns.fd, () => undefined));
+    // a connection the pod's rules redirected to 15001: its original destination, read back
+    const outbound = await listenInNetns(ns, {
+      port: 15001,
+      server: nodeNet.createServer((s) => s.on("error", () => {})),
+    });
+    servers.push(outbound);
+    const redirected = new Promise<nodeNet.Socket>((r) => outbound.once("connection", r));
+    const client = await connectInNetns(ns, { host: "10.214.0.250", port: 80 });
+    const conn = await redirected;
+    const dst = originalDestination(conn);
+    if (dst.address !== "10.214.0.250" || dst.port !== 80)
+      throw new Error(`SO_ORIGINAL_DST read ${dst.address}:${dst.port}`);
+    const origDst = usPerCall(20_000, () => originalDestination(conn));
+    const mark = usPerCall(20_000, () => setMark(conn, 0x539));
+    // alternating: Node skips the syscall when the value does not change
+    let flip = false;
+    const noDelay = usPerCall(20_000, () => {
+      flip = !flip;
+      conn.setNoDelay(flip);
+    });
+    client.destroy();
+    conn.destroy();
+    const us = (name: string, value: number, peer = false): MeasureRow => ({
+      name,
+      value: Number(value.toFixed(2)),
+      unit: "µs",
+      ...(peer ? { peer: true } : {}),
+    });
+    return [
+      us("connectInNetns inside a pod (+ SO_MARK) → accepted there, per connection", connectPod),
+      us(
+        "net.connect in Node's own namespace → accepted, per connection (peer)",
+        connectLocal,
+        true,
+      ),
+      us("listenInNetns inside a pod, then close, per listener", listenPod),
+      us("net.Server listen in Node's own namespace, then close (peer)", listenLocal, true),
+      us("setns into a pod and back (runInNetns, empty), per call", setnsPair),
+      us("originalDestination (SO_ORIGINAL_DST) of a redirected connection, per call", origDst),
+      us("setMark (SO_MARK), per call", mark),
+      us("socket.setNoDelay (a setsockopt through libuv) (peer)", noDelay, true),
+    ];
+  } finally {
+    for (const s of servers) await closeServer(s).catch(() => {});
+    ns.close();
+    net.delete();
+  }
+}
+
 const suite: BenchSuite = {
   package: "examples",
   async groups(): Promise<BenchGroup[]> {
@@ -487,6 +618,13 @@ const suite: BenchSuite = {
           "pod A → pod B through both in-pod ztunnels ≥ 0.6× the same kind of pods direct over the veth (one connection); connection setup p50; 100 pods over ZDS: time until all listeners serve, fds per pod",
         cases: [],
         measure: measureInpod,
+      },
+      {
+        name: "inpod/primitives",
+        target:
+          "the capture primitives alone (no target in the issue): a socket connected or listening inside a pod vs Node's own, setns, SO_ORIGINAL_DST, SO_MARK",
+        cases: [],
+        measure: measurePrimitives,
       },
     ];
   },
