@@ -77,16 +77,18 @@ const get = (address: string, path: string) => {
   return httpRequest({ host: address.slice(0, i), port: Number(address.slice(i + 1)), path });
 };
 
+/** A local istiod stand-in serving LOCAL_XDS over xDS, with its own CA service. */
+async function startControlPlane(): Promise<LocalControlPlane> {
+  const ca = await CertificateAuthority.createRoot({
+    trustDomain: "cluster.local",
+    keyAlgorithm: "ec-p256",
+  });
+  return LocalControlPlane.start(parseScenario({ file: "m.yaml", text: LOCAL_XDS }).local, { ca });
+}
+
 describe("ztunnel/main.js", () => {
   it("joins a control plane from XDS_ADDRESS: ready after the first push, config_dump from xDS, SIGTERM exits 0", async () => {
-    const ca = await CertificateAuthority.createRoot({
-      trustDomain: "cluster.local",
-      keyAlgorithm: "ec-p256",
-    });
-    const cp = await LocalControlPlane.start(
-      parseScenario({ file: "m.yaml", text: LOCAL_XDS }).local,
-      { ca },
-    );
+    const cp = await startControlPlane();
     try {
       const z = start({
         XDS_ADDRESS: cp.address,
@@ -148,14 +150,7 @@ describe("ztunnel/main.js", () => {
   });
 
   it("a start that fails after the control plane connected closes it and exits 1 (no hang)", async () => {
-    const ca = await CertificateAuthority.createRoot({
-      trustDomain: "cluster.local",
-      keyAlgorithm: "ec-p256",
-    });
-    const cp = await LocalControlPlane.start(
-      parseScenario({ file: "m.yaml", text: LOCAL_XDS }).local,
-      { ca },
-    );
+    const cp = await startControlPlane();
     try {
       // the in-pod manager refuses this path only once the first config is in, inside the start
       const z = start({

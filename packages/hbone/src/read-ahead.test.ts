@@ -54,43 +54,54 @@ async function pair(limit: number): Promise<{
   };
 }
 
+/**
+ * The writer pushes 8 MiB (far more than the limit) with backpressure while nothing reads; once
+ * the socket is paused, the reader resumes. Returns the most ReadAhead held at any point and
+ * whether every byte arrived, in order.
+ */
+async function stallThenDrain(
+  ahead: ReadAhead,
+  client: net.Socket,
+): Promise<{ mostWhileStalled: number; most: number; intact: boolean }> {
+  // observe after every chunk the socket hands over (ReadAhead's own listener runs first), when
+  // ReadAhead pauses the socket, and after the joiner's end-of-turn hand-on
+  let most = 0;
+  const observe = (): void => {
+    most = Math.max(most, ahead.readableLength, ahead.bufferedBytes);
+  };
+  ahead.socket.on("data", observe);
+  const sawPause = once(ahead.socket, "pause").then(observe);
+  const total = 8 * 1024 * 1024;
+  const data = Buffer.alloc(total);
+  for (let i = 0; i < total; i += 4) data.writeUInt32BE(i / 4, i);
+  const written = (async () => {
+    for (let off = 0; off < total; off += 64 * 1024) {
+      if (!client.write(data.subarray(off, off + 64 * 1024))) await once(client, "drain");
+    }
+    client.end();
+  })();
+  await sawPause;
+  await new Promise((r) => setImmediate(r));
+  observe();
+  const mostWhileStalled = most;
+  const got: Buffer[] = [];
+  ahead.on("data", (c: Buffer) => {
+    got.push(c);
+    observe();
+  });
+  await Promise.all([once(ahead, "end"), written]);
+  return { mostWhileStalled, most, intact: Buffer.concat(got).equals(data) };
+}
+
 describe("ReadAhead", () => {
-  it("buffers at most its limit plus one TLS record while nothing reads it", async () => {
+  it("above TLS (joined records): at most its limit plus one TLS record, every byte in order", async () => {
     const limit = 64 * 1024;
     const { ahead, client, close } = await pair(limit);
     try {
-      // observe after every chunk the socket hands over (ReadAhead's own listener runs first)
-      // and when ReadAhead pauses the socket
-      let most = 0;
-      const observe = (): void => {
-        most = Math.max(most, ahead.readableLength, ahead.bufferedBytes);
-      };
-      ahead.socket.on("data", observe);
-      const sawPause = once(ahead.socket, "pause").then(observe);
-      // the writer pushes 8 MiB (far more than the limit) with backpressure, nothing reads
-      const total = 8 * 1024 * 1024;
-      const data = Buffer.alloc(total);
-      for (let i = 0; i < total; i += 4) data.writeUInt32BE(i / 4, i);
-      const written = (async () => {
-        for (let off = 0; off < total; off += 64 * 1024) {
-          if (!client.write(data.subarray(off, off + 64 * 1024))) await once(client, "drain");
-        }
-        client.end();
-      })();
-      await sawPause;
-      // once more after the joiner's end-of-turn hand-on
-      await new Promise((r) => setImmediate(r));
-      observe();
-      expect(most).toBeLessThanOrEqual(limit + TLS_RECORD);
-      // the reader resumes: everything arrives, in order, and the bound held throughout
-      const got: Buffer[] = [];
-      ahead.on("data", (c: Buffer) => {
-        got.push(c);
-        most = Math.max(most, ahead.readableLength);
-      });
-      await Promise.all([once(ahead, "end"), written]);
-      expect(Buffer.concat(got).equals(data)).toBe(true);
-      expect(most).toBeLessThanOrEqual(limit + TLS_RECORD);
+      const r = await stallThenDrain(ahead, client);
+      expect(r.mostWhileStalled).toBeLessThanOrEqual(limit + TLS_RECORD);
+      expect(r.intact).toBe(true);
+      expect(r.most).toBeLessThanOrEqual(limit + TLS_RECORD);
     } finally {
       close();
     }
@@ -108,31 +119,10 @@ describe("ReadAhead", () => {
     const ahead = new ReadAhead(socket, limit);
     ahead.on("error", () => {});
     try {
-      let most = 0;
-      const observe = (): void => {
-        most = Math.max(most, ahead.readableLength);
-      };
-      socket.on("data", observe);
-      const sawPause = once(socket, "pause").then(observe);
-      const total = 8 * 1024 * 1024;
-      const data = Buffer.alloc(total);
-      for (let i = 0; i < total; i += 4) data.writeUInt32BE(i / 4, i);
-      const written = (async () => {
-        for (let off = 0; off < total; off += 64 * 1024) {
-          if (!client.write(data.subarray(off, off + 64 * 1024))) await once(client, "drain");
-        }
-        client.end();
-      })();
-      await sawPause;
-      expect(most).toBeLessThanOrEqual(limit + TCP_READ);
-      const got: Buffer[] = [];
-      ahead.on("data", (c: Buffer) => {
-        got.push(c);
-        most = Math.max(most, ahead.readableLength);
-      });
-      await Promise.all([once(ahead, "end"), written]);
-      expect(Buffer.concat(got).equals(data)).toBe(true);
-      expect(most).toBeLessThanOrEqual(limit + TCP_READ);
+      const r = await stallThenDrain(ahead, client);
+      expect(r.mostWhileStalled).toBeLessThanOrEqual(limit + TCP_READ);
+      expect(r.intact).toBe(true);
+      expect(r.most).toBeLessThanOrEqual(limit + TCP_READ);
     } finally {
       client.destroy();
       ahead.destroy();
