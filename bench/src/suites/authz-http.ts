@@ -57,7 +57,7 @@ const CONNECTIONS = 10;
  */
 const WARMUP_REQUESTS = env("AUTHZ_HTTP_BENCH_WARMUP", 6000);
 const BATCH_REQUESTS = env("AUTHZ_HTTP_BENCH_BATCH", 1000);
-const BATCHES = env("AUTHZ_HTTP_BENCH_BATCHES", 4);
+const BATCHES = env("AUTHZ_HTTP_BENCH_BATCHES", 8);
 const counting = (t: Target) =>
   t === "express+casbin"
     ? { warmup: 2000, batch: 200, batches: 3 }
