@@ -47,7 +47,7 @@ const env = (name: string, fallback: number): number => {
   return v;
 };
 /** Rounds of autocannon runs, and seconds per target per round. */
-const ROUNDS = env("AUTHZ_HTTP_BENCH_ROUNDS", 15);
+const ROUNDS = env("AUTHZ_HTTP_BENCH_ROUNDS", 30);
 const ROUND_S = env("AUTHZ_HTTP_BENCH_ROUND_S", 1);
 const CONNECTIONS = 10;
 /**
