@@ -49,6 +49,20 @@ class ProxyHandler implements ZdsWorkloadHandler {
   }
 }
 
+/** Everything a connection sends until it ends, as text; then the socket is destroyed. */
+function readAll(c: net.Socket): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let text = "";
+    c.on("data", (d: Buffer) => {
+      text += d.toString();
+    });
+    c.on("end", () => {
+      c.destroy();
+      resolve(text);
+    });
+  });
+}
+
 describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () => {
   let network: PodNetwork;
   let a: Pod;
@@ -107,16 +121,9 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       ]);
       // The fd that came over SCM_RIGHTS is pod A's namespace: its 15008 answers on 10.213.0.1
       // from pod B, and the listener carries ztunnel's mark.
-      const c = await connectInNetns(b.path, { host: a.ip, port: 15008 });
-      const got = await new Promise<string>((resolve) => {
-        let text = "";
-        c.on("data", (d: Buffer) => {
-          text += d.toString();
-        });
-        c.on("end", () => resolve(text));
-      });
-      c.destroy();
-      expect(got).toBe("hbone-ish\n");
+      expect(await readAll(await connectInNetns(b.path, { host: a.ip, port: 15008 }))).toBe(
+        "hbone-ish\n",
+      );
       const podA = s.client.workloads.get("pod-a") as InpodWorkload;
       expect(getMark(s.handler.servers.get(podA) as net.Server)).toBe(1337);
 
@@ -350,16 +357,9 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(handler.events.at(-1)).toBe("remove pod-c");
       expect([...client.workloads.keys()]).toEqual(["pod-a"]);
       // pod A still serves (its 15008 from pod B)
-      const c = await connectInNetns(b.path, { host: a.ip, port: 15008 });
-      const got = await new Promise<string>((resolve) => {
-        let text = "";
-        c.on("data", (d: Buffer) => {
-          text += d.toString();
-        });
-        c.on("end", () => resolve(text));
-      });
-      c.destroy();
-      expect(got).toBe("hbone-ish\n");
+      expect(await readAll(await connectInNetns(b.path, { host: a.ip, port: 15008 }))).toBe(
+        "hbone-ish\n",
+      );
       // the same dead namespace sent again: refused, and its fd closed
       expect(await agent.add("pod-c", INFO, heldPath)).toMatch(
         /^AddWorkload for pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo; the pod's network was torn down/,
