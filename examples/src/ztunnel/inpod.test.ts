@@ -20,7 +20,13 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
-import { connectInNetns, DEFAULT_INPOD_MARK, listenInNetns, Netns } from "@ambientkit/inpod";
+import {
+  connectInNetns,
+  DEFAULT_INPOD_MARK,
+  listenInNetns,
+  Netns,
+  runInNetns,
+} from "@ambientkit/inpod";
 import {
   createPodNetwork,
   eventually,
@@ -442,11 +448,24 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
       await agentA.add(uidD, { name: "doomed", namespace: "test", serviceAccount: "doomed" }, podD),
     ).toBe("");
     expect(zA.inpod?.pods.get(uidD)?.listeners).toBe(6);
-    // the fds pod D brought: its netns and its six listening sockets
-    const podFds = [...openTargets()].filter((t) => !before.has(t));
-    expect(podFds).toHaveLength(7);
     const netns = zA.inpod?.zds.workloads.get(uidD)?.netns;
     if (!netns) throw new Error("pod D not served");
+    // the fds pod D brought: its netns and its six listening sockets (the LISTEN sockets of pod D's
+    // namespace, by inode: another fd this process opened meanwhile is not one of them)
+    const listening = runInNetns(netns.fd, () =>
+      ["tcp", "tcp6"].flatMap((f) =>
+        readFileSync(`/proc/thread-self/net/${f}`, "utf8")
+          .split("\n")
+          .slice(1)
+          .map((l) => l.trim().split(/\s+/))
+          .filter((c) => c[3] === "0A") // TCP_LISTEN
+          .map((c) => `socket:[${c[9]}]`),
+      ),
+    );
+    const podFds = [...openTargets()].filter(
+      (t) => !before.has(t) && (t === podD.path || listening.includes(t)),
+    );
+    expect(podFds).toHaveLength(7);
     const target = () => {
       try {
         return readlinkSync(`/proc/self/fd/${netns.fd}`);
