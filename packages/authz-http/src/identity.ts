@@ -64,22 +64,14 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
   const proxyIds = new Set(options.xfcc?.trustedProxies.identities ?? []);
   // Peers are few and come back: the CIDR answer per address is kept (bounded).
   const trustedIps = new Map<string, boolean>();
-  // The last answer too: the same peer (often the same string) comes back request after request.
-  let lastIp: string | undefined;
-  let lastTrusted = false;
   const trustedPeer = (facts: RequestFacts, mtlsPrincipal: string | null): boolean => {
     if (mtlsPrincipal !== null && proxyIds.has(mtlsPrincipal)) return true;
     if (cidrs.length === 0) return false;
-    const ip = facts.sourceIp;
-    if (ip === lastIp) return lastTrusted;
-    let trusted = trustedIps.get(ip);
-    if (trusted === undefined) {
-      trusted = trustedByCidr(ip);
-      if (trustedIps.size >= 4096) trustedIps.clear();
-      trustedIps.set(ip, trusted);
-    }
-    lastIp = ip;
-    lastTrusted = trusted;
+    const known = trustedIps.get(facts.sourceIp);
+    if (known !== undefined) return known;
+    const trusted = trustedByCidr(facts.sourceIp);
+    if (trustedIps.size >= 4096) trustedIps.clear();
+    trustedIps.set(facts.sourceIp, trusted);
     return trusted;
   };
   const trustedByCidr = (sourceIp: string): boolean => {
@@ -99,10 +91,8 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
     jwt: null,
     notes: NONE,
   });
-  let lastId: CallerIdentity = NOBODY;
   const id = (principal: string | null, source: IdentitySource): CallerIdentity => {
     if (principal === null) return NOBODY;
-    if (principal === lastId.principal && source === lastId.source) return lastId;
     const bySource = source === "xfcc" ? xfccIds : source === "mtls" ? mtlsIds : workloadIds;
     let out = bySource.get(principal);
     if (out === undefined) {
@@ -110,7 +100,6 @@ export function createIdentityResolver(options: IdentityOptions = {}): IdentityR
       if (bySource.size >= 4096) bySource.clear();
       bySource.set(principal, out);
     }
-    lastId = out;
     return out;
   };
   const noted = (
