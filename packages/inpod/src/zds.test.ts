@@ -63,6 +63,27 @@ function readAll(c: net.Socket): Promise<string> {
   });
 }
 
+describe("ZdsClient options", () => {
+  const handler = { addWorkload: () => {}, removeWorkload: () => {} };
+  it("refuses a netns check interval that is no number of ms ≥ 0, and a path no UNIX address holds", () => {
+    for (const netnsCheckIntervalMs of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+      expect(() => new ZdsClient({ path: "/tmp/x.sock", handler, netnsCheckIntervalMs })).toThrow(
+        expect.objectContaining({
+          code: "ERR_INPOD_ZDS_CONNECTION",
+          message: expect.stringMatching(/netnsCheckIntervalMs must be a number of ms ≥ 0/),
+        }),
+      );
+    }
+    expect(() => new ZdsClient({ path: `/tmp/${"x".repeat(120)}`, handler })).toThrow(
+      expect.objectContaining({ code: "ERR_INPOD_ZDS_CONNECTION" }),
+    );
+    // 0 turns the check off; nothing is started before start()
+    expect(new ZdsClient({ path: "/tmp/x.sock", handler, netnsCheckIntervalMs: 0 }).connected).toBe(
+      false,
+    );
+  });
+});
+
 describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () => {
   let network: PodNetwork;
   let a: Pod;
