@@ -10,8 +10,10 @@
 // (examples/dist) with the narrow types below.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import nodeNet from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
@@ -216,39 +218,129 @@ async function setupTimes(from: Pod, to: Pod, n: number): Promise<number[]> {
 }
 
 /**
- * The floor any ztunnel meets on this machine: the mesh path's two extra hops (the client's pod →
- * a relay in that pod → across the bridge → a relay in the server's pod → the app) with socat, a
- * C program copying bytes (64 KiB buffers), no TLS, no HTTP/2, in processes of their own.
- * undefined when socat is not installed (Debian: socat).
+ * The floors any ztunnel meets on this machine: the mesh path's two extra hops (the client's pod →
+ * a relay in that pod → across the bridge → a relay in the server's pod → the app) with socat, a C
+ * program (64 KiB buffers), in processes of their own. `tls: false` copies bytes; `tls: true` adds
+ * what every ztunnel must do on the wire between the relays: mutual TLS 1.3 (OpenSSL, the same
+ * TLS_AES_256_GCM_SHA384 as ours, P-256 certificates both sides verify), still no HTTP/2.
+ * undefined when socat (Debian: socat) or, for TLS, the openssl CLI is not installed.
  */
-function startRelays(from: Pod, to: Pod): { port: number; stop(): void } | undefined {
+function startRelays(
+  from: Pod,
+  to: Pod,
+  tls: boolean,
+): { port: number; stop(): void; cpuMs(): number[] } | undefined {
   if (spawnSync("socat", ["-V"]).status !== 0) return undefined;
-  const relay = (pod: Pod, listen: number, target: string): ChildProcess => {
-    const p = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        pod.ns,
-        "socat",
-        "-b",
-        "65536",
-        `TCP-LISTEN:${listen},bind=${pod.ip},reuseaddr,fork,nodelay`,
-        `TCP:${target},nodelay`,
-      ],
-      { stdio: "ignore" },
+  if (tls && spawnSync("openssl", ["version"]).status !== 0) return undefined;
+  const [listenA, listenB] = tls ? [16001, 16008] : [15001, 15008];
+  let dir: string | undefined;
+  let tlsOpts = (_side: "client" | "server"): string => "";
+  if (tls) {
+    const d = mkdtempSync(join(tmpdir(), "ak-inpod-bench-tls-"));
+    dir = d;
+    const openssl = (...args: string[]): void => {
+      const r = spawnSync("openssl", args, { cwd: d, stdio: ["ignore", "ignore", "pipe"] });
+      if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr.toString()}`);
+    };
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-subj",
+      "/CN=bench-ca",
+      "-days",
+      "1",
     );
+    for (const name of ["server", "client"]) {
+      writeFileSync(join(d, `${name}.ext`), `subjectAltName=IP:${to.ip}\n`);
+      openssl(
+        "req",
+        ...ec,
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.csr`,
+        "-subj",
+        `/CN=${name}`,
+      );
+      openssl(
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-out",
+        `${name}.crt`,
+        "-days",
+        "1",
+        "-extfile",
+        `${name}.ext`,
+      );
+    }
+    tlsOpts = (side) =>
+      `,cert=${join(d, `${side}.crt`)},key=${join(d, `${side}.key`)},cafile=${join(d, "ca.pem")},verify=1`;
+  }
+  const relay = (pod: Pod, listen: string, target: string): ChildProcess => {
+    const p = spawn("ip", ["netns", "exec", pod.ns, "socat", "-b", "65536", listen, target], {
+      stdio: "ignore",
+    });
     p.on("error", () => {});
     return p;
   };
-  const procs = [relay(to, 15008, `${to.ip}:9100`), relay(from, 15001, `${to.ip}:15008`)];
+  const procs = [
+    relay(
+      to,
+      `${tls ? "OPENSSL-LISTEN" : "TCP-LISTEN"}:${listenB},bind=${to.ip},reuseaddr,fork,nodelay${tlsOpts("server")}`,
+      `TCP:${to.ip}:9100,nodelay`,
+    ),
+    relay(
+      from,
+      `TCP-LISTEN:${listenA},bind=${from.ip},reuseaddr,fork,nodelay`,
+      `${tls ? "OPENSSL" : "TCP"}:${to.ip}:${listenB},nodelay${tlsOpts("client")}`,
+    ),
+  ];
   return {
-    port: 15001,
+    port: listenA,
+    // [relay in the client's pod, relay in the server's pod]: each socat and its reaped children
+    // (one per connection); `ip netns exec` execs socat, so the pid is socat's
+    cpuMs: () => [procs[1], procs[0]].map((p) => processTreeCpuMs(p?.pid)),
     stop: () => {
       for (const p of procs) p.kill("SIGTERM");
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
+
+/** utime + stime + cutime + cstime of a process, ms (0 when it is gone). */
+function processTreeCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // fields after the command's closing paren: state is field 3, utime field 14 … cstime 17
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time the whole machine spent (every process and the kernel's softirqs), in ms: /proc/stat. */
+function machineCpuMs(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal …: busy = all but idle and iowait
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f.reduce((a, b, i) => (i === 3 || i === 4 ? a : a + b), 0);
+  return (busy * 1000) / CLOCK_TICKS;
+}
+// USER_HZ: 100 on every Linux architecture Node runs on
+const CLOCK_TICKS = 100;
 
 async function measureInpod(): Promise<MeasureRow[]> {
   const why = missingPrivilege();
@@ -291,9 +383,14 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const zA = ztunnel("node-a", a, "client", "a");
     await Promise.all([apps.next("ready"), zB.next("ready"), zA.next("ready")]);
     // C → relay in C → relay in D → D's app: the same hops as the mesh, nothing but copying
-    const relays = startRelays(c, d);
+    const relays = startRelays(c, d, false);
     if (relays) closers.push(() => relays.stop());
     else process.stderr.write("inpod bench: socat is not installed, the relay floor is skipped\n");
+    // the same with mutual TLS between the relays: what the TLS hop alone costs, in C
+    const tlsRelays = relays ? startRelays(c, d, true) : undefined;
+    if (tlsRelays) closers.push(() => tlsRelays.stop());
+    else if (relays)
+      process.stderr.write("inpod bench: no openssl CLI, the TLS relay floor is skipped\n");
 
     const certs = new api.WorkloadCertificates(ca);
     closers.push(() => certs.close());
@@ -306,6 +403,11 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const meshR: number[] = [];
     const directR: number[] = [];
     const floorR: number[] = [];
+    const tlsFloorR: number[] = [];
+    // machine CPU (all processes + kernel) over each path's counted rounds, ms
+    const machine = { mesh: 0, direct: 0, floor: 0, tlsFloor: 0 };
+    // CPU of the relays in C and D over the counted rounds of each floor, ms
+    const relayCpu = { floor: [0, 0], tlsFloor: [0, 0] };
     const WARMUP = 2;
     // CPU time of each process over the counted rounds (user + system): what a MiB costs where,
     // a figure the machine's load moves far less than MB/s
@@ -325,7 +427,7 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const oneRound = async (
       from: Pod,
       to: Pod,
-      tally?: number[],
+      path: keyof typeof machine | undefined,
       via?: { host: string; port: number },
     ): Promise<number> => {
       const s = await connectInNetns(from.path, {
@@ -334,7 +436,11 @@ async function measureInpod(): Promise<MeasureRow[]> {
         noDelay: true,
         timeoutMs: 5000,
       });
-      const before = await cpuNow();
+      const tally = path === "mesh" || path === "direct" ? cpu[path] : undefined;
+      const before = tally ? await cpuNow() : [];
+      const relaySet = path === "floor" ? relays : path === "tlsFloor" ? tlsRelays : undefined;
+      const r0 = relaySet?.cpuMs() ?? [];
+      const m0 = machineCpuMs();
       apps.send({ expect: total });
       let done = false;
       const got = apps.next("got").then(() => {
@@ -342,22 +448,43 @@ async function measureInpod(): Promise<MeasureRow[]> {
       });
       const mbps = await pump(s, total, () => done);
       await got;
-      const after = await cpuNow();
-      if (tally)
+      if (path) machine[path] += machineCpuMs() - m0;
+      if (relaySet && (path === "floor" || path === "tlsFloor")) {
+        // the relay's child for this connection is reaped once the connection closes
+        s.destroy();
+        await new Promise((r) => setTimeout(r, 50));
+        for (const [i, t] of relaySet.cpuMs().entries())
+          relayCpu[path][i] = (relayCpu[path][i] ?? 0) + t - (r0[i] ?? 0);
+      }
+      if (tally) {
+        const after = await cpuNow();
         for (const [i, t] of after.entries()) tally[i] = (tally[i] ?? 0) + t - (before[i] ?? 0);
+      }
       s.destroy();
       return mbps;
     };
     for (let round = 0; round < WARMUP + 5; round++) {
       const counted = round >= WARMUP;
-      meshR.push(await oneRound(a, b, counted ? cpu.mesh : undefined));
-      directR.push(await oneRound(c, d, counted ? cpu.direct : undefined));
-      if (relays) floorR.push(await oneRound(c, d, undefined, { host: c.ip, port: relays.port }));
+      meshR.push(await oneRound(a, b, counted ? "mesh" : undefined));
+      directR.push(await oneRound(c, d, counted ? "direct" : undefined));
+      if (relays)
+        floorR.push(
+          await oneRound(c, d, counted ? "floor" : undefined, { host: c.ip, port: relays.port }),
+        );
+      if (tlsRelays)
+        tlsFloorR.push(
+          await oneRound(c, d, counted ? "tlsFloor" : undefined, {
+            host: c.ip,
+            port: tlsRelays.port,
+          }),
+        );
     }
     meshR.splice(0, WARMUP);
     directR.splice(0, WARMUP);
     floorR.splice(0, WARMUP);
+    tlsFloorR.splice(0, WARMUP);
     const floorRatio = median(floorR.map((x, i) => x / (directR[i] ?? x)));
+    const tlsFloorRatio = median(tlsFloorR.map((x, i) => x / (directR[i] ?? x)));
     const countedMiB = (5 * total) / (1024 * 1024);
     const cpuRows = (path: "mesh" | "direct", label: string): MeasureRow[] =>
       Object.keys(procs).flatMap((name, i) => {
@@ -455,6 +582,57 @@ async function measureInpod(): Promise<MeasureRow[]> {
             },
           ]
         : []),
+      ...(tlsFloorR.length > 0
+        ? [
+            {
+              name: "TLS floor: the same two socat relays with mutual TLS 1.3 between them (OpenSSL in C, AES-256-GCM, no HTTP/2) (peer)",
+              value: Math.round(median(tlsFloorR)),
+              unit: "MB/s",
+              peer: true,
+            },
+            {
+              name: "ratio TLS floor / direct: a C relay doing only the TLS a ztunnel must do",
+              value: Number(tlsFloorRatio.toFixed(2)),
+              unit: "×",
+              peer: true,
+            },
+          ]
+        : []),
+      // a machine with few cores runs the client, the servers and both relays on the same cores:
+      // throughput follows the CPU a MiB costs the whole machine
+      ...(
+        [
+          ["in-pod mesh", "mesh", false],
+          ["direct", "direct", true],
+          ["floor (socat)", "floor", true],
+          ["TLS floor (socat + OpenSSL)", "tlsFloor", true],
+        ] as const
+      )
+        .filter(([, key]) => key === "mesh" || key === "direct" || machine[key] > 0)
+        .map(([label, key, peer]) => ({
+          name: `machine CPU per MiB (every process + kernel, /proc/stat), ${label}${peer ? " (peer)" : ""}`,
+          value: Number((machine[key] / countedMiB).toFixed(2)),
+          unit: "ms",
+          ...(peer ? { peer: true } : {}),
+        })),
+      ...(
+        [
+          ["floor", "floor (socat)"],
+          ["tlsFloor", "TLS floor (socat + OpenSSL)"],
+        ] as const
+      ).flatMap(([key, label]) =>
+        machine[key] > 0
+          ? ["relay in C (where ztunnel A is)", "relay in D (where ztunnel B is)"].map(
+              (who, i) => ({
+                name: `CPU per MiB, ${label}: ${who} (peer)`,
+                value: Number(((relayCpu[key][i] ?? 0) / countedMiB).toFixed(2)),
+                unit: "ms",
+                peer: true,
+              }),
+            )
+          : [],
+      ),
+      { name: "cores on this machine", value: availableParallelism(), unit: "cores" },
       ...cpuRows("mesh", "in-pod mesh"),
       ...cpuRows("direct", "direct (peer)"),
       ...row("connection setup (connect → first byte) via both in-pod ztunnels", viaZ),
