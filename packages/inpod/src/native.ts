@@ -28,6 +28,8 @@ export const linux = {
   MSG_CTRUNC: 0x8,
   MSG_TRUNC: 0x20,
   MSG_DONTWAIT: 0x40,
+  POLLHUP: 0x10,
+  POLLRDHUP: 0x2000,
   MSG_NOSIGNAL: 0x4000,
   MSG_CMSG_CLOEXEC: 0x40000000,
   SCM_RIGHTS: 1,
@@ -55,6 +57,8 @@ export interface Libc {
   /** ioctl(fd, request) with no argument (NS_GET_NSTYPE). */
   ioctl: Fn<[fd: number, request: number], number>;
   errno(): number;
+  /** poll(2) once, without waiting: the revents of `fd` for `events` (0 when none). */
+  pollNow(fd: number, events: number): number;
   /** uv_poll on Node's own loop: `readable` callbacks run on the main thread. */
   poll(fd: number, onReadable: () => void): PollHandle;
 }
@@ -125,6 +129,9 @@ export function libc(): Libc {
     flags: "int",
   });
   const f = <T>(decl: string): T => lib.func(decl) as T;
+  const sysPoll = f<Fn<[fds: Buffer, nfds: number, timeout: number], number>>(
+    "int poll(_Inout_ void *fds, unsigned long nfds, int timeout)",
+  );
   cached = {
     setns: f("int setns(int fd, int nstype)"),
     socket: f("int socket(int domain, int type, int protocol)"),
@@ -142,6 +149,19 @@ export function libc(): Libc {
     close: f("int close(int fd)"),
     ioctl: f("int ioctl(int fd, unsigned long request, ...)"),
     errno: () => koffi.errno(),
+    pollNow: (fd, events) => {
+      // struct pollfd { int fd; short events; short revents; }, in host byte order
+      const pfd = Buffer.alloc(8);
+      if (le) {
+        pfd.writeInt32LE(fd, 0);
+        pfd.writeUInt16LE(events, 4);
+      } else {
+        pfd.writeInt32BE(fd, 0);
+        pfd.writeUInt16BE(events, 4);
+      }
+      if (sysPoll(pfd, 1, 0) !== 1) return 0;
+      return le ? pfd.readUInt16LE(6) : pfd.readUInt16BE(6);
+    },
     poll: (fd, onReadable) =>
       // disconnect too: a peer that hangs up must wake us so that recvmsg sees the EOF.
       koffi.node.poll(fd, { readable: true, disconnect: true }, () => onReadable()),

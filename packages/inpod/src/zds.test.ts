@@ -20,6 +20,11 @@ import {
 } from "./testing.js";
 import { type InpodWorkload, ZdsClient, type ZdsWorkloadHandler } from "./zds.js";
 
+/** A pod UID (a UUID, as Kubernetes makes them) that reads as `name` in its last group. */
+function pod(name: string): string {
+  return `00000000-0000-4000-8000-${Buffer.from(name).toString("hex").padStart(12, "0").slice(-12)}`;
+}
+
 const INFO = {
   name: "productpage-v1",
   namespace: "bookinfo",
@@ -124,34 +129,34 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     try {
       // field 1 (varint) = 1: exactly what ztunnel sends
       expect(s.hello).toBe("0801");
-      expect(await s.agent.add("pod-a", INFO, a)).toBe("");
-      expect(await s.agent.add("pod-b", { ...INFO, name: "reviews" }, b)).toBe("");
+      expect(await s.agent.add(pod("a"), INFO, a)).toBe("");
+      expect(await s.agent.add(pod("b"), { ...INFO, name: "reviews" }, b)).toBe("");
       expect(s.client.snapshotReceived).toBe(false);
       expect(await s.agent.snapshotSent()).toBe("");
       await s.client.ready();
       expect(s.client.snapshotReceived).toBe(true);
-      expect([...s.client.workloads.keys()].sort()).toEqual(["pod-a", "pod-b"]);
-      expect(s.client.workloads.get("pod-a")?.info).toEqual({
+      expect([...s.client.workloads.keys()].sort()).toEqual([pod("a"), pod("b")]);
+      expect(s.client.workloads.get(pod("a"))?.info).toEqual({
         name: "productpage-v1",
         namespace: "bookinfo",
         serviceAccount: "bookinfo-productpage",
       });
       expect(s.handler.events).toEqual([
-        "add pod-a bookinfo/productpage-v1 sa=bookinfo-productpage",
-        "add pod-b bookinfo/reviews sa=bookinfo-productpage",
+        `add ${pod("a")} bookinfo/productpage-v1 sa=bookinfo-productpage`,
+        `add ${pod("b")} bookinfo/reviews sa=bookinfo-productpage`,
       ]);
       // The fd that came over SCM_RIGHTS is pod A's namespace: its 15008 answers on 10.213.0.1
       // from pod B, and the listener carries ztunnel's mark.
       expect(await readAll(await connectInNetns(b.path, { host: a.ip, port: 15008 }))).toBe(
         "hbone-ish\n",
       );
-      const podA = s.client.workloads.get("pod-a") as InpodWorkload;
+      const podA = s.client.workloads.get(pod("a")) as InpodWorkload;
       expect(getMark(s.handler.servers.get(podA) as net.Server)).toBe(1337);
 
       // DelWorkload stops the proxy and releases the namespace
-      expect(await s.agent.del("pod-a")).toBe("");
-      expect(s.handler.events.at(-1)).toBe("remove pod-a");
-      expect([...s.client.workloads.keys()]).toEqual(["pod-b"]);
+      expect(await s.agent.del(pod("a"))).toBe("");
+      expect(s.handler.events.at(-1)).toBe(`remove ${pod("a")}`);
+      expect([...s.client.workloads.keys()]).toEqual([pod("b")]);
       const refused = await connectInNetns(b.path, {
         host: a.ip,
         port: 15008,
@@ -168,6 +173,7 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     const handler = new ProxyHandler();
     const disconnects: string[] = [];
     const failedAt: number[] = [];
+    const retries: (number | undefined)[] = [];
     let connects = 0;
     const client = new ZdsClient({
       path,
@@ -175,57 +181,64 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       backoff: { initialMs: 20, maxMs: 200 },
       on: {
         connected: () => connects++,
-        disconnected: (e) => {
+        disconnected: (e, retryInMs) => {
           disconnects.push(e.code);
           failedAt.push(performance.now());
+          retries.push(retryInMs);
         },
       },
     }).start();
     let agent: FakeNodeAgent | undefined;
     try {
       // no agent yet: connect fails, with backoff, and says what to check
-      expect(await eventually(() => disconnects.length >= 4)).toBe(true);
+      expect(await eventually(() => disconnects.length >= 6)).toBe(true);
+      // the delay doubles from initialMs and stops at maxMs
+      expect(retries.slice(0, 6)).toEqual([20, 40, 80, 160, 200, 200]);
       expect(disconnects.every((c) => c === "ERR_INPOD_ZDS_CONNECTION")).toBe(true);
-      // the delay doubles (20, 40, 80 ms): timers never fire early, so these are lower bounds
+      // and the attempts really wait that long: timers never fire early, so these are lower bounds
       const gaps = failedAt.slice(1, 4).map((t, i) => t - (failedAt[i] as number));
       expect(gaps[0]).toBeGreaterThanOrEqual(19);
       expect(gaps[1]).toBeGreaterThanOrEqual(39);
       expect(gaps[2]).toBeGreaterThanOrEqual(79);
       agent = await FakeNodeAgent.start(path);
       expect(await agent.accept()).toBe("0801");
-      expect(await agent.add("pod-a", INFO, a)).toBe("");
-      expect(await agent.add("pod-b", INFO, b)).toBe("");
+      expect(await agent.add(pod("a"), INFO, a)).toBe("");
+      expect(await agent.add(pod("b"), INFO, b)).toBe("");
       expect(await agent.snapshotSent()).toBe("");
-      const netnsA = client.workloads.get("pod-a")?.netns;
+      const netnsA = client.workloads.get(pod("a"))?.netns;
 
       // The agent drops the connection (a restart): the client comes back and says hello again.
       await agent.disconnect();
       expect(await agent.accept()).toBe("0801");
       expect(connects).toBe(2);
+      // a connection that came up resets the backoff: the drop is retried after initialMs
+      expect(retries.at(-1)).toBe(20);
       expect(client.snapshotReceived).toBe(false);
       // pod A again with the same namespace: nothing restarts; pod B is not in this snapshot
-      expect(await agent.add("pod-a", INFO, a)).toBe("");
-      expect(await agent.keep("pod-ghost")).toMatch(
-        /^KeepWorkload for unknown uid pod-ghost: this ztunnel has no such workload/,
+      expect(await agent.add(pod("a"), INFO, a)).toBe("");
+      expect(await agent.keep(pod("ghost"))).toMatch(
+        new RegExp(
+          `^KeepWorkload for unknown uid ${pod("ghost")}: this ztunnel has no such workload`,
+        ),
       );
       expect(await agent.snapshotSent()).toBe("");
-      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
-      expect(client.workloads.get("pod-a")?.netns).toBe(netnsA);
-      expect(handler.events.slice(2)).toEqual(["remove pod-b"]);
+      expect([...client.workloads.keys()]).toEqual([pod("a")]);
+      expect(client.workloads.get(pod("a"))?.netns).toBe(netnsA);
+      expect(handler.events.slice(2)).toEqual([`remove ${pod("b")}`]);
 
       // Third connection: KeepWorkload (no fd) holds pod A through the snapshot.
       await agent.disconnect();
       await agent.accept();
-      expect(await agent.keep("pod-a")).toBe("");
+      expect(await agent.keep(pod("a"))).toBe("");
       expect(await agent.snapshotSent()).toBe("");
-      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
+      expect([...client.workloads.keys()]).toEqual([pod("a")]);
       expect(handler.events.slice(3)).toEqual([]);
 
       // A pod whose sandbox got a new namespace: the new proxy starts, then the old one goes.
-      expect(await agent.add("pod-a", INFO, b)).toBe("");
+      expect(await agent.add(pod("a"), INFO, b)).toBe("");
       expect(handler.events.slice(3)).toEqual([
-        "add pod-a bookinfo/productpage-v1 sa=bookinfo-productpage",
-        "remove pod-a",
+        `add ${pod("a")} bookinfo/productpage-v1 sa=bookinfo-productpage`,
+        `remove ${pod("a")}`,
       ]);
       expect(netnsA?.closed).toBe(true);
     } finally {
@@ -237,54 +250,81 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   it("answers every bad request with an Ack that says what is wrong, and changes nothing", async () => {
     const s = await session();
     try {
-      expect(await s.agent.add("pod-a", INFO, a)).toBe("");
+      expect(await s.agent.add(pod("a"), INFO, a)).toBe("");
       expect(await s.agent.snapshotSent()).toBe("");
-      s.handler.failing.add("pod-fail");
+      s.handler.failing.add(pod("fail"));
       const cases: [string, (agent: FakeNodeAgent) => Promise<string>, RegExp][] = [
         [
           "AddWorkload without an fd",
-          (g) => g.add("pod-x", INFO, []),
-          /^AddWorkload for pod-x carries 0 fds; it needs exactly one, the pod's netns/,
+          (g) => g.add(pod("x"), INFO, []),
+          new RegExp(
+            `^AddWorkload for ${pod("x")} carries 0 fds; it needs exactly one, the pod's netns`,
+          ),
         ],
         [
           "AddWorkload with an fd that is not a netns",
-          (g) => g.add("pod-x", INFO, "/dev/null"),
-          /^AddWorkload for pod-x: fd \d+ is not a network namespace/,
+          (g) => g.add(pod("x"), INFO, "/dev/null"),
+          new RegExp(String.raw`^AddWorkload for ${pod("x")}: fd \d+ is not a network namespace`),
         ],
         [
           "AddWorkload with two fds",
-          (g) => g.add("pod-x", INFO, [a, b]),
-          /^AddWorkload for pod-x carries 2 fds/,
+          (g) => g.add(pod("x"), INFO, [a, b]),
+          new RegExp(`^AddWorkload for ${pod("x")} carries 2 fds`),
         ],
         [
           "AddWorkload without workload_info",
-          (g) => g.add("pod-x", null, b),
-          /^AddWorkload for pod-x without workload_info/,
+          (g) => g.add(pod("x"), null, b),
+          new RegExp(`^AddWorkload for ${pod("x")} without workload_info`),
         ],
         [
           "AddWorkload the handler refuses",
-          (g) => g.add("pod-fail", INFO, b),
-          /^workload pod-fail \(bookinfo\/productpage-v1\) was not started: port 15008 is taken$/,
+          (g) => g.add(pod("fail"), INFO, b),
+          new RegExp(
+            String.raw`^workload ${pod("fail")} \(bookinfo/productpage-v1\) was not started: port 15008 is taken$`,
+          ),
         ],
         [
           "DelWorkload for an unknown uid",
-          (g) => g.del("pod-nope"),
-          /^DelWorkload for unknown uid pod-nope: this ztunnel has no such workload; nothing changed$/,
+          (g) => g.del(pod("nope")),
+          new RegExp(
+            `^DelWorkload for unknown uid ${pod("nope")}: this ztunnel has no such workload; nothing changed$`,
+          ),
         ],
         [
           "DelWorkload carrying an fd",
-          (g) => g.del("pod-a", [a]),
+          (g) => g.del(pod("a"), [a]),
           /^del request carries 1 fd\(s\); only AddWorkload may carry a netns fd$/,
         ],
         [
           "KeepWorkload after the snapshot",
-          (g) => g.keep("pod-a"),
-          /^KeepWorkload for pod-a after SnapshotSent/,
+          (g) => g.keep(pod("a")),
+          new RegExp(`^KeepWorkload for ${pod("a")} after SnapshotSent`),
         ],
         [
           "SnapshotSent twice",
           (g) => g.snapshotSent(),
           /^SnapshotSent twice on one connection; nothing changed$/,
+        ],
+        [
+          "AddWorkload whose uid is not a pod UID",
+          (g) => g.add("productpage-v1", INFO, b),
+          /^AddWorkload: uid "productpage-v1" is not a Kubernetes pod UID \(a UUID such as [0-9a-f-]{36}\); check what the node agent sends; nothing changed$/,
+        ],
+        [
+          "KeepWorkload whose uid is not a pod UID",
+          (g) => g.keep(`${pod("a")}x`),
+          /^keep request: uid "[0-9a-f-]{36}x" is not a Kubernetes pod UID/,
+        ],
+        [
+          "DelWorkload whose uid is not a pod UID (a long one, cut short in the error)",
+          (g) => g.del("z".repeat(300)),
+          /^del request: uid "z{64}…" is not a Kubernetes pod UID/,
+        ],
+        [
+          // on SOCK_SEQPACKET it reads as 0 bytes, as the agent's close does: it is not a close
+          "an empty datagram",
+          (g) => g.sendRaw(Buffer.alloc(0)),
+          /^WorkloadRequest without a known payload/,
         ],
         [
           "garbage bytes",
@@ -307,20 +347,20 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
           /^request larger than 1024 bytes/,
         ],
       ];
-      const netnsA = s.client.workloads.get("pod-a")?.netns;
+      const netnsA = s.client.workloads.get(pod("a"))?.netns;
       const events = [...s.handler.events];
       for (const [name, request, expected] of cases) {
         const fds = openFds();
         expect(await request(s.agent), name).toMatch(expected);
-        expect([...s.client.workloads.keys()], name).toEqual(["pod-a"]);
-        expect(s.client.workloads.get("pod-a")?.netns, name).toBe(netnsA);
+        expect([...s.client.workloads.keys()], name).toEqual([pod("a")]);
+        expect(s.client.workloads.get(pod("a"))?.netns, name).toBe(netnsA);
         expect(s.handler.events, name).toEqual(events);
         expect(s.client.snapshotReceived, name).toBe(true);
         // every fd that came with the bad request was closed
         expect(openFds(), name).toBe(fds);
       }
       // and the connection still serves good requests
-      expect(await s.agent.del("pod-a")).toBe("");
+      expect(await s.agent.del(pod("a"))).toBe("");
       expect(s.client.workloads.size).toBe(0);
     } finally {
       await s.done();
@@ -333,8 +373,8 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       expect(await s.agent.snapshotSent()).toBe("");
       const fds = openFds();
       for (let i = 0; i < 50; i++) {
-        expect(await s.agent.add(`pod-${i}`, INFO, b)).toBe("");
-        expect(await s.agent.del(`pod-${i}`)).toBe("");
+        expect(await s.agent.add(pod(String(i)), INFO, b)).toBe("");
+        expect(await s.agent.del(pod(String(i)))).toBe("");
       }
       expect(s.client.workloads.size).toBe(0);
       expect(await eventually(() => openFds() === fds)).toBe(true);
@@ -359,9 +399,9 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     let held: Netns | undefined;
     try {
       await agent.accept();
-      expect(await agent.add("pod-a", INFO, a)).toBe("");
+      expect(await agent.add(pod("a"), INFO, a)).toBe("");
       const fdsWithA = openFds();
-      expect(await agent.add("pod-c", INFO, doomed)).toBe("");
+      expect(await agent.add(pod("c"), INFO, doomed)).toBe("");
       expect(await agent.snapshotSent()).toBe("");
       expect(await client.checkNetns()).toEqual([]); // both have a network
       expect(client.connected).toBe(true);
@@ -373,17 +413,21 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       network.removePod(doomed);
       expect(await eventually(() => gone.length === 1, 5000)).toBe(true);
       expect(gone[0]).toMatch(
-        /^pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo any more: the pod's network was torn down/,
+        new RegExp(
+          String.raw`^${pod("c")}: its network namespace \(net:\[\d+\]\) has no interface but lo any more: the pod's network was torn down`,
+        ),
       );
-      expect(handler.events.at(-1)).toBe("remove pod-c");
-      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
+      expect(handler.events.at(-1)).toBe(`remove ${pod("c")}`);
+      expect([...client.workloads.keys()]).toEqual([pod("a")]);
       // pod A still serves (its 15008 from pod B)
       expect(await readAll(await connectInNetns(b.path, { host: a.ip, port: 15008 }))).toBe(
         "hbone-ish\n",
       );
       // the same dead namespace sent again: refused, and its fd closed
-      expect(await agent.add("pod-c", INFO, heldPath)).toMatch(
-        /^AddWorkload for pod-c: its network namespace \(net:\[\d+\]\) has no interface but lo; the pod's network was torn down/,
+      expect(await agent.add(pod("c"), INFO, heldPath)).toMatch(
+        new RegExp(
+          String.raw`^AddWorkload for ${pod("c")}: its network namespace \(net:\[\d+\]\) has no interface but lo; the pod's network was torn down`,
+        ),
       );
       held.close();
       held = undefined;
@@ -392,14 +436,14 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       // a reconnect whose snapshot still keeps C (the agent has not seen it go): ok, nothing kept
       await agent.disconnect();
       await agent.accept();
-      expect(await agent.keep("pod-a")).toBe("");
-      expect(await agent.keep("pod-c")).toBe("");
+      expect(await agent.keep(pod("a"))).toBe("");
+      expect(await agent.keep(pod("c"))).toBe("");
       expect(await agent.snapshotSent()).toBe("");
-      expect([...client.workloads.keys()]).toEqual(["pod-a"]);
+      expect([...client.workloads.keys()]).toEqual([pod("a")]);
       // the node agent catching up: its DelWorkload for C is answered ok, a second one is not
-      expect(await agent.del("pod-c")).toBe("");
-      expect(await agent.del("pod-c")).toMatch(/unknown uid pod-c/);
-      expect(handler.events.filter((e) => e === "remove pod-c")).toHaveLength(1);
+      expect(await agent.del(pod("c"))).toBe("");
+      expect(await agent.del(pod("c"))).toMatch(new RegExp(`unknown uid ${pod("c")}`));
+      expect(handler.events.filter((e) => e === `remove ${pod("c")}`)).toHaveLength(1);
     } finally {
       held?.close();
       await client.close();
@@ -417,11 +461,11 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
 
   it("close() removes every workload, and nothing is left open afterwards", async () => {
     const s = await session();
-    expect(await s.agent.add("pod-a", INFO, a)).toBe("");
+    expect(await s.agent.add(pod("a"), INFO, a)).toBe("");
     expect(await s.agent.snapshotSent()).toBe("");
     expect(s.handler.servers.size).toBe(1);
     await s.done();
-    expect(s.handler.events.at(-1)).toBe("remove pod-a");
+    expect(s.handler.events.at(-1)).toBe(`remove ${pod("a")}`);
     expect(s.handler.servers.size).toBe(0);
     expect(s.client.workloads.size).toBe(0);
     await s.client.close(); // idempotent

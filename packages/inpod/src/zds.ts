@@ -66,7 +66,8 @@ export interface ZdsClientOptions {
   /** Observability hooks (logs, metrics, tests); they must not throw. */
   readonly on?: {
     readonly connected?: () => void;
-    readonly disconnected?: (error: InpodError) => void;
+    /** `retryInMs`: when the next attempt is made (the backoff's delay); undefined once closed. */
+    readonly disconnected?: (error: InpodError, retryInMs: number | undefined) => void;
     readonly ack?: (kind: ZdsRequestKind, uid: string, error: string) => void;
     /** A workload was removed because its network is gone (`reason` says how it was seen). */
     readonly netnsGone?: (workload: InpodWorkload, reason: string) => void;
@@ -294,10 +295,13 @@ export class ZdsClient {
   }
 
   #retryLater(err: InpodError): void {
-    this.#on.disconnected?.(err);
-    if (this.#closed) return;
+    if (this.#closed) {
+      this.#on.disconnected?.(err, undefined);
+      return;
+    }
     const delay = this.#delayMs;
     this.#delayMs = Math.min(this.#maxMs, this.#delayMs * 2);
+    this.#on.disconnected?.(err, delay);
     this.#retry = setTimeout(() => this.#connect(), delay);
   }
 
@@ -325,7 +329,10 @@ export class ZdsClient {
         return;
       }
       const fds = scmRights(control, msg.controllen);
-      if (n === 0 && fds.length === 0) {
+      // On SOCK_SEQPACKET an empty datagram and the peer's close both read as 0 bytes; only a
+      // closed peer leaves the socket hung up. An empty datagram is a request like any other
+      // (and refused as one), so one stray send(…, 0) never costs the node agent its connection.
+      if (n === 0 && fds.length === 0 && hungUp(c, conn.fd)) {
         this.#lost(
           conn,
           new InpodError(
@@ -591,6 +598,20 @@ export class ZdsClient {
   }
 }
 
+// A Kubernetes pod UID: a UUID in its canonical text form (istio-cni sends `string(pod.UID)`).
+const POD_UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Why `uid` is not a pod UID, or undefined when it is one. */
+function badUid(uid: string): string | undefined {
+  if (POD_UID.test(uid)) return undefined;
+  const shown = JSON.stringify(uid.length > 64 ? `${uid.slice(0, 64)}…` : uid);
+  return `uid ${shown} is not a Kubernetes pod UID (a UUID such as 0b7e2f6c-4a1d-4c3e-9f0a-5d6e7f809a1b); check what the node agent sends`;
+}
+
+function hungUp(c: ReturnType<typeof libc>, fd: number): boolean {
+  return (c.pollNow(fd, linux.POLLRDHUP) & (linux.POLLHUP | linux.POLLRDHUP)) !== 0;
+}
+
 type Decoded =
   | { kind: "add"; uid: string; workload: InpodWorkload }
   | { kind: "keep" | "del"; uid: string }
@@ -630,6 +651,8 @@ function decode(d: Datagram): Decoded {
       );
     if (p.case === "snapshotSent") return { kind: "snapshot_sent", uid: "" };
     if (p.value.uid === "") refuse(`${p.case} request without a uid`);
+    const bad = badUid(p.value.uid);
+    if (bad) refuse(`${p.case} request: ${bad}; nothing changed`);
     return { kind: p.case, uid: p.value.uid };
   }
   const { uid, workloadInfo } = p.value;
@@ -639,6 +662,8 @@ function decode(d: Datagram): Decoded {
     );
   }
   if (uid === "") refuse("AddWorkload without a uid");
+  const bad = badUid(uid);
+  if (bad) refuse(`AddWorkload: ${bad}; nothing changed`);
   if (!workloadInfo) refuse(`AddWorkload for ${uid} without workload_info; it is required`);
   let netns: Netns;
   try {
