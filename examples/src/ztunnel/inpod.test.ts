@@ -193,12 +193,12 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
   const podA = () => pods.pods[0] as Pod;
   const podB = () => pods.pods[1] as Pod;
 
-  /** curl in pod A posts `body` to pod B's HTTP echo (at `host`); resolves with what came back. */
-  async function curlEcho(body: Buffer, host = B_IP): Promise<Buffer> {
+  /** curl in pod A (or `from`) posts `body` to pod B's HTTP echo (at `host`); resolves with what came back. */
+  async function curlEcho(body: Buffer, host = B_IP, from: Pod = podA()): Promise<Buffer> {
     const f = join(dir, `body-${randomUUID()}`);
     const out = `${f}.out`;
     writeFileSync(f, body);
-    await inNs(podA().ns, "curl", [
+    await inNs(from.ns, "curl", [
       "-sS",
       "--fail",
       "--max-time",
@@ -508,6 +508,81 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(zB.inpod?.pods.size).toBe(1);
     expect(zB.ready).toBe(true);
     expect((await curlEcho(Buffer.from("still here"))).toString()).toBe("still here");
+  });
+
+  it("a CA that never answers for pod X holds neither X's AddWorkload nor the requests after it; X's HBONE fails naming the certificate, pod Y serves", async () => {
+    const podX = pods.addPod();
+    const podY = pods.addPod();
+    const stuck = "spiffe://cluster.local/ns/test/sa/stuck";
+    const asked: string[] = [];
+    const certsX = new WorkloadCertificates((identity) => {
+      asked.push(identity);
+      return identity === stuck ? new Promise(() => {}) : ca.issue(identity);
+    });
+    const workload = (name: string, ip: string) => `
+  - uid: Kubernetes//Pod/test/${name}
+    name: ${name}
+    namespace: test
+    serviceAccount: ${name}
+    trustDomain: cluster.local
+    workloadIps: ["${ip}"]
+    protocol: HBONE
+    node: node-x
+    services: {}`;
+    const text = LOCAL_XDS.replace(
+      "\nservices: []",
+      `${workload("stuck", podX.ip)}${workload("free", podY.ip)}\nservices: []`,
+    );
+    const agentX = await FakeNodeAgent.start(join(dir, "x.sock"));
+    const zX = await Ztunnel.start({
+      node: "node-x",
+      config: parseScenario({ file: "inpod-x.yaml", text }).local,
+      certificates: certsX,
+      captureServices: false,
+      connectTimeoutMs: 1000, // the bound on waiting for a certificate
+      ports: { admin: 0 },
+      inpod: { uds: agentX.path, backoff: { initialMs: 20, maxMs: 200 } },
+    });
+    const uidX = randomUUID();
+    const uidY = randomUUID();
+    try {
+      await agentX.accept();
+      expect(
+        await agentX.add(uidX, { ...INFO_A, name: "stuck", serviceAccount: "stuck" }, podX),
+      ).toBe("");
+      expect(asked).toEqual([stuck]); // asked for, never answered
+      expect(zX.inpod?.pods.get(uidX)?.listeners).toBe(6);
+      expect(
+        await agentX.add(uidY, { ...INFO_A, name: "free", serviceAccount: "free" }, podY),
+      ).toBe("");
+      expect(await agentX.snapshotSent()).toBe("");
+      expect(zX.ready).toBe(true);
+      // pod Y: through its ztunnel to B over HBONE, with its own certificate
+      seenByApp.length = 0;
+      expect((await curlEcho(Buffer.from("from Y"), B_IP, podY)).toString()).toBe("from Y");
+      expect(seenByApp).toEqual([podY.ip]);
+      // pod X: its connection waits for the certificate, then fails with a reason naming it
+      await expect(curlEcho(Buffer.from("from X"), B_IP, podX)).rejects.toThrow(/curl/);
+      expect(
+        zX.log.find((e) => e.message === `in-pod: no certificate for ${stuck} within 1000 ms`),
+      ).toHaveLength(1);
+      const refused = zX.log.find(
+        (e) =>
+          e.message === "connection complete" &&
+          e.fields["src.workload"] === "stuck" &&
+          e.fields.error === `no certificate for ${stuck}`,
+      );
+      expect(refused).toHaveLength(1);
+      // DelWorkload of Y, then of X, answered; their listeners are gone
+      expect(await agentX.del(uidY)).toBe("");
+      expect(zX.inpod?.pods.has(uidY)).toBe(false);
+      expect(await agentX.del(uidX)).toBe("");
+      expect(zX.inpod?.pods.size).toBe(0);
+    } finally {
+      await zX.close();
+      await agentX.stop();
+      certsX.close();
+    }
   });
 
   it("DelWorkload closes the pod's listeners and its open connections", async () => {

@@ -7,7 +7,9 @@
 // passthrough from the source pod (its own HbonePool), the app dial from the destination pod, as
 // the original client (`ENABLE_ORIG_SRC`, IP_TRANSPARENT). DelWorkload (or a reconcile, or the
 // ZdsClient's netns check finding the pod's network gone) stops the listeners and closes the pod's
-// connections. The request handling itself is the ztunnel's
+// connections. As in ztunnel, adding a pod does not wait for its certificate (the CA may be slow
+// or down, and ZDS requests queue behind one another): its first connections wait for it, at most
+// the connect timeout. The request handling itself is the ztunnel's
 // (outbound.ts, inbound.ts, passthrough.ts); this file owns sockets and their lifetime only.
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -312,9 +314,11 @@ export class InpodManager implements ZdsWorkloadHandler {
       namespace: w.info.namespace,
       serviceAccount: w.info.serviceAccount,
     });
-    // ztunnel fetches certificates lazily; a CA hiccup must not refuse the pod (first dial retries)
-    await ctx.certs.ensure(identity).catch((e: unknown) => {
-      ctx.log.warn({ identity, error: (e as Error).message }, "in-pod: certificate not issued yet");
+    // Fetched, not awaited (ztunnel's in-pod add does not wait on its CA either): ZDS requests are
+    // handled one at a time, so a CA that never answers would stall every later Add/DelWorkload.
+    // The pod's connections wait for it instead (#withCertificate, bounded).
+    ctx.certs.ensure(identity).catch((e: unknown) => {
+      ctx.log.warn({ identity, error: (e as Error).message }, "in-pod: certificate not issued");
     });
     const mark = this.#mark;
     const netns = w.netns;
@@ -373,7 +377,7 @@ export class InpodManager implements ZdsWorkloadHandler {
         });
       await listen(this.#ports.outbound, (s) => this.#outbound(p, s));
       await listen(this.#ports.inboundPlaintext, (s) => this.#plaintext(p, s));
-      await listen(this.#ports.hbone, (s) => this.#on.hbone(s));
+      await listen(this.#ports.hbone, (s) => this.#hbone(p, s));
     } catch (e) {
       await p.close();
       throw new ExampleError(
@@ -438,7 +442,68 @@ export class InpodManager implements ZdsWorkloadHandler {
       pool: p.pool,
       tcp: (host, port, o) => this.#dialIn(p, host, port, o.timeoutMs),
     };
-    this.#on.outbound(s, dst.address, dst.port, via);
+    // without the certificate, outbound refuses HBONE routes ("no certificate for …") and still
+    // serves passthrough ones: handed over either way
+    this.#withCertificate(p, s, workloadIdentity(source), () =>
+      this.#on.outbound(s, dst.address, dst.port, via),
+    );
+  }
+
+  /** 15008: the TLS server needs the pod's certificate; without one the connection is closed. */
+  #hbone(p: PodProxy, s: net.Socket): void {
+    const known = this.#workloadOf(p.workload);
+    const identity = known ? workloadIdentity(known) : p.identity;
+    this.#withCertificate(
+      p,
+      s,
+      identity,
+      () => this.#on.hbone(s),
+      () => s.destroy(),
+    );
+  }
+
+  /**
+   * Runs `go` once `identity` has a certificate: at once when it has one (every connection but
+   * the first few of a pod), else after waiting for the CA at most the connect timeout (10 s);
+   * then `go`, or `none` when given, with a warning naming the identity. Nothing runs for a
+   * connection closed meanwhile.
+   */
+  #withCertificate(
+    p: PodProxy,
+    s: net.Socket,
+    identity: string,
+    go: () => void,
+    none: () => void = go,
+  ): void {
+    const ctx = this.#ctx;
+    if (ctx.certs.current(identity)) {
+      go();
+      return;
+    }
+    const ms = ctx.opts.connectTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    void Promise.race([
+      ctx.certs.ensure(identity).then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]).then((issued) => {
+      clearTimeout(timer);
+      if (p.closed || s.destroyed) return;
+      if (issued) {
+        go();
+        return;
+      }
+      ctx.log.warn(
+        { uid: p.workload.uid, identity, timeoutMs: ms },
+        `in-pod: no certificate for ${identity} within ${ms} ms`,
+      );
+      none();
+    });
   }
 
   #plaintext(p: PodProxy, s: net.Socket): void {
