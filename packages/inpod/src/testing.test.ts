@@ -1,5 +1,6 @@
 // @ambientkit/inpod/testing itself: pods that reach each other, capture rules that redirect as
 // istio-cni's do, a fake node agent whose netns fds the ZdsClient takes, and nothing left behind.
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
@@ -159,13 +160,14 @@ describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
       backoff: { initialMs: 20, maxMs: 200 },
     }).start();
     const podNetns = Netns.open(a.path);
+    const uid = randomUUID(); // a Kubernetes pod UID, as the ZdsClient requires
     try {
       expect(await agent.accept()).toBe("0801"); // ZdsHello{version: V1}
       const info = { name: "web", namespace: "shop", serviceAccount: "web" };
-      expect(await agent.add("uid-a", info, a)).toBe("");
+      expect(await agent.add(uid, info, a)).toBe("");
       expect(await agent.snapshotSent()).toBe("");
       await client.ready();
-      const w = client.workloads.get("uid-a");
+      const w = client.workloads.get(uid);
       expect(w?.info).toEqual(info);
       expect(w?.netns.id).toEqual(podNetns.id); // the very namespace of pod A
       // 15008 in pod A answers from pod B: HBONE's port passes the capture rules
@@ -173,13 +175,14 @@ describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
       let text = "";
       for await (const chunk of s) text += chunk;
       expect(text).toBe("web");
-      expect(await agent.del("uid-nope")).toMatch(/^DelWorkload for unknown uid uid-nope/);
+      const nope = randomUUID();
+      expect(await agent.del(nope)).toMatch(new RegExp(`^DelWorkload for unknown uid ${nope}`));
       expect(await agent.sendRaw(Buffer.from([0xff]))).toMatch(/^cannot decode WorkloadRequest/);
-      expect(await agent.del("uid-a")).toBe("");
+      expect(await agent.del(uid)).toBe("");
       expect(client.workloads.size).toBe(0);
       await agent.disconnect();
       expect(await agent.accept()).toBe("0801"); // the client came back
-      expect(await agent.keep("uid-a")).toMatch(/^KeepWorkload for unknown uid uid-a/);
+      expect(await agent.keep(uid)).toMatch(new RegExp(`^KeepWorkload for unknown uid ${uid}`));
     } finally {
       podNetns.close();
       await client.close();
@@ -187,6 +190,53 @@ describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
     }
     expect(servers.size).toBe(1);
     await expect(agent.snapshotSent()).rejects.toMatchObject({ code: "ERR_INPOD_TESTING" });
+  });
+
+  it("with `mark`, the capture rules let a socket with that mark pass and redirect one with the default mark", async () => {
+    expect(network.mark).toBe(DEFAULT_INPOD_MARK);
+    expect(() => createPodNetwork(0, { mark: 0x111 })).toThrow(/not 0x111 \(the connmark\)/);
+    expect(() => createPodNetwork(0, { mark: 0x1000 })).toThrow(/mark 4096: expected 1 to 0xfff/);
+    const other = createPodNetwork(1, { mark: 0x640 });
+    const servers: net.Server[] = [];
+    try {
+      const p = other.pods[0] as Pod;
+      const target = other.addPod(false);
+      expect(other.mark).toBe(0x640);
+      const nat = p.exec("iptables-save", ["-t", "nat"]);
+      expect(nat).toContain("! --mark 0x640/0xfff");
+      expect(nat).not.toContain("0x539");
+      const capture = await listenInNetns(p.path, { host: "0.0.0.0", port: INPOD.outbound });
+      const app = await listenInNetns(target.path, { host: "0.0.0.0", port: 9000 });
+      servers.push(capture, app);
+      /** Where a connection from p to the target's 9000 with `mark` lands. */
+      const landsOn = async (mark: number): Promise<string> => {
+        const landed = new Promise<string>((resolve) => {
+          const at = (where: string) => (s: net.Socket) => {
+            s.destroy();
+            resolve(where);
+          };
+          capture.once("connection", at("15001"));
+          app.once("connection", at("app"));
+        });
+        const c = await connectInNetns(p.path, {
+          host: target.ip,
+          port: 9000,
+          mark,
+          timeoutMs: 3000,
+        });
+        c.on("error", () => {});
+        const where = await landed;
+        c.destroy();
+        capture.removeAllListeners("connection");
+        app.removeAllListeners("connection");
+        return where;
+      };
+      expect(await landsOn(0x640)).toBe("app");
+      expect(await landsOn(DEFAULT_INPOD_MARK)).toBe("15001");
+    } finally {
+      for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+      other.delete();
+    }
   });
 
   it("the next network deletes the namespaces of a process that is gone", () => {

@@ -81,15 +81,36 @@ export const INPOD = {
   inboundPlaintext: 15006,
   /** HBONE: arrives untouched. */
   inboundHbone: 15008,
-  /** SO_MARK of ztunnel's own sockets (1337): the rules never redirect them. */
+  /**
+   * SO_MARK of ztunnel's own sockets (1337), with istio-cni's mask: the rules never redirect them.
+   * `createPodNetwork({ mark })` uses another.
+   */
   mark: "0x539/0xfff",
   /** Connmark of connections ztunnel made towards the pod (spoofed source): replies go back to it. */
   connmark: "0x111/0xfff",
   routeTable: "100",
 } as const;
 
-/** iptables-restore input of istio-cni's in-pod rules; for IPv6 with `::1/128` as loopback. */
-function captureRules(family: 4 | 6): string {
+/** `--mark` of the rules for ztunnel's mark `mark` (istio-cni's 0xfff mask); throws on a bad one. */
+function markMatch(mark: number): string {
+  // within the mask, not 0 (unmarked sockets would pass) and not the connmark (its meaning differs)
+  if (!Number.isInteger(mark) || mark <= 0 || mark > 0xfff || mark === 0x111)
+    throw new InpodError(
+      "ERR_INPOD_TESTING",
+      `mark ${mark}: expected 1 to 0xfff (the rules match under istio-cni's 0xfff mask), not 0x111 (the connmark)`,
+    );
+  return `0x${mark.toString(16)}/0xfff`;
+}
+
+/** The default ztunnel mark, as a number (1337). */
+const DEFAULT_MARK = 0x539;
+
+/**
+ * iptables-restore input of istio-cni's in-pod rules, for ztunnel's mark `mark`; for IPv6 with
+ * `::1/128` as loopback.
+ */
+function captureRules(family: 4 | 6, mark: number): string {
+  const ztunnelMark = markMatch(mark);
   const rules: [table: "mangle" | "nat", rule: string][] = [
     ["mangle", "-A PREROUTING -j ISTIO_PRERT"],
     ["mangle", "-A OUTPUT -j ISTIO_OUTPUT"],
@@ -101,7 +122,7 @@ function captureRules(family: 4 | 6): string {
     ],
     [
       "mangle",
-      `-A ISTIO_PRERT -m mark --mark ${INPOD.mark} -j CONNMARK --set-xmark ${INPOD.connmark}`,
+      `-A ISTIO_PRERT -m mark --mark ${ztunnelMark} -j CONNMARK --set-xmark ${INPOD.connmark}`,
     ],
     ["nat", "-A OUTPUT -j ISTIO_OUTPUT"],
     ["nat", "-A PREROUTING -j ISTIO_PRERT"],
@@ -110,11 +131,11 @@ function captureRules(family: 4 | 6): string {
     ["nat", "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT"],
     [
       "nat",
-      `-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark ${INPOD.mark} -j REDIRECT --to-ports ${INPOD.outbound}`,
+      `-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark ${ztunnelMark} -j REDIRECT --to-ports ${INPOD.outbound}`,
     ],
     [
       "nat",
-      `-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport ${INPOD.inboundHbone} -m mark ! --mark ${INPOD.mark} -j REDIRECT --to-ports ${INPOD.inboundPlaintext}`,
+      `-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport ${INPOD.inboundHbone} -m mark ! --mark ${ztunnelMark} -j REDIRECT --to-ports ${INPOD.inboundPlaintext}`,
     ],
   ];
   let input = "";
@@ -130,11 +151,12 @@ function captureRules(family: 4 | 6): string {
 
 /**
  * Installs istio-cni's in-pod capture rules (iptables and ip6tables) and the connmark policy route
- * in namespace `ns` (an `ip netns` name).
+ * in namespace `ns` (an `ip netns` name); the rules let pass what carries `mark` (ztunnel's
+ * `PACKET_MARK`, default 1337 = 0x539; 1 to 0xfff).
  */
-export function installCapture(ns: string): void {
-  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules(4));
-  run("ip", ["netns", "exec", ns, "ip6tables-restore", "--noflush"], captureRules(6));
+export function installCapture(ns: string, mark: number = DEFAULT_MARK): void {
+  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules(4, mark));
+  run("ip", ["netns", "exec", ns, "ip6tables-restore", "--noflush"], captureRules(6, mark));
   const table = INPOD.routeTable;
   run("ip", ["-n", ns, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", table]);
   run("ip", ["-n", ns, "-6", "route", "add", "local", "::/0", "dev", "lo", "table", table]);
@@ -181,6 +203,12 @@ export interface Pod extends TestNetns {
 export interface PodNetworkOptions {
   /** Install istio-cni's capture rules in each pod (default true); `addPod(false)` overrides. */
   readonly capture?: boolean;
+  /**
+   * ztunnel's packet mark the capture rules let pass (its `PACKET_MARK`; default 0x539 = 1337):
+   * for a ztunnel run with another mark. 1 to 0xfff, not 0x111 (the connmark); else
+   * `ERR_INPOD_TESTING`.
+   */
+  readonly mark?: number;
 }
 
 /** Pods on one bridge; `delete()` removes every namespace it made. */
@@ -189,6 +217,8 @@ export interface PodNetwork {
   readonly tag: string;
   /** The bridge's namespace (`ip netns` name); the bridge in it is `br0`. */
   readonly bridge: string;
+  /** The ztunnel mark its capture rules let pass (0x539 unless `mark` was given). */
+  readonly mark: number;
   /** The pods, in the order they were added (removed ones included). */
   readonly pods: readonly Pod[];
   /** Adds a pod on the bridge; `capture` defaults to the network's option. At most 200 pods. */
@@ -245,6 +275,8 @@ function deleteNetns(ns: string): void {
  * with istio-cni's capture rules unless `capture: false`. A setup that fails deletes what it made.
  */
 export function createPodNetwork(count: number, options: PodNetworkOptions = {}): PodNetwork {
+  const mark = options.mark ?? DEFAULT_MARK;
+  markMatch(mark); // a bad mark throws before anything is made
   deleteOrphans();
   const tag = randomBytes(3).toString("hex");
   const prefix = `ak-pod-${process.pid}-${tag}`;
@@ -255,6 +287,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
   const net: PodNetwork = {
     tag,
     bridge,
+    mark,
     pods,
     addPod(capture = options.capture ?? true): Pod {
       const i = pods.length;
@@ -296,7 +329,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
       run("ip", ["-n", ns, "addr", "add", `${pod.ip6}/64`, "dev", dev, "nodad"]);
       run("ip", ["-n", ns, "link", "set", dev, "up"]);
       run("ip", ["-n", ns, "link", "set", "lo", "up"]);
-      if (capture) installCapture(ns);
+      if (capture) installCapture(ns, mark);
       pods.push(pod);
       return pod;
     },
