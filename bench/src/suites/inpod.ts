@@ -219,104 +219,149 @@ async function setupTimes(from: Pod, to: Pod, n: number): Promise<number[]> {
 
 /**
  * The floors any ztunnel meets on this machine: the mesh path's two extra hops (the client's pod →
- * a relay in that pod → across the bridge → a relay in the server's pod → the app) with socat, a C
- * program (64 KiB buffers), in processes of their own. `tls: false` copies bytes; `tls: true` adds
- * what every ztunnel must do on the wire between the relays: mutual TLS 1.3 (OpenSSL, the same
- * TLS_AES_256_GCM_SHA384 as ours, P-256 certificates both sides verify), still no HTTP/2.
+ * a relay in that pod → across the bridge → a relay in the server's pod → the app), each relay a
+ * process of its own:
+ * - `copy`: socat, a C program (64 KiB buffers) copying bytes; no TLS, no HTTP/2;
+ * - `tls`: the same socat relays with what every ztunnel must do between them: mutual TLS 1.3
+ *   (OpenSSL, the same TLS_AES_256_GCM_SHA384 as ours, P-256 certificates both sides verify);
+ * - `node-tls`: that TLS relay written in Node (node:net + node:tls, `pipe` both ways), still no
+ *   HTTP/2: how much of a ztunnel's cost is Node's TLS and streams before HBONE adds anything.
  * undefined when socat (Debian: socat) or, for TLS, the openssl CLI is not installed.
  */
 function startRelays(
   from: Pod,
   to: Pod,
-  tls: boolean,
+  kind: "copy" | "tls" | "node-tls",
 ): { port: number; stop(): void; cpuMs(): number[] } | undefined {
   if (spawnSync("socat", ["-V"]).status !== 0) return undefined;
-  if (tls && spawnSync("openssl", ["version"]).status !== 0) return undefined;
-  const [listenA, listenB] = tls ? [16001, 16008] : [15001, 15008];
-  let dir: string | undefined;
-  let tlsOpts = (_side: "client" | "server"): string => "";
-  if (tls) {
-    const d = mkdtempSync(join(tmpdir(), "ak-inpod-bench-tls-"));
-    dir = d;
-    const openssl = (...args: string[]): void => {
-      const r = spawnSync("openssl", args, { cwd: d, stdio: ["ignore", "ignore", "pipe"] });
-      if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr.toString()}`);
-    };
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    openssl(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-subj",
-      "/CN=bench-ca",
-      "-days",
-      "1",
-    );
-    for (const name of ["server", "client"]) {
-      writeFileSync(join(d, `${name}.ext`), `subjectAltName=IP:${to.ip}\n`);
-      openssl(
-        "req",
-        ...ec,
-        "-keyout",
-        `${name}.key`,
-        "-out",
-        `${name}.csr`,
-        "-subj",
-        `/CN=${name}`,
-      );
-      openssl(
-        "x509",
-        "-req",
-        "-in",
-        `${name}.csr`,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-out",
-        `${name}.crt`,
-        "-days",
-        "1",
-        "-extfile",
-        `${name}.ext`,
-      );
-    }
-    tlsOpts = (side) =>
-      `,cert=${join(d, `${side}.crt`)},key=${join(d, `${side}.key`)},cafile=${join(d, "ca.pem")},verify=1`;
-  }
-  const relay = (pod: Pod, listen: string, target: string): ChildProcess => {
-    const p = spawn("ip", ["netns", "exec", pod.ns, "socat", "-b", "65536", listen, target], {
+  if (kind !== "copy" && spawnSync("openssl", ["version"]).status !== 0) return undefined;
+  const ports: Record<typeof kind, [number, number]> = {
+    copy: [15001, 15008],
+    tls: [16001, 16008],
+    "node-tls": [17001, 17008],
+  };
+  const [listenA, listenB] = ports[kind];
+  const dir = kind === "copy" ? undefined : makeCerts(to.ip);
+  const file = (name: string): string => join(dir ?? "", name);
+  const spawnIn = (pod: Pod, argv: string[], env?: Record<string, string>): ChildProcess => {
+    const p = spawn("ip", ["netns", "exec", pod.ns, ...argv], {
       stdio: "ignore",
+      ...(env ? { env: { ...process.env, ...env } } : {}),
     });
     p.on("error", () => {});
     return p;
   };
-  const procs = [
-    relay(
-      to,
-      `${tls ? "OPENSSL-LISTEN" : "TCP-LISTEN"}:${listenB},bind=${to.ip},reuseaddr,fork,nodelay${tlsOpts("server")}`,
-      `TCP:${to.ip}:9100,nodelay`,
-    ),
-    relay(
-      from,
-      `TCP-LISTEN:${listenA},bind=${from.ip},reuseaddr,fork,nodelay`,
-      `${tls ? "OPENSSL" : "TCP"}:${to.ip}:${listenB},nodelay${tlsOpts("client")}`,
-    ),
-  ];
+  let procs: ChildProcess[];
+  if (kind === "node-tls") {
+    const relay = (pod: Pod, config: Record<string, unknown>): ChildProcess =>
+      spawnIn(pod, [process.execPath, "-e", NODE_TLS_RELAY], {
+        AK_RELAY: JSON.stringify({
+          cert: file(`${config.side}.crt`),
+          key: file(`${config.side}.key`),
+          ca: file("ca.pem"),
+          ...config,
+        }),
+      });
+    procs = [
+      relay(to, { side: "server", bind: to.ip, listen: listenB, host: to.ip, port: 9100 }),
+      relay(from, { side: "client", bind: from.ip, listen: listenA, host: to.ip, port: listenB }),
+    ];
+  } else {
+    const tlsOpts = (side: "client" | "server"): string =>
+      kind === "tls"
+        ? `,cert=${file(`${side}.crt`)},key=${file(`${side}.key`)},cafile=${file("ca.pem")},verify=1`
+        : "";
+    const socat = (pod: Pod, listen: string, target: string): ChildProcess =>
+      spawnIn(pod, ["socat", "-b", "65536", listen, target]);
+    procs = [
+      socat(
+        to,
+        `${kind === "tls" ? "OPENSSL-LISTEN" : "TCP-LISTEN"}:${listenB},bind=${to.ip},reuseaddr,fork,nodelay${tlsOpts("server")}`,
+        `TCP:${to.ip}:9100,nodelay`,
+      ),
+      socat(
+        from,
+        `TCP-LISTEN:${listenA},bind=${from.ip},reuseaddr,fork,nodelay`,
+        `${kind === "tls" ? "OPENSSL" : "TCP"}:${to.ip}:${listenB},nodelay${tlsOpts("client")}`,
+      ),
+    ];
+  }
   return {
     port: listenA,
-    // [relay in the client's pod, relay in the server's pod]: each socat and its reaped children
-    // (one per connection); `ip netns exec` execs socat, so the pid is socat's
+    // [relay in the client's pod, relay in the server's pod]: each process and its reaped
+    // children (socat forks one per connection); `ip netns exec` execs it, so the pid is its own
     cpuMs: () => [procs[1], procs[0]].map((p) => processTreeCpuMs(p?.pid)),
     stop: () => {
       for (const p of procs) p.kill("SIGTERM");
       if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+const FLOOR_LABELS = {
+  floor: {
+    label: "floor (socat)",
+    what: "pod C → relay in C → relay in D → pod D, the mesh's two extra hops with socat (C): bytes copied, no TLS, no HTTP/2",
+  },
+  tlsFloor: {
+    label: "TLS floor (socat + OpenSSL)",
+    what: "the same two socat relays with mutual TLS 1.3 between them (OpenSSL, AES-256-GCM), no HTTP/2",
+  },
+  nodeTlsFloor: {
+    label: "Node TLS floor (node:net + node:tls)",
+    what: "that TLS relay written in Node (pipe both ways), no HTTP/2, no ambientkit",
+  },
+} as const;
+
+/** The Node TLS relay of the `node-tls` floor (plain node:net + node:tls, no ambientkit). */
+const NODE_TLS_RELAY = `
+const net = require("node:net");
+const tls = require("node:tls");
+const fs = require("node:fs");
+const c = JSON.parse(process.env.AK_RELAY);
+const opts = { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key), ca: fs.readFileSync(c.ca), minVersion: "TLSv1.3" };
+const pipe = (a, b) => {
+  a.setNoDelay(true);
+  b.setNoDelay(true);
+  a.on("error", () => b.destroy());
+  b.on("error", () => a.destroy());
+  a.pipe(b);
+  b.pipe(a);
+};
+if (c.side === "client")
+  net.createServer((s) => pipe(s, tls.connect({ host: c.host, port: c.port, ...opts }))).listen(c.listen, c.bind);
+else
+  tls.createServer({ ...opts, requestCert: true, rejectUnauthorized: true }, (s) => pipe(s, net.connect(c.port, c.host))).listen(c.listen, c.bind);
+`;
+
+/** A CA and a server and a client certificate (P-256, SAN IP `ip`) by the openssl CLI, in a new dir. */
+function makeCerts(ip: string): string {
+  const d = mkdtempSync(join(tmpdir(), "ak-inpod-bench-tls-"));
+  const openssl = (...args: string[]): void => {
+    const r = spawnSync("openssl", args, { cwd: d, stdio: ["ignore", "ignore", "pipe"] });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr.toString()}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=bench-ca");
+  for (const name of ["server", "client"]) {
+    writeFileSync(join(d, `${name}.ext`), `subjectAltName=IP:${ip}\n`);
+    openssl("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-out",
+      `${name}.crt`,
+      "-extfile",
+      `${name}.ext`,
+    );
+  }
+  return d;
 }
 
 /** utime + stime + cutime + cstime of a process, ms (0 when it is gone). */
@@ -383,14 +428,17 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const zA = ztunnel("node-a", a, "client", "a");
     await Promise.all([apps.next("ready"), zB.next("ready"), zA.next("ready")]);
     // C → relay in C → relay in D → D's app: the same hops as the mesh, nothing but copying
-    const relays = startRelays(c, d, false);
+    const relays = startRelays(c, d, "copy");
     if (relays) closers.push(() => relays.stop());
     else process.stderr.write("inpod bench: socat is not installed, the relay floor is skipped\n");
     // the same with mutual TLS between the relays: what the TLS hop alone costs, in C
-    const tlsRelays = relays ? startRelays(c, d, true) : undefined;
+    const tlsRelays = relays ? startRelays(c, d, "tls") : undefined;
     if (tlsRelays) closers.push(() => tlsRelays.stop());
     else if (relays)
       process.stderr.write("inpod bench: no openssl CLI, the TLS relay floor is skipped\n");
+    // and that TLS relay in Node: node:tls and streams, no HTTP/2
+    const nodeTlsRelays = tlsRelays ? startRelays(c, d, "node-tls") : undefined;
+    if (nodeTlsRelays) closers.push(() => nodeTlsRelays.stop());
 
     const certs = new api.WorkloadCertificates(ca);
     closers.push(() => certs.close());
@@ -402,12 +450,18 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const total = 128 * 1024 * 1024;
     const meshR: number[] = [];
     const directR: number[] = [];
-    const floorR: number[] = [];
-    const tlsFloorR: number[] = [];
+    // the floors that could start, each with its rounds and the CPU of its two relays (C, D)
+    const floors = (
+      [
+        ["floor", relays],
+        ["tlsFloor", tlsRelays],
+        ["nodeTlsFloor", nodeTlsRelays],
+      ] as const
+    ).flatMap(([key, set]) =>
+      set ? [{ key, set, rounds: [] as number[], relayCpu: [0, 0], machineMs: 0 }] : [],
+    );
     // machine CPU (all processes + kernel) over each path's counted rounds, ms
-    const machine = { mesh: 0, direct: 0, floor: 0, tlsFloor: 0 };
-    // CPU of the relays in C and D over the counted rounds of each floor, ms
-    const relayCpu = { floor: [0, 0], tlsFloor: [0, 0] };
+    const machine = { mesh: 0, direct: 0 };
     const WARMUP = 2;
     // CPU time of each process over the counted rounds (user + system): what a MiB costs where,
     // a figure the machine's load moves far less than MB/s
@@ -424,22 +478,23 @@ async function measureInpod(): Promise<MeasureRow[]> {
         }),
       );
     const cpu = { mesh: [0, 0, 0, 0], direct: [0, 0, 0, 0] };
+    type Floor = (typeof floors)[number];
     const oneRound = async (
       from: Pod,
       to: Pod,
-      path: keyof typeof machine | undefined,
-      via?: { host: string; port: number },
+      counted: boolean,
+      path: "mesh" | "direct" | Floor,
     ): Promise<number> => {
+      const floor = typeof path === "string" ? undefined : path;
       const s = await connectInNetns(from.path, {
-        host: via?.host ?? to.ip,
-        port: via?.port ?? 9100,
+        host: floor ? from.ip : to.ip,
+        port: floor ? floor.set.port : 9100,
         noDelay: true,
         timeoutMs: 5000,
       });
-      const tally = path === "mesh" || path === "direct" ? cpu[path] : undefined;
+      const tally = counted && typeof path === "string" ? cpu[path] : undefined;
       const before = tally ? await cpuNow() : [];
-      const relaySet = path === "floor" ? relays : path === "tlsFloor" ? tlsRelays : undefined;
-      const r0 = relaySet?.cpuMs() ?? [];
+      const r0 = floor?.set.cpuMs() ?? [];
       const m0 = machineCpuMs();
       apps.send({ expect: total });
       let done = false;
@@ -448,13 +503,17 @@ async function measureInpod(): Promise<MeasureRow[]> {
       });
       const mbps = await pump(s, total, () => done);
       await got;
-      if (path) machine[path] += machineCpuMs() - m0;
-      if (relaySet && (path === "floor" || path === "tlsFloor")) {
-        // the relay's child for this connection is reaped once the connection closes
+      const machineMs = machineCpuMs() - m0;
+      if (counted) {
+        if (floor) floor.machineMs += machineMs;
+        else machine[path as "mesh" | "direct"] += machineMs;
+      }
+      if (counted && floor) {
+        // socat's child for this connection is reaped once the connection closes
         s.destroy();
         await new Promise((r) => setTimeout(r, 50));
-        for (const [i, t] of relaySet.cpuMs().entries())
-          relayCpu[path][i] = (relayCpu[path][i] ?? 0) + t - (r0[i] ?? 0);
+        for (const [i, t] of floor.set.cpuMs().entries())
+          floor.relayCpu[i] = (floor.relayCpu[i] ?? 0) + t - (r0[i] ?? 0);
       }
       if (tally) {
         const after = await cpuNow();
@@ -465,26 +524,14 @@ async function measureInpod(): Promise<MeasureRow[]> {
     };
     for (let round = 0; round < WARMUP + 5; round++) {
       const counted = round >= WARMUP;
-      meshR.push(await oneRound(a, b, counted ? "mesh" : undefined));
-      directR.push(await oneRound(c, d, counted ? "direct" : undefined));
-      if (relays)
-        floorR.push(
-          await oneRound(c, d, counted ? "floor" : undefined, { host: c.ip, port: relays.port }),
-        );
-      if (tlsRelays)
-        tlsFloorR.push(
-          await oneRound(c, d, counted ? "tlsFloor" : undefined, {
-            host: c.ip,
-            port: tlsRelays.port,
-          }),
-        );
+      meshR.push(await oneRound(a, b, counted, "mesh"));
+      directR.push(await oneRound(c, d, counted, "direct"));
+      for (const f of floors) f.rounds.push(await oneRound(c, d, counted, f));
     }
     meshR.splice(0, WARMUP);
     directR.splice(0, WARMUP);
-    floorR.splice(0, WARMUP);
-    tlsFloorR.splice(0, WARMUP);
-    const floorRatio = median(floorR.map((x, i) => x / (directR[i] ?? x)));
-    const tlsFloorRatio = median(tlsFloorR.map((x, i) => x / (directR[i] ?? x)));
+    for (const f of floors) f.rounds.splice(0, WARMUP);
+    const vsDirect = (xs: number[]): number => median(xs.map((x, i) => x / (directR[i] ?? x)));
     const countedMiB = (5 * total) / (1024 * 1024);
     const cpuRows = (path: "mesh" | "direct", label: string): MeasureRow[] =>
       Object.keys(procs).flatMap((name, i) => {
@@ -566,71 +613,42 @@ async function measureInpod(): Promise<MeasureRow[]> {
         value: Number(ratio.toFixed(2)),
         unit: "×",
       },
-      ...(floorR.length > 0
-        ? [
-            {
-              name: "floor: pod C → relay in C → relay in D → pod D (the mesh's two extra hops with socat: bytes copied, no TLS, no HTTP/2) (peer)",
-              value: Math.round(median(floorR)),
-              unit: "MB/s",
-              peer: true,
-            },
-            {
-              name: "ratio floor / direct: the most any ztunnel could reach on this machine",
-              value: Number(floorRatio.toFixed(2)),
-              unit: "×",
-              peer: true,
-            },
-          ]
-        : []),
-      ...(tlsFloorR.length > 0
-        ? [
-            {
-              name: "TLS floor: the same two socat relays with mutual TLS 1.3 between them (OpenSSL in C, AES-256-GCM, no HTTP/2) (peer)",
-              value: Math.round(median(tlsFloorR)),
-              unit: "MB/s",
-              peer: true,
-            },
-            {
-              name: "ratio TLS floor / direct: a C relay doing only the TLS a ztunnel must do",
-              value: Number(tlsFloorRatio.toFixed(2)),
-              unit: "×",
-              peer: true,
-            },
-          ]
-        : []),
+      ...floors.flatMap((f) => {
+        const { label, what } = FLOOR_LABELS[f.key];
+        return [
+          {
+            name: `${label}: ${what} (peer)`,
+            value: Math.round(median(f.rounds)),
+            unit: "MB/s",
+            peer: true,
+          },
+          {
+            name: `ratio ${label} / direct`,
+            value: Number(vsDirect(f.rounds).toFixed(2)),
+            unit: "×",
+            peer: true,
+          },
+        ];
+      }),
       // a machine with few cores runs the client, the servers and both relays on the same cores:
       // throughput follows the CPU a MiB costs the whole machine
-      ...(
-        [
-          ["in-pod mesh", "mesh", false],
-          ["direct", "direct", true],
-          ["floor (socat)", "floor", true],
-          ["TLS floor (socat + OpenSSL)", "tlsFloor", true],
-        ] as const
-      )
-        .filter(([, key]) => key === "mesh" || key === "direct" || machine[key] > 0)
-        .map(([label, key, peer]) => ({
-          name: `machine CPU per MiB (every process + kernel, /proc/stat), ${label}${peer ? " (peer)" : ""}`,
-          value: Number((machine[key] / countedMiB).toFixed(2)),
+      ...[
+        { label: "in-pod mesh", ms: machine.mesh, peer: false },
+        { label: "direct", ms: machine.direct, peer: true },
+        ...floors.map((f) => ({ label: FLOOR_LABELS[f.key].label, ms: f.machineMs, peer: true })),
+      ].map(({ label, ms, peer }) => ({
+        name: `machine CPU per MiB (every process + kernel, /proc/stat), ${label}${peer ? " (peer)" : ""}`,
+        value: Number((ms / countedMiB).toFixed(2)),
+        unit: "ms",
+        ...(peer ? { peer: true } : {}),
+      })),
+      ...floors.flatMap((f) =>
+        ["relay in C (where ztunnel A is)", "relay in D (where ztunnel B is)"].map((who, i) => ({
+          name: `CPU per MiB, ${FLOOR_LABELS[f.key].label}: ${who} (peer)`,
+          value: Number(((f.relayCpu[i] ?? 0) / countedMiB).toFixed(2)),
           unit: "ms",
-          ...(peer ? { peer: true } : {}),
+          peer: true,
         })),
-      ...(
-        [
-          ["floor", "floor (socat)"],
-          ["tlsFloor", "TLS floor (socat + OpenSSL)"],
-        ] as const
-      ).flatMap(([key, label]) =>
-        machine[key] > 0
-          ? ["relay in C (where ztunnel A is)", "relay in D (where ztunnel B is)"].map(
-              (who, i) => ({
-                name: `CPU per MiB, ${label}: ${who} (peer)`,
-                value: Number(((relayCpu[key][i] ?? 0) / countedMiB).toFixed(2)),
-                unit: "ms",
-                peer: true,
-              }),
-            )
-          : [],
       ),
       { name: "cores on this machine", value: availableParallelism(), unit: "cores" },
       ...cpuRows("mesh", "in-pod mesh"),
