@@ -575,6 +575,8 @@ async function measureInpod(): Promise<MeasureRow[]> {
     // bare namespaces (lo only): the listeners need no network, and 100 veths would slow setup
     const pods: TestNetns[] = [];
     for (let i = 0; i < PODS; i++) pods.push(net.addNamespace());
+    // lo up, so that every listener can be dialled below (outside the timed part)
+    for (const p of pods) spawnSync("ip", ["-n", p.ns, "link", "set", "lo", "up"]);
     const fds = (): number => readdirSync("/proc/self/fd").length;
     const fdsBefore = fds();
     const t0 = process.hrtime.bigint();
@@ -591,6 +593,12 @@ async function measureInpod(): Promise<MeasureRow[]> {
     const served = [...(zN.inpod?.pods.values() ?? [])].filter((p) => p.listeners === 3).length;
     if (served !== PODS || !zN.ready) throw new Error(`only ${served} of ${PODS} pods serve`);
     const perPod = (fds() - fdsBefore) / PODS;
+    // and they do: each pod's 15001, 15006 and 15008 accepts a connection
+    for (const p of pods)
+      for (const port of [15001, 15006, 15008]) {
+        const probe = await connectInNetns(p.path, { host: "127.0.0.1", port, timeoutMs: 5000 });
+        probe.destroy();
+      }
 
     const row = (name: string, xs: number[], peer = false): MeasureRow[] => [
       { name: `${name} p50`, value: Number(percentile(xs, 50).toFixed(3)), unit: "ms", peer },
