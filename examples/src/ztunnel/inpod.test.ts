@@ -719,3 +719,117 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(inpodSettingsFromEnv({ PROXY_MODE: "shared", ENABLE_ORIG_SRC: "true" })).toEqual({});
   });
 });
+
+describe.skipIf(!privileged())(
+  "reference ztunnel, in-pod mode: PACKET_MARK and ENABLE_ORIG_SRC from the environment, on real pods",
+  () => {
+    // a mark other than 1337, with capture rules installed for it (as istio-cni does when told)
+    const MARK = "0x640";
+    let pods: PodNetwork;
+    let dir: string;
+    let certs: WorkloadCertificates;
+    let agentA: FakeNodeAgent;
+    let agentB: FakeNodeAgent;
+    let zA: Ztunnel;
+    let zB: Ztunnel;
+    let app: http.Server;
+    const seenByApp: string[] = [];
+    const uidA = randomUUID();
+    const uidB = randomUUID();
+
+    /** A ztunnel whose in-pod settings are read from ztunnel's environment variables. */
+    const start = async (node: string, uds: string, env: NodeJS.ProcessEnv) => {
+      const settings = inpodSettingsFromEnv({ PROXY_MODE: "shared", INPOD_UDS: uds, ...env });
+      if (!settings) throw new Error("in-pod settings expected");
+      return await Ztunnel.start({
+        node,
+        config: config(),
+        certificates: certs,
+        captureServices: false,
+        connectTimeoutMs: 5000,
+        ports: { admin: 0 },
+        inpod: { ...settings, backoff: { initialMs: 20, maxMs: 200 } },
+      });
+    };
+    const podA = () => pods.pods[0] as Pod;
+    const podB = () => pods.pods[1] as Pod;
+    const serveB = async (env: NodeJS.ProcessEnv) => {
+      zB = await start("node-b", agentB.path, env);
+      await agentB.accept();
+      expect(await agentB.add(uidB, INFO_B, podB())).toBe("");
+      expect(await agentB.snapshotSent()).toBe("");
+    };
+    /** curl in pod A posts `body` to pod B's app at `host`; what came back. */
+    const curl = (body: string, host = B_IP) =>
+      inNs(podA().ns, "curl", [
+        "-sS",
+        "--fail",
+        "--max-time",
+        "10",
+        "--data-binary",
+        body,
+        ...(host.includes(":") ? ["-6", "-g", `http://[${host}]:8080/`] : [`http://${host}:8080/`]),
+      ]);
+
+    beforeAll(async () => {
+      pods = createPodNetwork(2, { mark: Number(MARK) });
+      dir = mkdtempSync(join(tmpdir(), "ztunnel-inpod-mark-"));
+      const ca = await CertificateAuthority.createRoot({
+        trustDomain: "cluster.local",
+        keyAlgorithm: "ec-p256",
+      });
+      certs = new WorkloadCertificates(ca);
+      agentA = await FakeNodeAgent.start(join(dir, "a.sock"));
+      agentB = await FakeNodeAgent.start(join(dir, "b.sock"));
+      zA = await start("node-a", agentA.path, { PACKET_MARK: MARK });
+      await agentA.accept();
+      expect(await agentA.add(uidA, INFO_A, podA())).toBe("");
+      expect(await agentA.snapshotSent()).toBe("");
+      await serveB({ PACKET_MARK: MARK });
+      app = http.createServer((req, res) => {
+        seenByApp.push((req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""));
+        req.pipe(res);
+      });
+      await listenInNetns(podB().path, { host: "::", port: 8080, server: app });
+    });
+
+    afterAll(async () => {
+      await zA?.close();
+      await zB?.close();
+      await agentA?.stop();
+      await agentB?.stop();
+      app?.closeAllConnections();
+      await new Promise<void>((r) => (app ? app.close(() => r()) : r()));
+      certs?.close();
+      pods?.delete();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("PACKET_MARK=0x640: A → B flows through both ztunnels, and A's HBONE connection carries 0x640, not 1337", async () => {
+      expect(pods.mark).toBe(0x640);
+      seenByApp.length = 0;
+      expect(await curl("marked")).toBe("marked");
+      expect(seenByApp).toEqual([A_IP]);
+      // a ztunnel that kept 1337 would have its HBONE dial redirected by A's rules (back to 15001)
+      const hbone = await inNs(podA().ns, "ss", [
+        "-Htnoe",
+        "state",
+        "established",
+        "dport",
+        "= :15008",
+      ]);
+      expect(hbone).toContain(`${B_IP}:15008`);
+      expect(hbone).toContain("fwmark:0x640");
+      expect(hbone).not.toContain("fwmark:0x539");
+    });
+
+    it("ENABLE_ORIG_SRC=false: B's app sees pod B's own address (the ztunnel dials it from inside pod B), not A's; IPv4 and IPv6", async () => {
+      await zB.close();
+      await serveB({ PACKET_MARK: MARK, ENABLE_ORIG_SRC: "false" });
+      seenByApp.length = 0;
+      expect(await curl("from B itself")).toBe("from B itself");
+      expect(await curl("from B itself, v6", B_IP6)).toBe("from B itself, v6");
+      expect(seenByApp).toEqual([B_IP, B_IP6]);
+    });
+  },
+);
