@@ -38,13 +38,24 @@ export function missingPrivilege(): string | undefined {
   return undefined;
 }
 
+let skipReported = false;
+
 /**
  * Whether tests that make pods should run: false when {@link NO_PRIVILEGE_ENV} is `1`, true when
  * they can; otherwise throws `ERR_INPOD_TESTING` with the reason, so that a CI job missing root
  * fails loudly instead of skipping. For `describe.skipIf(!privileged())`.
  */
 export function privileged(): boolean {
-  if (process.env[NO_PRIVILEGE_ENV] === "1") return false;
+  if (process.env[NO_PRIVILEGE_ENV] === "1") {
+    // skipped tests say nothing by themselves: say once per process why, and what is missing
+    if (!skipReported) {
+      skipReported = true;
+      process.stderr.write(
+        `@ambientkit/inpod/testing: the in-pod tests are not run (${NO_PRIVILEGE_ENV}=1; ${missingPrivilege() ?? "this machine has the privilege: unset it"})\n`,
+      );
+    }
+    return false;
+  }
   const reason = missingPrivilege();
   if (reason !== undefined)
     throw new InpodError(
