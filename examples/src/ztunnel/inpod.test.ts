@@ -18,6 +18,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { CertificateAuthority } from "@ambientkit/identity";
 import {
@@ -576,6 +577,24 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
           e.fields.error === `no certificate for ${stuck}`,
       );
       expect(refused).toHaveLength(1);
+      // X's 15008 cannot serve TLS without the certificate: after the same wait the connection is
+      // closed (dialled from pod Y with the mark, so that Y's own rules let it pass)
+      const raw = await connectInNetns(podY.path, {
+        host: podX.ip,
+        port: 15008,
+        mark: 1337,
+        timeoutMs: 5000,
+      });
+      const outcome = await new Promise<string>((resolve) => {
+        const t = tls.connect({ socket: raw, rejectUnauthorized: false, ALPNProtocols: ["h2"] });
+        t.once("secureConnect", () => resolve("handshake"));
+        t.once("error", () => resolve("closed"));
+        t.once("close", () => resolve("closed"));
+      });
+      expect(outcome).toBe("closed");
+      expect(
+        zX.log.find((e) => e.message === `in-pod: no certificate for ${stuck} within 1000 ms`),
+      ).toHaveLength(2);
       // DelWorkload of Y, then of X, answered; their listeners are gone
       expect(await agentX.del(uidY)).toBe("");
       expect(zX.inpod?.pods.has(uidY)).toBe(false);
