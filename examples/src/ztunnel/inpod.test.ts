@@ -618,9 +618,24 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     );
     expect(first).toBe("ping");
     expect(zB.inpod?.pods.get(uidB)?.connections).toBeGreaterThan(0);
+    // ztunnel's in-pod metrics on B's scrape
+    const inpodMetrics = async (): Promise<Record<string, number>> =>
+      Object.fromEntries(
+        parsePrometheus(await zB.registry.metrics())
+          .filter((m) => m.name.startsWith("workload_manager_inpod_"))
+          .map((m) => [m.name.slice("workload_manager_inpod_".length), m.value]),
+      );
+    const before = await inpodMetrics();
+    expect(before).toMatchObject({ active_proxy_count: 1, pending_proxy_count: 0 });
+    expect(before.proxies_started_total).toBeGreaterThanOrEqual(1);
 
     expect(await agentB.del(uidB)).toBe("");
     expect(zB.inpod?.pods.size).toBe(0);
+    expect(await inpodMetrics()).toEqual({
+      ...before,
+      active_proxy_count: 0,
+      proxies_stopped_total: (before.proxies_stopped_total ?? Number.NaN) + 1,
+    });
     await closed;
     // nothing listens on B's 15001, 15006 or 15008 any more, IPv4 or IPv6 (dialled from inside
     // pod B with the mark: neither redirected by B's rules nor captured by A's)

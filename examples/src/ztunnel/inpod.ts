@@ -28,6 +28,7 @@ import {
   type ZdsWorkloadHandler,
 } from "@ambientkit/inpod";
 import { type Workload, workloadIdentity } from "@ambientkit/xds-types";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { HbonePool } from "../hbone.js";
 import { ExampleError, envFlag } from "../mesh/errors.js";
 import type { ZtunnelContext } from "./context.js";
@@ -192,6 +193,8 @@ export class InpodManager implements ZdsWorkloadHandler {
   readonly #starting = new Set<InpodWorkload>();
   #snapshot = false;
   #closed = false;
+  #started = 0;
+  #stopped = 0;
 
   constructor(ctx: ZtunnelContext, settings: InpodSettings, handlers: InpodHandlers) {
     this.#ctx = ctx;
@@ -257,6 +260,55 @@ export class InpodManager implements ZdsWorkloadHandler {
         connections: p.sockets.size,
       });
     return out;
+  }
+
+  /**
+   * ztunnel's in-pod metrics (its `workload_manager` registry; prom-client adds no `_total`, so the
+   * counters are named with it): pods proxied now, pods whose proxy is starting, and proxies
+   * started and stopped since this ztunnel began. Read at every scrape.
+   */
+  registerMetrics(registry: Registry): void {
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    gauge(
+      "workload_manager_inpod_active_proxy_count",
+      "The total number current workloads with active inpod proxies",
+      () => this.#pods.size,
+    );
+    gauge(
+      "workload_manager_inpod_pending_proxy_count",
+      "The total number current workloads with pending inpod proxies",
+      () => this.#starting.size,
+    );
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    counter(
+      "workload_manager_inpod_proxies_started_total",
+      "In-pod proxies started (pods added over ZDS whose listeners came up)",
+      () => this.#started,
+    );
+    counter(
+      "workload_manager_inpod_proxies_stopped_total",
+      "In-pod proxies stopped (pods deleted, reconciled away, or whose network is gone)",
+      () => this.#stopped,
+    );
   }
 
   /** ztunnel's `workloadState` of `/config_dump`: every pod by uid, starting ones as Pending. */
@@ -387,6 +439,7 @@ export class InpodManager implements ZdsWorkloadHandler {
       );
     }
     this.#pods.set(w, p);
+    this.#started++;
     ctx.log.info(
       { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}`, identity },
       "in-pod: proxying pod",
@@ -398,6 +451,7 @@ export class InpodManager implements ZdsWorkloadHandler {
     const p = this.#pods.get(w);
     if (!p) return;
     this.#pods.delete(w);
+    this.#stopped++;
     await p.close();
     this.#ctx.log.info(
       { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}` },

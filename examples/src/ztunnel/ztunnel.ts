@@ -105,6 +105,7 @@ export class Ztunnel implements ZtunnelContext {
           plaintext: (s, dst, dial) => this.#passthrough.serveRedirected(s, dst, dial),
         })
       : undefined;
+    this.#inpod?.registerMetrics(this.registry);
     this.#in = new Inbound(this, this.#inbound, this.#inpod?.dialApp);
     this.#out = new Outbound(this);
     this.#passthrough = new Passthrough(this, this.#inbound);
