@@ -514,6 +514,42 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect((await curlEcho(Buffer.from("still here"))).toString()).toBe("still here");
   });
 
+  it("a pod whose listeners cannot start (its 15008 taken) is pending, as in ztunnel: not ready, retried, and served once the port is free", async () => {
+    const podQ = pods.addPod();
+    const blocker = await listenInNetns(podQ.path, { host: "0.0.0.0", port: 15008 });
+    const agentQ = await FakeNodeAgent.start(join(dir, "q.sock"));
+    const zQ = await start("node-q", agentQ.path);
+    const uidQ = randomUUID();
+    const pendingMetric = async () =>
+      parsePrometheus(await zQ.registry.metrics()).find(
+        (m) => m.name === "workload_manager_inpod_pending_proxy_count",
+      )?.value;
+    try {
+      await agentQ.accept();
+      expect(await agentQ.add(uidQ, { ...INFO_A, name: "q" }, podQ)).toMatch(
+        new RegExp(
+          `^workload ${uidQ} \\(test/q\\) was not started: in-pod listeners for test/q: .*EADDRINUSE.*; it is retried$`,
+        ),
+      );
+      expect(await agentQ.snapshotSent()).toBe("");
+      expect(zQ.inpod?.zds.pending.has(uidQ)).toBe(true);
+      expect(zQ.ready).toBe(false); // ztunnel's readiness: a snapshot and nothing pending
+      expect(await pendingMetric()).toBe(1);
+      expect(zQ.inpod?.workloadState()[uidQ]?.state).toBe("Pending");
+      await new Promise<void>((r) => blocker.close(() => r()));
+      expect(await eventually(() => zQ.inpod?.pods.get(uidQ)?.listeners === 6)).toBe(true);
+      expect(zQ.ready).toBe(true);
+      expect(await pendingMetric()).toBe(0);
+      expect(zQ.log.find((e) => e.message === "in-pod: pending pod started on retry")).toHaveLength(
+        1,
+      );
+    } finally {
+      blocker.close();
+      await zQ.close();
+      await agentQ.stop();
+    }
+  });
+
   it("a CA that never answers for pod X holds neither X's AddWorkload nor the requests after it; X's HBONE fails naming the certificate, pod Y serves", async () => {
     const podX = pods.addPod();
     const podY = pods.addPod();

@@ -210,6 +210,16 @@ export class InpodManager implements ZdsWorkloadHandler {
         ? { netnsCheckIntervalMs: settings.netnsCheckIntervalMs }
         : {}),
       on: {
+        retried: (w, error) =>
+          error === ""
+            ? ctx.log.info(
+                { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}` },
+                "in-pod: pending pod started on retry",
+              )
+            : ctx.log.warn(
+                { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}`, error },
+                "in-pod: pending pod still not started",
+              ),
         netnsGone: (w, reason) =>
           ctx.log.warn(
             { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}`, reason },
@@ -238,9 +248,12 @@ export class InpodManager implements ZdsWorkloadHandler {
     );
   }
 
-  /** True once the node agent's first snapshot is applied and while not closed. */
+  /**
+   * True once the node agent's first snapshot is applied, while not closed and, as ztunnel's
+   * readiness, while no pod is pending (its proxy failed to start and is being retried).
+   */
   get ready(): boolean {
-    return this.#snapshot && !this.#closed;
+    return this.#snapshot && !this.#closed && this.zds.pending.size === 0;
   }
 
   /** Pods served now, by uid. */
@@ -286,7 +299,7 @@ export class InpodManager implements ZdsWorkloadHandler {
     gauge(
       "workload_manager_inpod_pending_proxy_count",
       "The total number current workloads with pending inpod proxies",
-      () => this.#starting.size,
+      () => this.zds.pending.size,
     );
     const counter = (name: string, help: string, read: () => number): void => {
       new Counter({
@@ -326,6 +339,7 @@ export class InpodManager implements ZdsWorkloadHandler {
       listeners: p ? [...p.bound] : [],
       connectionCount: p?.sockets.size ?? 0,
     });
+    for (const w of this.zds.pending.values()) out[w.uid] = entry(w, "Pending");
     for (const w of this.#starting) out[w.uid] = entry(w, "Pending");
     for (const p of this.#pods.values()) out[p.workload.uid] = entry(p.workload, "Up", p);
     return out;

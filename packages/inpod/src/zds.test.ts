@@ -18,7 +18,12 @@ import {
   type PodNetwork,
   privileged,
 } from "./testing.js";
-import { type InpodWorkload, ZdsClient, type ZdsWorkloadHandler } from "./zds.js";
+import {
+  type InpodWorkload,
+  ZdsClient,
+  type ZdsClientOptions,
+  type ZdsWorkloadHandler,
+} from "./zds.js";
 
 /** A pod UID (a UUID, as Kubernetes makes them) that reads as `name` in its last group. */
 function pod(name: string): string {
@@ -112,10 +117,15 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
   });
 
   /** Agent + started client + accepted connection; always torn down by the caller's finally. */
-  async function session(handler = new ProxyHandler()) {
+  async function session(handler = new ProxyHandler(), on: ZdsClientOptions["on"] = {}) {
     const path = sockPath();
     const agent = await FakeNodeAgent.start(path);
-    const client = new ZdsClient({ path, handler, backoff: { initialMs: 20, maxMs: 200 } }).start();
+    const client = new ZdsClient({
+      path,
+      handler,
+      backoff: { initialMs: 20, maxMs: 200 },
+      on,
+    }).start();
     const hello = await agent.accept();
     const done = async () => {
       await client.close();
@@ -252,7 +262,6 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     try {
       expect(await s.agent.add(pod("a"), INFO, a)).toBe("");
       expect(await s.agent.snapshotSent()).toBe("");
-      s.handler.failing.add(pod("fail"));
       const cases: [string, (agent: FakeNodeAgent) => Promise<string>, RegExp][] = [
         [
           "AddWorkload without an fd",
@@ -275,13 +284,6 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
           "AddWorkload without workload_info",
           (g) => g.add(pod("x"), null, b),
           new RegExp(`^AddWorkload for ${pod("x")} without workload_info`),
-        ],
-        [
-          "AddWorkload the handler refuses",
-          (g) => g.add(pod("fail"), INFO, b),
-          new RegExp(
-            String.raw`^workload ${pod("fail")} \(bookinfo/productpage-v1\) was not started: port 15008 is taken$`,
-          ),
         ],
         [
           "DelWorkload for an unknown uid",
@@ -362,6 +364,63 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
       // and the connection still serves good requests
       expect(await s.agent.del(pod("a"))).toBe("");
       expect(s.client.workloads.size).toBe(0);
+    } finally {
+      await s.done();
+    }
+  });
+
+  it("keeps a workload the handler fails to start pending (as ztunnel): acked with the error, retried with backoff until it starts; a Del or a new connection lets it go", async () => {
+    const retried: string[] = [];
+    const s = await session(new ProxyHandler(), {
+      retried: (w, error) => retried.push(`${w.uid} ${error || "ok"}`),
+    });
+    try {
+      const fds = openFds();
+      s.handler.failing.add(pod("fail"));
+      expect(await s.agent.add(pod("fail"), INFO, b)).toBe(
+        `workload ${pod("fail")} (bookinfo/productpage-v1) was not started: port 15008 is taken; it is retried`,
+      );
+      expect([...s.client.pending.keys()]).toEqual([pod("fail")]);
+      expect(s.client.workloads.size).toBe(0);
+      expect(openFds()).toBe(fds + 1); // its netns, held for the retries
+      // still failing: retried, and still pending
+      expect(await eventually(() => retried.length >= 2)).toBe(true);
+      expect(retried[0]).toBe(`${pod("fail")} port 15008 is taken`);
+      expect(s.client.pending.size).toBe(1);
+      // the cause goes away: the next retry starts it, with the namespace that came with the Add
+      s.handler.failing.delete(pod("fail"));
+      expect(await eventually(() => s.client.workloads.has(pod("fail")))).toBe(true);
+      expect(retried.at(-1)).toBe(`${pod("fail")} ok`);
+      expect(s.client.pending.size).toBe(0);
+      expect(s.handler.events).toEqual([
+        `add ${pod("fail")} bookinfo/productpage-v1 sa=bookinfo-productpage`,
+      ]);
+      expect(
+        await readAll(await connectInNetns(a.path, { host: b.ip, port: 15008, timeoutMs: 3000 })),
+      ).toBe("hbone-ish\n");
+      // the snapshot counted it (the Add named it): SnapshotSent keeps it
+      expect(await s.agent.snapshotSent()).toBe("");
+      expect([...s.client.workloads.keys()]).toEqual([pod("fail")]);
+      expect(await s.agent.del(pod("fail"))).toBe("");
+      expect(openFds()).toBe(fds);
+
+      // a Del while pending: nothing was started, the netns is let go
+      s.handler.failing.add(pod("p2"));
+      expect(await s.agent.add(pod("p2"), INFO, a)).toMatch(/was not started.*; it is retried$/);
+      expect(openFds()).toBe(fds + 1);
+      expect(await s.agent.del(pod("p2"))).toBe("");
+      expect(s.client.pending.size).toBe(0);
+      expect(openFds()).toBe(fds);
+
+      // a new connection (a node agent restart) drops what is pending: its snapshot sends it again
+      expect(await s.agent.add(pod("p2"), INFO, a)).toMatch(/; it is retried$/);
+      expect(s.client.pending.size).toBe(1);
+      await s.agent.disconnect();
+      await s.agent.accept();
+      expect(s.client.pending.size).toBe(0);
+      expect(await eventually(() => openFds() === fds)).toBe(true);
+      expect(s.client.workloads.size).toBe(0);
+      expect(s.handler.events.filter((e) => e.startsWith("add"))).toHaveLength(1);
     } finally {
       await s.done();
     }

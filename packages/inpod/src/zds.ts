@@ -69,6 +69,8 @@ export interface ZdsClientOptions {
     /** `retryInMs`: when the next attempt is made (the backoff's delay); undefined once closed. */
     readonly disconnected?: (error: InpodError, retryInMs: number | undefined) => void;
     readonly ack?: (kind: ZdsRequestKind, uid: string, error: string) => void;
+    /** A pending workload was started again: `error` is "" when it now runs, else why not (yet). */
+    readonly retried?: (workload: InpodWorkload, error: string) => void;
     /** A workload was removed because its network is gone (`reason` says how it was seen). */
     readonly netnsGone?: (workload: InpodWorkload, reason: string) => void;
   };
@@ -89,7 +91,8 @@ interface Connection {
 /** Work done one item at a time: a request from the node agent, or a netns check. */
 type Task =
   | { readonly kind: "request"; readonly conn: Connection; readonly dgram: Datagram }
-  | { readonly kind: "check"; readonly done: (removed: string[]) => void };
+  | { readonly kind: "check"; readonly done: (removed: string[]) => void }
+  | { readonly kind: "retry" };
 
 function closedError(): InpodError {
   return new InpodError(
@@ -115,6 +118,14 @@ export class ZdsClient {
   #maxMs: number;
   #delayMs: number;
   #workloads = new Map<string, InpodWorkload>();
+  /**
+   * Workloads the handler failed to start, kept (with their netns) and retried with backoff, as
+   * ztunnel's pending workloads: until they start, a Del removes them or a new connection drops them.
+   */
+  #pending = new Map<string, InpodWorkload>();
+  #pendingDelayMs: number;
+  #pendingTimer: NodeJS.Timeout | undefined;
+  #retryQueued = false;
   /** uids named since this connection began (Add, Keep), for the reconcile on SnapshotSent. */
   #snapshotNames = new Set<string>();
   #snapshotReceived = false;
@@ -141,6 +152,7 @@ export class ZdsClient {
     this.#initialMs = options.backoff?.initialMs ?? 10;
     this.#maxMs = options.backoff?.maxMs ?? 15_000;
     this.#delayMs = this.#initialMs;
+    this.#pendingDelayMs = this.#initialMs;
     this.#checkMs = options.netnsCheckIntervalMs ?? DEFAULT_NETNS_CHECK_INTERVAL_MS;
     if (!Number.isFinite(this.#checkMs) || this.#checkMs < 0)
       throw new InpodError(
@@ -173,6 +185,14 @@ export class ZdsClient {
   /** Workloads by uid, as the last applied requests left them. */
   get workloads(): ReadonlyMap<string, InpodWorkload> {
     return this.#workloads;
+  }
+
+  /**
+   * Workloads whose start failed (the Ack said why) and that are retried with the same backoff as
+   * the connection, by uid. Ready in ztunnel's sense means a snapshot received and none pending.
+   */
+  get pending(): ReadonlyMap<string, InpodWorkload> {
+    return this.#pending;
   }
 
   /** True while connected to the node agent. */
@@ -211,6 +231,7 @@ export class ZdsClient {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearTimeout(this.#pendingTimer);
     clearInterval(this.#checkTimer);
     this.#teardown();
     for (const t of this.#queue.splice(0)) if (t.kind === "check") t.done([]);
@@ -225,6 +246,7 @@ export class ZdsClient {
       w.netns.close();
     }
     this.#workloads.clear();
+    this.#dropPending();
     this.#snapshotNames.clear();
     this.#gone.clear();
   }
@@ -370,13 +392,16 @@ export class ZdsClient {
     libc().close(conn.fd);
     this.#snapshotReceived = false;
     this.#snapshotNames.clear();
+    // As ztunnel: pending workloads die with the connection; the next snapshot sends them again.
+    this.#dropPending();
     // Requests read but not yet handled die with the connection; their fds must not leak.
     // A queued netns check stays.
     const checks: Task[] = [];
     for (const t of this.#queue.splice(0)) {
       if (t.kind === "request") closeAll(t.dgram.fds);
-      else checks.push(t);
+      else if (t.kind === "check") checks.push(t);
     }
+    this.#retryQueued = false;
     this.#queue.push(...checks);
   }
 
@@ -388,6 +413,14 @@ export class ZdsClient {
     if (this.#processing !== undefined) return;
     const next = this.#queue.shift();
     if (!next) return;
+    if (next.kind === "retry") {
+      this.#retryQueued = false;
+      this.#processing = this.#retryPending().finally(() => {
+        this.#processing = undefined;
+        this.#pump();
+      });
+      return;
+    }
     if (next.kind === "check") {
       this.#checkQueued = undefined; // from now on a new call needs a check of its own
       this.#processing = this.#sweep()
@@ -447,7 +480,7 @@ export class ZdsClient {
             `KeepWorkload for ${req.uid} after SnapshotSent: keep is only meaningful while the snapshot is being sent; nothing changed`,
           );
         }
-        if (!this.#workloads.has(req.uid)) {
+        if (!this.#workloads.has(req.uid) && !this.#pending.has(req.uid)) {
           // removed because its network is gone: nothing left to keep, and that is no error
           if (this.#gone.has(req.uid)) return;
           throw refused(
@@ -458,6 +491,16 @@ export class ZdsClient {
         return;
       }
       case "del": {
+        const waiting = this.#pending.get(req.uid);
+        if (waiting) {
+          // never started: nothing to stop, only its netns to let go
+          this.#pending.delete(req.uid);
+          waiting.netns.close();
+          if (!this.#workloads.has(req.uid)) {
+            this.#snapshotNames.delete(req.uid);
+            return;
+          }
+        }
         const w = this.#workloads.get(req.uid);
         // the node agent catching up with a pod whose network we saw go: already done
         if (!w && this.#gone.delete(req.uid)) return;
@@ -494,7 +537,8 @@ export class ZdsClient {
     }
   }
 
-  async #add(w: InpodWorkload): Promise<void> {
+  async #add(added: InpodWorkload): Promise<void> {
+    let w = added;
     const old = this.#workloads.get(w.uid);
     const network = hasNetwork(w.netns);
     const gone = this.#gone.get(w.uid);
@@ -514,19 +558,36 @@ export class ZdsClient {
       if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
       return;
     }
+    if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
+    const waiting = this.#pending.get(w.uid);
+    if (waiting?.netns.sameAs(w.netns)) {
+      // the node agent sending again what is already waiting for a retry: retry it now
+      w.netns.close();
+      this.#pending.delete(w.uid);
+      w = waiting;
+    } else if (waiting) {
+      this.#pending.delete(w.uid);
+      waiting.netns.close();
+    }
     try {
       await this.#handler.addWorkload(w);
     } catch (cause) {
-      w.netns.close();
+      // kept and retried, as ztunnel keeps a pending workload; the Ack still says it failed
+      this.#pending.set(w.uid, w);
+      this.#schedulePendingRetry();
       throw new InpodError(
         "ERR_INPOD_ZDS_HANDLER",
-        `workload ${w.uid} (${w.info.namespace}/${w.info.name}) was not started: ${(cause as Error)?.message ?? String(cause)}`,
+        `workload ${w.uid} (${w.info.namespace}/${w.info.name}) was not started: ${(cause as Error)?.message ?? String(cause)}; it is retried`,
         { cause },
       );
     }
+    await this.#install(w, old);
+  }
+
+  /** Records a workload whose proxy runs, and retires the proxy of its previous namespace. */
+  async #install(w: InpodWorkload, old: InpodWorkload | undefined): Promise<void> {
     this.#workloads.set(w.uid, w);
     this.#gone.delete(w.uid);
-    if (!this.#snapshotReceived) this.#snapshotNames.add(w.uid);
     // The pod got a new namespace (sandbox recreated): the new proxy runs, retire the old one.
     if (old) {
       try {
@@ -543,9 +604,88 @@ export class ZdsClient {
     }
   }
 
+  #schedulePendingRetry(): void {
+    if (this.#closed || this.#pendingTimer !== undefined || this.#pending.size === 0) return;
+    const delay = this.#pendingDelayMs;
+    this.#pendingDelayMs = Math.min(this.#maxMs, this.#pendingDelayMs * 2);
+    this.#pendingTimer = setTimeout(() => {
+      this.#pendingTimer = undefined;
+      if (this.#closed || this.#retryQueued) return;
+      this.#retryQueued = true;
+      this.#queue.push({ kind: "retry" });
+      this.#pump();
+    }, delay);
+  }
+
+  /** Starts every pending workload again (in turn with the requests); those failing stay pending. */
+  async #retryPending(): Promise<void> {
+    for (const w of [...this.#pending.values()]) {
+      if (this.#closed || this.#pending.get(w.uid) !== w) continue; // removed or replaced meanwhile
+      let error = "";
+      try {
+        await this.#handler.addWorkload(w);
+      } catch (cause) {
+        error = (cause as Error)?.message ?? String(cause);
+      }
+      if (this.#pending.get(w.uid) !== w) {
+        // deleted while starting: stop what just started
+        if (error === "")
+          await Promise.resolve()
+            .then(() => this.#handler.removeWorkload(w))
+            .catch(() => {});
+        continue;
+      }
+      if (error === "") {
+        this.#pending.delete(w.uid);
+        try {
+          await this.#install(w, this.#workloads.get(w.uid));
+        } catch (err) {
+          error = (err as Error).message;
+        }
+      }
+      try {
+        this.#on.retried?.(w, error);
+      } catch {
+        // a hook must not stop the retries of the other pods
+      }
+    }
+    if (this.#pending.size === 0) this.#pendingDelayMs = this.#initialMs;
+    else this.#schedulePendingRetry();
+  }
+
+  #dropPending(): void {
+    clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = undefined;
+    for (const w of this.#pending.values()) w.netns.close();
+    this.#pending.clear();
+    this.#pendingDelayMs = this.#initialMs;
+  }
+
   /** The netns check: removes every workload whose network is gone; returns their uids. */
   async #sweep(): Promise<string[]> {
     const removed: string[] = [];
+    // a pending workload whose pod went away: nothing runs for it, only its netns fd to let go
+    for (const w of [...this.#pending.values()]) {
+      let gone: string | undefined;
+      try {
+        w.netns.check();
+        const network = hasNetwork(w.netns);
+        if (network) this.#hadNetwork.add(w);
+        else if (network === false && this.#hadNetwork.has(w))
+          gone = `its network namespace (net:[${w.netns.id.ino}]) has no interface but lo any more`;
+      } catch (err) {
+        gone = `its network namespace fd no longer names it: ${(err as Error).message}`;
+      }
+      if (gone === undefined) continue;
+      this.#pending.delete(w.uid);
+      w.netns.close();
+      removed.push(w.uid);
+      try {
+        this.#on.netnsGone?.(w, `${gone} (it was pending, never started)`);
+      } catch {
+        // as below
+      }
+    }
     for (const w of [...this.#workloads.values()]) {
       if (this.#closed) break;
       if (this.#workloads.get(w.uid) !== w) continue; // replaced meanwhile
