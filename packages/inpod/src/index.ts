@@ -20,6 +20,8 @@ export {
   setTransparent,
   socketFd,
 } from "./sockets.js";
+export type { BindUdpInNetnsOptions } from "./udp.js";
+export { bindUdpInNetns } from "./udp.js";
 export type {
   InpodWorkload,
   WorkloadInfo,

@@ -1,6 +1,7 @@
 // @ambientkit/inpod/testing itself: pods that reach each other, capture rules that redirect as
 // istio-cni's do, a fake node agent whose netns fds the ZdsClient takes, and nothing left behind.
 import { randomUUID } from "node:crypto";
+import type dgram from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
@@ -26,6 +27,7 @@ import {
   privileged,
   run,
 } from "./testing.js";
+import { bindUdpInNetns } from "./udp.js";
 import { type InpodWorkload, ZdsClient } from "./zds.js";
 
 /** `ip netns` names that carry `tag`. */
@@ -236,6 +238,83 @@ describe.skipIf(!privileged())("@ambientkit/inpod/testing", () => {
     } finally {
       for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
       other.delete();
+    }
+  });
+
+  it("DNS capture (opt-in) redirects the pod's UDP and TCP 53 to 15053 on loopback, not ztunnel's marked sockets", async () => {
+    const sockets: dgram.Socket[] = [];
+    const servers: net.Server[] = [];
+    const udp = async (ns: string, host: string, port: number, mark?: number) => {
+      const s = await bindUdpInNetns(ns, { host, port, v6Only: true, ...(mark ? { mark } : {}) });
+      sockets.push(s);
+      return s;
+    };
+    try {
+      const dnsPod = network.addPod({ dnsCapture: true });
+      expect([dnsPod.dnsCaptured, a.dnsCaptured, b.dnsCaptured]).toEqual([true, false, false]);
+      expect(dnsPod.exec("iptables-save", ["-t", "nat"])).toContain(
+        `--dport 53 -j REDIRECT --to-ports ${INPOD.dns}`,
+      );
+      expect(dnsPod.exec("ip6tables-save", ["-t", "raw"])).toContain("CT --zone 1");
+      expect(a.exec("iptables-save", [])).not.toContain("--dport 53");
+      for (const [any, local, pod, upstream] of [
+        ["0.0.0.0", "127.0.0.1", dnsPod, b.ip],
+        ["::", "::1", dnsPod, b.ip6],
+      ] as const) {
+        // B's real DNS server, and the pods' 15053 where REDIRECT sends local traffic: loopback
+        const server = await udp(b.path, any, 53);
+        const proxy = await udp(pod.path, local, INPOD.dns);
+        const plainProxy = await udp(a.path, local, INPOD.dns);
+        /** Where a datagram to B:53 from `from` (with `mark`) lands, and who answers it. */
+        const query = async (from: Pod, mark?: number) => {
+          const app = await udp(from.path, any, 0, mark);
+          const landed = new Promise<string>((resolve) => {
+            for (const [where, s] of [
+              ["server", server],
+              ["proxy", proxy],
+              ["proxy", plainProxy],
+            ] as const) {
+              s.removeAllListeners("message");
+              s.once("message", (m, r) => {
+                resolve(where);
+                s.send(`${where}:${m}`, r.port, r.address);
+              });
+            }
+          });
+          const answer = new Promise<string>((resolve) =>
+            app.once("message", (m, r) => resolve(`${m} from ${r.address}:${r.port}`)),
+          );
+          app.send("q", 53, upstream);
+          return `${await landed}; ${await answer}`;
+        };
+        // conntrack un-NATs the answer: the app sees it come from the address it asked
+        expect(await query(pod)).toBe(`proxy; proxy:q from ${upstream}:53`);
+        expect(await query(a)).toBe(`server; server:q from ${upstream}:53`);
+        expect(await query(pod, DEFAULT_INPOD_MARK)).toBe(`server; server:q from ${upstream}:53`);
+        // TCP 53 too, to 15053 rather than 15001; REDIRECT keeps the original destination
+        const family = local === "::1" ? "IPv6" : "IPv4";
+        expect(
+          await firstAccepted({ pod, host: local, port: INPOD.dns }, pod, {
+            host: upstream,
+            port: 53,
+          }),
+        ).toEqual({
+          remote: any === "::" ? pod.ip6 : pod.ip,
+          original: { address: upstream, port: 53, family },
+        });
+        // a pod without DNS capture: TCP 53 is plain outbound, to 15001
+        expect(
+          await firstAccepted({ pod: a, host: any, port: INPOD.outbound }, a, {
+            host: upstream,
+            port: 53,
+          }),
+        ).toMatchObject({ original: { address: upstream, port: 53 } });
+        for (const x of sockets.splice(0)) await new Promise<void>((r) => x.close(() => r()));
+        for (const x of servers.splice(0)) await new Promise<void>((r) => x.close(() => r()));
+      }
+    } finally {
+      for (const x of sockets) await new Promise<void>((r) => x.close(() => r()));
+      for (const x of servers) await new Promise<void>((r) => x.close(() => r()));
     }
   });
 

@@ -92,6 +92,8 @@ export const INPOD = {
   inboundPlaintext: 15006,
   /** HBONE: arrives untouched. */
   inboundHbone: 15008,
+  /** Where the DNS capture rules (opt-in) redirect the pod's DNS, UDP and TCP port 53. */
+  dns: 15053,
   /**
    * SO_MARK of ztunnel's own sockets (1337), with istio-cni's mask: the rules never redirect them.
    * `createPodNetwork({ mark })` uses another.
@@ -116,13 +118,49 @@ function markMatch(mark: number): string {
 /** The default ztunnel mark, as a number (1337). */
 const DEFAULT_MARK = 0x539;
 
+/** What `installCapture` installs besides the rules every ambient pod gets. */
+export interface CaptureOptions {
+  /**
+   * istio-cni's DNS capture (ambient's DNS proxying on): the pod's UDP and TCP port 53 to
+   * {@link INPOD}.dns, and the raw-table conntrack zone for ztunnel's own DNS. Default false.
+   */
+  readonly dns?: boolean;
+}
+
 /**
  * iptables-restore input of istio-cni's in-pod rules, for ztunnel's mark `mark`; for IPv6 with
  * `::1/128` as loopback.
  */
-function captureRules(family: 4 | 6, mark: number): string {
+function captureRules(family: 4 | 6, mark: number, dns: boolean): string {
   const ztunnelMark = markMatch(mark);
-  const rules: [table: "mangle" | "nat", rule: string][] = [
+  // istio-cni's DNS rules (cni/pkg/iptables), before the ACCEPTs below so that they see it all.
+  const dnsRules: [table: "raw" | "mangle" | "nat", rule: string][] = !dns
+    ? []
+    : [
+        // UDP: anything not leaving over lo (the pod's own addresses and 127/8 are not DNS to capture)
+        [
+          "nat",
+          `-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark ${ztunnelMark} -m udp --dport 53 -j REDIRECT --to-port ${INPOD.dns}`,
+        ],
+        [
+          "nat",
+          `-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp --dport 53 -m mark ! --mark ${ztunnelMark} -j REDIRECT --to-ports ${INPOD.dns}`,
+        ],
+        // ztunnel's own queries upstream and their answers go to conntrack zone 1, so that they
+        // never match (and get un-NATed as) an app's redirected flow with the same addresses.
+        ["raw", "-A PREROUTING -j ISTIO_PRERT"],
+        ["raw", "-A OUTPUT -j ISTIO_OUTPUT"],
+        [
+          "raw",
+          `-A ISTIO_OUTPUT -p udp -m mark --mark ${ztunnelMark} -m udp --dport 53 -j CT --zone 1`,
+        ],
+        [
+          "raw",
+          `-A ISTIO_PRERT -p udp -m mark ! --mark ${ztunnelMark} -m udp --sport 53 -j CT --zone 1`,
+        ],
+      ];
+  const rules: [table: "raw" | "mangle" | "nat", rule: string][] = [
+    ...dnsRules,
     ["mangle", "-A PREROUTING -j ISTIO_PRERT"],
     ["mangle", "-A OUTPUT -j ISTIO_OUTPUT"],
     // Replies of the app to a connection ztunnel made with a spoofed source carry the connmark back
@@ -150,7 +188,7 @@ function captureRules(family: 4 | 6, mark: number): string {
     ],
   ];
   let input = "";
-  for (const table of ["mangle", "nat"] as const) {
+  for (const table of dns ? (["raw", "mangle", "nat"] as const) : (["mangle", "nat"] as const)) {
     input += `*${table}\n:ISTIO_PRERT - [0:0]\n:ISTIO_OUTPUT - [0:0]\n`;
     for (const [t, rule] of rules)
       if (t === table)
@@ -163,11 +201,16 @@ function captureRules(family: 4 | 6, mark: number): string {
 /**
  * Installs istio-cni's in-pod capture rules (iptables and ip6tables) and the connmark policy route
  * in namespace `ns` (an `ip netns` name); the rules let pass what carries `mark` (ztunnel's
- * `PACKET_MARK`, default 1337 = 0x539; 1 to 0xfff).
+ * `PACKET_MARK`, default 1337 = 0x539; 1 to 0xfff). `{ dns: true }` adds the DNS capture rules.
  */
-export function installCapture(ns: string, mark: number = DEFAULT_MARK): void {
-  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules(4, mark));
-  run("ip", ["netns", "exec", ns, "ip6tables-restore", "--noflush"], captureRules(6, mark));
+export function installCapture(
+  ns: string,
+  mark: number = DEFAULT_MARK,
+  options: CaptureOptions = {},
+): void {
+  const dns = options.dns ?? false;
+  run("ip", ["netns", "exec", ns, "iptables-restore", "--noflush"], captureRules(4, mark, dns));
+  run("ip", ["netns", "exec", ns, "ip6tables-restore", "--noflush"], captureRules(6, mark, dns));
   const table = INPOD.routeTable;
   run("ip", ["-n", ns, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", table]);
   run("ip", ["-n", ns, "-6", "route", "add", "local", "::/0", "dev", "lo", "table", table]);
@@ -207,6 +250,8 @@ export interface Pod extends TestNetns {
   readonly bridgeDev: string;
   /** Whether istio-cni's capture rules are installed in it. */
   readonly captured: boolean;
+  /** Whether its capture rules include DNS capture (UDP and TCP 53 to {@link INPOD}.dns). */
+  readonly dnsCaptured: boolean;
   /** Runs `cmd args…` inside the pod (`ip netns exec`) and returns its stdout. */
   exec(cmd: string, args: readonly string[], input?: string): string;
 }
@@ -220,6 +265,17 @@ export interface PodNetworkOptions {
    * `ERR_INPOD_TESTING`.
    */
   readonly mark?: number;
+  /**
+   * Add istio-cni's DNS capture rules to each captured pod (default false): what a pod gets with
+   * ambient DNS proxying on. `addPod({ dnsCapture })` overrides.
+   */
+  readonly dnsCapture?: boolean;
+}
+
+/** Per-pod overrides of the network's {@link PodNetworkOptions}. */
+export interface AddPodOptions {
+  readonly capture?: boolean;
+  readonly dnsCapture?: boolean;
 }
 
 /** Pods on one bridge; `delete()` removes every namespace it made. */
@@ -232,8 +288,11 @@ export interface PodNetwork {
   readonly mark: number;
   /** The pods, in the order they were added (removed ones included). */
   readonly pods: readonly Pod[];
-  /** Adds a pod on the bridge; `capture` defaults to the network's option. At most 200 pods. */
-  addPod(capture?: boolean): Pod;
+  /**
+   * Adds a pod on the bridge; `capture` (or the options' `capture`, `dnsCapture`) defaults to the
+   * network's options. At most 200 pods.
+   */
+  addPod(capture?: boolean | AddPodOptions): Pod;
   /** Adds a bare namespace (lo only, down): a pod to hand over ZDS when no traffic is needed. */
   addNamespace(): TestNetns;
   /**
@@ -300,7 +359,10 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
     bridge,
     mark,
     pods,
-    addPod(capture = options.capture ?? true): Pod {
+    addPod(opt?: boolean | AddPodOptions): Pod {
+      const o: AddPodOptions = typeof opt === "boolean" ? { capture: opt } : (opt ?? {});
+      const capture = o.capture ?? options.capture ?? true;
+      const dnsCapture = capture && (o.dnsCapture ?? options.dnsCapture ?? false);
       const i = pods.length;
       if (i >= 200)
         throw new InpodError("ERR_INPOD_TESTING", "a pod network holds at most 200 pods");
@@ -316,6 +378,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
         dev,
         bridgeDev: peer,
         captured: capture,
+        dnsCaptured: dnsCapture,
         exec: (cmd, args, input) => run("ip", ["netns", "exec", ns, cmd, ...args], input),
       };
       run("ip", ["netns", "add", ns]);
@@ -340,7 +403,7 @@ export function createPodNetwork(count: number, options: PodNetworkOptions = {})
       run("ip", ["-n", ns, "addr", "add", `${pod.ip6}/64`, "dev", dev, "nodad"]);
       run("ip", ["-n", ns, "link", "set", dev, "up"]);
       run("ip", ["-n", ns, "link", "set", "lo", "up"]);
-      if (capture) installCapture(ns, mark);
+      if (capture) installCapture(ns, mark, { dns: dnsCapture });
       pods.push(pod);
       return pod;
     },
