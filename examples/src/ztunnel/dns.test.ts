@@ -1,0 +1,327 @@
+import { execFile } from "node:child_process";
+import dgram from "node:dgram";
+import net from "node:net";
+import dnsPacket from "dns-packet";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseScenario } from "../mesh/config.js";
+import { ExampleError } from "../mesh/errors.js";
+import { MeshState } from "../mesh/state.js";
+import {
+  type DnsClient,
+  DnsProxy,
+  resolvConfNameservers,
+  serveDnsTcp,
+  serveDnsUdp,
+  udpForwarder,
+} from "./dns.js";
+
+const MANY = Array.from({ length: 40 }, (_, i) => `"/127.0.121.${i + 1}"`).join(", ");
+const LOCAL_XDS = `
+workloads: []
+services:
+  - name: reviews
+    namespace: bookinfo
+    hostname: reviews.bookinfo.svc.cluster.local
+    vips: ["/127.0.120.1", "/fd00::1"]
+    ports: { 9080: 9080 }
+  - name: ratings
+    namespace: bookinfo
+    hostname: ratings.bookinfo.svc.cluster.local
+    vips: ["/127.0.120.2"]
+    ports: { 9080: 9080 }
+  - name: wild
+    namespace: bookinfo
+    hostname: "*.example.com"
+    vips: ["/127.0.120.9"]
+    ports: { 443: 443 }
+  - name: many
+    namespace: bookinfo
+    hostname: many.bookinfo.svc.cluster.local
+    vips: [${MANY}]
+    ports: { 80: 80 }
+policies: []
+`;
+
+interface Dig {
+  status: string;
+  id: number;
+  flags: string[];
+  answers: string[][];
+}
+
+function dig(port: number, args: string[]): Promise<Dig> {
+  const all = ["@127.0.0.1", "-p", String(port), "+tries=1", "+time=5", "+noall", "+comments"];
+  return new Promise((resolve, reject) => {
+    execFile("/usr/bin/dig", [...all, "+answer", ...args], { timeout: 15_000 }, (err, out) => {
+      if (err) return reject(err);
+      const head = /status: (\w+), id: (\d+)/.exec(out);
+      const flags = /;; flags: ([a-z ]*);/.exec(out);
+      if (!head || !flags) return reject(new Error(`unexpected dig output:\n${out}`));
+      const answers = out
+        .split("\n")
+        .filter((l) => l.trim() !== "" && !l.startsWith(";"))
+        .map((l) => l.trim().split(/\s+/));
+      resolve({
+        status: head[1] ?? "",
+        id: Number(head[2]),
+        flags: (flags[1] ?? "").trim().split(" "),
+        answers,
+      });
+    });
+  });
+}
+
+/** The client namespace by source address: 127.0.0.1 is in bookinfo, 127.0.0.2 in test. */
+function clientOf(peer: { address: string }): DnsClient | undefined {
+  if (peer.address === "127.0.0.1") return { namespace: "bookinfo" };
+  if (peer.address === "127.0.0.2") return { namespace: "test" };
+  return undefined;
+}
+
+describe("DnsProxy on loopback, asked by dig", () => {
+  const upstreamSeen: { name: string; type: string; id: number }[] = [];
+  let upstream: dgram.Socket;
+  let udp: dgram.Socket;
+  let tcp: net.Server;
+  let udpPort = 0;
+  let tcpPort = 0;
+
+  beforeAll(async () => {
+    // A fake upstream resolver: every question gets A 192.0.2.7 under the query's id.
+    upstream = dgram.createSocket("udp4");
+    upstream.on("message", (msg, rinfo) => {
+      const q = dnsPacket.decode(msg);
+      const question = q.questions?.[0];
+      upstreamSeen.push({ name: question?.name ?? "", type: question?.type ?? "", id: q.id ?? -1 });
+      const res = dnsPacket.encode({
+        type: "response",
+        id: q.id ?? 0,
+        flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED,
+        questions: q.questions ?? [],
+        answers: [{ type: "A", name: question?.name ?? "", ttl: 77, data: "192.0.2.7" }],
+      });
+      upstream.send(res, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => upstream.bind(0, "127.0.0.1", r));
+    const state = new MeshState(parseScenario({ file: "dns.yaml", text: LOCAL_XDS }).local);
+    const proxy = new DnsProxy({
+      state: () => state,
+      forward: udpForwarder([`127.0.0.1:${upstream.address().port}`], { timeoutMs: 3000 }),
+    });
+    // UDP and TCP on one port number, as ztunnel's 15053: dig retries a truncated answer over TCP there.
+    for (;;) {
+      udp = dgram.createSocket("udp4");
+      serveDnsUdp(udp, proxy, clientOf);
+      await new Promise<void>((r) => udp.bind(0, "127.0.0.1", r));
+      udpPort = udp.address().port;
+      tcp = net.createServer();
+      serveDnsTcp(tcp, proxy, clientOf, { idleMs: 300 });
+      const ok = await new Promise<boolean>((r) => {
+        tcp.once("error", () => r(false));
+        tcp.listen(udpPort, "127.0.0.1", () => r(true));
+      });
+      if (ok) break;
+      udp.close();
+    }
+    tcpPort = (tcp.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    udp.close();
+    upstream.close();
+    await new Promise((r) => tcp.close(r));
+  });
+
+  it("answers a service FQDN with its IPv4 VIP, TTL 30, authoritative", async () => {
+    const r = await dig(udpPort, ["reviews.bookinfo.svc.cluster.local", "A"]);
+    expect(r.status).toBe("NOERROR");
+    expect(r.flags).toContain("aa");
+    expect(r.answers).toEqual([
+      ["reviews.bookinfo.svc.cluster.local.", "30", "IN", "A", "127.0.120.1"],
+    ]);
+  });
+
+  it("answers AAAA with the IPv6 VIP", async () => {
+    const r = await dig(udpPort, ["reviews.bookinfo.svc.cluster.local", "AAAA"]);
+    expect(r.answers).toEqual([
+      ["reviews.bookinfo.svc.cluster.local.", "30", "IN", "AAAA", "fd00::1"],
+    ]);
+  });
+
+  it("expands short names for the client's namespace and answers under the requested name", async () => {
+    for (const name of ["reviews", "reviews.bookinfo", "reviews.bookinfo.svc"]) {
+      const r = await dig(udpPort, ["+nosearch", name, "A"]);
+      expect(r.answers, name).toEqual([[`${name}.`, "30", "IN", "A", "127.0.120.1"]]);
+    }
+  });
+
+  it("answers a search-domain hit with a CNAME to the stripped name, as ztunnel", async () => {
+    const r = await dig(udpPort, ["reviews.bookinfo.bookinfo.svc.cluster.local", "A"]);
+    expect(r.answers).toEqual([
+      ["reviews.bookinfo.bookinfo.svc.cluster.local.", "30", "IN", "CNAME", "reviews.bookinfo."],
+      ["reviews.bookinfo.", "30", "IN", "A", "127.0.120.1"],
+    ]);
+  });
+
+  it("matches a wildcard host", async () => {
+    const r = await dig(udpPort, ["api.example.com", "A"]);
+    expect(r.answers).toEqual([["api.example.com.", "30", "IN", "A", "127.0.120.9"]]);
+  });
+
+  it("a known host without data for the type: NOERROR, authoritative, no answers", async () => {
+    const r = await dig(udpPort, ["ratings.bookinfo.svc.cluster.local", "AAAA"]);
+    expect(r.status).toBe("NOERROR");
+    expect(r.flags).toContain("aa");
+    expect(r.answers).toEqual([]);
+  });
+
+  it("forwards an unknown name and returns the upstream's answer under the client's id", async () => {
+    const before = upstreamSeen.length;
+    const r = await dig(udpPort, ["www.example.org", "A"]);
+    expect(r.answers).toEqual([["www.example.org.", "77", "IN", "A", "192.0.2.7"]]);
+    expect(r.flags).not.toContain("aa");
+    expect(upstreamSeen.slice(before)).toEqual([{ name: "www.example.org", type: "A", id: r.id }]);
+  });
+
+  it("forwards a short name of another namespace, and non-A/AAAA types of a known host", async () => {
+    const before = upstreamSeen.length;
+    const other = await dig(udpPort, ["-b", "127.0.0.2", "+nosearch", "reviews", "A"]);
+    expect(other.answers).toEqual([["reviews.", "77", "IN", "A", "192.0.2.7"]]);
+    await dig(udpPort, ["reviews.bookinfo.svc.cluster.local", "TXT"]);
+    expect(upstreamSeen.slice(before).map((s) => `${s.name}/${s.type}`)).toEqual([
+      "reviews/A",
+      "reviews.bookinfo.svc.cluster.local/TXT",
+    ]);
+  });
+
+  it("SERVFAIL for a source that is no known client", async () => {
+    const r = await dig(udpPort, ["-b", "127.0.0.3", "reviews.bookinfo.svc.cluster.local", "A"]);
+    expect(r.status).toBe("SERVFAIL");
+  });
+
+  it("serves TCP (+tcp)", async () => {
+    const r = await dig(tcpPort, ["+tcp", "reviews.bookinfo.svc.cluster.local", "A"]);
+    expect(r.answers).toEqual([
+      ["reviews.bookinfo.svc.cluster.local.", "30", "IN", "A", "127.0.120.1"],
+    ]);
+  });
+
+  it("truncates over 512 bytes without EDNS (TC, no answers); dig's TCP retry gets them all", async () => {
+    const cut = await dig(udpPort, ["+noedns", "+ignore", "many.bookinfo.svc.cluster.local", "A"]);
+    expect(cut.flags).toContain("tc");
+    expect(cut.answers).toEqual([]);
+    const retried = await dig(udpPort, ["+noedns", "many.bookinfo.svc.cluster.local", "A"]);
+    expect(retried.answers).toHaveLength(40);
+    const edns = await dig(udpPort, [
+      // dns-packet does not compress names (ADR 0011): 40 records need ~1.9 kB here
+      "+bufsize=4096",
+      "+ignore",
+      "many.bookinfo.svc.cluster.local",
+    ]);
+    expect(edns.flags).not.toContain("tc");
+    expect(edns.answers).toHaveLength(40);
+  });
+
+  it("FORMERR for an undecodable query with a header; drops one too short to have an id", async () => {
+    const c = dgram.createSocket("udp4");
+    await new Promise<void>((r) => c.bind(0, "127.0.0.1", r));
+    const got: Buffer[] = [];
+    const two = new Promise<void>((resolve) =>
+      c.on("message", (m) => {
+        got.push(m);
+        if (got.length === 2) resolve();
+      }),
+    );
+    // id 0xbeef, one question announced, none present
+    const bad = Buffer.from([0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x05]);
+    c.send(Buffer.from([0x12]), udpPort, "127.0.0.1");
+    c.send(bad, udpPort, "127.0.0.1");
+    const good = dnsPacket.encode({
+      type: "query",
+      id: 0x4242,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: "A", name: "ratings.bookinfo.svc.cluster.local" }],
+    });
+    c.send(good, udpPort, "127.0.0.1");
+    await two;
+    c.close();
+    const ids = got.map((m) => m.readUInt16BE(0)).sort();
+    expect(ids).toEqual([0x4242, 0xbeef]);
+    const formerr = got.find((m) => m.readUInt16BE(0) === 0xbeef);
+    expect((formerr?.readUInt16BE(2) ?? 0) & 0x800f).toBe(0x8001);
+  });
+
+  it("TCP: several queries on one connection; a zero-length frame closes it", async () => {
+    const s = net.connect(tcpPort, "127.0.0.1");
+    const frame = (id: number, name: string): Buffer => {
+      const q = dnsPacket.encode({ type: "query", id, questions: [{ type: "A", name }] });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(q.length, 0);
+      return Buffer.concat([len, q]);
+    };
+    let buf = Buffer.alloc(0);
+    const ids: number[] = [];
+    const closed = new Promise<void>((r) => s.on("close", () => r()));
+    const both = new Promise<void>((resolve) =>
+      s.on("data", (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          ids.push(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))).id ?? -1);
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+        }
+        if (ids.length === 2) resolve();
+      }),
+    );
+    s.write(Buffer.concat([frame(1, "reviews"), frame(2, "ratings.bookinfo")]));
+    await both;
+    expect(ids.sort()).toEqual([1, 2]);
+    s.write(Buffer.from([0, 0]));
+    await closed;
+    expect(s.destroyed).toBe(true);
+  });
+
+  it("TCP: an idle connection is closed by the server", async () => {
+    const s = net.connect(tcpPort, "127.0.0.1");
+    const ended = new Promise<boolean>((r) => s.on("close", (hadError) => r(hadError)));
+    s.on("error", () => {});
+    await ended;
+    expect(s.destroyed).toBe(true);
+  });
+});
+
+describe("udpForwarder and resolv.conf", () => {
+  it("skips an upstream that never answers and uses the next; ignores a wrong id", async () => {
+    const silent = dgram.createSocket("udp4");
+    await new Promise<void>((r) => silent.bind(0, "127.0.0.1", r));
+    const liar = dgram.createSocket("udp4");
+    liar.on("message", (msg, rinfo) => {
+      const wrong = Buffer.from(msg);
+      wrong.writeUInt16BE((msg.readUInt16BE(0) + 1) & 0xffff, 0);
+      wrong.writeUInt16BE(0x8180, 2);
+      const right = Buffer.from(msg);
+      right.writeUInt16BE(0x8183, 2); // NXDOMAIN
+      liar.send(wrong, rinfo.port, rinfo.address);
+      liar.send(right, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => liar.bind(0, "127.0.0.1", r));
+    const fwd = udpForwarder(
+      [`127.0.0.1:${silent.address().port}`, `127.0.0.1:${liar.address().port}`],
+      { timeoutMs: 300 },
+    );
+    const q = dnsPacket.encode({ type: "query", id: 7, questions: [{ type: "A", name: "x.y" }] });
+    const res = await fwd(q);
+    expect(res.readUInt16BE(0)).toBe(7);
+    expect(res.readUInt16BE(2) & 0xf).toBe(3);
+    const none = udpForwarder([`127.0.0.1:${silent.address().port}`], { timeoutMs: 200 });
+    const err = await none(q).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExampleError);
+    expect((err as ExampleError).code).toBe("ERR_EXAMPLES_ROUTE");
+    silent.close();
+    liar.close();
+  });
+
+  it("reads nameserver lines of resolv.conf", () => {
+    const text =
+      "# generated\nsearch ns.svc.cluster.local\nnameserver 10.96.0.10\n; x\nnameserver fe80::1%eth0\nnameserver bogus\noptions ndots:5\n";
+    expect(resolvConfNameservers(text)).toEqual(["10.96.0.10", "fe80::1"]);
+  });
+});
