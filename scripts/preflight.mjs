@@ -18,6 +18,7 @@ export const COMMANDS = [
   ["nghttpx", "nghttp2-proxy", "HBONE interop tests against nghttpx"],
   ["ip", "iproute2", "in-pod tests build network namespaces"],
   ["iptables", "iptables", "in-pod tests redirect traffic"],
+  ["dig", "dnsutils", "the reference ztunnel's DNS proxy tests query it with dig"],
   ["chromium", "chromium", "the browser-bundle test runs headless Chromium"],
 ];
 
