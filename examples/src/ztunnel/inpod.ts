@@ -11,10 +11,12 @@
 // or down, and ZDS requests queue behind one another): its first connections wait for it, at most
 // the connect timeout. The request handling itself is the ztunnel's
 // (outbound.ts, inbound.ts, passthrough.ts); this file owns sockets and their lifetime only.
+import type dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  bindUdpInNetns,
   connectInNetns,
   DEFAULT_INPOD_MARK,
   DEFAULT_INPOD_UDS,
@@ -32,12 +34,31 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { HbonePool } from "../hbone.js";
 import { ExampleError, envFlag } from "../mesh/errors.js";
 import type { ZtunnelContext } from "./context.js";
+import {
+  type DnsClient,
+  DnsProxy,
+  resolvConfNameservers,
+  serveDnsTcp,
+  serveDnsUdp,
+  udpForwarder,
+} from "./dns.js";
 import type { InboundAppDialer } from "./inbound.js";
 import type { OutboundVia } from "./outbound.js";
 import type { PassthroughAppDialer } from "./passthrough.js";
 
 /** ztunnel's in-pod ports. */
 export const INPOD_PORTS = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 } as const;
+
+/** ztunnel's DNS proxy port (`DEFAULT_DNS_PORT`). */
+const DNS_PORT = 15053;
+
+function readResolvConf(): string {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8");
+  } catch {
+    return ""; // no upstream: names the mesh does not know get SERVFAIL
+  }
+}
 
 /** The in-pod settings, as ztunnel names them in its environment. */
 export interface InpodSettings {
@@ -59,6 +80,13 @@ export interface InpodSettings {
    * `netnsCheckIntervalMs`: default 15 s, 0 disables); such a pod is removed as on DelWorkload.
    */
   readonly netnsCheckIntervalMs?: number;
+  /**
+   * `ISTIO_META_DNS_CAPTURE=true`: ztunnel's DNS proxy on 127.0.0.1:15053 (and [::1]:15053 in a
+   * pod with IPv6), UDP and TCP, inside each pod, where istio-cni's DNS capture sends the pod's
+   * port 53. Mesh service names are answered from the config; everything else goes to `upstreams`
+   * (`ip` or `ip:port`; default: the nameservers of this process's /etc/resolv.conf).
+   */
+  readonly dns?: { readonly upstreams?: readonly string[]; readonly port?: number };
 }
 
 /** One in-pod workload as ztunnel's admin `/config_dump` shows it under `workloadState`. */
@@ -100,10 +128,13 @@ export function inpodSettingsFromEnv(env: NodeJS.ProcessEnv): InpodSettings | un
       );
   }
   const originalSource = envFlag(env, "ENABLE_ORIG_SRC", true);
+  // as ztunnel: the DNS proxy runs only when DNS capture is on
+  const dns = envFlag(env, "ISTIO_META_DNS_CAPTURE", false);
   return {
     ...(env.INPOD_UDS ? { uds: env.INPOD_UDS } : {}),
     ...(mark !== undefined ? { mark } : {}),
     ...(originalSource ? {} : { originalSource: false }),
+    ...(dns ? { dns: {} } : {}),
   };
 }
 
@@ -137,6 +168,8 @@ class PodProxy {
   readonly workload: InpodWorkload;
   readonly identity: string;
   readonly listeners: net.Server[] = [];
+  /** The DNS proxy's UDP sockets (15053), when DNS capture is on. */
+  readonly udp: dgram.Socket[] = [];
   /** `host:port` of each listener (IPv6 in brackets). */
   readonly bound: string[] = [];
   readonly sockets = new Set<Duplex>();
@@ -170,6 +203,7 @@ class PodProxy {
     const stopped = this.listeners.map(
       (l) => new Promise<void>((resolve) => l.close(() => resolve())),
     );
+    for (const u of this.udp) u.close();
     this.pool.destroy();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
@@ -188,6 +222,7 @@ export class InpodManager implements ZdsWorkloadHandler {
   readonly #mark: number;
   readonly #origSrc: boolean;
   readonly #ports: { outbound: number; inboundPlaintext: number; hbone: number };
+  readonly #dns: { proxy: DnsProxy; port: number } | undefined;
   readonly #pods = new Map<InpodWorkload, PodProxy>();
   /** Pods whose proxy is starting (addWorkload in progress). */
   readonly #starting = new Set<InpodWorkload>();
@@ -202,6 +237,13 @@ export class InpodManager implements ZdsWorkloadHandler {
     this.#mark = settings.mark ?? DEFAULT_INPOD_MARK;
     this.#origSrc = settings.originalSource ?? true;
     this.#ports = { ...INPOD_PORTS, hbone: ctx.ports.hbone, ...settings.ports };
+    if (settings.dns) {
+      const upstreams = settings.dns.upstreams ?? resolvConfNameservers(readResolvConf());
+      this.#dns = {
+        proxy: new DnsProxy({ state: () => ctx.state, forward: udpForwarder([...upstreams]) }),
+        port: settings.dns.port ?? DNS_PORT,
+      };
+    }
     this.zds = new ZdsClient({
       path: settings.uds ?? DEFAULT_INPOD_UDS,
       handler: this,
@@ -444,6 +486,7 @@ export class InpodManager implements ZdsWorkloadHandler {
       await listen(this.#ports.outbound, (s) => this.#outbound(p, s));
       await listen(this.#ports.inboundPlaintext, (s) => this.#plaintext(p, s));
       await listen(this.#ports.hbone, (s) => this.#hbone(p, s));
+      if (this.#dns) await this.#listenDns(p, hosts.length > 1);
     } catch (e) {
       await p.close();
       throw new ExampleError(
@@ -471,6 +514,48 @@ export class InpodManager implements ZdsWorkloadHandler {
       { uid: w.uid, workload: `${w.info.namespace}/${w.info.name}` },
       "in-pod: pod removed",
     );
+  }
+
+  /**
+   * ztunnel's DNS proxy inside the pod: UDP and TCP on 127.0.0.1 (and ::1), where istio-cni's
+   * REDIRECT sends the pod's port 53 (locally generated traffic is redirected to loopback). All
+   * that arrives there comes from this pod, so the client is the pod itself.
+   */
+  async #listenDns(p: PodProxy, ipv6: boolean): Promise<void> {
+    const dns = this.#dns;
+    if (!dns) return;
+    const known = this.#workloadOf(p.workload);
+    const client: DnsClient = {
+      namespace: p.workload.info.namespace,
+      ...(known?.network ? { network: known.network } : {}),
+    };
+    const clientOf = (): DnsClient => client;
+    for (const host of ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"]) {
+      const udp = await bindUdpInNetns(p.netns, {
+        host,
+        port: dns.port,
+        mark: this.#mark,
+        v6Only: true,
+      });
+      p.udp.push(udp);
+      serveDnsUdp(udp, dns.proxy, clientOf);
+      const tcp = await listenInNetns(p.netns, {
+        host,
+        port: dns.port,
+        v6Only: true,
+        mark: this.#mark,
+        server: net.createServer(),
+      });
+      tcp.on("connection", (s: net.Socket) => {
+        s.on("error", () => {});
+        p.track(s);
+      });
+      tcp.on("error", () => {});
+      serveDnsTcp(tcp, dns.proxy, clientOf);
+      p.listeners.push(tcp);
+      const at = host.includes(":") ? `[${host}]:${dns.port}` : `${host}:${dns.port}`;
+      p.bound.push(at, `${at}/udp`);
+    }
   }
 
   /** A TCP connection from inside the pod's netns, marked; as `sourceIp` when given (orig src). */
