@@ -32,9 +32,16 @@ describe("preflight", () => {
   it("names every missing tool with its Debian package, and how to run .ci/run", () => {
     expect(none.status).toBe(1);
     expect(packages).toEqual(
-      expect.arrayContaining(["openssl", "nghttp2-proxy", "python3-h2", "iproute2", "chromium"]),
+      expect.arrayContaining([
+        "openssl",
+        "nghttp2-proxy",
+        "python3-h2",
+        "iproute2",
+        "dnsutils",
+        "chromium",
+      ]),
     );
-    expect(new Set(packages).size).toBe(11);
+    expect(new Set(packages).size).toBe(12);
     expect(none.stderr).toMatch(/nghttpx +\(Debian: nghttp2-proxy\)/);
     expect(none.stderr).toMatch(/python module h2 +\(Debian: python3-h2\)/);
     expect(none.stderr).toContain("bash .ci/run");
