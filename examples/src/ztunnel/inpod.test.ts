@@ -107,6 +107,11 @@ function inNs(ns: string, cmd: string, args: string[]): Promise<string> {
   });
 }
 
+/** The established HBONE connections (to port 15008) inside namespace `ns`, as `ss -tnoe` lists them. */
+function hboneSockets(ns: string): Promise<string> {
+  return inNs(ns, "ss", ["-Htnoe", "state", "established", "dport", "= :15008"]);
+}
+
 const INFO_A = { name: "client", namespace: "test", serviceAccount: "client" };
 const INFO_B = { name: "server", namespace: "test", serviceAccount: "server" };
 
@@ -246,13 +251,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     // the server saw pod A, not a ztunnel address (ENABLE_ORIG_SRC)
     expect(seenByApp).toEqual([A_IP]);
     // A's pooled HBONE connection to B:15008 left from inside pod A, with ztunnel's mark
-    const hbone = await inNs(podA().ns, "ss", [
-      "-Htnoe",
-      "state",
-      "established",
-      "dport",
-      "= :15008",
-    ]);
+    const hbone = await hboneSockets(podA().ns);
     expect(hbone).toContain(`${B_IP}:15008`);
     expect(hbone).toContain("fwmark:0x539");
 
@@ -881,13 +880,7 @@ describe.skipIf(!privileged())(
       expect(await curl("marked")).toBe("marked");
       expect(seenByApp).toEqual([A_IP]);
       // a ztunnel that kept 1337 would have its HBONE dial redirected by A's rules (back to 15001)
-      const hbone = await inNs(podA().ns, "ss", [
-        "-Htnoe",
-        "state",
-        "established",
-        "dport",
-        "= :15008",
-      ]);
+      const hbone = await hboneSockets(podA().ns);
       expect(hbone).toContain(`${B_IP}:15008`);
       expect(hbone).toContain("fwmark:0x640");
       expect(hbone).not.toContain("fwmark:0x539");

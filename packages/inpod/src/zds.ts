@@ -661,21 +661,26 @@ export class ZdsClient {
     this.#pendingDelayMs = this.#initialMs;
   }
 
+  /** Why `w`'s pod network is gone (CNI DEL left only lo, or the fd lost it), else undefined. */
+  #networkGone(w: InpodWorkload): string | undefined {
+    try {
+      w.netns.check();
+      const network = hasNetwork(w.netns);
+      if (network) this.#hadNetwork.add(w);
+      else if (network === false && this.#hadNetwork.has(w))
+        return `its network namespace (net:[${w.netns.id.ino}]) has no interface but lo any more: the pod's network was torn down (CNI DEL)`;
+    } catch (err) {
+      return `its network namespace fd no longer names it: ${(err as Error).message}`;
+    }
+    return undefined;
+  }
+
   /** The netns check: removes every workload whose network is gone; returns their uids. */
   async #sweep(): Promise<string[]> {
     const removed: string[] = [];
     // a pending workload whose pod went away: nothing runs for it, only its netns fd to let go
     for (const w of [...this.#pending.values()]) {
-      let gone: string | undefined;
-      try {
-        w.netns.check();
-        const network = hasNetwork(w.netns);
-        if (network) this.#hadNetwork.add(w);
-        else if (network === false && this.#hadNetwork.has(w))
-          gone = `its network namespace (net:[${w.netns.id.ino}]) has no interface but lo any more`;
-      } catch (err) {
-        gone = `its network namespace fd no longer names it: ${(err as Error).message}`;
-      }
+      const gone = this.#networkGone(w);
       if (gone === undefined) continue;
       this.#pending.delete(w.uid);
       w.netns.close();
@@ -689,16 +694,7 @@ export class ZdsClient {
     for (const w of [...this.#workloads.values()]) {
       if (this.#closed) break;
       if (this.#workloads.get(w.uid) !== w) continue; // replaced meanwhile
-      let reason: string | undefined;
-      try {
-        w.netns.check();
-        const network = hasNetwork(w.netns);
-        if (network) this.#hadNetwork.add(w);
-        else if (network === false && this.#hadNetwork.has(w))
-          reason = `its network namespace (net:[${w.netns.id.ino}]) has no interface but lo any more: the pod's network was torn down (CNI DEL)`;
-      } catch (err) {
-        reason = `its network namespace fd no longer names it: ${(err as Error).message}`;
-      }
+      let reason = this.#networkGone(w);
       if (reason === undefined) continue;
       // The pod is gone: removed even when the handler fails, so that the fd is not kept for it.
       this.#workloads.delete(w.uid);
