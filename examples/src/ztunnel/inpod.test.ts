@@ -359,13 +359,7 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode (ZDS, real pods)"
     expect(back.equals(body)).toBe(true);
     expect(seenByApp).toEqual([A_IP6]);
     // A's HBONE connection to B's IPv6 15008 left from inside pod A, with ztunnel's mark
-    const hbone = await inNs(podA().ns, "ss", [
-      "-Htnoe6",
-      "state",
-      "established",
-      "dport",
-      "= :15008",
-    ]);
+    const hbone = await hboneSockets(podA().ns);
     expect(hbone).toContain(`[${B_IP6}]:15008`);
     expect(hbone).toContain("fwmark:0x539");
     const complete = () =>
