@@ -2,13 +2,16 @@ import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import net from "node:net";
 import dnsPacket from "dns-packet";
+import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseScenario } from "../mesh/config.js";
 import { ExampleError } from "../mesh/errors.js";
 import { MeshState } from "../mesh/state.js";
+import { parsePrometheus } from "../testing.js";
 import {
   type DnsClient,
   DnsProxy,
+  dnsMetrics,
   resolvConfNameservers,
   serveDnsTcp,
   serveDnsUdp,
@@ -285,6 +288,59 @@ describe("DnsProxy on loopback, asked by dig", () => {
     s.on("error", () => {});
     await ended;
     expect(s.destroyed).toBe(true);
+  });
+});
+
+describe("DnsProxy metrics", () => {
+  it("reports ztunnel's istio_dns_* metrics, labelled by query type, protocol and source", async () => {
+    const registry = new Registry();
+    const state = new MeshState(parseScenario({ file: "dns.yaml", text: LOCAL_XDS }).local);
+    const proxy = new DnsProxy({
+      state: () => state,
+      // example.org answers; down.example has no upstream that answers
+      forward: async (query) => {
+        const q = dnsPacket.decode(query);
+        if (q.questions?.[0]?.name === "down.example") throw new Error("no upstream answered");
+        return dnsPacket.encode({ type: "response", id: q.id ?? 0, questions: q.questions ?? [] });
+      },
+      observer: dnsMetrics(registry),
+    });
+    const ask = (name: string, type: "A" | "AAAA", protocol: "udp" | "tcp") =>
+      proxy.answer(
+        dnsPacket.encode({ type: "query", id: 7, questions: [{ type, name }] }),
+        { namespace: "bookinfo", canonicalService: "productpage", canonicalRevision: "v1" },
+        protocol,
+      );
+    await ask("reviews.bookinfo.svc.cluster.local", "A", "udp");
+    await ask("reviews", "AAAA", "tcp");
+    await ask("example.org", "A", "udp");
+    const failed = await ask("down.example", "A", "udp");
+    expect(((dnsPacket.decode(failed as Buffer).flags ?? 0) & 0xf) === 2).toBe(true); // SERVFAIL
+    const samples = parsePrometheus(await registry.metrics());
+    const value = (name: string, labels: Record<string, string>) =>
+      samples
+        .filter(
+          (m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v),
+        )
+        .reduce((n, m) => n + m.value, 0);
+    const src = { source_canonical_service: "productpage", source_canonical_revision: "v1" };
+    expect(
+      value("istio_dns_requests_total", {
+        ...src,
+        request_query_type: "a",
+        request_protocol: "udp",
+      }),
+    ).toBe(3);
+    expect(
+      value("istio_dns_requests_total", {
+        ...src,
+        request_query_type: "aaaa",
+        request_protocol: "tcp",
+      }),
+    ).toBe(1);
+    expect(value("istio_dns_upstream_requests_total", src)).toBe(2);
+    expect(value("istio_dns_upstream_failures_total", src)).toBe(1);
+    expect(value("istio_dns_upstream_request_duration_seconds_count", src)).toBe(2);
   });
 });
 

@@ -6,6 +6,7 @@ import dgram from "node:dgram";
 import net from "node:net";
 import type { Service } from "@ambientkit/xds-types";
 import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer } from "dns-packet";
+import { Counter, Histogram, type Registry } from "prom-client";
 import { ExampleError } from "../mesh/errors.js";
 import type { MeshState } from "../mesh/state.js";
 
@@ -13,6 +14,25 @@ import type { MeshState } from "../mesh/state.js";
 export interface DnsClient {
   readonly namespace: string;
   readonly network?: string;
+  /** For the metrics' source_canonical_service / _revision labels ("unknown" when absent). */
+  readonly canonicalService?: string;
+  readonly canonicalRevision?: string;
+}
+
+/** What the DNS metrics are labelled with: ztunnel's DnsLabels. */
+export interface DnsRequestLabels {
+  /** The question's type, lower case (`a`, `aaaa`, `txt`…). */
+  readonly queryType: string;
+  readonly protocol: "udp" | "tcp";
+  readonly client: DnsClient | undefined;
+}
+
+/** Where a DnsProxy reports its requests (ztunnel's istio_dns_* metrics: {@link dnsMetrics}). */
+export interface DnsObserver {
+  /** Every request with a question, answered locally or not. */
+  request(labels: DnsRequestLabels): void;
+  /** A request sent upstream: how long it took, and whether an answer came. */
+  forwarded(labels: DnsRequestLabels, seconds: number, ok: boolean): void;
 }
 
 /** The peer a query came from, as a transport sees it. */
@@ -32,6 +52,8 @@ export interface DnsProxyOptions {
   readonly ttl?: number;
   /** false → AAAA for mesh hosts answers empty, as ztunnel with IPv6 disabled; default true. */
   readonly ipv6?: boolean;
+  /** Metrics; none when absent. */
+  readonly observer?: DnsObserver;
 }
 
 const RCODE_NOERROR = 0;
@@ -92,8 +114,10 @@ export class DnsProxy {
   readonly #forward: (query: Buffer) => Promise<Buffer>;
   readonly #ttl: number;
   readonly #ipv6: boolean;
+  readonly #observer: DnsObserver | undefined;
 
   constructor(opts: DnsProxyOptions) {
+    this.#observer = opts.observer;
     this.#state = opts.state;
     this.#domain = labels(opts.domain ?? "cluster.local");
     this.#forward = opts.forward;
@@ -106,7 +130,11 @@ export class DnsProxy {
    * as hickory drops a message whose header it cannot read). `client` undefined → SERVFAIL, as
    * ztunnel answers an unknown source.
    */
-  async answer(query: Buffer, client: DnsClient | undefined): Promise<Buffer | undefined> {
+  async answer(
+    query: Buffer,
+    client: DnsClient | undefined,
+    protocol: "udp" | "tcp" = "udp",
+  ): Promise<Buffer | undefined> {
     let req: DecodedPacket;
     try {
       req = dnsPacket.decode(query);
@@ -121,11 +149,13 @@ export class DnsProxy {
     const q = questions[0];
     // hickory serves exactly one question per message.
     if (questions.length !== 1 || q === undefined) return headerOnly(query, RCODE_FORMERR);
+    const labels: DnsRequestLabels = { queryType: String(q.type).toLowerCase(), protocol, client };
+    this.#observe(() => this.#observer?.request(labels));
     if (!client) return this.#respond(req, RCODE_SERVFAIL, [], false);
 
-    if (q.type !== "A" && q.type !== "AAAA") return this.#forwardOrFail(query, req);
+    if (q.type !== "A" && q.type !== "AAAA") return this.#forwardOrFail(query, req, labels);
     const found = this.#find(client, q.name);
-    if (!found) return this.#forwardOrFail(query, req);
+    if (!found) return this.#forwardOrFail(query, req, labels);
 
     // From here on we are the authority (ztunnel sets AA on every locally built answer).
     const { service, matched, alias } = found;
@@ -212,14 +242,32 @@ export class DnsProxy {
     return undefined;
   }
 
-  async #forwardOrFail(query: Buffer, req: DecodedPacket): Promise<Buffer> {
+  /** A metrics hook must never fail an answer. */
+  #observe(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      // ignored
+    }
+  }
+
+  async #forwardOrFail(
+    query: Buffer,
+    req: DecodedPacket,
+    labels: DnsRequestLabels,
+  ): Promise<Buffer> {
+    const t0 = performance.now();
     try {
       const res = await this.#forward(query);
+      this.#observe(() => this.#observer?.forwarded(labels, (performance.now() - t0) / 1000, true));
       // The upstream's bytes as they are; the id is the client's (a forwarder may have re-keyed it).
       const out = Buffer.from(res);
       if (out.length >= 2) out.writeUInt16BE(req.id ?? 0, 0);
       return out;
     } catch {
+      this.#observe(() =>
+        this.#observer?.forwarded(labels, (performance.now() - t0) / 1000, false),
+      );
       return this.#respond(req, RCODE_SERVFAIL, [], false);
     }
   }
@@ -327,7 +375,7 @@ export function serveDnsUdp(
 ): void {
   socket.on("message", (msg, rinfo) => {
     void (async () => {
-      const res = await proxy.answer(msg, clientOf(rinfo));
+      const res = await proxy.answer(msg, clientOf(rinfo), "udp");
       const out = res && truncateForUdp(res, udpLimit(msg));
       if (out) socket.send(out, rinfo.port, rinfo.address, () => {});
     })().catch(() => {
@@ -386,7 +434,7 @@ export function serveDnsTcp(
         inFlight++;
         if (inFlight >= maxInFlight) sock.pause();
         void proxy
-          .answer(Buffer.from(query), clientOf(peer))
+          .answer(Buffer.from(query), clientOf(peer), "tcp")
           .then((res) => {
             if (!res) {
               sock.destroy();
@@ -499,4 +547,53 @@ export function resolvConfNameservers(text: string): string[] {
       out.push(value.replace(/%.*$/, ""));
   }
   return out;
+}
+
+/**
+ * ztunnel's DNS metrics on a prom-client registry (its names under the `istio` prefix, all marked
+ * unstable there): istio_dns_requests_total, istio_dns_upstream_requests_total,
+ * istio_dns_upstream_failures_total and istio_dns_upstream_request_duration_seconds, labelled
+ * request_query_type, request_protocol, source_canonical_service, source_canonical_revision.
+ */
+export function dnsMetrics(registry: Registry): DnsObserver {
+  const labelNames = [
+    "request_query_type",
+    "request_protocol",
+    "source_canonical_service",
+    "source_canonical_revision",
+  ] as const;
+  const counter = (name: string, help: string) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+  const requests = counter("istio_dns_requests_total", "Total number of DNS requests (unstable)");
+  const upstream = counter(
+    "istio_dns_upstream_requests_total",
+    "Total number of DNS requests forwarded to upstream (unstable)",
+  );
+  const failures = counter(
+    "istio_dns_upstream_failures_total",
+    "Total number of DNS requests that failed to forward upstream (unstable)",
+  );
+  const duration = new Histogram({
+    name: "istio_dns_upstream_request_duration_seconds",
+    help: "Total time in seconds Istio takes to get DNS response from upstream (unstable)",
+    labelNames,
+    // ztunnel's buckets, in order
+    buckets: [0.001, 0.005, 0.01, 0.1, 1, 5],
+    registers: [registry],
+  });
+  const of = (l: DnsRequestLabels) => ({
+    request_query_type: l.queryType,
+    request_protocol: l.protocol,
+    source_canonical_service: l.client?.canonicalService || "unknown",
+    source_canonical_revision: l.client?.canonicalRevision || "unknown",
+  });
+  return {
+    request: (l) => requests.inc(of(l)),
+    forwarded: (l, seconds, ok) => {
+      const labels = of(l);
+      upstream.inc(labels);
+      duration.observe(labels, seconds);
+      if (!ok) failures.inc(labels);
+    },
+  };
 }

@@ -20,6 +20,7 @@ import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
+import { parsePrometheus } from "../testing.js";
 import { inpodSettingsFromEnv } from "./inpod.js";
 import { Ztunnel } from "./ztunnel.js";
 
@@ -165,6 +166,22 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode: DNS proxy (15053
     // a service name of a namespace that has no such service is not the mesh's either
     expect(await dig(pod(), [`@${resolverIp}`, "+short", "ratings"])).toBe("192.0.2.53");
     expect(forwarded.at(-1)).toBe("ratings");
+  });
+
+  it("counts them in ztunnel's istio_dns_* metrics on the ztunnel's scrape", async () => {
+    const samples = parsePrometheus(await z.registry.metrics());
+    const sum = (name: string, labels: Record<string, string> = {}) =>
+      samples
+        .filter(
+          (m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v),
+        )
+        .reduce((n, m) => n + m.value, 0);
+    // the tests above: 9 questions (one over TCP, one AAAA), 2 of them sent upstream
+    expect(sum("istio_dns_requests_total")).toBe(9);
+    expect(sum("istio_dns_requests_total", { request_protocol: "tcp" })).toBe(1);
+    expect(sum("istio_dns_requests_total", { request_query_type: "aaaa" })).toBe(1);
+    expect(sum("istio_dns_upstream_requests_total")).toBe(2);
+    expect(sum("istio_dns_upstream_failures_total")).toBe(0);
   });
 
   it("DelWorkload closes the DNS sockets with the pod's other listeners", async () => {

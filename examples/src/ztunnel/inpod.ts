@@ -36,7 +36,9 @@ import { ExampleError, envFlag } from "../mesh/errors.js";
 import type { ZtunnelContext } from "./context.js";
 import {
   type DnsClient,
+  type DnsObserver,
   DnsProxy,
+  dnsMetrics,
   resolvConfNameservers,
   serveDnsTcp,
   serveDnsUdp,
@@ -223,6 +225,8 @@ export class InpodManager implements ZdsWorkloadHandler {
   readonly #origSrc: boolean;
   readonly #ports: { outbound: number; inboundPlaintext: number; hbone: number };
   readonly #dns: { proxy: DnsProxy; port: number } | undefined;
+  /** ztunnel's istio_dns_* metrics, once registered on the ztunnel's scrape. */
+  #dnsObserver: DnsObserver | undefined;
   readonly #pods = new Map<InpodWorkload, PodProxy>();
   /** Pods whose proxy is starting (addWorkload in progress). */
   readonly #starting = new Set<InpodWorkload>();
@@ -240,7 +244,14 @@ export class InpodManager implements ZdsWorkloadHandler {
     if (settings.dns) {
       const upstreams = settings.dns.upstreams ?? resolvConfNameservers(readResolvConf());
       this.#dns = {
-        proxy: new DnsProxy({ state: () => ctx.state, forward: udpForwarder([...upstreams]) }),
+        proxy: new DnsProxy({
+          state: () => ctx.state,
+          forward: udpForwarder([...upstreams]),
+          observer: {
+            request: (l) => this.#dnsObserver?.request(l),
+            forwarded: (l, seconds, ok) => this.#dnsObserver?.forwarded(l, seconds, ok),
+          },
+        }),
         port: settings.dns.port ?? DNS_PORT,
       };
     }
@@ -323,6 +334,7 @@ export class InpodManager implements ZdsWorkloadHandler {
    * started and stopped since this ztunnel began. Read at every scrape.
    */
   registerMetrics(registry: Registry): void {
+    if (this.#dns) this.#dnsObserver = dnsMetrics(registry);
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({
         name,
@@ -528,6 +540,8 @@ export class InpodManager implements ZdsWorkloadHandler {
     const client: DnsClient = {
       namespace: p.workload.info.namespace,
       ...(known?.network ? { network: known.network } : {}),
+      ...(known?.canonicalName ? { canonicalService: known.canonicalName } : {}),
+      ...(known?.canonicalRevision ? { canonicalRevision: known.canonicalRevision } : {}),
     };
     const clientOf = (): DnsClient => client;
     for (const host of ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"]) {
