@@ -20,8 +20,20 @@ import {
 
 const MANY = Array.from({ length: 40 }, (_, i) => `"/127.0.121.${i + 1}"`).join(", ");
 const LOCAL_XDS = `
-workloads: []
+workloads:
+  - { uid: k//Pod/bookinfo/db-0, name: db-0, namespace: bookinfo, serviceAccount: db, trustDomain: cluster.local, workloadIps: ["127.0.130.1", "fd00::130:1"], protocol: HBONE, node: n, services: { "bookinfo/db.bookinfo.svc.cluster.local": { 5432: 5432 } } }
+  - { uid: k//Pod/bookinfo/db-1, name: db-1, namespace: bookinfo, serviceAccount: db, trustDomain: cluster.local, workloadIps: ["127.0.130.2"], protocol: HBONE, node: n, services: { "bookinfo/db.bookinfo.svc.cluster.local": { 5432: 5432 } } }
 services:
+  - name: db
+    namespace: bookinfo
+    hostname: db.bookinfo.svc.cluster.local
+    vips: []
+    ports: { 5432: 5432 }
+  - name: novip
+    namespace: bookinfo
+    hostname: novip.example.org
+    vips: []
+    ports: { 80: 80 }
   - name: reviews
     namespace: bookinfo
     hostname: reviews.bookinfo.svc.cluster.local
@@ -194,6 +206,21 @@ describe("DnsProxy on loopback, asked by dig", () => {
       "reviews/A",
       "reviews.bookinfo.svc.cluster.local/TXT",
     ]);
+  });
+
+  it("answers a Kubernetes headless service (no VIP) with its endpoints' addresses, as ztunnel", async () => {
+    const a = await dig(udpPort, ["db.bookinfo.svc.cluster.local", "A"]);
+    expect(a.status).toBe("NOERROR");
+    expect(a.flags).toContain("aa");
+    expect(a.answers.map((r) => r[4]).sort()).toEqual(["127.0.130.1", "127.0.130.2"]);
+    // only the endpoints that have an address of the asked family
+    const aaaa = await dig(udpPort, ["db", "AAAA"]);
+    expect(aaaa.answers.map((r) => r[4])).toEqual(["fd00::130:1"]);
+    // a host without a VIP outside the cluster domain is not ours: forwarded
+    const before = upstreamSeen.length;
+    const other = await dig(udpPort, ["novip.example.org", "A"]);
+    expect(other.answers.map((r) => r[4])).toEqual(["192.0.2.7"]);
+    expect(upstreamSeen.length).toBe(before + 1);
   });
 
   it("SERVFAIL for a source that is no known client", async () => {

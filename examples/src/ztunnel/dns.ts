@@ -166,11 +166,19 @@ export class DnsProxy {
       !(family === "IPv6" && q.type === "A");
     const want = q.type === "A" ? 4 : 6;
     const network = client.network ?? "";
-    const addrs = allowed
-      ? service.vips
-          .filter((v) => net.isIP(v.address) === want && v.network === network)
-          .map((v) => v.address)
-      : [];
+    let addrs: string[] = [];
+    if (allowed && service.vips.length > 0) {
+      addrs = service.vips
+        .filter((v) => net.isIP(v.address) === want && v.network === network)
+        .map((v) => v.address);
+    } else if (allowed) {
+      // A Kubernetes headless service: its endpoints' addresses, the first of the asked family
+      // of each workload (ztunnel's get_addresses)
+      for (const ep of this.#state().endpoints(service)) {
+        const ip = ep.workload.workloadIps.find((a) => net.isIP(a) === want);
+        if (ip !== undefined) addrs.push(ip);
+      }
+    }
     if (addrs.length === 0) return this.#respond(req, RCODE_NOERROR, [], true);
     shuffle(addrs);
 
@@ -217,7 +225,7 @@ export class DnsProxy {
     return out;
   }
 
-  /** The service forms of `to_kube_fqdns` (pod-host forms are headless-only and left out). */
+  /** The service forms of `to_kube_fqdns` (the pod-host forms of headless services are left out). */
   #kubeFqdns(name: string[], namespace: string): string[] {
     const d = this.#domain.join(".");
     if (name.length === 1) return [`${name[0]}.${namespace}.svc.${d}`];
@@ -233,13 +241,24 @@ export class DnsProxy {
     const index = servicesByHost(this.#state());
     for (const alias of this.#aliases(client, requested)) {
       for (const host of wildcards(labels(alias.name))) {
-        // No VIP → not ours (headless services are not served here): forward instead.
-        const candidates = (index.get(host.toLowerCase()) ?? []).filter((s) => s.vips.length > 0);
+        // No VIP → not ours, unless a Kubernetes headless service (answered with its
+        // endpoints): forward instead, as ztunnel.
+        const candidates = (index.get(host.toLowerCase()) ?? []).filter(
+          (s) => s.vips.length > 0 || this.#kubernetesHeadless(s),
+        );
         const service = bestMatch(candidates, client.namespace);
         if (service) return { service, matched: host, alias };
       }
     }
     return undefined;
+  }
+
+  /** ztunnel's `is_kubernetes_headless`: no VIP, and a hostname in `.svc.<cluster domain>`. */
+  #kubernetesHeadless(s: Service): boolean {
+    return (
+      s.vips.length === 0 &&
+      s.hostname.toLowerCase().endsWith(`.svc.${this.#domain.join(".")}`.toLowerCase())
+    );
   }
 
   /** A metrics hook must never fail an answer. */
