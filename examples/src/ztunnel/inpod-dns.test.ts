@@ -20,6 +20,7 @@ import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkloadCertificates } from "../mesh/certs.js";
 import { parseScenario } from "../mesh/config.js";
+import { workloadYaml } from "../mesh/workload-yaml.js";
 import { parsePrometheus } from "../testing.js";
 import { inpodSettingsFromEnv } from "./inpod.js";
 import { Ztunnel } from "./ztunnel.js";
@@ -182,6 +183,30 @@ describe.skipIf(!privileged())("reference ztunnel, in-pod mode: DNS proxy (15053
     expect(sum("istio_dns_requests_total", { request_query_type: "aaaa" })).toBe(1);
     expect(sum("istio_dns_upstream_requests_total")).toBe(2);
     expect(sum("istio_dns_upstream_failures_total")).toBe(0);
+  });
+
+  it("names the pod by its workload once xDS knows it: the client is looked up per query", async () => {
+    const before = parsePrometheus(await z.registry.metrics());
+    expect(
+      before.some(
+        (m) =>
+          m.name === "istio_dns_requests_total" && m.labels.source_canonical_service === "unknown",
+      ),
+    ).toBe(true);
+    const pushed = CONFIG.replace(
+      "workloads: []",
+      `workloads:${workloadYaml({ name: "productpage", namespace: "test", ip: pod().ip, node: "node-d" })}`,
+    );
+    await z.setConfig(parseScenario({ file: "inpod-dns.yaml", text: pushed }).local);
+    expect(await dig(pod(), [`@${resolverIp}`, "+short", "reviews"])).toBe("10.96.0.77");
+    const after = parsePrometheus(await z.registry.metrics());
+    expect(
+      after.find(
+        (m) =>
+          m.name === "istio_dns_requests_total" &&
+          m.labels.source_canonical_service === "productpage",
+      )?.value,
+    ).toBe(1);
   });
 
   it("DelWorkload closes the DNS sockets with the pod's other listeners", async () => {

@@ -536,14 +536,17 @@ export class InpodManager implements ZdsWorkloadHandler {
   async #listenDns(p: PodProxy, ipv6: boolean): Promise<void> {
     const dns = this.#dns;
     if (!dns) return;
-    const known = this.#workloadOf(p.workload);
-    const client: DnsClient = {
-      namespace: p.workload.info.namespace,
-      ...(known?.network ? { network: known.network } : {}),
-      ...(known?.canonicalName ? { canonicalService: known.canonicalName } : {}),
-      ...(known?.canonicalRevision ? { canonicalRevision: known.canonicalRevision } : {}),
+    // Looked up per query, as ztunnel does: the pod usually reaches us (ZDS, during CNI ADD)
+    // before xDS knows its workload, and its network decides which VIPs it may be given.
+    const clientOf = (): DnsClient => {
+      const known = this.#workloadOf(p.workload);
+      return {
+        namespace: p.workload.info.namespace,
+        ...(known?.network ? { network: known.network } : {}),
+        ...(known?.canonicalName ? { canonicalService: known.canonicalName } : {}),
+        ...(known?.canonicalRevision ? { canonicalRevision: known.canonicalRevision } : {}),
+      };
     };
-    const clientOf = (): DnsClient => client;
     for (const host of ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"]) {
       const udp = await bindUdpInNetns(p.netns, {
         host,
@@ -552,13 +555,18 @@ export class InpodManager implements ZdsWorkloadHandler {
         v6Only: true,
       });
       p.udp.push(udp);
+      // a receive error (ENOBUFS…) must not take the ztunnel down with an unhandled 'error'
+      udp.on("error", (e) =>
+        this.#ctx.log.warn({ uid: p.workload.uid, error: e.message }, "in-pod: DNS socket error"),
+      );
       serveDnsUdp(udp, dns.proxy, clientOf);
       const tcp = await listenInNetns(p.netns, {
         host,
         port: dns.port,
         v6Only: true,
         mark: this.#mark,
-        server: net.createServer(),
+        // a resolver may send its query and FIN at once: the answer must still go out
+        server: net.createServer({ allowHalfOpen: true }),
       });
       tcp.on("connection", (s: net.Socket) => {
         s.on("error", () => {});
