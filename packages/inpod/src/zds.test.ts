@@ -426,6 +426,68 @@ describe.skipIf(!privileged())("ZdsClient with a fake istio-cni node agent", () 
     }
   });
 
+  it("does not keep pending an Add that fails after its connection ended (the next snapshot resends it)", async () => {
+    let started = false;
+    let fail: (e: Error) => void = () => {};
+    const handler: ZdsWorkloadHandler = {
+      addWorkload: () =>
+        new Promise<void>((_resolve, reject) => {
+          started = true;
+          fail = reject;
+        }),
+      removeWorkload: () => {},
+    };
+    const fds = openFds();
+    const s = await session(handler as ProxyHandler);
+    try {
+      const acked = s.agent.add(pod("slow"), INFO, a).catch(() => "no ack");
+      expect(await eventually(() => started)).toBe(true);
+      await s.agent.stop(); // the node agent goes away while the proxy is starting
+      expect(await eventually(() => !s.client.connected)).toBe(true);
+      fail(new Error("port 15008 is taken"));
+      expect(await acked).toBe("no ack");
+      await eventually(() => s.client.pending.size > 0, 300); // give a wrong pending a chance
+      expect(s.client.pending.size).toBe(0);
+      expect(s.client.workloads.size).toBe(0);
+    } finally {
+      await s.done();
+    }
+    expect(openFds()).toBe(fds);
+  });
+
+  it("a pending workload whose network is torn down is let go and remembered, as a running one", async () => {
+    const doomed = network.addPod(false);
+    const path = sockPath();
+    const agent = await FakeNodeAgent.start(path);
+    const handler = new ProxyHandler();
+    handler.failing.add(pod("p"));
+    const gone: string[] = [];
+    const client = new ZdsClient({
+      path,
+      handler,
+      backoff: { initialMs: 20, maxMs: 200 },
+      netnsCheckIntervalMs: 0,
+      on: { netnsGone: (w, reason) => gone.push(`${w.uid}: ${reason}`) },
+    }).start();
+    try {
+      await agent.accept();
+      expect(await agent.add(pod("p"), INFO, doomed)).toMatch(/; it is retried$/);
+      expect(await client.checkNetns()).toEqual([]); // it has a network: stays pending
+      expect(client.pending.size).toBe(1);
+      network.removePod(doomed); // CNI DEL
+      expect(await client.checkNetns()).toEqual([pod("p")]);
+      expect(gone[0]).toMatch(
+        /has no interface but lo any more.*\(it was pending, never started\)$/,
+      );
+      expect(client.pending.size).toBe(0);
+      // the node agent's late DelWorkload for it is acked ok, as for a running pod removed so
+      expect(await agent.del(pod("p"))).toBe("");
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
   it("keeps its fd count flat over 50 add/delete cycles", async () => {
     const s = await session();
     try {

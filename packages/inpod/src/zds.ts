@@ -473,7 +473,7 @@ export class ZdsClient {
   async #apply(req: Decoded, conn: Connection): Promise<void> {
     switch (req.kind) {
       case "add":
-        return await this.#add(req.workload);
+        return await this.#add(req.workload, conn);
       case "keep": {
         if (this.#snapshotReceived) {
           throw refused(
@@ -496,6 +496,7 @@ export class ZdsClient {
           // never started: nothing to stop, only its netns to let go
           this.#pending.delete(req.uid);
           waiting.netns.close();
+          if (this.#pending.size === 0) this.#pendingDelayMs = this.#initialMs;
           if (!this.#workloads.has(req.uid)) {
             this.#snapshotNames.delete(req.uid);
             return;
@@ -537,7 +538,7 @@ export class ZdsClient {
     }
   }
 
-  async #add(added: InpodWorkload): Promise<void> {
+  async #add(added: InpodWorkload, conn: Connection): Promise<void> {
     let w = added;
     const old = this.#workloads.get(w.uid);
     const network = hasNetwork(w.netns);
@@ -572,9 +573,14 @@ export class ZdsClient {
     try {
       await this.#handler.addWorkload(w);
     } catch (cause) {
-      // kept and retried, as ztunnel keeps a pending workload; the Ack still says it failed
-      this.#pending.set(w.uid, w);
-      this.#schedulePendingRetry();
+      // kept and retried, as ztunnel keeps a pending workload; the Ack still says it failed.
+      // Not if the connection ended meanwhile: pending dies with it (the next snapshot resends).
+      if (conn === this.#conn && !this.#closed) {
+        this.#pending.set(w.uid, w);
+        this.#schedulePendingRetry();
+      } else {
+        w.netns.close();
+      }
       throw new InpodError(
         "ERR_INPOD_ZDS_HANDLER",
         `workload ${w.uid} (${w.info.namespace}/${w.info.name}) was not started: ${(cause as Error)?.message ?? String(cause)}; it is retried`,
@@ -661,6 +667,14 @@ export class ZdsClient {
     this.#pendingDelayMs = this.#initialMs;
   }
 
+  /** A uid removed for its network, so the node agent's late Del/Keep of it is acked ok (bounded). */
+  #remember(w: InpodWorkload): void {
+    this.#gone.delete(w.uid);
+    this.#gone.set(w.uid, w.netns.id);
+    if (this.#gone.size > GONE_REMEMBERED)
+      this.#gone.delete(this.#gone.keys().next().value as string);
+  }
+
   /** Why `w`'s pod network is gone (CNI DEL left only lo, or the fd lost it), else undefined. */
   #networkGone(w: InpodWorkload): string | undefined {
     try {
@@ -680,10 +694,12 @@ export class ZdsClient {
     const removed: string[] = [];
     // a pending workload whose pod went away: nothing runs for it, only its netns fd to let go
     for (const w of [...this.#pending.values()]) {
+      if (this.#closed) break;
       const gone = this.#networkGone(w);
       if (gone === undefined) continue;
       this.#pending.delete(w.uid);
       w.netns.close();
+      this.#remember(w);
       removed.push(w.uid);
       try {
         this.#on.netnsGone?.(w, `${gone} (it was pending, never started)`);
@@ -691,6 +707,7 @@ export class ZdsClient {
         // as below
       }
     }
+    if (this.#pending.size === 0) this.#pendingDelayMs = this.#initialMs;
     for (const w of [...this.#workloads.values()]) {
       if (this.#closed) break;
       if (this.#workloads.get(w.uid) !== w) continue; // replaced meanwhile
@@ -705,10 +722,7 @@ export class ZdsClient {
         reason += `; removing its proxy failed: ${(err as Error)?.message ?? String(err)}`;
       }
       w.netns.close();
-      this.#gone.delete(w.uid);
-      this.#gone.set(w.uid, w.netns.id);
-      if (this.#gone.size > GONE_REMEMBERED)
-        this.#gone.delete(this.#gone.keys().next().value as string);
+      this.#remember(w);
       removed.push(w.uid);
       try {
         this.#on.netnsGone?.(w, reason);
