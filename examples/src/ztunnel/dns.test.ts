@@ -93,6 +93,50 @@ function clientOf(peer: { address: string }): DnsClient | undefined {
   return undefined;
 }
 
+function frame(id: number, name: string, type: "A" | "TXT" = "A"): Buffer {
+  const q = dnsPacket.encode({ type: "query", id, questions: [{ type, name }] });
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(q.length, 0);
+  return Buffer.concat([len, q]);
+}
+
+/** Collects the DNS messages a TCP client receives (2-byte framing). */
+function tcpReader(s: net.Socket): Buffer[] {
+  const got: Buffer[] = [];
+  let buf = Buffer.alloc(0);
+  s.on("data", (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      got.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      buf = buf.subarray(2 + buf.readUInt16BE(0));
+    }
+  });
+  return got;
+}
+
+async function listenTcp(server: net.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Resolves after `ms`, or rejects with `what` (a generous bound, not a timing assertion). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} not within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** The data of a message's first answer record. */
+function firstData(msg: Buffer): unknown {
+  return (dnsPacket.decode(msg).answers?.[0] as { data?: unknown } | undefined)?.data;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 describe("DnsProxy on loopback, asked by dig", () => {
   const upstreamSeen: { name: string; type: string; id: number }[] = [];
   let upstream: dgram.Socket;
@@ -129,7 +173,7 @@ describe("DnsProxy on loopback, asked by dig", () => {
       serveDnsUdp(udp, proxy, clientOf);
       await new Promise<void>((r) => udp.bind(0, "127.0.0.1", r));
       udpPort = udp.address().port;
-      tcp = net.createServer();
+      tcp = net.createServer({ allowHalfOpen: true });
       serveDnsTcp(tcp, proxy, clientOf, { idleMs: 300 });
       const ok = await new Promise<boolean>((r) => {
         tcp.once("error", () => r(false));
@@ -194,7 +238,10 @@ describe("DnsProxy on loopback, asked by dig", () => {
     const r = await dig(udpPort, ["www.example.org", "A"]);
     expect(r.answers).toEqual([["www.example.org.", "77", "IN", "A", "192.0.2.7"]]);
     expect(r.flags).not.toContain("aa");
-    expect(upstreamSeen.slice(before)).toEqual([{ name: "www.example.org", type: "A", id: r.id }]);
+    // the upstream saw the forwarder's own random id; dig checked the answer carries its own
+    expect(upstreamSeen.slice(before).map((s) => `${s.name}/${s.type}`)).toEqual([
+      "www.example.org/A",
+    ]);
   });
 
   it("forwards a short name of another namespace, and non-A/AAAA types of a known host", async () => {
@@ -316,6 +363,67 @@ describe("DnsProxy on loopback, asked by dig", () => {
     await ended;
     expect(s.destroyed).toBe(true);
   });
+
+  it("drops a message that is already a response, decodable or not (no reflection loop)", async () => {
+    const c = dgram.createSocket("udp4");
+    await new Promise<void>((r) => c.bind(0, "127.0.0.1", r));
+    const got: Buffer[] = [];
+    const first = new Promise<void>((resolve) =>
+      c.on("message", (m) => {
+        got.push(m);
+        resolve();
+      }),
+    );
+    const response = dnsPacket.encode({
+      type: "response",
+      id: 0x5151,
+      flags: dnsPacket.RECURSION_AVAILABLE,
+      questions: [{ type: "A", name: "reviews.bookinfo.svc.cluster.local" }],
+    });
+    // QR set, one question announced, none present: undecodable
+    const badResponse = Buffer.from([0x52, 0x52, 0x81, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x05]);
+    c.send(response, udpPort, "127.0.0.1");
+    c.send(badResponse, udpPort, "127.0.0.1");
+    const good = dnsPacket.encode({
+      type: "query",
+      id: 0x4343,
+      questions: [{ type: "A", name: "ratings.bookinfo.svc.cluster.local" }],
+    });
+    c.send(good, udpPort, "127.0.0.1");
+    await first;
+    // nothing else comes: checked over a generous wait after the answer to the later query
+    await sleep(300);
+    c.close();
+    expect(got.map((m) => m.readUInt16BE(0))).toEqual([0x4343]);
+  });
+
+  it("TCP: bytes dribbled without completing a frame do not keep the connection open", async () => {
+    const s = net.connect(tcpPort, "127.0.0.1");
+    s.on("error", () => {});
+    const closed = new Promise<void>((r) => s.on("close", () => r()));
+    // a 256-byte frame announced, then one byte every 100 ms (idleMs is 300): never complete
+    s.write(Buffer.from([0x01, 0x00, 0x00]));
+    const dribble = setInterval(() => {
+      if (!s.destroyed) s.write(Buffer.from([0x00]));
+    }, 100);
+    try {
+      await within(closed, 3000, "close");
+    } finally {
+      clearInterval(dribble);
+    }
+    expect(s.destroyed).toBe(true);
+  });
+
+  it("TCP: a query followed by FIN still gets its answer, then the server closes", async () => {
+    const s = net.connect(tcpPort, "127.0.0.1");
+    const got = tcpReader(s);
+    const closed = new Promise<void>((r) => s.on("close", () => r()));
+    // a forwarded name: its answer comes after the FIN has been read
+    s.end(frame(9, "fin.example.org"));
+    await closed;
+    expect(got.map((m) => dnsPacket.decode(m).id)).toEqual([9]);
+    expect(firstData(got[0] as Buffer)).toBe("192.0.2.7");
+  });
 });
 
 describe("DnsProxy metrics", () => {
@@ -406,5 +514,242 @@ describe("udpForwarder and resolv.conf", () => {
     const text =
       "# generated\nsearch ns.svc.cluster.local\nnameserver 10.96.0.10\n; x\nnameserver fe80::1%eth0\nnameserver bogus\noptions ndots:5\n";
     expect(resolvConfNameservers(text)).toEqual(["10.96.0.10", "fe80::1"]);
+  });
+});
+
+describe("DnsProxy limits and edge cases", () => {
+  const state = new MeshState(parseScenario({ file: "dns.yaml", text: LOCAL_XDS }).local);
+  const bookinfo: DnsClient = { namespace: "bookinfo" };
+  const echo = (query: Buffer): Buffer => {
+    const q = dnsPacket.decode(query);
+    return dnsPacket.encode({ type: "response", id: q.id ?? 0, questions: q.questions ?? [] });
+  };
+
+  it("TCP: at most maxInFlight queries of one connection are answered at once; all get answers", async () => {
+    let now = 0;
+    let peak = 0;
+    const proxy = new DnsProxy({
+      state: () => state,
+      forward: async (query) => {
+        now++;
+        peak = Math.max(peak, now);
+        await new Promise((r) => setImmediate(r));
+        now--;
+        return echo(query);
+      },
+    });
+    const server = net.createServer({ allowHalfOpen: true });
+    serveDnsTcp(server, proxy, clientOf);
+    const port = await listenTcp(server);
+    const s = net.connect(port, "127.0.0.1");
+    const got = tcpReader(s);
+    const closed = new Promise<void>((r) => s.on("close", () => r()));
+    // 200 frames in one write: one chunk for the server (or a few)
+    s.end(Buffer.concat(Array.from({ length: 200 }, (_, i) => frame(i, `n${i}.example.org`))));
+    await closed;
+    await new Promise((r) => server.close(r));
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(32);
+    expect(new Set(got.map((m) => dnsPacket.decode(m).id)).size).toBe(200);
+  });
+
+  it("TCP: a client that does not read its answers stops the server reading its queries", async () => {
+    let forwarded = 0;
+    const proxy = new DnsProxy({
+      state: () => state,
+      // 60 kB answers: a few fill every buffer between the two sockets
+      forward: async (query) => {
+        forwarded++;
+        return Buffer.concat([echo(query), Buffer.alloc(60_000)]);
+      },
+    });
+    const server = net.createServer({ allowHalfOpen: true });
+    serveDnsTcp(server, proxy, clientOf, { idleMs: 60_000 });
+    const port = await listenTcp(server);
+    const s = net.connect(port, "127.0.0.1");
+    s.pause();
+    s.write(Buffer.concat(Array.from({ length: 1000 }, (_, i) => frame(i, `n${i}.example.org`))));
+    // wait until the server makes no more progress (bounded), then count what it took on
+    let last = -1;
+    for (let i = 0; i < 50 && forwarded !== last; i++) {
+      last = forwarded;
+      await sleep(100);
+    }
+    s.destroy();
+    await new Promise((r) => server.close(r));
+    expect(forwarded).toBeGreaterThan(0);
+    // without backpressure all 1000 (60 MB) would be answered into the socket's buffer
+    expect(forwarded).toBeLessThan(500);
+  });
+
+  it("beyond maxForwards in flight: SERVFAIL without forwarding, counted as a request only", async () => {
+    const registry = new Registry();
+    const release: (() => void)[] = [];
+    let forwarded = 0;
+    const proxy = new DnsProxy({
+      state: () => state,
+      maxForwards: 2,
+      observer: dnsMetrics(registry),
+      forward: async (query) => {
+        forwarded++;
+        await new Promise<void>((r) => release.push(r));
+        return echo(query);
+      },
+    });
+    const ask = (id: number) =>
+      proxy.answer(
+        dnsPacket.encode({ type: "query", id, questions: [{ type: "A", name: "x.example.org" }] }),
+        bookinfo,
+      );
+    const held = [ask(1), ask(2)];
+    const over = await ask(3);
+    expect(forwarded).toBe(2);
+    expect((over?.readUInt16BE(2) ?? 0) & 0xf).toBe(2); // SERVFAIL
+    for (const r of release) r();
+    const done = await Promise.all(held);
+    expect(done.map((b) => (b?.readUInt16BE(2) ?? -1) & 0xf)).toEqual([0, 0]);
+    // a slot is free again
+    const again = ask(4);
+    await sleep(0);
+    expect(forwarded).toBe(3);
+    for (const r of release) r();
+    await again;
+    const samples = parsePrometheus(await registry.metrics());
+    const total = (name: string) =>
+      samples.filter((m) => m.name === name).reduce((n, m) => n + m.value, 0);
+    expect(total("istio_dns_requests_total")).toBe(4);
+    expect(total("istio_dns_upstream_requests_total")).toBe(3);
+    expect(total("istio_dns_upstream_failures_total")).toBe(0);
+  });
+
+  it("labels query types outside a fixed set as 'other'", async () => {
+    const registry = new Registry();
+    const proxy = new DnsProxy({
+      state: () => state,
+      forward: async (q) => echo(q),
+      observer: dnsMetrics(registry),
+    });
+    for (const type of ["NAPTR", "TXT"] as const)
+      await proxy.answer(
+        dnsPacket.encode({ type: "query", id: 1, questions: [{ type, name: "x.example.org" }] }),
+        bookinfo,
+      );
+    const types = parsePrometheus(await registry.metrics())
+      .filter((m) => m.name === "istio_dns_requests_total")
+      .map((m) => m.labels.request_query_type)
+      .sort();
+    expect(types).toEqual(["other", "txt"]);
+  });
+
+  it("a name with a '.' inside one wire label is never the mesh name: forwarded as its bytes", async () => {
+    const seen: Buffer[] = [];
+    const proxy = new DnsProxy({
+      state: () => state,
+      forward: async (q) => {
+        seen.push(q);
+        const res = Buffer.from(q);
+        res.writeUInt16BE(0x8183, 2); // NXDOMAIN
+        return res;
+      },
+    });
+    // one label "reviews.bookinfo": dns-packet decodes it as "reviews.bookinfo", a mesh name
+    const label = Buffer.from("reviews.bookinfo");
+    const query = Buffer.concat([
+      Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, label.length]),
+      label,
+      Buffer.from([0, 0, 1, 0, 1]),
+    ]);
+    expect(dnsPacket.decode(query).questions?.[0]?.name).toBe("reviews.bookinfo");
+    const res = await proxy.answer(query, bookinfo);
+    expect(seen).toEqual([query]);
+    expect((res?.readUInt16BE(2) ?? 0) & 0xf).toBe(3);
+    // an unknown source: SERVFAIL, header only (the question is not re-encoded as two labels)
+    const servfail = await proxy.answer(query, undefined);
+    expect(servfail?.length).toBe(12);
+    expect((servfail?.readUInt16BE(2) ?? 0) & 0x800f).toBe(0x8002);
+  });
+});
+
+describe("udpForwarder upstream matching and TCP fallback", () => {
+  /** A UDP upstream answering every query via `reply` (undefined → silence). */
+  async function udpUpstream(
+    family: "udp4" | "udp6",
+    reply: (q: Buffer) => Buffer[],
+  ): Promise<{ sock: dgram.Socket; port: number; seen: Buffer[] }> {
+    const sock = dgram.createSocket(family);
+    const seen: Buffer[] = [];
+    sock.on("message", (msg, rinfo) => {
+      seen.push(msg);
+      for (const r of reply(msg)) sock.send(r, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => sock.bind(0, family === "udp6" ? "::1" : "127.0.0.1", r));
+    return { sock, port: sock.address().port, seen };
+  }
+  const answerA = (query: Buffer, data: string, flags = 0, name?: string): Buffer => {
+    const q = dnsPacket.decode(query);
+    const qn = name ?? q.questions?.[0]?.name ?? "";
+    return dnsPacket.encode({
+      type: "response",
+      id: q.id ?? 0,
+      flags,
+      questions: [{ type: "A", name: qn }],
+      answers: flags & dnsPacket.TRUNCATED_RESPONSE ? [] : [{ type: "A", name: qn, data }],
+    });
+  };
+  const query = (id: number, name = "x.example.org"): Buffer =>
+    dnsPacket.encode({ type: "query", id, questions: [{ type: "A", name }] });
+
+  it("accepts replies from an upstream written [0::1]:port or in full zero-padded upper-case", async () => {
+    const up = await udpUpstream("udp6", (q) => [answerA(q, "192.0.2.1")]);
+    for (const addr of ["[0::1]", "[0000:0000:0000:0000:0000:0000:0000:0001]"]) {
+      const fwd = udpForwarder([`${addr}:${up.port}`], { timeoutMs: 2000 });
+      const res = await fwd(query(77));
+      expect(res.readUInt16BE(0)).toBe(77);
+      expect(firstData(res)).toBe("192.0.2.1");
+    }
+    up.sock.close();
+  });
+
+  it("ignores a reply with the right id for another question; accepts a case-changed name", async () => {
+    // first upstream: only a reply with our id but another name (then silence)
+    const liar = await udpUpstream("udp4", (q) => [answerA(q, "192.0.2.66", 0, "evil.example")]);
+    // second: the right question, name upper-cased
+    const good = await udpUpstream("udp4", (q) => [answerA(q, "192.0.2.2", 0, "X.EXAMPLE.ORG")]);
+    const fwd = udpForwarder([`127.0.0.1:${liar.port}`, `127.0.0.1:${good.port}`], {
+      timeoutMs: 300,
+    });
+    const res = await fwd(query(5));
+    expect(res.readUInt16BE(0)).toBe(5);
+    expect(firstData(res)).toBe("192.0.2.2");
+    expect(liar.seen).toHaveLength(1);
+    liar.sock.close();
+    good.sock.close();
+  });
+
+  it("repeats a truncated answer over TCP to the same upstream; keeps the UDP one if TCP fails", async () => {
+    const up = await udpUpstream("udp4", (q) => [answerA(q, "", dnsPacket.TRUNCATED_RESPONSE)]);
+    const tcpUp = net.createServer((s) => {
+      const got = tcpReader(s);
+      s.on("data", () => {
+        const q = got.shift();
+        if (!q) return;
+        const res = answerA(q, "192.0.2.3");
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(res.length, 0);
+        s.write(Buffer.concat([len, res]));
+      });
+    });
+    await new Promise<void>((r) => tcpUp.listen(up.port, "127.0.0.1", r));
+    const fwd = udpForwarder([`127.0.0.1:${up.port}`], { timeoutMs: 2000 });
+    const res = await fwd(query(11));
+    expect(res.readUInt16BE(0)).toBe(11);
+    expect(res.readUInt16BE(2) & dnsPacket.TRUNCATED_RESPONSE).toBe(0);
+    expect(firstData(res)).toBe("192.0.2.3");
+    await new Promise((r) => tcpUp.close(r));
+    // no TCP listener any more: the truncated UDP answer is returned
+    const cut = await fwd(query(12));
+    expect(cut.readUInt16BE(0)).toBe(12);
+    expect(cut.readUInt16BE(2) & dnsPacket.TRUNCATED_RESPONSE).not.toBe(0);
+    up.sock.close();
   });
 });

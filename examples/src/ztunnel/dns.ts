@@ -2,6 +2,7 @@
 // from MeshState, forwards everything else upstream. Semantics follow ztunnel's `dns::server::Store`
 // (aliases, wildcards, namespace preference, CNAME for search-domain hits); the wire format is
 // dns-packet (ADR 0011). Transport-agnostic core (`DnsProxy.answer`) plus UDP/TCP serving helpers.
+import { randomInt } from "node:crypto";
 import dgram from "node:dgram";
 import net from "node:net";
 import type { Service } from "@ambientkit/xds-types";
@@ -54,6 +55,11 @@ export interface DnsProxyOptions {
   readonly ipv6?: boolean;
   /** Metrics; none when absent. */
   readonly observer?: DnsObserver;
+  /**
+   * Upstream forwards in flight at once (one DnsProxy serves every pod); beyond it a query gets
+   * SERVFAIL without being forwarded. Default 256.
+   */
+  readonly maxForwards?: number;
 }
 
 const RCODE_NOERROR = 0;
@@ -115,8 +121,11 @@ export class DnsProxy {
   readonly #ttl: number;
   readonly #ipv6: boolean;
   readonly #observer: DnsObserver | undefined;
+  readonly #maxForwards: number;
+  #forwarding = 0;
 
   constructor(opts: DnsProxyOptions) {
+    this.#maxForwards = opts.maxForwards ?? 256;
     this.#observer = opts.observer;
     this.#state = opts.state;
     this.#domain = labels(opts.domain ?? "cluster.local");
@@ -127,14 +136,17 @@ export class DnsProxy {
 
   /**
    * The response bytes for `query`, or undefined to drop it (fewer than 12 bytes: no id to answer,
-   * as hickory drops a message whose header it cannot read). `client` undefined → SERVFAIL, as
-   * ztunnel answers an unknown source.
+   * as hickory drops a message whose header it cannot read; or a response: answering one would let
+   * two resolvers, or a spoofed self-addressed packet, bounce messages forever). `client` undefined
+   * → SERVFAIL, as ztunnel answers an unknown source.
    */
   async answer(
     query: Buffer,
     client: DnsClient | undefined,
     protocol: "udp" | "tcp" = "udp",
   ): Promise<Buffer | undefined> {
+    // hickory drops responses before decoding them (reflection loops).
+    if (query.length >= 3 && ((query[2] ?? 0) & 0x80) !== 0) return undefined;
     let req: DecodedPacket;
     try {
       req = dnsPacket.decode(query);
@@ -142,8 +154,7 @@ export class DnsProxy {
       return query.length >= 12 ? headerOnly(query, RCODE_FORMERR) : undefined;
     }
     const flags = req.flags ?? 0;
-    // hickory: a response sent as a request is FORMERR; any opcode but QUERY is NOTIMP.
-    if (req.type === "response") return headerOnly(query, RCODE_FORMERR);
+    // hickory: any opcode but QUERY is NOTIMP.
     if (((flags >> 11) & 0xf) !== 0) return headerOnly(query, RCODE_NOTIMP);
     const questions = req.questions ?? [];
     const q = questions[0];
@@ -151,9 +162,16 @@ export class DnsProxy {
     if (questions.length !== 1 || q === undefined) return headerOnly(query, RCODE_FORMERR);
     const labels: DnsRequestLabels = { queryType: String(q.type).toLowerCase(), protocol, client };
     this.#observe(() => this.#observer?.request(labels));
-    if (!client) return this.#respond(req, RCODE_SERVFAIL, [], false);
+    // dns-packet decodes a label holding a '.' unescaped ("a.b" as one label reads like two), so
+    // such a name is never looked up locally, and never re-encoded: forwarded as its bytes.
+    const dotted = questionHasDottedLabel(query);
+    if (!client)
+      return dotted
+        ? headerOnly(query, RCODE_SERVFAIL)
+        : this.#respond(req, RCODE_SERVFAIL, [], false);
 
-    if (q.type !== "A" && q.type !== "AAAA") return this.#forwardOrFail(query, req, labels);
+    if (dotted || (q.type !== "A" && q.type !== "AAAA"))
+      return this.#forwardOrFail(query, req, labels, dotted);
     const found = this.#find(client, q.name);
     if (!found) return this.#forwardOrFail(query, req, labels);
 
@@ -274,7 +292,14 @@ export class DnsProxy {
     query: Buffer,
     req: DecodedPacket,
     labels: DnsRequestLabels,
+    dotted = false,
   ): Promise<Buffer> {
+    const fail = (): Buffer =>
+      dotted ? headerOnly(query, RCODE_SERVFAIL) : this.#respond(req, RCODE_SERVFAIL, [], false);
+    // Full: SERVFAIL at once. Nothing went upstream, so no upstream request or failure is counted
+    // (the request itself already was).
+    if (this.#forwarding >= this.#maxForwards) return fail();
+    this.#forwarding++;
     const t0 = performance.now();
     try {
       const res = await this.#forward(query);
@@ -287,7 +312,9 @@ export class DnsProxy {
       this.#observe(() =>
         this.#observer?.forwarded(labels, (performance.now() - t0) / 1000, false),
       );
-      return this.#respond(req, RCODE_SERVFAIL, [], false);
+      return fail();
+    } finally {
+      this.#forwarding--;
     }
   }
 
@@ -341,6 +368,26 @@ function headerOnly(query: Buffer, rcode: number): Buffer {
   const flags = query.readUInt16BE(2);
   out.writeUInt16BE(QR | (flags & 0x7800) | (flags & dnsPacket.RECURSION_DESIRED) | rcode, 2);
   return out;
+}
+
+/** Offset just past the first question's name, or undefined when it is malformed or compressed. */
+function questionNameEnd(msg: Buffer): number | undefined {
+  let off = 12;
+  for (;;) {
+    const len = msg[off];
+    if (len === undefined || (len & 0xc0) !== 0) return undefined;
+    if (len === 0) return off + 1;
+    off += 1 + len;
+  }
+}
+
+/** Whether a label of the first question's name contains a literal '.' byte. */
+function questionHasDottedLabel(msg: Buffer): boolean {
+  const end = questionNameEnd(msg);
+  if (end === undefined) return false;
+  for (let off = 12; off < end - 1; off += 1 + (msg[off] ?? 0))
+    if (msg.subarray(off + 1, off + 1 + (msg[off] ?? 0)).includes(0x2e)) return true;
+  return false;
 }
 
 function shuffle<T>(a: T[]): void {
@@ -420,61 +467,122 @@ export function serveDnsTcp(
   const idleMs = opts.idleMs ?? 5000;
   const maxInFlight = opts.maxInFlight ?? 32;
   server.on("connection", (sock: net.Socket) => {
+    // A client may send its queries and then FIN: its answers must still go out (we end our side
+    // in maybeClose), whatever the server was created with.
+    sock.allowHalfOpen = true;
     const peer: DnsPeer = {
       address: sock.remoteAddress ?? "",
       port: sock.remotePort ?? 0,
       family: sock.remoteFamily ?? "",
     };
-    let buf: Buffer = Buffer.alloc(0);
+    // Unparsed bytes as received; copied out once per frame (no Buffer.concat per chunk).
+    const pending: Buffer[] = [];
+    let pendingLen = 0;
     let inFlight = 0;
     let ended = false;
-    sock.setTimeout(idleMs, () => sock.destroy());
+    const take = (n: number): Buffer => {
+      const out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const head = pending[0] as Buffer;
+        const k = Math.min(head.length, n - off);
+        head.copy(out, off, 0, k);
+        off += k;
+        if (k === head.length) pending.shift();
+        else pending[0] = head.subarray(k);
+      }
+      pendingLen -= n;
+      return out;
+    };
+    // The length prefix may straddle two (non-empty) chunks.
+    const frameLen = (): number => {
+      const head = pending[0] as Buffer;
+      return head.length >= 2
+        ? head.readUInt16BE(0)
+        : ((head[0] ?? 0) << 8) | (pending[1]?.[0] ?? 0);
+    };
+    // Idle means no complete query for idleMs (a byte now and then does not keep a connection);
+    // one still answering is not idle.
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => (inFlight > 0 ? armIdle() : sock.destroy()), idleMs);
+    };
+    armIdle();
+    sock.on("close", () => clearTimeout(idle));
     sock.on("error", () => sock.destroy());
     const maybeClose = (): void => {
       // The peer finished sending and every answer is out: close our side too, never half-open.
-      if (ended && inFlight === 0) sock.end();
+      // (Frames still queued behind a full output wait for 'drain'.)
+      const queued = pendingLen >= 2 && pendingLen >= 2 + frameLen();
+      if (ended && inFlight === 0 && !queued && !sock.destroyed) sock.end();
     };
-    sock.on("end", () => {
-      ended = true;
-      maybeClose();
-    });
-    sock.on("data", (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
+    // Read only while we can take more queries and the peer takes our answers: a client that
+    // floods or never reads cannot make us buffer without limit.
+    const flow = (): void => {
+      if (sock.destroyed) return;
+      if (inFlight >= maxInFlight || sock.writableNeedDrain) sock.pause();
+      else sock.resume();
+    };
+    const send = (res: Buffer | undefined): void => {
+      if (!res) {
+        sock.destroy();
+        return;
+      }
+      const out = res.length > 0xffff ? truncateForUdp(res, 0xffff) : res;
+      if (!out) {
+        sock.destroy();
+        return;
+      }
+      const len2 = Buffer.alloc(2);
+      len2.writeUInt16BE(out.length, 0);
+      if (!sock.destroyed && sock.writable) sock.write(Buffer.concat([len2, out]));
+    };
+    // Hands complete frames to the proxy while below maxInFlight and the peer reads our answers;
+    // the rest waits in `pending` until an answer frees a slot or the output drains.
+    const pump = (): void => {
+      while (
+        !sock.destroyed &&
+        inFlight < maxInFlight &&
+        !sock.writableNeedDrain &&
+        pendingLen >= 2
+      ) {
+        const len = frameLen();
         // A zero-length frame is no DNS message: the framing is broken, the stream unusable.
         if (len === 0) {
           sock.destroy();
           return;
         }
-        if (buf.length < 2 + len) break;
-        const query = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
+        if (pendingLen < 2 + len) break;
+        take(2);
+        const query = take(len);
+        armIdle();
         inFlight++;
-        if (inFlight >= maxInFlight) sock.pause();
         void proxy
-          .answer(Buffer.from(query), clientOf(peer), "tcp")
-          .then((res) => {
-            if (!res) {
-              sock.destroy();
-              return;
-            }
-            const out = res.length > 0xffff ? truncateForUdp(res, 0xffff) : res;
-            if (!out) {
-              sock.destroy();
-              return;
-            }
-            const len2 = Buffer.alloc(2);
-            len2.writeUInt16BE(out.length, 0);
-            if (!sock.destroyed && sock.writable) sock.write(Buffer.concat([len2, out]));
-          })
+          .answer(query, clientOf(peer), "tcp")
+          .then(send)
           .catch(() => sock.destroy())
           .finally(() => {
             inFlight--;
-            if (inFlight < maxInFlight && !sock.destroyed) sock.resume();
+            pump();
             maybeClose();
           });
       }
+      flow();
+    };
+    sock.on("drain", () => {
+      pump();
+      maybeClose();
+    });
+    sock.on("end", () => {
+      ended = true;
+      maybeClose();
+    });
+    sock.on("data", (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      pending.push(chunk);
+      pendingLen += chunk.length;
+      pump();
     });
   });
 }
@@ -488,10 +596,24 @@ function parseUpstream(s: string): { address: string; port: number } {
   return { address, port: Number(port ?? 53) };
 }
 
+/** The canonical text of an IP (`[0::1]` and `FD00:0000::1` as a reply's rinfo.address spells them). */
+function canonicalIp(address: string): string {
+  const family = net.isIP(address);
+  if (family === 0) return address;
+  return new net.SocketAddress({ address, family: family === 6 ? "ipv6" : "ipv4" }).address;
+}
+
+interface Upstream {
+  readonly address: string;
+  readonly port: number;
+}
+
 /**
  * A forwarder that tries `upstreams` in turn over UDP, each attempt on its own ephemeral socket
- * (a fresh source port per query), accepting only a datagram from that upstream with the query's
- * id. Rejects with ExampleError when none answers within `timeoutMs` each (default 2000).
+ * (a fresh source port and a fresh random id per query), accepting only a response from that
+ * upstream with that id and the query's question. A truncated (TC) answer is asked again over
+ * TCP to the same upstream. The answer carries the client's id. Rejects with ExampleError when
+ * none answers within `timeoutMs` each (default 2000).
  */
 export function udpForwarder(
   upstreams: string[],
@@ -506,14 +628,26 @@ export function udpForwarder(
       );
   if (targets.length === 0)
     throw new ExampleError("ERR_EXAMPLES_CONFIG", "DNS forwarding needs at least one upstream");
+  const normalised: Upstream[] = targets.map((t) => ({
+    address: canonicalIp(t.address),
+    port: t.port,
+  }));
   const timeoutMs = opts.timeoutMs ?? 2000;
   return async (query: Buffer): Promise<Buffer> => {
     if (query.length < 12) throw new ExampleError("ERR_EXAMPLES_ROUTE", "DNS query too short");
-    const id = query.readUInt16BE(0);
+    const clientId = query.readUInt16BE(0);
     const failures: string[] = [];
-    for (const t of targets) {
+    for (const t of normalised) {
+      // A fresh id per upstream query: a spoofer cannot reuse the client's (or a previous) one.
+      const q = Buffer.from(query);
+      q.writeUInt16BE(randomInt(0, 0x10000), 0);
       try {
-        return await askOnce(t, query, id, timeoutMs);
+        let res = await askUdp(t, q, timeoutMs);
+        if ((res.readUInt16BE(2) & dnsPacket.TRUNCATED_RESPONSE) !== 0)
+          res = await askTcp(t, q, timeoutMs).catch(() => res);
+        const out = Buffer.from(res);
+        out.writeUInt16BE(clientId, 0);
+        return out;
       } catch (e) {
         failures.push(`${t.address}:${t.port}: ${(e as Error).message}`);
       }
@@ -525,12 +659,30 @@ export function udpForwarder(
   };
 }
 
-function askOnce(
-  t: { address: string; port: number },
-  query: Buffer,
-  id: number,
-  timeoutMs: number,
-): Promise<Buffer> {
+/** Whether `res` is a response to `query`: same id, and the same question (name case-insensitively). */
+function answers(query: Buffer, res: Buffer): boolean {
+  if (res.length < 12 || (res.readUInt16BE(2) & QR) === 0) return false;
+  if (res.readUInt16BE(0) !== query.readUInt16BE(0)) return false;
+  if (res.readUInt16BE(4) !== query.readUInt16BE(4)) return false;
+  const end = questionNameEnd(query);
+  if (end === undefined) return false;
+  // The question follows the header uncompressed in both (nothing precedes it to point at): its
+  // name, type and class compared byte by byte, ASCII letters folded.
+  const n = end + 4;
+  if (res.length < n || query.length < n) return false;
+  for (let i = 12; i < n; i++) {
+    const a = query[i] ?? 0;
+    const b = res[i] ?? 0;
+    if (a !== b && (i >= end || fold(a) !== fold(b))) return false;
+  }
+  return true;
+}
+
+function fold(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+}
+
+function askUdp(t: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket(net.isIPv6(t.address) ? "udp6" : "udp4");
     let finished = false;
@@ -545,14 +697,48 @@ function askOnce(
     const timer = setTimeout(() => done(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
     sock.on("error", (e) => done(e));
     sock.on("message", (msg, rinfo) => {
-      // Anything not from the upstream, or for another id, is ignored (spoofing, stale answers).
+      // Anything not from the upstream, or not for this query, is ignored (spoofing, stale answers).
       if (rinfo.address !== t.address || rinfo.port !== t.port) return;
-      if (msg.length < 12 || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & QR) === 0) return;
-      done(undefined, msg);
+      if (answers(query, msg)) done(undefined, msg);
     });
     sock.send(query, t.port, t.address, (e) => {
       if (e) done(e);
     });
+  });
+}
+
+/** `query` once over TCP (2-byte framing); the socket is closed whatever happens. */
+function askTcp(t: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: t.address, port: t.port });
+    const chunks: Buffer[] = [];
+    let got = 0;
+    let finished = false;
+    const done = (err: Error | undefined, res?: Buffer): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(res as Buffer);
+    };
+    const timer = setTimeout(() => done(new Error(`no TCP answer in ${timeoutMs} ms`)), timeoutMs);
+    sock.on("error", (e) => done(e));
+    sock.on("close", () => done(new Error("TCP connection closed before an answer")));
+    sock.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got < 2) return;
+      const all = Buffer.concat(chunks);
+      const len = all.readUInt16BE(0);
+      if (got < 2 + len) return;
+      const res = all.subarray(2, 2 + len);
+      if (answers(query, res)) done(undefined, res);
+      else done(new Error("TCP answer for another query"));
+    });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(query.length, 0);
+    sock.write(Buffer.concat([len, query]));
   });
 }
 
@@ -567,6 +753,22 @@ export function resolvConfNameservers(text: string): string[] {
   }
   return out;
 }
+
+const QUERY_TYPES: ReadonlySet<string> = new Set([
+  "a",
+  "aaaa",
+  "cname",
+  "txt",
+  "srv",
+  "mx",
+  "ns",
+  "ptr",
+  "soa",
+  "caa",
+  "https",
+  "svcb",
+  "any",
+]);
 
 /**
  * ztunnel's DNS metrics on a prom-client registry (its names under the `istio` prefix, all marked
@@ -601,7 +803,8 @@ export function dnsMetrics(registry: Registry): DnsObserver {
     registers: [registry],
   });
   const of = (l: DnsRequestLabels) => ({
-    request_query_type: l.queryType,
+    // A fixed set of values: any type a client makes up must not mint a new series.
+    request_query_type: QUERY_TYPES.has(l.queryType) ? l.queryType : "other",
     request_protocol: l.protocol,
     source_canonical_service: l.client?.canonicalService || "unknown",
     source_canonical_revision: l.client?.canonicalRevision || "unknown",
