@@ -117,6 +117,8 @@ function wildcards(name: string[]): string[] {
 export class DnsProxy {
   readonly #state: () => MeshState;
   readonly #domain: string[];
+  /** `.svc.<cluster domain>`, lower case: the suffix of a Kubernetes service's hostname. */
+  readonly #svcSuffix: string;
   readonly #forward: (query: Buffer) => Promise<Buffer>;
   readonly #ttl: number;
   readonly #ipv6: boolean;
@@ -129,6 +131,7 @@ export class DnsProxy {
     this.#observer = opts.observer;
     this.#state = opts.state;
     this.#domain = labels(opts.domain ?? "cluster.local");
+    this.#svcSuffix = `.svc.${this.#domain.join(".")}`.toLowerCase();
     this.#forward = opts.forward;
     this.#ttl = opts.ttl ?? 30;
     this.#ipv6 = opts.ipv6 ?? true;
@@ -160,8 +163,8 @@ export class DnsProxy {
     const q = questions[0];
     // hickory serves exactly one question per message.
     if (questions.length !== 1 || q === undefined) return headerOnly(query, RCODE_FORMERR);
-    const labels: DnsRequestLabels = { queryType: String(q.type).toLowerCase(), protocol, client };
-    this.#observe(() => this.#observer?.request(labels));
+    const metric: DnsRequestLabels = { queryType: String(q.type).toLowerCase(), protocol, client };
+    this.#observe(() => this.#observer?.request(metric));
     // dns-packet decodes a label holding a '.' unescaped ("a.b" as one label reads like two), so
     // such a name is never looked up locally, and never re-encoded: forwarded as its bytes.
     const dotted = questionHasDottedLabel(query);
@@ -171,9 +174,9 @@ export class DnsProxy {
         : this.#respond(req, RCODE_SERVFAIL, [], false);
 
     if (dotted || (q.type !== "A" && q.type !== "AAAA"))
-      return this.#forwardOrFail(query, req, labels, dotted);
+      return this.#forwardOrFail(query, req, metric, dotted);
     const found = this.#find(client, q.name);
-    if (!found) return this.#forwardOrFail(query, req, labels);
+    if (!found) return this.#forwardOrFail(query, req, metric);
 
     // From here on we are the authority (ztunnel sets AA on every locally built answer).
     const { service, matched, alias } = found;
@@ -273,10 +276,7 @@ export class DnsProxy {
 
   /** ztunnel's `is_kubernetes_headless`: no VIP, and a hostname in `.svc.<cluster domain>`. */
   #kubernetesHeadless(s: Service): boolean {
-    return (
-      s.vips.length === 0 &&
-      s.hostname.toLowerCase().endsWith(`.svc.${this.#domain.join(".")}`.toLowerCase())
-    );
+    return s.vips.length === 0 && s.hostname.toLowerCase().endsWith(this.#svcSuffix);
   }
 
   /** A metrics hook must never fail an answer. */
@@ -291,7 +291,7 @@ export class DnsProxy {
   async #forwardOrFail(
     query: Buffer,
     req: DecodedPacket,
-    labels: DnsRequestLabels,
+    metric: DnsRequestLabels,
     dotted = false,
   ): Promise<Buffer> {
     const fail = (): Buffer =>
@@ -303,14 +303,17 @@ export class DnsProxy {
     const t0 = performance.now();
     try {
       const res = await this.#forward(query);
-      this.#observe(() => this.#observer?.forwarded(labels, (performance.now() - t0) / 1000, true));
-      // The upstream's bytes as they are; the id is the client's (a forwarder may have re-keyed it).
+      this.#observe(() => this.#observer?.forwarded(metric, (performance.now() - t0) / 1000, true));
+      // The upstream's bytes as they are, under the client's id (a `forward` of the caller's own
+      // may have re-keyed it; udpForwarder already restores it)
+      const id = req.id ?? 0;
+      if (res.length < 2 || res.readUInt16BE(0) === id) return res;
       const out = Buffer.from(res);
-      if (out.length >= 2) out.writeUInt16BE(req.id ?? 0, 0);
+      out.writeUInt16BE(id, 0);
       return out;
     } catch {
       this.#observe(() =>
-        this.#observer?.forwarded(labels, (performance.now() - t0) / 1000, false),
+        this.#observer?.forwarded(metric, (performance.now() - t0) / 1000, false),
       );
       return fail();
     } finally {
@@ -442,7 +445,8 @@ export function serveDnsUdp(
   socket.on("message", (msg, rinfo) => {
     void (async () => {
       const res = await proxy.answer(msg, clientOf(rinfo), "udp");
-      const out = res && truncateForUdp(res, udpLimit(msg));
+      // the query's EDNS size matters (and is decoded again) only for an answer over 512 bytes
+      const out = res && (res.length <= UDP_MIN_PAYLOAD ? res : truncateForUdp(res, udpLimit(msg)));
       if (out) socket.send(out, rinfo.port, rinfo.address, () => {});
     })().catch(() => {
       // A failure for one datagram must not take the listener down; the client retries.
@@ -812,10 +816,10 @@ export function dnsMetrics(registry: Registry): DnsObserver {
   return {
     request: (l) => requests.inc(of(l)),
     forwarded: (l, seconds, ok) => {
-      const labels = of(l);
-      upstream.inc(labels);
-      duration.observe(labels, seconds);
-      if (!ok) failures.inc(labels);
+      const series = of(l);
+      upstream.inc(series);
+      duration.observe(series, seconds);
+      if (!ok) failures.inc(series);
     },
   };
 }
